@@ -1,0 +1,59 @@
+"""`distlab node`: run one cluster member until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from distlab.cli.common import EXIT_OK, EXIT_USAGE
+from distlab.runtime import loop
+from distlab.runtime.config import ConfigError, load_node_config
+from distlab.runtime.node import Node, serve_until_signalled
+
+# Flag destination -> configuration variable it overrides.
+FLAG_VARIABLES = {
+    "node_id": "NODE_ID",
+    "cluster_nodes": "CLUSTER_NODES",
+    "listen": "LISTEN_ADDR",
+    "metrics": "METRICS_ADDR",
+    "data_dir": "DATA_DIR",
+    "otlp_endpoint": "OTLP_ENDPOINT",
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "node",
+        help="run one cluster member",
+        description="Run one cluster member. Flags override the environment variables named.",
+    )
+    parser.add_argument("--node-id", help="this node's id (NODE_ID)")
+    parser.add_argument("--cluster-nodes", help="1=host:port,2=host:port,... (CLUSTER_NODES)")
+    parser.add_argument("--listen", help="gRPC listen address (LISTEN_ADDR, 0.0.0.0:7000)")
+    parser.add_argument("--metrics", help="Prometheus address (METRICS_ADDR, 0.0.0.0:9000)")
+    parser.add_argument("--data-dir", help="durable state (DATA_DIR, ./data/node-<id>)")
+    parser.add_argument("--otlp-endpoint", help="OTLP gRPC endpoint for spans (OTLP_ENDPOINT)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {variable: getattr(args, dest) for dest, variable in FLAG_VARIABLES.items()}
+    try:
+        config = load_node_config(os.environ, overrides)
+    except ConfigError as error:
+        print(f"distlab node: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=args.log_level,
+        format=f"%(asctime)s node-{config.node_id} %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        loop.run(serve_until_signalled(Node(config)))
+    except ConfigError as error:
+        print(f"distlab node: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK

@@ -1,0 +1,62 @@
+"""Finding a cluster's nodes from --cluster, DISTLAB_CLUSTER or a cluster.json file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from distlab.cli.common import UsageError
+from distlab.core.ids import NodeId
+from distlab.runtime.config import Address, ConfigError, parse_address, parse_cluster_nodes
+from distlab.runtime.local_cluster import CLUSTER_FILE
+
+DEFAULT_CLUSTER_FILE = Path("data") / CLUSTER_FILE
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--cluster", metavar="ADDRS",
+        help="1=host:port,2=host:port,... (default: $DISTLAB_CLUSTER, else data/cluster.json)",
+    )
+    group.add_argument("--cluster-file", metavar="FILE", type=Path,
+                       help="a cluster.json written by `distlab up`")
+
+
+def resolve_cluster(cluster: str | None, cluster_file: Path | None) -> dict[NodeId, Address]:
+    """Node id -> address, from the first of: --cluster, --cluster-file, $DISTLAB_CLUSTER,
+    data/cluster.json."""
+    if cluster is None and cluster_file is None:
+        cluster = os.environ.get("DISTLAB_CLUSTER") or None
+        if cluster is None:
+            cluster_file = DEFAULT_CLUSTER_FILE
+            if not cluster_file.exists():
+                raise UsageError(
+                    "no cluster given: pass --cluster ADDRS or --cluster-file FILE, set "
+                    "DISTLAB_CLUSTER, or run `distlab up` here so data/cluster.json exists"
+                )
+    if cluster is not None:
+        try:
+            return parse_cluster_nodes(cluster, what="--cluster")
+        except ConfigError as error:
+            raise UsageError(str(error)) from error
+    assert cluster_file is not None
+    return read_cluster_file(cluster_file)
+
+
+def read_cluster_file(path: Path) -> dict[NodeId, Address]:
+    try:
+        document = json.loads(path.read_text())
+        nodes = {
+            NodeId(int(entry["id"])): parse_address(str(entry["address"]), f"{path}")
+            for entry in document["nodes"]
+        }
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from error
+    except (ValueError, KeyError, TypeError, ConfigError) as error:
+        raise UsageError(f"{path} is not a cluster file of `distlab up`: {error}") from error
+    if not nodes:
+        raise UsageError(f"{path} lists no nodes")
+    return nodes

@@ -1,0 +1,67 @@
+"""`distlab up`: a local cluster of node processes on loopback, no Docker needed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError, format_table
+from distlab.runtime import loop
+from distlab.runtime.local_cluster import ClusterStartError, LocalCluster
+
+MAX_NODES = 9
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="run a local cluster of node processes",
+        description="Start N nodes on free loopback ports, wait until each serves, write "
+        "DIR/cluster.json, and run until Ctrl-C or SIGTERM, which stops every node.",
+    )
+    parser.add_argument("--nodes", type=int, default=3, metavar="N", help="cluster size (3)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR",
+                        help="where nodes keep their state and logs (./data)")
+    parser.add_argument("--otlp-endpoint", metavar="URL",
+                        help="OTLP gRPC endpoint every node exports spans to")
+    parser.add_argument("--json", action="store_true", help="print the cluster as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.nodes <= MAX_NODES:
+        raise UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
+    extra_env = {"OTLP_ENDPOINT": args.otlp_endpoint} if args.otlp_endpoint else {}
+    cluster = LocalCluster.plan(args.nodes, args.data_dir, extra_env)
+    return loop.run(serve_cluster(cluster, args.json))
+
+
+async def serve_cluster(cluster: LocalCluster, as_json: bool) -> int:
+    stop = asyncio.Event()
+    running = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        running.add_signal_handler(signum, stop.set)
+    try:
+        await cluster.start()
+    except ClusterStartError as error:
+        print(f"distlab up: error: {error}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    try:
+        if as_json:
+            print(json.dumps(cluster.describe(), indent=2), flush=True)
+        else:
+            rows = [[n.node_id, n.address, n.metrics_address, n.pid]
+                    for n in cluster.nodes.values()]
+            print(format_table(("id", "grpc", "metrics", "pid"), rows))
+            print(f"\ncluster file: {cluster.data_dir / 'cluster.json'}")
+            print("try: distlab status --cluster-file "
+                  f"{cluster.data_dir / 'cluster.json'}    (Ctrl-C stops the cluster)", flush=True)
+        await stop.wait()
+    finally:
+        await cluster.stop()
+    return EXIT_OK

@@ -1,0 +1,132 @@
+"""Node configuration from environment variables and flags (flags win).
+
+Every problem is reported as a `ConfigError` whose message is one line naming the variable or
+flag at fault, so `distlab node` can print it and exit with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from distlab.core.ids import NodeId
+
+DEFAULT_PEER_PORT = 7000
+DEFAULT_LISTEN_ADDR = f"0.0.0.0:{DEFAULT_PEER_PORT}"
+DEFAULT_METRICS_ADDR = "0.0.0.0:9000"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, described in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    node_id: NodeId
+    cluster: Mapping[NodeId, Address]
+    listen: Address
+    metrics: Address
+    data_dir: Path
+    otlp_endpoint: str | None
+
+    @property
+    def peers(self) -> dict[NodeId, Address]:
+        """Every member but this one."""
+        return {node: address for node, address in self.cluster.items() if node != self.node_id}
+
+
+def parse_address(text: str, what: str) -> Address:
+    """`host:port` (or `[v6]:port`) with a port in 1..65535."""
+    text = text.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{what}: expected host:port, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{what}: port must be a number in 1..65535, got {text!r}")
+    return Address(host, int(port_text))
+
+
+def parse_node_id(text: str, what: str) -> NodeId:
+    text = text.strip()
+    if not text.isdigit() or int(text) == 0:
+        raise ConfigError(f"{what}: node id must be a positive integer, got {text!r}")
+    return NodeId(int(text))
+
+
+def parse_cluster_nodes(text: str, what: str = "CLUSTER_NODES") -> dict[NodeId, Address]:
+    """`1=host:port,2=host:port`; a bare id `N` means `node<N>:7000` (the compose service name).
+
+    `what` names the setting in error messages.
+    """
+    if not text.strip():
+        raise ConfigError(f"{what} is empty: expected 1=host:port,2=host:port,... or 1,2,3")
+    cluster: dict[NodeId, Address] = {}
+    seen: dict[Address, NodeId] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise ConfigError(f"{what}: empty entry in {text!r}")
+        id_text, sep, address_text = item.partition("=")
+        node_id = parse_node_id(id_text, f"{what} entry {item!r}")
+        address = (
+            parse_address(address_text, f"{what} entry {item!r}")
+            if sep
+            else Address(f"node{node_id}", DEFAULT_PEER_PORT)
+        )
+        if node_id in cluster:
+            raise ConfigError(f"{what}: node {node_id} is listed twice")
+        if address in seen:
+            raise ConfigError(
+                f"{what}: duplicate address {address} for nodes {seen[address]} and {node_id}"
+            )
+        cluster[node_id] = address
+        seen[address] = node_id
+    return cluster
+
+
+def load_node_config(
+    env: Mapping[str, str], overrides: Mapping[str, str | None] | None = None
+) -> NodeConfig:
+    """Build a node's configuration from `env`, with non-None `overrides` (flags) taking precedence.
+
+    Keys are the variable names of the configuration table: NODE_ID, CLUSTER_NODES,
+    LISTEN_ADDR, METRICS_ADDR, DATA_DIR, OTLP_ENDPOINT.
+    """
+    merged = dict(env)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            merged[key] = value
+
+    node_text = merged.get("NODE_ID")
+    if node_text is None or not node_text.strip():
+        raise ConfigError("NODE_ID is required (set NODE_ID or pass --node-id)")
+    node_id = parse_node_id(node_text, "NODE_ID")
+
+    cluster_text = merged.get("CLUSTER_NODES")
+    if cluster_text is None:
+        raise ConfigError("CLUSTER_NODES is required (set CLUSTER_NODES or pass --cluster-nodes)")
+    cluster = parse_cluster_nodes(cluster_text)
+    if node_id not in cluster:
+        members = ",".join(str(n) for n in sorted(cluster))
+        raise ConfigError(f"NODE_ID {node_id} is not a member of CLUSTER_NODES ({members})")
+
+    listen = parse_address(merged.get("LISTEN_ADDR") or DEFAULT_LISTEN_ADDR, "LISTEN_ADDR")
+    metrics = parse_address(merged.get("METRICS_ADDR") or DEFAULT_METRICS_ADDR, "METRICS_ADDR")
+    wildcard = "0.0.0.0" in (listen.host, metrics.host)
+    if listen.port == metrics.port and (listen.host == metrics.host or wildcard):
+        raise ConfigError(f"LISTEN_ADDR and METRICS_ADDR both use {listen.host}:{listen.port}")
+    data_dir = Path(merged.get("DATA_DIR") or f"./data/node-{node_id}")
+    otlp = (merged.get("OTLP_ENDPOINT") or "").strip() or None
+    return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp)

@@ -1,0 +1,57 @@
+"""One long-lived gRPC channel per peer, reused by every call to that peer.
+
+Channels reconnect by themselves; the backoff is capped low so a restarted peer is reached
+again within about a second rather than after gRPC's default two-minute ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from distlab.core.ids import NodeId
+from distlab.runtime.config import Address
+
+CHANNEL_OPTIONS: Sequence[tuple[str, Any]] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # Keepalive pings let a call to a silently vanished peer (SIGKILL, pulled cable) fail fast.
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 3_000),
+)
+
+
+def open_channel(address: Address | str, interceptors: Sequence[Any] = ()) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        str(address), options=list(CHANNEL_OPTIONS), interceptors=list(interceptors)
+    )
+
+
+class PeerChannels:
+    """Lazily opened channels keyed by node id, closed together."""
+
+    def __init__(self, peers: Mapping[NodeId, Address], interceptors: Sequence[Any] = ()) -> None:
+        self._peers = dict(peers)
+        self._interceptors = list(interceptors)
+        self._channels: dict[NodeId, grpc.aio.Channel] = {}
+
+    @property
+    def peers(self) -> Mapping[NodeId, Address]:
+        return self._peers
+
+    def get(self, node_id: NodeId) -> grpc.aio.Channel:
+        channel = self._channels.get(node_id)
+        if channel is None:
+            channel = open_channel(self._peers[node_id], self._interceptors)
+            self._channels[node_id] = channel
+        return channel
+
+    async def close(self) -> None:
+        channels, self._channels = self._channels, {}
+        for channel in channels.values():
+            await channel.close(grace=None)

@@ -1,0 +1,191 @@
+"""A cluster of `distlab node` processes on loopback: what `distlab up` and process tests run.
+
+Each node is a real child process with its own ports, data directory and log file. The
+cluster description is written to `cluster.json` so other commands (and people) can find the
+nodes without being told their ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distlab.core.ids import NodeId
+from distlab.runtime.config import Address
+from distlab.runtime.grpc.channels import open_channel
+from distlab.runtime.health import is_serving
+
+CLUSTER_FILE = "cluster.json"
+LOOPBACK = "127.0.0.1"
+STOP_TIMEOUT_SECONDS = 5.0
+
+
+class ClusterStartError(RuntimeError):
+    """A node did not come up; the message says which and why."""
+
+
+@dataclass(slots=True)
+class LocalNode:
+    node_id: NodeId
+    address: Address
+    metrics_address: Address
+    data_dir: Path
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": int(self.node_id),
+            "address": str(self.address),
+            "metrics_address": str(self.metrics_address),
+            "pid": self.pid,
+            "data_dir": str(self.data_dir),
+            "log": str(self.log_path),
+        }
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out on loopback; all sockets are held until every port is
+    chosen, so the list has no repeats."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((LOOPBACK, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@dataclass(slots=True)
+class LocalCluster:
+    data_dir: Path
+    nodes: dict[NodeId, LocalNode] = field(default_factory=dict)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def plan(cls, size: int, data_dir: Path, extra_env: Mapping[str, str] | None = None
+             ) -> LocalCluster:
+        if size < 1:
+            raise ValueError(f"a cluster needs at least one node, not {size}")
+        ports = free_loopback_ports(2 * size)
+        cluster = cls(data_dir=data_dir.resolve(), extra_env=dict(extra_env or {}))
+        for index in range(size):
+            node_id = NodeId(index + 1)
+            cluster.nodes[node_id] = LocalNode(
+                node_id=node_id,
+                address=Address(LOOPBACK, ports[2 * index]),
+                metrics_address=Address(LOOPBACK, ports[2 * index + 1]),
+                data_dir=cluster.data_dir / f"node-{node_id}",
+                log_path=cluster.data_dir / f"node-{node_id}.log",
+            )
+        return cluster
+
+    @property
+    def cluster_nodes(self) -> str:
+        """The CLUSTER_NODES value every member is started with."""
+        return ",".join(f"{node.node_id}={node.address}" for node in self.nodes.values())
+
+    async def start_node(self, node_id: NodeId) -> None:
+        node = self.nodes[node_id]
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "NODE_ID": str(node_id),
+            "CLUSTER_NODES": self.cluster_nodes,
+            "LISTEN_ADDR": str(node.address),
+            "METRICS_ADDR": str(node.metrics_address),
+            "DATA_DIR": str(node.data_dir),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with node.log_path.open("ab") as log_file:
+            node.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "distlab", "node",
+                env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            )
+
+    async def wait_serving(self, node_id: NodeId, timeout_seconds: float) -> None:
+        """Poll health until the node serves; fail early if its process exits."""
+        node = self.nodes[node_id]
+        deadline = time.monotonic() + timeout_seconds
+        channel = open_channel(node.address)
+        try:
+            while True:
+                if node.process is not None and node.process.returncode is not None:
+                    raise ClusterStartError(
+                        f"node {node_id} exited with status {node.process.returncode}: "
+                        f"{last_line(node.log_path)}"
+                    )
+                if await is_serving(channel, deadline_seconds=0.5):
+                    return
+                if time.monotonic() > deadline:
+                    raise ClusterStartError(
+                        f"node {node_id} did not serve on {node.address} within "
+                        f"{timeout_seconds:.0f} s (log: {node.log_path})"
+                    )
+                await asyncio.sleep(0.05)  # polling interval between health probes
+        finally:
+            await channel.close()
+
+    async def start(self, timeout_seconds: float = 20.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for node_id in self.nodes:
+            await self.start_node(node_id)
+        try:
+            await asyncio.gather(*(self.wait_serving(n, timeout_seconds) for n in self.nodes))
+        except ClusterStartError:
+            await self.stop()
+            raise
+        self.write_description()
+
+    def write_description(self) -> Path:
+        path = self.data_dir / CLUSTER_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+    def describe(self) -> dict[str, Any]:
+        return {"nodes": [node.describe() for node in self.nodes.values()]}
+
+    async def stop_node(self, node_id: NodeId, sig: int = signal.SIGTERM) -> int | None:
+        """Signal one node and wait for it; SIGKILL if it outlives the stop timeout."""
+        process = self.nodes[node_id].process
+        if process is None or process.returncode is not None:
+            return process.returncode if process else None
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        try:
+            return await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            return await process.wait()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(self.stop_node(node_id) for node_id in self.nodes))
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(empty log)"

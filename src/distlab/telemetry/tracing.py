@@ -1,0 +1,80 @@
+"""Tracing: one tracer provider per process, and the gRPC interceptors that carry context.
+
+Trace context crosses process boundaries through the OpenTelemetry gRPC interceptors: the
+client interceptor injects W3C `traceparent` metadata and the server interceptor extracts it,
+so a call from node 1 to node 2 shows as one trace with node 2's span a child of node 1's.
+The interceptors are passed explicitly to every server and channel rather than installed by
+monkey-patching grpc, so what is traced is visible in the code that builds the channel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc.filters import health_check, negate
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from distlab import __version__
+
+log = logging.getLogger(__name__)
+
+# Spans reach the collector within this long of ending; short, because a lab user watches
+# traces while faults happen, and the batch still amortises export over many spans.
+EXPORT_DELAY_MILLIS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Tracing:
+    """The process's tracer provider and the interceptors built from it."""
+
+    provider: TracerProvider
+    exporting: bool
+
+    def tracer(self, name: str) -> trace.Tracer:
+        return self.provider.get_tracer(name, __version__)
+
+    def server_interceptors(self) -> Sequence[Any]:
+        # Health probes run every few seconds; tracing them would bury the interesting spans.
+        not_health = negate(health_check())
+        return [aio_server_interceptor(tracer_provider=self.provider, filter_=not_health)]
+
+    def client_interceptors(self) -> Sequence[Any]:
+        return list(
+            aio_client_interceptors(tracer_provider=self.provider, filter_=negate(health_check()))
+        )
+
+    def shutdown(self, timeout_millis: int = 1500) -> None:
+        """Export every span still buffered, waiting at most `timeout_millis`."""
+        if not self.provider.force_flush(timeout_millis):
+            log.warning("some spans were not exported within %d ms", timeout_millis)
+        self.provider.shutdown()
+
+
+def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:
+    """A tracer provider for `service_name`, exporting over OTLP/gRPC only when an endpoint is set.
+
+    Without an endpoint there is no exporter at all: spans are still created (so context still
+    propagates to processes that do export) but nothing retries against an absent collector.
+    The provider also becomes the global one, so library code using `trace.get_tracer` joins in.
+    """
+    resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: __version__})
+    provider = TracerProvider(resource=resource)
+    exporting = bool(otlp_endpoint)
+    if otlp_endpoint:
+        # Imported only when used: the exporter pulls in a second gRPC stack at import time.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        endpoint = otlp_endpoint.removeprefix("http://")
+        exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MILLIS)
+        )
+    trace.set_tracer_provider(provider)
+    return Tracing(provider=provider, exporting=exporting)
