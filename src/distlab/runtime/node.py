@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 import grpc
@@ -19,7 +20,7 @@ from prometheus_client import REGISTRY
 
 from distlab.core.status import IDLE, EngineStatus
 from distlab.proto import admin_pb2, admin_pb2_grpc
-from distlab.runtime.config import ConfigError, NodeConfig
+from distlab.runtime.config import Address, ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.telemetry.metrics import EngineStatusCollector, MetricsServer, start_metrics_server
@@ -38,6 +39,24 @@ SERVER_OPTIONS = (
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 )
+
+
+def ensure_bindable(address: Address, setting: str) -> None:
+    """Raise ConfigError, with the system's reason, when `address` cannot be bound.
+
+    gRPC reports a failed bind only as a generic error after logging its own lines, so the
+    address is tried with a plain socket first to give one clear line naming the setting.
+    """
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ConfigError(f"{setting} {address}: {error.strerror}") from error
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(sockaddr)
+        except OSError as error:
+            raise ConfigError(f"{setting} {address}: cannot bind ({error.strerror})") from error
 
 
 def service_name(config: NodeConfig) -> str:
@@ -83,6 +102,7 @@ class Node:
             ],
             server,
         )
+        ensure_bindable(config.listen, "LISTEN_ADDR")
         try:
             server.add_insecure_port(str(config.listen))
         except RuntimeError as error:

@@ -1,0 +1,59 @@
+"""One ClusterStatus call to node 1, which calls node 2, is one trace across both processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from distlab.proto import admin_pb2, admin_pb2_grpc
+from tests.support import UpProcess, wait_for
+from tests.support_otlp import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpReceiver, ReceivedSpan
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    yield receiver
+    receiver.stop()
+
+
+def only(spans: list[ReceivedSpan], **match: object) -> ReceivedSpan:
+    found = [s for s in spans if all(getattr(s, k) == v for k, v in match.items())]
+    assert len(found) == 1, (match, found)
+    return found[0]
+
+
+def test_cluster_status_is_one_trace_across_two_nodes(
+    tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    up = UpProcess(tmp_path / "cluster", nodes=2, extra_env={"OTLP_ENDPOINT": receiver.endpoint})
+    try:
+        node1 = up.description()["nodes"][0]
+        with grpc.insecure_channel(node1["address"]) as channel:
+            reply = admin_pb2_grpc.AdminStub(channel).ClusterStatus(
+                admin_pb2.ClusterStatusRequest(timeout_seconds=2.0), timeout=5
+            )
+        assert [member.up for member in reply.members] == [True, True]
+    finally:
+        # Stopping flushes every buffered span before the processes exit.
+        assert up.stop() == 0
+
+    def admin_spans() -> list[ReceivedSpan] | None:
+        spans = [s for s in receiver.spans if s.name.startswith("/distlab.v1.Admin/")]
+        return spans if len(spans) >= 3 else None
+
+    spans = wait_for(admin_spans, timeout=10, what="the Admin spans of both nodes")
+    root = only(spans, service="node-1", name="/distlab.v1.Admin/ClusterStatus",
+                kind=SPAN_KIND_SERVER)
+    call = only(spans, service="node-1", name="/distlab.v1.Admin/Status", kind=SPAN_KIND_CLIENT)
+    served = only(spans, service="node-2", name="/distlab.v1.Admin/Status", kind=SPAN_KIND_SERVER)
+
+    assert root.trace_id == call.trace_id == served.trace_id
+    assert call.parent_span_id == root.span_id
+    assert served.parent_span_id == call.span_id
+    assert root.parent_span_id == b""  # the test's own call carried no trace context
+    # Health probes from `distlab up` are not traced.
+    assert not [s for s in receiver.spans if "Health" in s.name]

@@ -1,0 +1,88 @@
+"""Helpers for tests that run real distlab processes: commands, polling, process state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+def distlab_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "distlab", *args]
+
+
+def run_distlab(*args: str, env: dict[str, str] | None = None, timeout: float = 30.0
+                ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        distlab_command(*args), capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str,
+             interval: float = 0.1) -> T:
+    """Poll `condition` until it returns a truthy value; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purposes once its state says so.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+class UpProcess:
+    """`distlab up` running in the background, and the cluster.json it wrote."""
+
+    def __init__(self, data_dir: Path, nodes: int, extra_env: dict[str, str] | None = None):
+        self.data_dir = data_dir
+        self.process = subprocess.Popen(
+            distlab_command("up", "--nodes", str(nodes), "--data-dir", str(data_dir)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(extra_env or {})},
+        )
+        self.cluster_file = data_dir / "cluster.json"
+        wait_for(self._ready, timeout=60, what="distlab up to write cluster.json")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            _, stderr = self.process.communicate()
+            pytest.fail(f"distlab up exited with {self.process.returncode}: {stderr.strip()}")
+        return self.cluster_file.exists()
+
+    def description(self) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(self.cluster_file.read_text())
+        return document
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
