@@ -39,7 +39,7 @@ proto-check: venv
 	else echo "src/distlab/proto is stale: run 'make proto' and commit the result" >&2; rm -rf $$tmp; exit 1; fi
 
 lint: venv
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
 
 typecheck: venv
 	$(VENV)/bin/mypy
