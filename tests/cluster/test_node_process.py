@@ -5,12 +5,17 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from prometheus_client.parser import text_string_to_metric_families
 
 from distlab.runtime.local_cluster import free_loopback_ports
 from tests.support import distlab_command, run_distlab, wait_for
@@ -98,6 +103,22 @@ def running_node(ports: list[int], tmp_path: Path) -> Iterator[subprocess.Popen[
         if process.poll() is None:
             process.kill()
         process.wait()
+
+
+def test_node_serves_reflection_and_metrics(
+    running_node: subprocess.Popen[str], ports: list[int]
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{ports[0]}") as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"distlab.v1.Admin", "grpc.health.v1.Health"} <= services
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert "process_cpu_seconds" in families
+    for name in ("distlab_raft_has_leader", "distlab_raft_is_leader", "distlab_raft_term"):
+        assert families[name].type == "gauge"
+        assert [sample.value for sample in families[name].samples] == [0.0]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
