@@ -1,0 +1,107 @@
+"""The three storage interfaces (after hashicorp/raft's LogStore, StableStore, SnapshotStore).
+
+Each has a file-backed implementation and an in-memory one with the same behaviour, so the
+simulator and unit tests exercise exactly the semantics production relies on.
+"""
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from distlab.storage.model import LogEntry, Snapshot, SnapshotMeta, StableState
+
+
+class LogStore(Protocol):
+    """An ordered log of entries, indexed from 1, with a compacted prefix.
+
+    The compacted prefix ends at `snapshot_index` (whose term `term` still answers); live
+    entries run from `first_index()` = snapshot_index + 1 to `last_index()`. Writes are not
+    durable until `sync()` returns, except `compact`, which syncs itself.
+    """
+
+    def first_index(self) -> int:
+        """The index of the oldest live entry (snapshot_index + 1, even when empty)."""
+        ...
+
+    def last_index(self) -> int:
+        """The index of the newest entry, or `snapshot_index` when there is none."""
+        ...
+
+    def snapshot_position(self) -> tuple[int, int]:
+        """(index, term) of the last entry the compacted prefix covers; (0, 0) if none."""
+        ...
+
+    def term(self, index: int) -> int:
+        """The term of the entry at `index` (or of the compacted prefix's last entry).
+
+        Raises `LogCompactedError` below it and `LogUnavailableError` beyond the last entry.
+        """
+        ...
+
+    def entries(self, low: int, high: int, max_bytes: int | None = None) -> list[LogEntry]:
+        """Entries with low <= index < high; with `max_bytes`, stop before exceeding it
+        (but always return at least one entry if any is asked for)."""
+        ...
+
+    def append(self, entries: Sequence[LogEntry]) -> None:
+        """Append consecutive entries. If the first one's index is already in the log, the
+        log from that index on is replaced (a conflicting suffix)."""
+        ...
+
+    def truncate_suffix(self, from_index: int) -> None:
+        """Delete every entry from `from_index` on."""
+        ...
+
+    def compact(self, snapshot_index: int, snapshot_term: int) -> None:
+        """Record that a durable snapshot covers the log up to `snapshot_index`.
+
+        Follows Raft's rule for installed snapshots: if the log holds that index with that
+        term, the entries after it are kept; otherwise the whole log is discarded. Durable
+        on return. The snapshot itself must already be durable.
+        """
+        ...
+
+    def sync(self) -> None:
+        """Make every write so far durable."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources."""
+        ...
+
+
+class StableStore(Protocol):
+    """The node's term, vote and commit index, replaced as one atomic value."""
+
+    def load(self) -> StableState:
+        """The last saved state (all zeros if none was ever saved)."""
+        ...
+
+    def save(self, state: StableState) -> None:
+        """Replace the state atomically; durable on return."""
+        ...
+
+
+class SnapshotStore(Protocol):
+    """Durable snapshots, newest kept, older ones pruned to a retention count."""
+
+    def save(
+        self,
+        last_index: int,
+        last_term: int,
+        voters: Sequence[int],
+        learners: Sequence[int],
+        data: bytes,
+    ) -> SnapshotMeta:
+        """Store a snapshot durably, prune the oldest beyond retention, return its metadata."""
+        ...
+
+    def list_snapshots(self) -> list[SnapshotMeta]:
+        """Metadata of every kept snapshot, newest first."""
+        ...
+
+    def open_latest(self) -> Snapshot | None:
+        """The newest snapshot, or None if there is none.
+
+        Raises `CorruptSnapshotError` naming the file if the newest one is damaged.
+        """
+        ...

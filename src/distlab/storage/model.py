@@ -1,0 +1,61 @@
+"""The values the stores hold. They are the storage layer's own types: the runtime converts
+between them and a protocol core's messages, so storage never depends on a protocol."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One replicated-log entry: `kind` tells the engine how to read `data`."""
+
+    term: int
+    index: int
+    kind: int
+    data: bytes
+
+    def __post_init__(self) -> None:
+        if self.index < 1:
+            raise ValueError(f"log indexes start at 1, not {self.index}")
+        if self.term < 0:
+            raise ValueError(f"a term is never negative, not {self.term}")
+        if not 0 <= self.kind < 2**32:
+            raise ValueError(f"entry kind {self.kind} is outside 0..2**32-1")
+
+
+@dataclass(frozen=True, slots=True)
+class StableState:
+    """What a node must remember across restarts besides its log.
+
+    `voted_for` is 0 (`distlab.core.NO_NODE`) when no vote was cast in `current_term`.
+    """
+
+    current_term: int = 0
+    voted_for: int = 0
+    commit_index: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("current_term", "voted_for", "commit_index"):
+            value = getattr(self, name)
+            if not 0 <= value < 2**64:
+                raise ValueError(f"{name} {value} is outside 0..2**64-1")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """What a snapshot covers: the log up to `last_index` (of `last_term`), and the
+    membership in force at that point. `size` and `checksum` (CRC-32) describe the data."""
+
+    last_index: int
+    last_term: int
+    voters: tuple[int, ...]
+    learners: tuple[int, ...]
+    size: int
+    checksum: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A snapshot's metadata and the state machine's serialized state."""
+
+    meta: SnapshotMeta
+    data: bytes
