@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from distlab import __version__
-from distlab.cli import common, node, status, up
+from distlab.cli import common, node, sim, status, up
 
 # Each module exposes `register(subparsers)`, which adds its parser and sets `handler`
 # to a function taking the parsed arguments and returning the exit status.
@@ -20,6 +20,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     node,
     up,
     status,
+    sim,
 )
 
 

@@ -61,3 +61,45 @@ class ClusterStatusResponse(_message.Message):
     answered_by: int
     members: _containers.RepeatedCompositeFieldContainer[MemberStatus]
     def __init__(self, answered_by: _Optional[int] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ...) -> None: ...
+
+class AddMemberRequest(_message.Message):
+    __slots__ = ("node_id", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    address: str
+    def __init__(self, node_id: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class RemoveMemberRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class TransferLeaderRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: int
+    def __init__(self, node_id: _Optional[int] = ...) -> None: ...
+
+class MembershipResponse(_message.Message):
+    __slots__ = ("voters", "learners", "leader_id")
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    LEARNERS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    voters: _containers.RepeatedScalarFieldContainer[int]
+    learners: _containers.RepeatedScalarFieldContainer[int]
+    leader_id: int
+    def __init__(self, voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., leader_id: _Optional[int] = ...) -> None: ...
+
+class FaultRequest(_message.Message):
+    __slots__ = ("isolate_from",)
+    ISOLATE_FROM_FIELD_NUMBER: _ClassVar[int]
+    isolate_from: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, isolate_from: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class FaultResponse(_message.Message):
+    __slots__ = ("isolated_from",)
+    ISOLATED_FROM_FIELD_NUMBER: _ClassVar[int]
+    isolated_from: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, isolated_from: _Optional[_Iterable[int]] = ...) -> None: ...

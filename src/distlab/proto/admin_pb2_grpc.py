@@ -44,6 +44,26 @@ class AdminStub:
                 request_serializer=distlab_dot_proto_dot_admin__pb2.ClusterStatusRequest.SerializeToString,
                 response_deserializer=distlab_dot_proto_dot_admin__pb2.ClusterStatusResponse.FromString,
                 _registered_method=True)
+        self.AddMember = channel.unary_unary(
+                '/distlab.v1.Admin/AddMember',
+                request_serializer=distlab_dot_proto_dot_admin__pb2.AddMemberRequest.SerializeToString,
+                response_deserializer=distlab_dot_proto_dot_admin__pb2.MembershipResponse.FromString,
+                _registered_method=True)
+        self.RemoveMember = channel.unary_unary(
+                '/distlab.v1.Admin/RemoveMember',
+                request_serializer=distlab_dot_proto_dot_admin__pb2.RemoveMemberRequest.SerializeToString,
+                response_deserializer=distlab_dot_proto_dot_admin__pb2.MembershipResponse.FromString,
+                _registered_method=True)
+        self.TransferLeader = channel.unary_unary(
+                '/distlab.v1.Admin/TransferLeader',
+                request_serializer=distlab_dot_proto_dot_admin__pb2.TransferLeaderRequest.SerializeToString,
+                response_deserializer=distlab_dot_proto_dot_admin__pb2.MembershipResponse.FromString,
+                _registered_method=True)
+        self.SetFault = channel.unary_unary(
+                '/distlab.v1.Admin/SetFault',
+                request_serializer=distlab_dot_proto_dot_admin__pb2.FaultRequest.SerializeToString,
+                response_deserializer=distlab_dot_proto_dot_admin__pb2.FaultResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -62,6 +82,33 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddMember(self, request, context):
+        """Membership changes go to the leader; others answer FAILED_PRECONDITION naming it.
+        A new member joins as a learner and is promoted to voter once it has caught up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TransferLeader(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetFault(self, request, context):
+        """Network faults for testing: replaces the set of peers this node is cut off from.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -74,6 +121,26 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ClusterStatus,
                     request_deserializer=distlab_dot_proto_dot_admin__pb2.ClusterStatusRequest.FromString,
                     response_serializer=distlab_dot_proto_dot_admin__pb2.ClusterStatusResponse.SerializeToString,
+            ),
+            'AddMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMember,
+                    request_deserializer=distlab_dot_proto_dot_admin__pb2.AddMemberRequest.FromString,
+                    response_serializer=distlab_dot_proto_dot_admin__pb2.MembershipResponse.SerializeToString,
+            ),
+            'RemoveMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveMember,
+                    request_deserializer=distlab_dot_proto_dot_admin__pb2.RemoveMemberRequest.FromString,
+                    response_serializer=distlab_dot_proto_dot_admin__pb2.MembershipResponse.SerializeToString,
+            ),
+            'TransferLeader': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferLeader,
+                    request_deserializer=distlab_dot_proto_dot_admin__pb2.TransferLeaderRequest.FromString,
+                    response_serializer=distlab_dot_proto_dot_admin__pb2.MembershipResponse.SerializeToString,
+            ),
+            'SetFault': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFault,
+                    request_deserializer=distlab_dot_proto_dot_admin__pb2.FaultRequest.FromString,
+                    response_serializer=distlab_dot_proto_dot_admin__pb2.FaultResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -130,6 +197,114 @@ class Admin:
             '/distlab.v1.Admin/ClusterStatus',
             distlab_dot_proto_dot_admin__pb2.ClusterStatusRequest.SerializeToString,
             distlab_dot_proto_dot_admin__pb2.ClusterStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/distlab.v1.Admin/AddMember',
+            distlab_dot_proto_dot_admin__pb2.AddMemberRequest.SerializeToString,
+            distlab_dot_proto_dot_admin__pb2.MembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/distlab.v1.Admin/RemoveMember',
+            distlab_dot_proto_dot_admin__pb2.RemoveMemberRequest.SerializeToString,
+            distlab_dot_proto_dot_admin__pb2.MembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferLeader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/distlab.v1.Admin/TransferLeader',
+            distlab_dot_proto_dot_admin__pb2.TransferLeaderRequest.SerializeToString,
+            distlab_dot_proto_dot_admin__pb2.MembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFault(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/distlab.v1.Admin/SetFault',
+            distlab_dot_proto_dot_admin__pb2.FaultRequest.SerializeToString,
+            distlab_dot_proto_dot_admin__pb2.FaultResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,6 +34,14 @@ class AdminStub:
     Status: _grpc.UnaryUnaryMultiCallable[_admin_pb2.StatusRequest, _admin_pb2.NodeStatus]
     ClusterStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ClusterStatusRequest, _admin_pb2.ClusterStatusResponse]
     """Asks every configured member for its Status, each call with a deadline."""
+    AddMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.AddMemberRequest, _admin_pb2.MembershipResponse]
+    """Membership changes go to the leader; others answer FAILED_PRECONDITION naming it.
+    A new member joins as a learner and is promoted to voter once it has caught up.
+    """
+    RemoveMember: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RemoveMemberRequest, _admin_pb2.MembershipResponse]
+    TransferLeader: _grpc.UnaryUnaryMultiCallable[_admin_pb2.TransferLeaderRequest, _admin_pb2.MembershipResponse]
+    SetFault: _grpc.UnaryUnaryMultiCallable[_admin_pb2.FaultRequest, _admin_pb2.FaultResponse]
+    """Network faults for testing: replaces the set of peers this node is cut off from."""
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -41,6 +49,14 @@ class AdminAsyncStub(AdminStub):
     Status: _aio.UnaryUnaryMultiCallable[_admin_pb2.StatusRequest, _admin_pb2.NodeStatus]  # type: ignore[assignment]
     ClusterStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.ClusterStatusRequest, _admin_pb2.ClusterStatusResponse]  # type: ignore[assignment]
     """Asks every configured member for its Status, each call with a deadline."""
+    AddMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.AddMemberRequest, _admin_pb2.MembershipResponse]  # type: ignore[assignment]
+    """Membership changes go to the leader; others answer FAILED_PRECONDITION naming it.
+    A new member joins as a learner and is promoted to voter once it has caught up.
+    """
+    RemoveMember: _aio.UnaryUnaryMultiCallable[_admin_pb2.RemoveMemberRequest, _admin_pb2.MembershipResponse]  # type: ignore[assignment]
+    TransferLeader: _aio.UnaryUnaryMultiCallable[_admin_pb2.TransferLeaderRequest, _admin_pb2.MembershipResponse]  # type: ignore[assignment]
+    SetFault: _aio.UnaryUnaryMultiCallable[_admin_pb2.FaultRequest, _admin_pb2.FaultResponse]  # type: ignore[assignment]
+    """Network faults for testing: replaces the set of peers this node is cut off from."""
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -57,5 +73,37 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ClusterStatusResponse, _abc.Awaitable[_admin_pb2.ClusterStatusResponse]]:
         """Asks every configured member for its Status, each call with a deadline."""
+
+    @_abc_1.abstractmethod
+    def AddMember(
+        self,
+        request: _admin_pb2.AddMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.MembershipResponse, _abc.Awaitable[_admin_pb2.MembershipResponse]]:
+        """Membership changes go to the leader; others answer FAILED_PRECONDITION naming it.
+        A new member joins as a learner and is promoted to voter once it has caught up.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveMember(
+        self,
+        request: _admin_pb2.RemoveMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.MembershipResponse, _abc.Awaitable[_admin_pb2.MembershipResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def TransferLeader(
+        self,
+        request: _admin_pb2.TransferLeaderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.MembershipResponse, _abc.Awaitable[_admin_pb2.MembershipResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetFault(
+        self,
+        request: _admin_pb2.FaultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.FaultResponse, _abc.Awaitable[_admin_pb2.FaultResponse]]:
+        """Network faults for testing: replaces the set of peers this node is cut off from."""
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ again within about a second rather than after gRPC's default two-minute ceiling.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,13 +37,23 @@ class PeerChannels:
     """Lazily opened channels keyed by node id, closed together."""
 
     def __init__(self, peers: Mapping[NodeId, Address], interceptors: Sequence[Any] = ()) -> None:
-        self._peers = dict(peers)
+        self._peers: dict[NodeId, Address | str] = dict(peers)
         self._interceptors = list(interceptors)
         self._channels: dict[NodeId, grpc.aio.Channel] = {}
 
     @property
-    def peers(self) -> Mapping[NodeId, Address]:
+    def peers(self) -> Mapping[NodeId, Address | str]:
         return self._peers
+
+    def add(self, node_id: NodeId, address: Address | str) -> None:
+        """Learn (or change) a member's address; a changed address gets a fresh channel."""
+        if self._peers.get(node_id) == address:
+            return
+        self._peers[node_id] = address
+        stale = self._channels.pop(node_id, None)
+        if stale is not None:
+            # Closing is asynchronous; the old channel is no longer handed out either way.
+            asyncio.get_running_loop().create_task(stale.close(grace=None))
 
     def get(self, node_id: NodeId) -> grpc.aio.Channel:
         channel = self._channels.get(node_id)

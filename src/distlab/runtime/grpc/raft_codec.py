@@ -1,0 +1,201 @@
+"""Raft core messages to protobuf and back.
+
+Decoding validates what the core would otherwise have to trust: a malformed message from a
+peer raises `MalformedMessage`, which the servicer rejects with INVALID_ARGUMENT and counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from distlab.core.ids import NodeId
+from distlab.proto import raft_pb2
+from distlab.protocols import raft
+
+SNAPSHOT_CHUNK_BYTES = 1 << 20
+
+
+class MalformedMessage(ValueError):
+    """A peer sent something that is not a valid Raft message."""
+
+
+def _membership_to_proto(membership: raft.Membership) -> raft_pb2.Membership:
+    return raft_pb2.Membership(
+        voters=sorted(membership.voters), learners=sorted(membership.learners)
+    )
+
+
+def _membership_from_proto(proto: raft_pb2.Membership) -> raft.Membership:
+    try:
+        return raft.Membership(
+            voters=frozenset(_node(n) for n in proto.voters),
+            learners=frozenset(_node(n) for n in proto.learners),
+        )
+    except ValueError as error:
+        raise MalformedMessage(f"bad membership: {error}") from error
+
+
+def meta_to_proto(meta: raft.SnapshotMeta) -> raft_pb2.SnapshotMeta:
+    return raft_pb2.SnapshotMeta(
+        last_index=meta.last_index, last_term=meta.last_term,
+        membership=_membership_to_proto(meta.membership),
+    )
+
+
+def meta_from_proto(proto: raft_pb2.SnapshotMeta) -> raft.SnapshotMeta:
+    return raft.SnapshotMeta(
+        last_index=proto.last_index, last_term=proto.last_term,
+        membership=_membership_from_proto(proto.membership),
+    )
+
+
+def _node(value: int) -> NodeId:
+    if value <= 0:
+        raise MalformedMessage(f"node ids are positive, got {value}")
+    return NodeId(value)
+
+
+def _entry_to_proto(entry: raft.Entry) -> raft_pb2.Entry:
+    return raft_pb2.Entry(term=entry.term, index=entry.index, kind=entry.kind, data=entry.data)
+
+
+def _entry_from_proto(proto: raft_pb2.Entry) -> raft.Entry:
+    try:
+        kind = raft.EntryKind(proto.kind)
+    except ValueError as error:
+        raise MalformedMessage(f"unknown entry kind {proto.kind}") from error
+    return raft.Entry(term=proto.term, index=proto.index, kind=kind, data=proto.data)
+
+
+def to_proto(message: raft.Message) -> raft_pb2.RaftMessage:
+    """Any core message but InstallSnapshot, which travels as chunks (`snapshot_chunks`)."""
+    out = raft_pb2.RaftMessage(term=message.term, sender=message.sender,
+                               recipient=message.recipient)
+    match message:
+        case raft.RequestVote():
+            out.request_vote.CopyFrom(raft_pb2.RequestVote(
+                last_log_index=message.last_log_index, last_log_term=message.last_log_term,
+                pre_vote=message.pre_vote, transfer=message.transfer))
+        case raft.RequestVoteReply():
+            out.request_vote_reply.CopyFrom(raft_pb2.RequestVoteReply(
+                granted=message.granted, pre_vote=message.pre_vote))
+        case raft.AppendEntries():
+            out.append_entries.CopyFrom(raft_pb2.AppendEntries(
+                prev_log_index=message.prev_log_index, prev_log_term=message.prev_log_term,
+                entries=[_entry_to_proto(e) for e in message.entries],
+                leader_commit=message.leader_commit, read_round=message.read_round))
+        case raft.AppendEntriesReply():
+            out.append_entries_reply.CopyFrom(raft_pb2.AppendEntriesReply(
+                success=message.success, match_index=message.match_index,
+                rejected_index=message.rejected_index, conflict_term=message.conflict_term,
+                conflict_index=message.conflict_index, read_round=message.read_round))
+        case raft.Heartbeat():
+            out.heartbeat.CopyFrom(raft_pb2.Heartbeat(
+                commit=message.commit, read_round=message.read_round))
+        case raft.HeartbeatReply():
+            out.heartbeat_reply.CopyFrom(raft_pb2.HeartbeatReply(
+                read_round=message.read_round, last_log_index=message.last_log_index))
+        case raft.InstallSnapshotReply():
+            out.install_snapshot_reply.CopyFrom(
+                raft_pb2.InstallSnapshotReply(match_index=message.match_index))
+        case raft.TimeoutNow():
+            out.timeout_now.SetInParent()
+        case raft.InstallSnapshot():
+            raise ValueError("InstallSnapshot travels as chunks; use snapshot_chunks()")
+    return out
+
+
+def from_proto(proto: raft_pb2.RaftMessage) -> raft.Message:
+    term, sender, recipient = proto.term, _node(proto.sender), _node(proto.recipient)
+    body = proto.WhichOneof("body")
+    match body:
+        case "request_vote":
+            rv = proto.request_vote
+            return raft.RequestVote(term, sender, recipient, rv.last_log_index, rv.last_log_term,
+                                    pre_vote=rv.pre_vote, transfer=rv.transfer)
+        case "request_vote_reply":
+            rvr = proto.request_vote_reply
+            return raft.RequestVoteReply(term, sender, recipient, rvr.granted,
+                                         pre_vote=rvr.pre_vote)
+        case "append_entries":
+            ae = proto.append_entries
+            entries = tuple(_entry_from_proto(e) for e in ae.entries)
+            for offset, entry in enumerate(entries):
+                if entry.index != ae.prev_log_index + 1 + offset:
+                    raise MalformedMessage(
+                        f"entry {offset} has index {entry.index}, expected "
+                        f"{ae.prev_log_index + 1 + offset}")
+            return raft.AppendEntries(term, sender, recipient, ae.prev_log_index,
+                                      ae.prev_log_term, entries, ae.leader_commit,
+                                      read_round=ae.read_round)
+        case "append_entries_reply":
+            r = proto.append_entries_reply
+            return raft.AppendEntriesReply(
+                term, sender, recipient, r.success, match_index=r.match_index,
+                rejected_index=r.rejected_index, conflict_term=r.conflict_term,
+                conflict_index=r.conflict_index, read_round=r.read_round)
+        case "heartbeat":
+            return raft.Heartbeat(term, sender, recipient, proto.heartbeat.commit,
+                                  read_round=proto.heartbeat.read_round)
+        case "heartbeat_reply":
+            hr = proto.heartbeat_reply
+            return raft.HeartbeatReply(term, sender, recipient, read_round=hr.read_round,
+                                       last_log_index=hr.last_log_index)
+        case "install_snapshot_reply":
+            return raft.InstallSnapshotReply(term, sender, recipient,
+                                             proto.install_snapshot_reply.match_index)
+        case "timeout_now":
+            return raft.TimeoutNow(term, sender, recipient)
+    raise MalformedMessage("message has no body")
+
+
+def is_quiet(message: raft.Message) -> bool:
+    """Replies and heartbeats: sent on the untraced method."""
+    return not raft.is_request(message) or isinstance(message, raft.Heartbeat)
+
+
+def snapshot_chunks(message: raft.InstallSnapshot) -> Iterator[raft_pb2.SnapshotChunk]:
+    data = message.data
+    offset = 0
+    while True:
+        piece = data[offset : offset + SNAPSHOT_CHUNK_BYTES]
+        done = offset + len(piece) >= len(data)
+        chunk = raft_pb2.SnapshotChunk(offset=offset, data=piece, done=done)
+        if offset == 0:
+            chunk.term, chunk.sender, chunk.recipient = (
+                message.term, message.sender, message.recipient)
+            chunk.meta.CopyFrom(meta_to_proto(message.meta))
+        yield chunk
+        if done:
+            return
+        offset += len(piece)
+
+
+class SnapshotAssembler:
+    """Reassembles chunks into one InstallSnapshot, checking they arrive whole and in order."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._header: raft_pb2.SnapshotChunk | None = None
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: raft_pb2.SnapshotChunk) -> raft.InstallSnapshot | None:
+        if self._header is None:
+            if chunk.offset != 0 or not chunk.HasField("meta"):
+                raise MalformedMessage("a snapshot stream must start with its header chunk")
+            self._header = chunk
+        elif chunk.offset != self._size:
+            raise MalformedMessage(
+                f"snapshot chunk at offset {chunk.offset}, expected {self._size}"
+            )
+        self._size += len(chunk.data)
+        if self._size > self._max_bytes:
+            raise MalformedMessage(f"snapshot exceeds {self._max_bytes} bytes")
+        self._parts.append(chunk.data)
+        if not chunk.done:
+            return None
+        header = self._header
+        return raft.InstallSnapshot(
+            term=header.term, sender=_node(header.sender), recipient=_node(header.recipient),
+            meta=meta_from_proto(header.meta), data=b"".join(self._parts))

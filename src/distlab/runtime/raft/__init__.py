@@ -1,0 +1,1 @@
+"""The Raft core bound to files, gRPC and an asyncio task."""

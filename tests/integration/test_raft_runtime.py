@@ -1,0 +1,167 @@
+"""Three Raft drivers in one process, talking real gRPC over loopback, with real files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from distlab.core.ids import NodeId
+from distlab.proto import raft_pb2_grpc
+from distlab.runtime.config import Address
+from distlab.runtime.engine import NotLeader, OutcomeUnknown
+from distlab.runtime.grpc.channels import PeerChannels
+from distlab.runtime.local_cluster import free_loopback_ports
+from distlab.runtime.raft.driver import RaftDriver, Timing
+from distlab.runtime.raft.storage import DurableStorage
+from distlab.runtime.raft.transport import RaftServicer, RaftTransport
+
+TIMING = Timing(tick_seconds=0.02, election_ticks=10, heartbeat_ticks=1, snapshot_entries=50)
+
+
+@dataclass
+class Journal:
+    """A state machine that records every command; its result is the command's position."""
+
+    commands: list[bytes] = field(default_factory=list)
+
+    def apply(self, index: int, command: bytes) -> bytes:
+        self.commands.append(command)
+        return str(len(self.commands)).encode()
+
+    def snapshot(self) -> bytes:
+        return b"\n".join(self.commands)
+
+    def restore(self, data: bytes) -> None:
+        self.commands = data.split(b"\n") if data else []
+
+
+@dataclass
+class Member:
+    node_id: NodeId
+    address: Address
+    data_dir: Path
+    server: grpc.aio.Server | None = None
+    driver: RaftDriver | None = None
+    machine: Journal | None = None
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path, size: int) -> None:
+        ports = free_loopback_ports(size)
+        self.members = {
+            NodeId(i + 1): Member(NodeId(i + 1), Address("127.0.0.1", port), tmp_path / f"n{i+1}")
+            for i, port in enumerate(ports)
+        }
+
+    async def start(self, node_id: NodeId) -> None:
+        member = self.members[node_id]
+        peers = {n: m.address for n, m in self.members.items() if n != node_id}
+        member.machine = Journal()
+        member.driver = RaftDriver(
+            node_id, {n: str(m.address) for n, m in self.members.items()},
+            DurableStorage.open(member.data_dir), member.machine,
+            RaftTransport(PeerChannels(peers)), TIMING,
+        )
+        member.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        raft_pb2_grpc.add_RaftServicer_to_server(
+            RaftServicer(node_id, member.driver.deliver), member.server)
+        member.server.add_insecure_port(str(member.address))
+        await member.server.start()
+        member.driver.start()
+
+    async def crash(self, node_id: NodeId) -> None:
+        member = self.members[node_id]
+        assert member.server is not None and member.driver is not None
+        await member.server.stop(None)
+        await member.driver.stop()
+        member.server = member.driver = None
+
+    async def leader(self, timeout: float = 10.0) -> RaftDriver:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for member in self.members.values():
+                if member.driver and member.driver.status().role == "leader":
+                    return member.driver
+            await asyncio.sleep(0.02)  # polling interval
+        pytest.fail("no leader elected")
+
+    async def write(self, command: bytes, timeout: float = 10.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while True:
+            leader = await self.leader(timeout)
+            try:
+                return await leader.propose(command)
+            except (NotLeader, OutcomeUnknown):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)  # back off before asking the new leader
+
+    async def stop_all(self) -> None:
+        for node_id, member in self.members.items():
+            if member.driver is not None:
+                await self.crash(node_id)
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    cluster = Cluster(tmp_path, 3)
+    for node_id in cluster.members:
+        await cluster.start(node_id)
+    yield cluster
+    await cluster.stop_all()
+
+
+async def wait_applied(cluster: Cluster, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(m.machine and len(m.machine.commands) >= count
+               for m in cluster.members.values() if m.driver):
+            return
+        await asyncio.sleep(0.02)  # polling interval
+    pytest.fail(f"not every running member applied {count} commands")
+
+
+async def test_writes_replicate_to_every_member(cluster: Cluster) -> None:
+    results = await asyncio.gather(*(cluster.write(f"c{i}".encode()) for i in range(20)))
+    assert sorted(int(r) for r in results) == list(range(1, 21))
+    await wait_applied(cluster, 20)
+    journals = [m.machine.commands for m in cluster.members.values() if m.machine]
+    assert journals[0] == journals[1] == journals[2]
+    assert sorted(journals[0]) == sorted(f"c{i}".encode() for i in range(20))
+    leader = await cluster.leader()
+    await leader.read_barrier()
+
+
+async def test_follower_refuses_with_the_leaders_address(cluster: Cluster) -> None:
+    leader = await cluster.leader()
+    await cluster.write(b"x")
+    follower = next(m.driver for m in cluster.members.values()
+                    if m.driver is not None and m.driver is not leader)
+    assert follower is not None
+    with pytest.raises(NotLeader) as caught:
+        await follower.propose(b"y")
+    assert caught.value.leader_id == leader.node_id
+    assert caught.value.leader_address == str(cluster.members[leader.node_id].address)
+
+
+async def test_leader_crash_and_restart_keeps_every_acknowledged_write(cluster: Cluster) -> None:
+    acknowledged = [await cluster.write(f"before-{i}".encode()) for i in range(60)]
+    assert len(acknowledged) == 60
+    old = await cluster.leader()
+    await cluster.crash(old.node_id)
+    for i in range(30):
+        await cluster.write(f"after-{i}".encode())
+    await cluster.start(old.node_id)  # restarts from its files: snapshot + log
+    await wait_applied(cluster, 90)
+    expected = {f"before-{i}".encode() for i in range(60)} | {
+        f"after-{i}".encode() for i in range(30)}
+    for member in cluster.members.values():
+        assert member.machine is not None
+        assert set(member.machine.commands) == expected
+        assert len(member.machine.commands) == 90

@@ -1,0 +1,143 @@
+"""The core's contract with its caller: Ready ordering, persistence, restart, bad input."""
+
+from __future__ import annotations
+
+from random import Random
+
+import pytest
+
+from distlab.core.ids import NodeId
+from distlab.protocols.raft import (
+    AppendEntries,
+    Config,
+    Entry,
+    EntryKind,
+    HardState,
+    MemoryStorage,
+    Raft,
+    RequestVote,
+    RequestVoteReply,
+    Role,
+)
+
+N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
+VOTERS = frozenset({N1, N2, N3})
+
+
+def make(node: NodeId = N1, storage: MemoryStorage | None = None, **overrides: object) -> Raft:
+    config = Config(node_id=node, voters=VOTERS, election_ticks=10, heartbeat_ticks=2,
+                    **overrides)  # type: ignore[arg-type]
+    return Raft(config, storage or MemoryStorage(), Random(1))
+
+
+def persist(raft: Raft, storage: MemoryStorage) -> list[object]:
+    """Applies every pending Ready to `storage`; returns the messages it would send."""
+    sent: list[object] = []
+    while raft.has_ready():
+        ready = raft.ready()
+        if ready.snapshot is not None:
+            storage.apply_snapshot(ready.snapshot)
+        storage.append(ready.entries)
+        if ready.hard_state is not None:
+            storage.set_hard_state(ready.hard_state)
+        sent.extend(ready.messages)
+        raft.advance()
+    return sent
+
+
+def test_vote_is_in_the_same_ready_as_the_reply_that_depends_on_it() -> None:
+    raft = make(N2)
+    raft.step(RequestVote(term=1, sender=N1, recipient=N2, last_log_index=0, last_log_term=0))
+    ready = raft.ready()
+    assert ready.hard_state == HardState(term=1, vote=N1, commit=0)
+    assert ready.must_sync
+    assert ready.messages == (RequestVoteReply(1, N2, N1, granted=True),)
+    raft.advance()
+    assert not raft.has_ready()
+
+
+def test_no_input_between_ready_and_advance() -> None:
+    raft = make()
+    raft.campaign()
+    raft.ready()
+    with pytest.raises(RuntimeError):
+        raft.tick()
+    with pytest.raises(RuntimeError):
+        raft.ready()
+    raft.advance()
+    with pytest.raises(RuntimeError):
+        raft.advance()
+
+
+def test_entries_replace_the_stored_suffix_and_restart_reloads_them() -> None:
+    storage = MemoryStorage()
+    follower = make(N2, storage)
+    first = (Entry(1, 1, EntryKind.NOOP, b""), Entry(1, 2, EntryKind.NORMAL, b"a"))
+    follower.step(AppendEntries(1, N1, N2, 0, 0, first, leader_commit=1))
+    persist(follower, storage)
+    # a new leader of term 2 overwrites index 2
+    second = (Entry(2, 2, EntryKind.NORMAL, b"b"),)
+    follower.step(AppendEntries(2, N3, N2, 1, 1, second, leader_commit=2))
+    ready = follower.ready()
+    assert ready.entries == second
+    assert [entry.index for entry in ready.committed_entries] == [2]
+    storage.append(ready.entries)
+    assert ready.hard_state is not None
+    storage.set_hard_state(ready.hard_state)
+    follower.advance()
+    assert [entry.data for entry in storage.entries()] == [b"", b"b"]
+    restarted = make(N2, storage)
+    assert restarted.term == 2
+    assert restarted.log.committed == 2
+    assert restarted.log.applied == 0
+    # after a restart, committed entries are handed out again to rebuild the state machine
+    assert [entry.data for entry in restarted.ready().committed_entries] == [b"", b"b"]
+
+
+def test_a_bad_peer_message_is_counted_not_raised() -> None:
+    raft = make(N2)
+    gap = (Entry(1, 3, EntryKind.NORMAL, b"x"),)  # does not follow prev index 0
+    raft.step(AppendEntries(1, N1, N2, 0, 0, gap, leader_commit=0))
+    raft.step(AppendEntries(1, N1, N3, 0, 0, (), leader_commit=0))  # not addressed to us
+    bad_config = (Entry(1, 1, EntryKind.CONFIG, b"nonsense"),)
+    raft.step(AppendEntries(1, N1, N2, 0, 0, bad_config, leader_commit=0))
+    assert raft.rejected_messages == 3
+    assert raft.log.last_index() == 0
+    assert raft.term == 0
+
+
+def test_a_conflict_below_the_commit_index_is_rejected() -> None:
+    raft = make(N2)
+    raft.step(AppendEntries(1, N1, N2, 0, 0, (Entry(1, 1, EntryKind.NORMAL, b"a"),), 1))
+    raft.step(AppendEntries(2, N3, N2, 0, 0, (Entry(2, 1, EntryKind.NORMAL, b"b"),), 1))
+    assert raft.rejected_messages == 0  # prev_log_index 0 < commit 1: answered with match
+    raft.ready()
+    raft.advance()
+    assert raft.log.entry_at(1) == Entry(1, 1, EntryKind.NORMAL, b"a")
+
+
+def test_status_reports_role_term_and_indexes() -> None:
+    raft = make(N1, MemoryStorage())
+    raft.campaign()  # pre-vote first: still term 0
+    assert raft.status().role is Role.PRE_CANDIDATE
+    for voter in (N2, N3):
+        raft.step(RequestVoteReply(1, voter, N1, granted=True, pre_vote=True))
+    assert raft.status().role is Role.CANDIDATE
+    raft.step(RequestVoteReply(1, N2, N1, granted=True))
+    status = raft.status()
+    assert status.role is Role.LEADER and status.term == 1 and status.leader_id == N1
+    assert status.last_index == 1  # the leader's no-op
+    assert status.voters == VOTERS and status.learners == frozenset()
+
+
+def test_single_node_cluster_commits_alone() -> None:
+    config = Config(node_id=N1, voters=frozenset({N1}), election_ticks=10, heartbeat_ticks=2)
+    raft = Raft(config, MemoryStorage(), Random(3))
+    for _ in range(20):
+        raft.tick()
+    assert raft.role is Role.LEADER
+    proposal = raft.propose(b"x")
+    assert proposal is not None
+    ready = raft.ready()
+    assert [entry.data for entry in ready.committed_entries] == [b"", b"x"]
+    raft.advance()
