@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from distlab import __version__
-from distlab.cli import common, node, sim, status, up
+from distlab.cli import bench, cluster, common, kv, node, sim, status, up
 
 # Each module exposes `register(subparsers)`, which adds its parser and sets `handler`
 # to a function taking the parsed arguments and returning the exit status.
@@ -20,7 +20,10 @@ COMMANDS: tuple[ModuleType, ...] = (
     node,
     up,
     status,
+    cluster,
     sim,
+    kv,
+    bench,
 )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from distlab.cli.common import EXIT_OK, EXIT_USAGE
 from distlab.runtime import loop
 from distlab.runtime.config import ConfigError, load_node_config
-from distlab.runtime.node import Node, serve_until_signalled
+from distlab.runtime.node import Node, StartupError, serve_until_signalled
 
 # Flag destination -> configuration variable it overrides.
 FLAG_VARIABLES = {
@@ -21,6 +21,7 @@ FLAG_VARIABLES = {
     "metrics": "METRICS_ADDR",
     "data_dir": "DATA_DIR",
     "otlp_endpoint": "OTLP_ENDPOINT",
+    "join": "JOIN",
 }
 
 
@@ -36,6 +37,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--metrics", help="Prometheus address (METRICS_ADDR, 0.0.0.0:9000)")
     parser.add_argument("--data-dir", help="durable state (DATA_DIR, ./data/node-<id>)")
     parser.add_argument("--otlp-endpoint", help="OTLP gRPC endpoint for spans (OTLP_ENDPOINT)")
+    parser.add_argument("--join", action="store_const", const="true", default=None,
+                        help="join an existing cluster (wait for `distlab cluster add`) instead "
+                        "of bootstrapping one (JOIN)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.set_defaults(handler=run)
 
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         loop.run(serve_until_signalled(Node(config)))
-    except ConfigError as error:
+    except (ConfigError, StartupError) as error:
         print(f"distlab node: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK

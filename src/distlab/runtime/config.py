@@ -38,6 +38,11 @@ class NodeConfig:
     metrics: Address
     data_dir: Path
     otlp_endpoint: str | None
+    # Start as a new member of an existing cluster: wait to be added instead of bootstrapping.
+    join: bool = False
+    raft_tick_ms: int = 50
+    raft_election_ticks: int = 10
+    snapshot_entries: int = 4096
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -129,4 +134,28 @@ def load_node_config(
         raise ConfigError(f"LISTEN_ADDR and METRICS_ADDR both use {listen.host}:{listen.port}")
     data_dir = Path(merged.get("DATA_DIR") or f"./data/node-{node_id}")
     otlp = (merged.get("OTLP_ENDPOINT") or "").strip() or None
-    return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp)
+    join = parse_flag(merged.get("JOIN", ""), "JOIN")
+    tick_ms = parse_positive(merged.get("RAFT_TICK_MS"), "RAFT_TICK_MS", 50)
+    election_ticks = parse_positive(merged.get("RAFT_ELECTION_TICKS"), "RAFT_ELECTION_TICKS", 10)
+    if election_ticks < 3:
+        raise ConfigError(f"RAFT_ELECTION_TICKS must be at least 3, got {election_ticks}")
+    snapshot_entries = parse_positive(merged.get("SNAPSHOT_ENTRIES"), "SNAPSHOT_ENTRIES", 4096)
+    return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
+                      election_ticks, snapshot_entries)
+
+
+def parse_flag(text: str, what: str) -> bool:
+    value = text.strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{what}: expected true or false, got {text!r}")
+
+
+def parse_positive(text: str | None, what: str, default: int) -> int:
+    if text is None or not text.strip():
+        return default
+    if not text.strip().isdigit() or int(text) == 0:
+        raise ConfigError(f"{what}: expected a positive integer, got {text!r}")
+    return int(text)

@@ -42,6 +42,7 @@ class LocalNode:
     data_dir: Path
     log_path: Path
     process: asyncio.subprocess.Process | None = None
+    join: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -97,6 +98,21 @@ class LocalCluster:
             )
         return cluster
 
+    def plan_extra_node(self) -> LocalNode:
+        """Plan one more member (not started): it joins with JOIN=true once added."""
+        node_id = NodeId(max(self.nodes) + 1)
+        grpc_port, metrics_port = free_loopback_ports(2)
+        node = LocalNode(
+            node_id=node_id,
+            address=Address(LOOPBACK, grpc_port),
+            metrics_address=Address(LOOPBACK, metrics_port),
+            data_dir=self.data_dir / f"node-{node_id}",
+            log_path=self.data_dir / f"node-{node_id}.log",
+            join=True,
+        )
+        self.nodes[node_id] = node
+        return node
+
     @property
     def cluster_nodes(self) -> str:
         """The CLUSTER_NODES value every member is started with."""
@@ -115,6 +131,8 @@ class LocalCluster:
             "DATA_DIR": str(node.data_dir),
             "PYTHONUNBUFFERED": "1",
         }
+        if node.join:
+            env["JOIN"] = "true"
         with node.log_path.open("ab") as log_file:
             node.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "distlab", "node",

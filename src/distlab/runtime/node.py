@@ -11,18 +11,22 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
 
-from distlab.core.status import IDLE, EngineStatus
-from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.apps.kv import KVStateMachine
+from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, raft_pb2, raft_pb2_grpc
 from distlab.runtime.config import Address, ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.channels import PeerChannels
+from distlab.runtime.grpc.kv import KVServicer
+from distlab.runtime.raft.driver import RaftDriver, Timing
+from distlab.runtime.raft.storage import DurableStorage
+from distlab.runtime.raft.transport import RaftServicer, RaftTransport
+from distlab.storage import StorageError
 from distlab.telemetry.metrics import EngineStatusCollector, MetricsServer, start_metrics_server
 from distlab.telemetry.tracing import Tracing, setup_tracing
 
@@ -53,6 +57,9 @@ def ensure_bindable(address: Address, setting: str) -> None:
         raise ConfigError(f"{setting} {address}: {error.strerror}") from error
     family, kind, proto, _, sockaddr = infos[0]
     with socket.socket(family, kind, proto) as probe:
+        # As gRPC does: lets a restarted node reuse its port while old connections linger in
+        # TIME_WAIT, yet still fails when another process is listening there.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(sockaddr)
         except OSError as error:
@@ -63,14 +70,17 @@ def service_name(config: NodeConfig) -> str:
     return f"node-{config.node_id}"
 
 
+class StartupError(Exception):
+    """The node cannot start on what it found (damaged durable state); one line says why."""
+
+
 class Node:
     """The wiring of one member's services; protocol logic lives in the engines it hosts."""
 
-    def __init__(
-        self, config: NodeConfig, engine_status: Callable[[], EngineStatus] = lambda: IDLE
-    ) -> None:
+    def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self._engine_status = engine_status
+        self.driver: RaftDriver | None = None
+        self.machine = KVStateMachine()
         self._tracing: Tracing | None = None
         self._server: grpc.aio.Server | None = None
         self._metrics: MetricsServer | None = None
@@ -86,17 +96,41 @@ class Node:
         except OSError as error:
             raise ConfigError(f"DATA_DIR {config.data_dir}: {error.strerror}") from error
 
+        try:
+            storage = DurableStorage.open(config.data_dir)
+        except StorageError as error:
+            raise StartupError(str(error)) from error
+
         self._tracing = setup_tracing(service_name(config), config.otlp_endpoint)
         self._channels = PeerChannels(config.peers, self._tracing.client_interceptors())
+        transport = RaftTransport(self._channels)
+        timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
+                        election_ticks=config.raft_election_ticks,
+                        snapshot_entries=config.snapshot_entries)
+        try:
+            self.driver = driver = RaftDriver(
+                config.node_id, {node: str(address) for node, address in config.cluster.items()},
+                storage, self.machine, transport, timing,
+                bootstrap=not config.join, learn_address=transport.learn_address,
+            )
+        except ValueError as error:
+            storage.close()
+            raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error
+
         server = grpc.aio.server(
             interceptors=list(self._tracing.server_interceptors()), options=list(SERVER_OPTIONS)
         )
-        admin = AdminServicer(config, self._engine_status, self._channels)
+        admin = AdminServicer(config, driver.status, self._channels, driver)
         admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
+        raft_pb2_grpc.add_RaftServicer_to_server(
+            RaftServicer(config.node_id, driver.deliver, driver.isolated_from), server)
+        kv_pb2_grpc.add_KVServicer_to_server(KVServicer(driver, self.machine), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [
                 admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+                raft_pb2.DESCRIPTOR.services_by_name["Raft"].full_name,
+                kv_pb2.DESCRIPTOR.services_by_name["KV"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ],
@@ -116,10 +150,11 @@ class Node:
             raise ConfigError(
                 f"METRICS_ADDR {config.metrics}: cannot bind ({error.strerror})"
             ) from error
-        self._collector = EngineStatusCollector(self._engine_status)
+        self._collector = EngineStatusCollector(driver.status)
         REGISTRY.register(self._collector)
         await server.start()
         self._server = server
+        driver.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("node %d serving gRPC on %s, metrics on %s",
                  config.node_id, config.listen, config.metrics)
@@ -128,6 +163,8 @@ class Node:
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE_SECONDS)
+        if self.driver is not None:
+            await self.driver.stop()
         if self._channels is not None:
             await self._channels.close()
         if self._metrics is not None:

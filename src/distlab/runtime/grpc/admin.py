@@ -42,7 +42,14 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
 
     def local_status(self) -> admin_pb2.NodeStatus:
         engine = self._engine_status()
+        voters: list[int] = []
+        learners: list[int] = []
+        if self._driver is not None:
+            membership = self._driver.raft_status()
+            voters, learners = sorted(membership.voters), sorted(membership.learners)
         return admin_pb2.NodeStatus(
+            voters=voters,
+            learners=learners,
             node_id=self._config.node_id,
             role=engine.role,
             term=engine.term,

@@ -112,6 +112,7 @@ class RaftDriver:
         snapshot = storage.snapshot()
         if snapshot is not None:
             self._restore(snapshot.data)
+            log.info("restored snapshot at index %d from disk", snapshot.meta.last_index)
         self.core = raft.Raft(config, storage, random.Random())
         self._inputs = _Inputs()
         self._wake = asyncio.Event()
@@ -288,6 +289,8 @@ class RaftDriver:
             await asyncio.to_thread(self._storage.persist, ready)
             if ready.snapshot is not None:
                 self._restore(ready.snapshot.data)
+                log.info("restored snapshot at index %d received from node %s",
+                         ready.snapshot.meta.last_index, self.core.status().leader_id)
         for message in ready.messages:
             self._transport.send(message, self._trace_context_for(message))
         self._apply(ready.committed_entries)

@@ -1,0 +1,598 @@
+"""KV write throughput and latency of a 3-node distlab cluster, beside etcd and PySyncObj.
+
+Every system runs on this machine's loopback, 3 members, durable writes, in the same run:
+
+- distlab: a fresh `distlab up --nodes 3`, driven by `distlab bench kv` (closed loop, one
+  Python process, 100-byte values).
+- etcd (Debian's etcd-server): 3 members started here with fsync on (the default), driven
+  by the same kind of closed loop over grpc.aio, sending hand-encoded PutRequests through the
+  generic `/etcdserverpb.KV/Put` method to the leader.
+- PySyncObj (PyPI): 3 members in 3 processes, each with a journal file, replicating a
+  ReplDict; the client threads run inside member 1's process, as PySyncObj is meant to be
+  embedded. Its journal is written through mmap without an fsync per entry, so it promises
+  less durability than the other two; the table says so. PySyncObj's CRITICAL log records
+  (it warns when a follower truncates entries it already applied) are counted and summed up
+  in one line per configuration.
+
+A system that is not installed is skipped with a line saying so. Each configuration runs
+several times and the table shows medians. Failover: the leader is killed with SIGKILL and
+the time until the next write succeeds is measured (median of several fresh clusters).
+
+Run: .venv/bin/python bench/kv_throughput.py [--duration S] [--runs N] [--systems ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from distlab.cli.bench import LoadResult, measure_load, summarize
+from distlab.cli.common import format_table
+from distlab.client import KVClient, KVError, Rejected
+from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.runtime.grpc.channels import open_channel
+from distlab.runtime.local_cluster import free_loopback_ports
+
+VALUE_SIZE = 100
+KEYS = 1000
+CLIENT_COUNTS = (1, 64)
+
+
+@dataclass(slots=True)
+class Row:
+    system: str
+    clients: int
+    writes_per_second: float
+    p50_ms: float
+    p99_ms: float
+    note: str = ""
+
+
+def median_row(system: str, clients: int, summaries: list[dict[str, Any]], note: str = ""
+               ) -> Row:
+    return Row(
+        system, clients,
+        statistics.median(s["ops_per_second"] for s in summaries),
+        statistics.median(s["latency_ms"]["p50"] for s in summaries),
+        statistics.median(s["latency_ms"]["p99"] for s in summaries),
+        note,
+    )
+
+
+class Skipped(Exception):
+    """A system cannot be measured here; the message says why."""
+
+
+# ---- distlab ----
+
+@contextlib.contextmanager
+def distlab_cluster(nodes: int = 3) -> Iterator[Path]:
+    """A fresh `distlab up` in a temporary directory; yields its cluster.json."""
+    with tempfile.TemporaryDirectory(prefix="distlab-bench-") as data_dir:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "distlab", "up", "--nodes", str(nodes),
+             "--data-dir", data_dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        cluster_file = Path(data_dir) / "cluster.json"
+        try:
+            deadline = time.monotonic() + 60
+            while not cluster_file.exists():
+                if process.poll() is not None:
+                    raise Skipped(f"distlab up exited: {process.stderr.read().strip()}"
+                                  if process.stderr else "distlab up exited")
+                if time.monotonic() > deadline:
+                    raise Skipped("distlab up did not write cluster.json within 60 s")
+                time.sleep(0.1)  # polling for the file distlab up writes once nodes serve
+            yield cluster_file
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def cluster_addresses(cluster_file: Path) -> dict[int, str]:
+    document = json.loads(cluster_file.read_text())
+    return {int(node["id"]): node["address"] for node in document["nodes"]}
+
+
+async def first_write(addresses: dict[int, str], timeout: float) -> float:
+    """Seconds until a write succeeds (leader elected, KV served)."""
+    started = time.perf_counter()
+    async with KVClient(addresses, call_timeout=0.5, operation_timeout=timeout) as client:
+        await client.put("bench-ready", "1")
+    return time.perf_counter() - started
+
+
+def ensure_distlab_serves(cluster_file: Path) -> None:
+    try:
+        asyncio.run(first_write(cluster_addresses(cluster_file), timeout=30))
+    except Rejected as error:
+        raise Skipped(f"the cluster does not serve KV yet ({error})") from error
+    except KVError as error:
+        raise Skipped(f"the cluster took no write within 30 s ({error})") from error
+
+
+def bench_distlab(duration: float, runs: int, processes: int) -> list[Row]:
+    rows = []
+    with distlab_cluster() as cluster_file:
+        ensure_distlab_serves(cluster_file)
+        for clients in CLIENT_COUNTS:
+            summaries = []
+            for _ in range(runs):
+                completed = subprocess.run(
+                    [sys.executable, "-m", "distlab", "bench", "kv",
+                     "--cluster-file", str(cluster_file), "--clients", str(clients),
+                     "--duration", str(duration), "--value-size", str(VALUE_SIZE),
+                     "--keys", str(KEYS), "--processes", str(min(processes, clients)),
+                     "--json"],
+                    capture_output=True, text=True, timeout=duration + 120,
+                )
+                if completed.returncode != 0:
+                    raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
+                summaries.append(json.loads(completed.stdout))
+            rows.append(median_row("distlab", clients, summaries))
+    return rows
+
+
+async def distlab_leader(addresses: dict[int, str]) -> tuple[int, int]:
+    """(node id, pid) of the member that says it leads."""
+    while True:
+        for node_id, address in addresses.items():
+            async with open_channel(address) as channel:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    status = await admin_pb2_grpc.AdminStub(channel).Status(
+                        admin_pb2.StatusRequest(), timeout=0.5)
+                    if status.role == "leader":
+                        return node_id, status.pid
+        await asyncio.sleep(0.05)  # no leader yet: an election is running
+
+
+async def distlab_failover_once(addresses: dict[int, str]) -> float:
+    """Kill the leader under a warm client (session open, leader known); time the next write."""
+    async with KVClient(addresses, call_timeout=0.5, operation_timeout=30) as client:
+        await client.put("failover", "before")
+        _, pid = await asyncio.wait_for(distlab_leader(addresses), 10)
+        os.kill(pid, signal.SIGKILL)
+        started = time.perf_counter()
+        await client.put("failover", "after")
+        return time.perf_counter() - started
+
+
+def distlab_failover(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        with distlab_cluster() as cluster_file:
+            ensure_distlab_serves(cluster_file)
+            times.append(asyncio.run(distlab_failover_once(cluster_addresses(cluster_file))))
+    return times
+
+
+# ---- etcd ----
+
+def encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def encode_put_request(key: bytes, value: bytes) -> bytes:
+    """etcdserverpb.PutRequest: field 1 key (bytes), field 2 value (bytes)."""
+    return (b"\x0a" + encode_varint(len(key)) + key
+            + b"\x12" + encode_varint(len(value)) + value)
+
+
+def decode_fields(data: bytes) -> dict[int, int | bytes]:
+    """The varint and length-delimited fields of a protobuf message (last value wins)."""
+    fields: dict[int, int | bytes] = {}
+    position = 0
+
+    def varint() -> int:
+        nonlocal position
+        result = shift = 0
+        while True:
+            byte = data[position]
+            position += 1
+            result |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return result
+
+    while position < len(data):
+        tag = varint()
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type == 0:
+            fields[number] = varint()
+        elif wire_type == 2:
+            length = varint()
+            fields[number] = data[position:position + length]
+            position += length
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire_type}")
+    return fields
+
+
+async def etcd_status(address: str) -> tuple[int, int] | None:
+    """(this member's id, the leader's id) from Maintenance.Status, or None if it is down."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        status = channel.unary_unary("/etcdserverpb.Maintenance/Status")
+        try:
+            response = await status(b"", timeout=0.5)
+        except grpc.aio.AioRpcError:
+            return None
+    fields = decode_fields(response)
+    header = fields.get(1, b"")
+    member_id = decode_fields(header).get(2, 0) if isinstance(header, bytes) else 0
+    leader = fields.get(4, 0)
+    assert isinstance(member_id, int) and isinstance(leader, int)
+    return member_id, leader
+
+
+async def etcd_leader(addresses: list[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for address in addresses:
+            status = await etcd_status(address)
+            if status is not None and status[1] and status[0] == status[1]:
+                return address
+        await asyncio.sleep(0.05)  # no leader yet: an election is running
+    raise Skipped(f"etcd elected no leader within {timeout:.0f} s")
+
+
+class EtcdCluster:
+    """Three etcd members on loopback, fsync on (etcd's default)."""
+
+    def __init__(self, binary: str, data_dir: Path) -> None:
+        ports = free_loopback_ports(6)
+        self.names = [f"m{i}" for i in range(1, 4)]
+        self.client_addresses = [f"127.0.0.1:{ports[2 * i]}" for i in range(3)]
+        peers = [f"http://127.0.0.1:{ports[2 * i + 1]}" for i in range(3)]
+        initial = ",".join(f"{n}={p}" for n, p in zip(self.names, peers, strict=True))
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        for name, client, peer in zip(self.names, self.client_addresses, peers, strict=True):
+            with (data_dir / f"{name}.log").open("wb") as log:
+                self.processes[client] = subprocess.Popen(
+                    [binary, "--name", name, "--data-dir", str(data_dir / name),
+                     "--listen-client-urls", f"http://{client}",
+                     "--advertise-client-urls", f"http://{client}",
+                     "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                     "--initial-cluster", initial, "--initial-cluster-state", "new",
+                     "--initial-cluster-token", "distlab-bench", "--logger", "zap",
+                     "--log-level", "error"],
+                    stdout=log, stderr=log,
+                )
+
+    def kill(self, address: str) -> None:
+        self.processes[address].kill()
+        self.processes[address].wait()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    binary = shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
+    if binary is None:
+        raise Skipped("etcd is not installed (apt-get install etcd-server)")
+    with tempfile.TemporaryDirectory(prefix="etcd-bench-") as data_dir:
+        cluster = EtcdCluster(binary, Path(data_dir))
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+async def etcd_load(address: str, clients: int, duration: float) -> LoadResult:
+    value = b"v" * VALUE_SIZE
+    async with grpc.aio.insecure_channel(address) as channel:
+        put = channel.unary_unary("/etcdserverpb.KV/Put")
+        counters = [0] * clients
+
+        async def operation(number: int) -> None:
+            counters[number] += 1
+            key = f"bench-{(number * 7919 + counters[number]) % KEYS}".encode()
+            await put(encode_put_request(key, value), timeout=2.0)
+
+        await put(encode_put_request(b"bench-warmup", value), timeout=10.0)
+        return await measure_load(clients, duration, operation)
+
+
+def bench_etcd(duration: float, runs: int) -> list[Row]:
+    rows = []
+    with etcd_cluster() as cluster:
+        leader = asyncio.run(etcd_leader(cluster.client_addresses, 30))
+        for clients in CLIENT_COUNTS:
+            summaries = [summarize(asyncio.run(etcd_load(leader, clients, duration)))
+                         for _ in range(runs)]
+            rows.append(median_row("etcd", clients, summaries))
+    return rows
+
+
+async def etcd_first_write(addresses: list[str], timeout: float) -> float:
+    started = time.perf_counter()
+    deadline = started + timeout
+    channels = [grpc.aio.insecure_channel(address) for address in addresses]
+    try:
+        while time.perf_counter() < deadline:
+            for channel in channels:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await channel.unary_unary("/etcdserverpb.KV/Put")(
+                        encode_put_request(b"failover", b"1"), timeout=0.5)
+                    return time.perf_counter() - started
+        raise Skipped(f"etcd took no write within {timeout:.0f} s of losing its leader")
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+def etcd_failover(runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        with etcd_cluster() as cluster:
+            leader = asyncio.run(etcd_leader(cluster.client_addresses, 30))
+            cluster.kill(leader)
+            survivors = [a for a in cluster.client_addresses if a != leader]
+            times.append(asyncio.run(etcd_first_write(survivors, 30)))
+    return times
+
+
+# ---- PySyncObj ----
+
+def pysyncobj_member(address: str, partners: list[str], journal: str, batched: bool,
+                     stop: Any, load: dict[str, Any] | None, results: Any) -> None:
+    """One PySyncObj member; with `load`, also the client threads, measured in here."""
+    from pysyncobj import SyncObj, SyncObjConf
+    from pysyncobj.batteries import ReplDict
+
+    critical = CriticalCounter()
+    logging.getLogger("pysyncobj").addHandler(critical)
+    logging.getLogger("pysyncobj").propagate = False
+    replicated = ReplDict()
+    conf = SyncObjConf(journalFile=journal, fullDumpFile=journal + ".dump",
+                       appendEntriesUseBatch=batched)
+    member = SyncObj(address, partners, conf=conf, consumers=[replicated])
+    try:
+        if load is not None:
+            results.put(("load", pysyncobj_drive(member, replicated, **load)))
+        stop.wait()
+    finally:
+        member.destroy()
+        results.put(("critical", critical.count, critical.first))
+
+
+class CriticalCounter(logging.Handler):
+    """Counts PySyncObj's CRITICAL log records (kept out of the table, summed in its note)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.CRITICAL)
+        self.count = 0
+        self.first = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        self.first = self.first or record.getMessage()
+
+
+def pysyncobj_drive(member: Any, replicated: Any, clients: int, duration: float,
+                    runs: int) -> list[dict[str, Any]] | str:
+    deadline = time.monotonic() + 30
+    while member._getLeader() is None:
+        if time.monotonic() > deadline:
+            return "PySyncObj elected no leader within 30 s"
+        time.sleep(0.05)  # PySyncObj offers no election event to wait on
+    value = "v" * VALUE_SIZE
+    replicated.set("bench-warmup", value, sync=True, timeout=10)
+    return [summarize(pysyncobj_run(replicated, clients, duration, value))
+            for _ in range(runs)]
+
+
+def pysyncobj_run(replicated: Any, clients: int, duration: float, value: str) -> LoadResult:
+    """`clients` threads, each setting keys back to back (sync: until applied)."""
+    latencies = [array("d") for _ in range(clients)]
+    failures = [0] * clients
+    started = time.perf_counter()
+    stop_at = started + duration
+
+    def client(number: int) -> None:
+        count = 0
+        while (begin := time.perf_counter()) < stop_at:
+            count += 1
+            try:
+                replicated.set(f"bench-{(number * 7919 + count) % KEYS}", value,
+                               sync=True, timeout=2.0)
+            except Exception:
+                failures[number] += 1
+                continue
+            latencies[number].append(time.perf_counter() - begin)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = LoadResult(elapsed_seconds=time.perf_counter() - started,
+                       indefinite_failures=sum(failures))
+    for series in latencies:
+        total.latencies.extend(series)
+    return total
+
+
+def bench_pysyncobj(duration: float, runs: int) -> list[Row]:
+    """PySyncObj either replicates on its 100 ms heartbeat in batches (its default, best for
+    throughput) or sends each command at once (best for latency): each row shows the better
+    of the two, named in the note."""
+    try:
+        import pysyncobj  # noqa: F401
+    except ImportError as error:
+        raise Skipped("PySyncObj is not installed (pip install pysyncobj)") from error
+    rows = []
+    for clients in CLIENT_COUNTS:
+        candidates = []
+        for batched in (True, False):
+            summaries = pysyncobj_cluster_run(clients, duration, runs, batched)
+            note = ("batched on heartbeat" if batched else "unbatched")
+            candidates.append(median_row("PySyncObj", clients, summaries,
+                                         note=f"{note}; journal via mmap, no fsync per entry"))
+        rows.append(max(candidates, key=lambda row: row.writes_per_second))
+    return rows
+
+
+def pysyncobj_cluster_run(clients: int, duration: float, runs: int, batched: bool
+                          ) -> list[dict[str, Any]]:
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="pysyncobj-bench-") as data_dir:
+        ports = free_loopback_ports(3)
+        addresses = [f"127.0.0.1:{port}" for port in ports]
+        stop = context.Event()
+        results = context.Queue()
+        members = []
+        for index, address in enumerate(addresses):
+            load = ({"clients": clients, "duration": duration, "runs": runs}
+                    if index == 0 else None)
+            members.append(context.Process(
+                target=pysyncobj_member,
+                args=(address, [a for a in addresses if a != address],
+                      str(Path(data_dir) / f"journal-{index}"), batched, stop, load, results),
+                daemon=True,
+            ))
+        for process in members:
+            process.start()
+        critical = 0
+        first_critical = ""
+        try:
+            kind, outcome = results.get(timeout=60 + runs * (duration + 30))
+            assert kind == "load", kind
+        finally:
+            stop.set()
+            for _ in members:
+                with contextlib.suppress(queue.Empty):
+                    _, count, first = results.get(timeout=15)
+                    critical += count
+                    first_critical = first_critical or first
+            for process in members:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.kill()
+    if isinstance(outcome, str):
+        raise Skipped(outcome)
+    summaries: list[dict[str, Any]] = outcome
+    if critical:
+        print(f"  PySyncObj ({clients} clients, {'batched' if batched else 'unbatched'}) "
+              f"logged {critical} CRITICAL records, e.g. {first_critical!r}", flush=True)
+    return summaries
+
+
+# ---- report ----
+
+def ratio(numerator: Row | None, denominator: Row | None) -> str:
+    if numerator is None or denominator is None or not denominator.writes_per_second:
+        return "-"
+    return f"{numerator.writes_per_second / denominator.writes_per_second:.2f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (5)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per configuration (3)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="load processes for distlab's 64-client runs (1)")
+    parser.add_argument("--systems", default="distlab,etcd,pysyncobj",
+                        help="comma-separated subset of distlab,etcd,pysyncobj")
+    parser.add_argument("--no-failover", action="store_true", help="skip the failover runs")
+    args = parser.parse_args()
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+
+    benches = {
+        "distlab": lambda: bench_distlab(args.duration, args.runs, args.processes),
+        "etcd": lambda: bench_etcd(args.duration, args.runs),
+        "pysyncobj": lambda: bench_pysyncobj(args.duration, args.runs),
+    }
+    rows: list[Row] = []
+    for system in systems:
+        print(f"measuring {system} ...", flush=True)
+        try:
+            rows.extend(benches[system]())
+        except Skipped as error:
+            print(f"{system}: skipped: {error}", flush=True)
+
+    print(f"\nwrites of {VALUE_SIZE}-byte values, 3 members on loopback, "
+          f"median of {args.runs} runs of {args.duration:g} s")
+    print(format_table(
+        ("system", "clients", "writes/s", "p50 ms", "p99 ms", "note"),
+        [[r.system, r.clients, f"{r.writes_per_second:.0f}", f"{r.p50_ms:.2f}",
+          f"{r.p99_ms:.2f}", r.note] for r in rows],
+    ))
+    by_key = {(r.system, r.clients): r for r in rows}
+    print()
+    print(format_table(
+        ("clients", "distlab/etcd", "distlab/PySyncObj"),
+        [[c, ratio(by_key.get(("distlab", c)), by_key.get(("etcd", c))),
+          ratio(by_key.get(("distlab", c)), by_key.get(("PySyncObj", c)))]
+         for c in CLIENT_COUNTS],
+    ))
+
+    if not args.no_failover:
+        failover_rows = []
+        failovers = {"distlab": distlab_failover, "etcd": etcd_failover}
+        for system in systems:
+            if system not in failovers:
+                continue
+            print(f"\nfailover of {system} ...", flush=True)
+            try:
+                times = failovers[system](args.runs)
+            except Skipped as error:
+                print(f"{system} failover: skipped: {error}", flush=True)
+                continue
+            failover_rows.append([system, f"{statistics.median(times) * 1000:.0f}",
+                                  " ".join(f"{t * 1000:.0f}" for t in times)])
+        if failover_rows:
+            print("\nleader killed with SIGKILL: time to the first successful write")
+            print(format_table(("system", "median ms", "runs ms"), failover_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Clients of a distlab cluster's services.
+
+`KVClient` talks to the replicated KV store. Its failures say whether the operation took
+effect: `Definite` (it did not) or `Indefinite` (it may have).
+"""
+
+from distlab.client._errors import (
+    Definite,
+    Indefinite,
+    InvalidRequest,
+    KVError,
+    Rejected,
+    Unavailable,
+)
+from distlab.client._kv import KVClient
+
+__all__ = [
+    "Definite",
+    "Indefinite",
+    "InvalidRequest",
+    "KVClient",
+    "KVError",
+    "Rejected",
+    "Unavailable",
+]

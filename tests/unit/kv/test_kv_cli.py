@@ -1,0 +1,111 @@
+"""`distlab kv` and `distlab bench kv` against a real single-member KV server."""
+
+from __future__ import annotations
+
+import json
+from array import array
+
+import pytest
+
+from distlab.apps.kv import KVStateMachine
+from distlab.cli.bench import LoadResult, measure_load, percentile, summarize
+from distlab.cli.main import main
+from distlab.runtime.local_cluster import free_loopback_ports
+from tests.unit.kv.kv_harness import kv_server_thread
+
+
+def kv(capsys: pytest.CaptureFixture[str], address: str, *args: str) -> tuple[int, str, str]:
+    operation, *rest = args
+    status = main(["kv", operation, "--cluster", f"1={address}", *rest])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_kv_commands_and_their_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    machine = KVStateMachine()
+    with kv_server_thread(machine) as address:
+        assert kv(capsys, address, "put", "k", "hello") == (0, "ok\n", "")
+        assert kv(capsys, address, "append", "k", " world")[0] == 0
+        assert kv(capsys, address, "get", "k") == (0, "hello world\n", "")
+        status, out, _ = kv(capsys, address, "cas", "k", "nope", "x")
+        assert status == 1 and "cas failed" in out
+        assert kv(capsys, address, "cas", "k", "hello world", "x") == (0, "ok\n", "")
+        status, out, _ = kv(capsys, address, "get", "k", "--json")
+        assert status == 0
+        assert json.loads(out) == {"op": "get", "key": "k", "found": True, "value": "x"}
+        assert kv(capsys, address, "delete", "k") == (0, "deleted\n", "")
+        status, out, err = kv(capsys, address, "get", "k")
+        assert (status, out) == (0, "") and "not found" in err
+    assert machine.get("k") is None
+
+
+def test_kv_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as missing_value:
+        main(["kv", "put", "k", "--cluster", "1=127.0.0.1:1"])
+    assert missing_value.value.code == 2
+    assert main(["kv", "get", "", "--cluster", "1=127.0.0.1:1"]) == 2
+    assert main(["kv", "get", "k", "--cluster", "1=bad"]) == 2
+    assert "distlab: error" in capsys.readouterr().err
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_3(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    [port] = free_loopback_ports(1)
+    status = main(["kv", "put", "k", "v", "--cluster", f"1=127.0.0.1:{port}",
+                   "--timeout", "0.3"])
+    err = capsys.readouterr().err
+    assert status == 3
+    assert err.count("\n") == 1
+    assert "cannot connect" in err and "it did not happen" in err
+
+
+def test_bench_kv_reports_throughput_and_latency(capsys: pytest.CaptureFixture[str]) -> None:
+    machine = KVStateMachine()
+    with kv_server_thread(machine) as address:
+        status = main(["bench", "kv", "--cluster", f"1={address}", "--clients", "3",
+                       "--duration", "0.3", "--value-size", "10", "--keys", "5",
+                       "--reads", "0.5", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert report["clients"] == 3 and report["ops"] > 0
+    assert report["ops_per_second"] > 0
+    latency = report["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert report["definite_failures"] == report["indefinite_failures"] == 0
+    assert machine.get("bench-warmup-0") == "v" * 10
+
+
+def test_bench_kv_usage_errors_exit_2() -> None:
+    assert main(["bench", "kv", "--cluster", "1=127.0.0.1:1", "--clients", "0"]) == 2
+    assert main(["bench", "kv", "--cluster", "1=127.0.0.1:1", "--reads", "2"]) == 2
+    assert main(["bench", "kv", "--cluster", "1=127.0.0.1:1", "--clients", "2",
+                 "--processes", "3"]) == 2
+
+
+async def test_measure_load_counts_failures_by_kind() -> None:
+    calls = {"n": 0}
+
+    async def operation(number: int) -> None:
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise ValueError("definite")
+        if calls["n"] % 3 == 1:
+            raise RuntimeError("indefinite")
+
+    result = await measure_load(2, 0.05, operation,
+                                is_definite=lambda error: isinstance(error, ValueError))
+    assert result.definite_failures > 0 and result.indefinite_failures > 0
+    assert len(result.latencies) + result.definite_failures + result.indefinite_failures \
+        == calls["n"]
+    assert result.first_error is not None
+
+
+def test_percentiles_use_the_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.5) == 0.0
+    summary = summarize(LoadResult(latencies=array("d", [0.001, 0.003]), elapsed_seconds=2.0))
+    assert summary["ops_per_second"] == 1.0
+    assert summary["latency_ms"]["max"] == 3.0
