@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
+from distlab.client import KVClient
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from tests.support import UpProcess, wait_for
 from tests.support_otlp import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpReceiver, ReceivedSpan
@@ -57,3 +59,48 @@ def test_cluster_status_is_one_trace_across_two_nodes(
     assert root.parent_span_id == b""  # the test's own call carried no trace context
     # Health probes from `distlab up` are not traced.
     assert not [s for s in receiver.spans if "Health" in s.name]
+
+
+def test_a_write_is_one_trace_from_leader_to_followers(
+    tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    up = UpProcess(tmp_path / "cluster", nodes=3, extra_env={"OTLP_ENDPOINT": receiver.endpoint})
+    try:
+        cluster = {node["id"]: node["address"] for node in up.description()["nodes"]}
+
+        async def write() -> None:
+            async with KVClient(cluster, operation_timeout=20) as client:
+                await client.put("traced", "value")
+
+        asyncio.run(write())
+    finally:
+        assert up.stop() == 0
+
+    def write_spans() -> list[ReceivedSpan] | None:
+        spans = receiver.spans
+        put = [s for s in spans if s.name == "/distlab.v1.KV/Put" and s.kind == SPAN_KIND_SERVER]
+        if not put:
+            return None
+        trace_spans = [s for s in spans if s.trace_id == put[-1].trace_id]
+        followers = {s.service for s in trace_spans
+                     if s.name == "/distlab.v1.Raft/Deliver" and s.kind == SPAN_KIND_SERVER}
+        return trace_spans if len(followers) >= 2 else None
+
+    spans = wait_for(write_spans, timeout=10, what="the write's spans from every node")
+    by_id = {s.span_id: s for s in spans}
+    put = only(spans, name="/distlab.v1.KV/Put", kind=SPAN_KIND_SERVER)
+    propose = only(spans, name="raft.propose")
+    assert propose.parent_span_id == put.span_id
+    assert propose.service == put.service
+    assert propose.attributes["raft.index"] > 0
+    leader = put.service
+    served = [s for s in spans
+              if s.name == "/distlab.v1.Raft/Deliver" and s.kind == SPAN_KIND_SERVER]
+    assert {s.service for s in served} == {f"node-{n}" for n in cluster} - {leader}
+    for span in served:
+        client_call = by_id[span.parent_span_id]
+        assert client_call.service == leader
+        assert client_call.kind == SPAN_KIND_CLIENT
+        assert by_id[client_call.parent_span_id] is propose
+    # Heartbeats and replies travel on the untraced method.
+    assert not [s for s in receiver.spans if s.name.endswith("/DeliverQuiet")]

@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
-from opentelemetry.instrumentation.grpc.filters import health_check, negate
+from opentelemetry.instrumentation.grpc.filters import any_of, health_check, method_name, negate
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -41,20 +41,25 @@ class Tracing:
         return self.provider.get_tracer(name, __version__)
 
     def server_interceptors(self) -> Sequence[Any]:
-        # Health probes run every few seconds; tracing them would bury the interesting spans.
-        not_health = negate(health_check())
-        return [aio_server_interceptor(tracer_provider=self.provider, filter_=not_health)]
+        return [aio_server_interceptor(tracer_provider=self.provider, filter_=_traced_calls())]
 
     def client_interceptors(self) -> Sequence[Any]:
-        return list(
-            aio_client_interceptors(tracer_provider=self.provider, filter_=negate(health_check()))
-        )
+        return list(aio_client_interceptors(tracer_provider=self.provider, filter_=_traced_calls()))
 
     def shutdown(self, timeout_millis: int = 1500) -> None:
         """Export every span still buffered, waiting at most `timeout_millis`."""
         if not self.provider.force_flush(timeout_millis):
             log.warning("some spans were not exported within %d ms", timeout_millis)
         self.provider.shutdown()
+
+
+def _traced_calls() -> Any:
+    """Every call but health probes and Raft's heartbeats and replies (`DeliverQuiet`): they
+    run many times a second and would bury the spans a person is looking for."""
+    return negate(any_of(health_check(), method_name(QUIET_RAFT_METHOD)))
+
+
+QUIET_RAFT_METHOD = "DeliverQuiet"
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:
