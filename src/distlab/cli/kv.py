@@ -74,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"distlab kv: error: {args.operation} refused: {error}", file=sys.stderr)
             return EXIT_CHECK_FAILED
         except KVError as error:
-            verdict = ("it did not happen" if isinstance(error, Definite)
-                       else "it may or may not have happened")
+            if args.operation == "get":
+                verdict = "nothing was read"
+            elif isinstance(error, Definite):
+                verdict = f"the {args.operation} did not happen"
+            else:
+                verdict = f"the {args.operation} may or may not have happened"
             print(f"distlab kv: error: {error} ({verdict})", file=sys.stderr)
             return EXIT_UNKNOWN
     finally:

@@ -156,6 +156,12 @@ class SnapshotChunk(_message.Message):
     done: bool
     def __init__(self, term: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., meta: _Optional[_Union[SnapshotMeta, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., done: _Optional[bool] = ...) -> None: ...
 
+class RaftBatch(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ...) -> None: ...
+
 class Delivered(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

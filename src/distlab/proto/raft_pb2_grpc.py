@@ -36,12 +36,12 @@ class RaftStub:
         """
         self.Deliver = channel.unary_unary(
                 '/distlab.v1.Raft/Deliver',
-                request_serializer=distlab_dot_proto_dot_raft__pb2.RaftMessage.SerializeToString,
+                request_serializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
                 response_deserializer=distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
                 _registered_method=True)
         self.DeliverQuiet = channel.unary_unary(
                 '/distlab.v1.Raft/DeliverQuiet',
-                request_serializer=distlab_dot_proto_dot_raft__pb2.RaftMessage.SerializeToString,
+                request_serializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
                 response_deserializer=distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
                 _registered_method=True)
         self.InstallSnapshot = channel.stream_unary(
@@ -55,14 +55,15 @@ class RaftServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Deliver(self, request, context):
-        """Requests that start an exchange: votes, appends, leadership transfer. Traced.
+        """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
+        Traced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeliverQuiet(self, request, context):
-        """Replies, and heartbeats with their replies: frequent and uninteresting, so not traced.
+        """A batch of only replies and heartbeats: frequent and uninteresting, so not traced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -80,12 +81,12 @@ def add_RaftServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Deliver': grpc.unary_unary_rpc_method_handler(
                     servicer.Deliver,
-                    request_deserializer=distlab_dot_proto_dot_raft__pb2.RaftMessage.FromString,
+                    request_deserializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.FromString,
                     response_serializer=distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
             ),
             'DeliverQuiet': grpc.unary_unary_rpc_method_handler(
                     servicer.DeliverQuiet,
-                    request_deserializer=distlab_dot_proto_dot_raft__pb2.RaftMessage.FromString,
+                    request_deserializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.FromString,
                     response_serializer=distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
             ),
             'InstallSnapshot': grpc.stream_unary_rpc_method_handler(
@@ -119,7 +120,7 @@ class Raft:
             request,
             target,
             '/distlab.v1.Raft/Deliver',
-            distlab_dot_proto_dot_raft__pb2.RaftMessage.SerializeToString,
+            distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
             distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
             options,
             channel_credentials,
@@ -146,7 +147,7 @@ class Raft:
             request,
             target,
             '/distlab.v1.Raft/DeliverQuiet',
-            distlab_dot_proto_dot_raft__pb2.RaftMessage.SerializeToString,
+            distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
             distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
             options,
             channel_credentials,

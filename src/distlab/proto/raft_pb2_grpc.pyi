@@ -3,8 +3,9 @@
 isort:skip_file
 Raft between members. Messages are one-way, as in etcd's transport: a reply is a message of
 its own sent back by the recipient's core, so pipelined AppendEntries never wait for each
-other and a slow peer never holds a caller. Each RPC returns as soon as the message is
-queued for the recipient's core.
+other and a slow peer never holds a caller. Each RPC returns as soon as the messages are
+queued for the recipient's core. A sender keeps one call in flight per peer and puts every
+message queued meanwhile into the next batch, so messages arrive in the order they were sent.
 """
 
 from collections import abc as _abc
@@ -35,20 +36,24 @@ class RaftStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RaftAsyncStub: ...
-    Deliver: _grpc.UnaryUnaryMultiCallable[_raft_pb2.RaftMessage, _raft_pb2.Delivered]
-    """Requests that start an exchange: votes, appends, leadership transfer. Traced."""
-    DeliverQuiet: _grpc.UnaryUnaryMultiCallable[_raft_pb2.RaftMessage, _raft_pb2.Delivered]
-    """Replies, and heartbeats with their replies: frequent and uninteresting, so not traced."""
+    Deliver: _grpc.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]
+    """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
+    Traced.
+    """
+    DeliverQuiet: _grpc.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]
+    """A batch of only replies and heartbeats: frequent and uninteresting, so not traced."""
     InstallSnapshot: _grpc.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.Delivered]
     """A snapshot for a follower too far behind, streamed in chunks."""
 
 @_typing.type_check_only
 class RaftAsyncStub(RaftStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    Deliver: _aio.UnaryUnaryMultiCallable[_raft_pb2.RaftMessage, _raft_pb2.Delivered]  # type: ignore[assignment]
-    """Requests that start an exchange: votes, appends, leadership transfer. Traced."""
-    DeliverQuiet: _aio.UnaryUnaryMultiCallable[_raft_pb2.RaftMessage, _raft_pb2.Delivered]  # type: ignore[assignment]
-    """Replies, and heartbeats with their replies: frequent and uninteresting, so not traced."""
+    Deliver: _aio.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]  # type: ignore[assignment]
+    """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
+    Traced.
+    """
+    DeliverQuiet: _aio.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]  # type: ignore[assignment]
+    """A batch of only replies and heartbeats: frequent and uninteresting, so not traced."""
     InstallSnapshot: _aio.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.Delivered]  # type: ignore[assignment]
     """A snapshot for a follower too far behind, streamed in chunks."""
 
@@ -56,18 +61,20 @@ class RaftServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
     def Deliver(
         self,
-        request: _raft_pb2.RaftMessage,
+        request: _raft_pb2.RaftBatch,
         context: _ServicerContext,
     ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
-        """Requests that start an exchange: votes, appends, leadership transfer. Traced."""
+        """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
+        Traced.
+        """
 
     @_abc_1.abstractmethod
     def DeliverQuiet(
         self,
-        request: _raft_pb2.RaftMessage,
+        request: _raft_pb2.RaftBatch,
         context: _ServicerContext,
     ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
-        """Replies, and heartbeats with their replies: frequent and uninteresting, so not traced."""
+        """A batch of only replies and heartbeats: frequent and uninteresting, so not traced."""
 
     @_abc_1.abstractmethod
     def InstallSnapshot(

@@ -57,7 +57,7 @@ def test_an_unreachable_cluster_is_one_line_and_exit_3(
     err = capsys.readouterr().err
     assert status == 3
     assert err.count("\n") == 1
-    assert "cannot connect" in err and "it did not happen" in err
+    assert "cannot connect" in err and "the put did not happen" in err
 
 
 def test_bench_kv_reports_throughput_and_latency(capsys: pytest.CaptureFixture[str]) -> None:

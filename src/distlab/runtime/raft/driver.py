@@ -40,6 +40,7 @@ APP_COMMAND = b"A"
 MEMBER_ADDRESS = b"M"
 SNAPSHOT_FORMAT = 1
 INBOX_LIMIT = 10_000
+LEADER_OUTBOUND = (raft.AppendEntries, raft.Heartbeat, raft.InstallSnapshot, raft.TimeoutNow)
 
 LEADER_CHANGES = Counter("distlab_raft_leader_changes_seen_total",
                          "Leader changes seen by this node.")
@@ -285,13 +286,25 @@ class RaftDriver:
         self._refresh_status()
 
     async def _handle_ready(self, ready: raft.Ready) -> None:
-        if ready.must_sync:
-            await asyncio.to_thread(self._storage.persist, ready)
-            if ready.snapshot is not None:
-                self._restore(ready.snapshot.data)
-                log.info("restored snapshot at index %d received from node %s",
-                         ready.snapshot.meta.last_index, self.core.status().leader_id)
+        # A leader's own appends, heartbeats and snapshots do not depend on what it persists
+        # in this Ready (it counts its own copy of an entry only once this Ready is done), so
+        # they go out first and the followers' disks work while the leader's does, as in etcd.
+        # Votes and replies acknowledge persisted state: they wait for the disk.
+        later: list[raft.Message] = []
         for message in ready.messages:
+            if isinstance(message, LEADER_OUTBOUND):
+                self._transport.send(message, self._trace_context_for(message))
+            else:
+                later.append(message)
+        if self._storage.needs_disk(ready):
+            await asyncio.to_thread(self._storage.persist, ready)
+        elif ready.must_sync:
+            self._storage.persist(ready)  # bookkeeping only: nothing touches the disk
+        if ready.snapshot is not None:
+            self._restore(ready.snapshot.data)
+            log.info("restored snapshot at index %d received from node %s",
+                     ready.snapshot.meta.last_index, self.core.status().leader_id)
+        for message in later:
             self._transport.send(message, self._trace_context_for(message))
         self._apply(ready.committed_entries)
         for read_state in ready.read_states:

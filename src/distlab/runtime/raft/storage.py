@@ -87,6 +87,16 @@ class DurableStorage:
 
     # --- writes, blocking: the driver calls these from a worker thread ---
 
+    def needs_disk(self, ready: raft.Ready) -> bool:
+        """Whether persisting `ready` writes anything (a commit-index change alone does not)."""
+        hard = ready.hard_state
+        return bool(
+            ready.snapshot is not None
+            or ready.entries
+            or (hard is not None
+                and (hard.term, hard.vote) != (self._hard_state.term, self._hard_state.vote))
+        )
+
     def persist(self, ready: raft.Ready) -> None:
         if ready.snapshot is not None:
             self.save_snapshot(ready.snapshot)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
@@ -34,7 +35,7 @@ from distlab.runtime.grpc.raft_codec import (
 log = logging.getLogger(__name__)
 
 SEND_QUEUE_LIMIT = 1024
-INFLIGHT_PER_PEER = 8
+MAX_BATCH_MESSAGES = 256
 MESSAGE_DEADLINE_SECONDS = 1.0
 SNAPSHOT_DEADLINE_SECONDS = 30.0
 MAX_SNAPSHOT_BYTES = 1 << 30
@@ -52,70 +53,84 @@ Outgoing = tuple[raft.Message, otel_context.Context | None]
 
 
 class PeerSender:
-    """One peer's outbound queue and the task that delivers it."""
+    """One peer's outbound queue and the task that delivers it.
+
+    One call is in flight at a time and carries everything queued while the previous one was
+    out, so a burst of proposals costs one round trip and messages arrive in sending order
+    (reordered appends would be rejected and resent). Snapshots go on their own stream.
+    """
 
     def __init__(self, peer: NodeId, stub: raft_pb2_grpc.RaftAsyncStub) -> None:
         self.peer = peer
         self._stub = stub
         self._queue: asyncio.Queue[Outgoing] = asyncio.Queue(SEND_QUEUE_LIMIT)
-        self._slots = asyncio.Semaphore(INFLIGHT_PER_PEER)
-        self._calls: set[asyncio.Task[None]] = set()
+        self._snapshot_call: asyncio.Task[None] | None = None
         self._task = asyncio.create_task(self._drain(), name=f"raft-send-{peer}")
 
     def send(self, message: raft.Message, trace_context: otel_context.Context | None) -> None:
+        if isinstance(message, raft.InstallSnapshot):
+            self._send_snapshot(message)
+            return
         try:
             self._queue.put_nowait((message, trace_context))
         except asyncio.QueueFull:
             MESSAGES_SENT.labels("dropped").inc()
 
+    def _send_snapshot(self, message: raft.InstallSnapshot) -> None:
+        if self._snapshot_call is not None and not self._snapshot_call.done():
+            MESSAGES_SENT.labels("dropped").inc()  # one snapshot at a time; the core resends
+            return
+        self._snapshot_call = asyncio.create_task(self._deliver_snapshot(message))
+
     async def _drain(self) -> None:
         while True:
-            message, trace_context = await self._queue.get()
-            await self._slots.acquire()
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH_MESSAGES and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            trace_context = next((context for _, context in batch if context is not None), None)
             if trace_context is None:
-                call = asyncio.create_task(self._deliver(message))
+                await self._deliver(batch)
             else:
-                call = asyncio.create_task(self._deliver_in(message, trace_context))
-            self._calls.add(call)
-            call.add_done_callback(self._finished)
+                # Make the proposal's span current for this call, so the gRPC client span (and
+                # the follower's server span under it) joins the proposal's trace.
+                token = otel_context.attach(trace_context)
+                try:
+                    await self._deliver(batch)
+                finally:
+                    otel_context.detach(token)
 
-    def _finished(self, call: asyncio.Task[None]) -> None:
-        self._calls.discard(call)
-        self._slots.release()
-
-    async def _deliver_in(self, message: raft.Message, trace_context: otel_context.Context
-                          ) -> None:
-        # Make the proposal's span current for this call, so the gRPC client span (and the
-        # follower's server span under it) joins the proposal's trace.
-        token = otel_context.attach(trace_context)
-        try:
-            await self._deliver(message)
-        finally:
-            otel_context.detach(token)
-
-    async def _deliver(self, message: raft.Message) -> None:
+    async def _deliver(self, batch: list[Outgoing]) -> None:
+        messages = [message for message, _ in batch]
+        request = raft_pb2.RaftBatch(messages=[to_proto(message) for message in messages])
         started = time.perf_counter()
         try:
-            if isinstance(message, raft.InstallSnapshot):
-                await self._stub.InstallSnapshot(
-                    _aiter(snapshot_chunks(message)), timeout=SNAPSHOT_DEADLINE_SECONDS)
-            elif is_quiet(message):
-                await self._stub.DeliverQuiet(to_proto(message), timeout=MESSAGE_DEADLINE_SECONDS)
+            if all(is_quiet(message) for message in messages):
+                await self._stub.DeliverQuiet(request, timeout=MESSAGE_DEADLINE_SECONDS)
             else:
-                await self._stub.Deliver(to_proto(message), timeout=MESSAGE_DEADLINE_SECONDS)
+                await self._stub.Deliver(request, timeout=MESSAGE_DEADLINE_SECONDS)
         except grpc.aio.AioRpcError as error:
             # Lost messages are Raft's normal weather: the core retries on its own schedule.
-            MESSAGES_SENT.labels("failed").inc()
-            log.debug("to node %d: %s failed: %s", self.peer, type(message).__name__,
+            MESSAGES_SENT.labels("failed").inc(len(messages))
+            log.debug("to node %d: %d messages failed: %s", self.peer, len(messages),
                       error.code().name)
             return
         ROUND_TRIP.labels(str(self.peer)).observe(time.perf_counter() - started)
+        MESSAGES_SENT.labels("delivered").inc(len(messages))
+
+    async def _deliver_snapshot(self, message: raft.InstallSnapshot) -> None:
+        try:
+            await self._stub.InstallSnapshot(
+                _aiter(snapshot_chunks(message)), timeout=SNAPSHOT_DEADLINE_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            MESSAGES_SENT.labels("failed").inc()
+            log.info("snapshot to node %d failed: %s", self.peer, error.code().name)
+            return
         MESSAGES_SENT.labels("delivered").inc()
 
     async def close(self) -> None:
         self._task.cancel()
-        for call in list(self._calls):
-            call.cancel()
+        if self._snapshot_call is not None:
+            self._snapshot_call.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 
@@ -167,8 +182,9 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         self._deliver = deliver
         self._isolated_from = isolated_from
 
-    async def _accept(self, message: raft.Message, context: grpc.aio.ServicerContext[
-            object, raft_pb2.Delivered]) -> raft_pb2.Delivered:
+    async def _accept(self, message: raft.Message,
+                      context: grpc.aio.ServicerContext[Any, raft_pb2.Delivered]
+                      ) -> raft_pb2.Delivered:
         if message.recipient != self._node_id:
             MESSAGES_REJECTED.inc()
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -180,28 +196,30 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "inbox full")
         return raft_pb2.Delivered()
 
-    async def _decode_and_accept(
-        self, request: raft_pb2.RaftMessage,
-        context: grpc.aio.ServicerContext[raft_pb2.RaftMessage, raft_pb2.Delivered],
+    async def _accept_batch(
+        self, request: raft_pb2.RaftBatch,
+        context: grpc.aio.ServicerContext[raft_pb2.RaftBatch, raft_pb2.Delivered],
     ) -> raft_pb2.Delivered:
         try:
-            message = from_proto(request)
+            messages = [from_proto(message) for message in request.messages]
         except MalformedMessage as error:
             MESSAGES_REJECTED.inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        return await self._accept(message, context)  # type: ignore[arg-type]
+        for message in messages:
+            await self._accept(message, context)
+        return raft_pb2.Delivered()
 
     async def Deliver(
-        self, request: raft_pb2.RaftMessage,
-        context: grpc.aio.ServicerContext[raft_pb2.RaftMessage, raft_pb2.Delivered],
+        self, request: raft_pb2.RaftBatch,
+        context: grpc.aio.ServicerContext[raft_pb2.RaftBatch, raft_pb2.Delivered],
     ) -> raft_pb2.Delivered:
-        return await self._decode_and_accept(request, context)
+        return await self._accept_batch(request, context)
 
     async def DeliverQuiet(
-        self, request: raft_pb2.RaftMessage,
-        context: grpc.aio.ServicerContext[raft_pb2.RaftMessage, raft_pb2.Delivered],
+        self, request: raft_pb2.RaftBatch,
+        context: grpc.aio.ServicerContext[raft_pb2.RaftBatch, raft_pb2.Delivered],
     ) -> raft_pb2.Delivered:
-        return await self._decode_and_accept(request, context)
+        return await self._accept_batch(request, context)
 
     async def InstallSnapshot(
         self, request_iterator: AsyncIterator[raft_pb2.SnapshotChunk],
@@ -220,4 +238,4 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         if message is None:
             MESSAGES_REJECTED.inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
-        return await self._accept(message, context)  # type: ignore[arg-type]
+        return await self._accept(message, context)
