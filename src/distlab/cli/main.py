@@ -12,7 +12,17 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from distlab import __version__
-from distlab.cli import bench, cluster, common, kv, node, sim, status, up
+from distlab.cli import (
+    bench,
+    cluster,
+    common,
+    kv,
+    mr,
+    node,
+    sim,
+    status,
+    up,
+)
 
 # Each module exposes `register(subparsers)`, which adds its parser and sets `handler`
 # to a function taking the parsed arguments and returning the exit status.
@@ -22,6 +32,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     status,
     cluster,
     sim,
+    mr,
     kv,
     bench,
 )

@@ -1,0 +1,538 @@
+"""`distlab mr`: MapReduce jobs, their coordinator and workers, and the sequential reference.
+
+    distlab mr run --app wc --input 'DIR/*.txt' --reduces R [--workers W] [--output DIR]
+    distlab mr seq --app wc --input 'DIR/*.txt' [--output DIR]
+    distlab mr coordinator [--listen ADDR] [--data-dir DIR] [--metrics ADDR] [--task-timeout S]
+    distlab mr worker --coordinator ADDR [--listen ADDR] [--work-dir DIR] [--id ID]
+    distlab mr submit --coordinator ADDR --app wc --input ... --reduces R [--wait]
+    distlab mr status --coordinator ADDR [--job N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import grpc
+
+from distlab.apps.mr.loader import AppError, canonical_reference, load_app
+from distlab.cli.common import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    EXIT_USAGE,
+    UsageError,
+    format_table,
+)
+from distlab.proto import mapreduce_pb2 as pb
+from distlab.protocols.mapreduce import SchedulerConfig
+from distlab.runtime import loop
+from distlab.runtime.config import Address, ConfigError, parse_address
+from distlab.runtime.mapreduce.client import (
+    CoordinatorGone,
+    JobRejected,
+    follow_job,
+    job_status,
+    submit_job,
+)
+from distlab.runtime.mapreduce.convert import STATE_NAMES
+from distlab.runtime.mapreduce.coordinator import (
+    DEFAULT_SPLIT_BYTES,
+    CoordinatorSettings,
+    serve_coordinator,
+)
+from distlab.runtime.mapreduce.joblog import JobLogCorrupt
+from distlab.runtime.mapreduce.local import LocalMapReduce
+from distlab.runtime.mapreduce.sequential import run_sequential
+from distlab.runtime.mapreduce.worker import CoordinatorUnreachable, WorkerSettings, serve_worker
+
+DEFAULT_COORDINATOR_LISTEN = "0.0.0.0:7070"
+DEFAULT_OUTPUT = "mr-output"
+PROGRESS_LINE_SECONDS = 2.0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "mr", help="MapReduce: run jobs, or run a coordinator or worker",
+        description="MapReduce as in Dean & Ghemawat (2004): map output stays on the worker "
+        "that produced it and reducers fetch it over the network.",
+    )
+    commands = parser.add_subparsers(dest="mr_command", metavar="COMMAND", required=True)
+    _register_run(commands)
+    _register_seq(commands)
+    _register_coordinator(commands)
+    _register_worker(commands)
+    _register_submit(commands)
+    _register_status(commands)
+
+
+def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True) -> None:
+    parser.add_argument("--app", required=True,
+                        help="wc, indexer, grep, ..., a dotted module name or a .py file")
+    parser.add_argument("--input", required=True, action="append", metavar="GLOB",
+                        help="input files (a glob; repeatable)")
+    if reduces:
+        parser.add_argument("--reduces", type=int, default=10, metavar="R",
+                            help="reduce tasks, one output file each (10)")
+        parser.add_argument("--split-mb", type=float, default=0, metavar="MB",
+                            help="cut larger files into map tasks of about this size "
+                            f"(coordinator default {DEFAULT_SPLIT_BYTES // 2**20})")
+    parser.add_argument("--output", type=Path, default=Path(DEFAULT_OUTPUT), metavar="DIR",
+                        help=f"where mr-out-* go (./{DEFAULT_OUTPUT})")
+
+
+def _register_run(commands: Any) -> None:
+    parser = commands.add_parser(
+        "run", help="run a job on local worker processes (or a running coordinator)",
+        description="Start a coordinator and W workers as local processes, run the job, show "
+        "progress on stderr, print where the output is. With --coordinator, submit to that "
+        "coordinator instead and follow the job.",
+    )
+    _add_job_arguments(parser)
+    parser.add_argument("--workers", type=int, default=2, metavar="W", help="workers (2)")
+    parser.add_argument("--coordinator", metavar="ADDR",
+                        help="submit to this coordinator instead of starting processes")
+    parser.add_argument("--task-timeout", type=float, default=10.0, metavar="S",
+                        help="seconds before a silent task is handed to another worker (10)")
+    parser.add_argument("--run-dir", type=Path, metavar="DIR",
+                        help="logs, job log and intermediate files (a temporary directory)")
+    parser.add_argument("--otlp-endpoint", default=os.environ.get("OTLP_ENDPOINT"),
+                        metavar="URL", help="export spans of every process (OTLP_ENDPOINT)")
+    parser.add_argument("--json", action="store_true", help="print the final status as JSON")
+    parser.set_defaults(handler=run_job)
+
+
+def _register_seq(commands: Any) -> None:
+    parser = commands.add_parser(
+        "seq", help="the sequential reference: same apps, same output format",
+        description="Run every map then every reduce in this process, into OUTPUT/mr-out-0.",
+    )
+    _add_job_arguments(parser, reduces=False)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(handler=run_seq)
+
+
+def _register_coordinator(commands: Any) -> None:
+    parser = commands.add_parser(
+        "coordinator", help="run the coordinator (jobs run one at a time, in order)",
+        description="Serve the Coordinator service. Flags override the variables named.",
+    )
+    parser.add_argument("--listen", default=os.environ.get("LISTEN_ADDR",
+                                                           DEFAULT_COORDINATOR_LISTEN),
+                        help=f"gRPC address (LISTEN_ADDR, {DEFAULT_COORDINATOR_LISTEN})")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("DATA_DIR", "data/mr-coordinator")),
+                        help="job log directory (DATA_DIR, ./data/mr-coordinator)")
+    parser.add_argument("--metrics", default=os.environ.get("METRICS_ADDR"),
+                        help="Prometheus address (METRICS_ADDR; none when unset)")
+    parser.add_argument("--task-timeout", type=float,
+                        default=float(os.environ.get("MR_TASK_TIMEOUT", "10")),
+                        help="seconds before an unreported task is reassigned (MR_TASK_TIMEOUT, "
+                        "10)")
+    parser.add_argument("--worker-timeout", type=float, default=3.0,
+                        help="seconds of heartbeat silence before a worker is dead and its "
+                        "map output re-executed (3)")
+    parser.add_argument("--no-backup-tasks", dest="backup_tasks", action="store_false",
+                        help="never start backup copies of the last tasks of a phase")
+    parser.add_argument("--backup-after", type=float, default=1.0, metavar="S",
+                        help="a task must run this long before it gets a backup copy (1)")
+    parser.add_argument("--split-mb", type=float, default=DEFAULT_SPLIT_BYTES / 2**20,
+                        help="default split size for large inputs, MB (64)")
+    parser.add_argument("--exit-when-idle", action="store_true",
+                        help="tell workers to exit, and exit, once every submitted job is over")
+    parser.add_argument("--otlp-endpoint", default=os.environ.get("OTLP_ENDPOINT"),
+                        help="OTLP gRPC endpoint for spans (OTLP_ENDPOINT)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.set_defaults(handler=run_coordinator)
+
+
+def _register_worker(commands: Any) -> None:
+    parser = commands.add_parser(
+        "worker", help="run a worker",
+        description="Ask the coordinator for tasks and run them; serve map output to reducers.",
+    )
+    parser.add_argument("--coordinator", default=os.environ.get("MR_COORDINATOR"),
+                        help="coordinator address (MR_COORDINATOR)")
+    parser.add_argument("--listen", default=os.environ.get("LISTEN_ADDR", "0.0.0.0:0"),
+                        help="FetchPartition address; port 0 picks a free one (LISTEN_ADDR)")
+    parser.add_argument("--advertise-host", default=os.environ.get("MR_ADVERTISE_HOST"),
+                        help="host reducers reach this worker at (the listen host, or the "
+                        "hostname when listening on all interfaces)")
+    parser.add_argument("--id", default=os.environ.get("MR_WORKER_ID"),
+                        help="worker id (MR_WORKER_ID; hostname-pid by default)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="local intermediate files (./mr-work/<id>)")
+    parser.add_argument("--give-up-after", type=float, default=10.0, metavar="S",
+                        help="exit when the coordinator is unreachable this long (10)")
+    parser.add_argument("--otlp-endpoint", default=os.environ.get("OTLP_ENDPOINT"),
+                        help="OTLP gRPC endpoint for spans (OTLP_ENDPOINT)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.set_defaults(handler=run_worker)
+
+
+def _register_submit(commands: Any) -> None:
+    parser = commands.add_parser("submit", help="submit a job to a running coordinator")
+    parser.add_argument("--coordinator", default=os.environ.get("MR_COORDINATOR"),
+                        help="coordinator address (MR_COORDINATOR)")
+    _add_job_arguments(parser)
+    parser.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=run_submit)
+
+
+def _register_status(commands: Any) -> None:
+    parser = commands.add_parser("status", help="a job's progress")
+    parser.add_argument("--coordinator", default=os.environ.get("MR_COORDINATOR"),
+                        help="coordinator address (MR_COORDINATOR)")
+    parser.add_argument("--job", type=int, default=0, help="job id (the latest)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=run_status)
+
+
+# ---- shared helpers
+
+
+def resolve_inputs(patterns: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matches:
+            raise UsageError(f"no input file matches {pattern!r}")
+        paths.extend(Path(match).resolve() for match in matches if Path(match).is_file())
+    if not paths:
+        raise UsageError("the inputs name no regular file")
+    return paths
+
+
+def check_app(reference: str) -> str:
+    try:
+        load_app(reference)
+    except AppError as error:
+        raise UsageError(str(error)) from error
+    return canonical_reference(reference)
+
+
+def job_spec(args: argparse.Namespace, app: str) -> pb.JobSpec:
+    if args.reduces < 1:
+        raise UsageError(f"--reduces must be at least 1, got {args.reduces}")
+    return pb.JobSpec(
+        app=app, inputs=[str(path) for path in resolve_inputs(args.input)],
+        reduces=args.reduces, output_dir=str(args.output.resolve()),
+        split_bytes=int(args.split_mb * 2**20),
+    )
+
+
+def coordinator_address(text: str | None) -> Address:
+    if not text:
+        raise UsageError("no coordinator: pass --coordinator ADDR or set MR_COORDINATOR")
+    try:
+        return parse_address(text, "--coordinator")
+    except ConfigError as error:
+        raise UsageError(str(error)) from error
+
+
+def progress_dict(progress: pb.JobProgress) -> dict[str, Any]:
+    return {
+        "job_id": progress.job_id, "app": progress.app, "state": STATE_NAMES[progress.state],
+        "maps_done": progress.maps_done, "maps_total": progress.maps_total,
+        "reduces_done": progress.reduces_done, "reduces_total": progress.reduces_total,
+        "input_bytes": progress.input_bytes, "map_bytes_done": progress.map_bytes_done,
+        "elapsed_seconds": round(progress.elapsed_seconds, 3),
+        "output_dir": progress.output_dir, "error": progress.error,
+        "maps_reexecuted": progress.maps_reexecuted, "map_attempts": progress.map_attempts,
+        "reduce_attempts": progress.reduce_attempts,
+        "backup_attempts": progress.backup_attempts,
+    }
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+class ProgressDisplay:
+    """A live bar on a terminal; otherwise a line every few seconds and on phase changes."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._last_line_at = 0.0
+        self._last_state = -1
+
+    @staticmethod
+    def describe(progress: pb.JobProgress) -> tuple[float, str]:
+        total = progress.maps_total + progress.reduces_total
+        fraction = (progress.maps_done + progress.reduces_done) / total if total else 0.0
+        eta = ""
+        if 0 < fraction < 1:
+            eta = f" ETA {progress.elapsed_seconds * (1 - fraction) / fraction:.0f}s"
+        text = (
+            f"job {progress.job_id} {STATE_NAMES[progress.state]}: "
+            f"map {progress.maps_done}/{progress.maps_total} "
+            f"({_megabytes(progress.map_bytes_done)}/{_megabytes(progress.input_bytes)}), "
+            f"reduce {progress.reduces_done}/{progress.reduces_total}, "
+            f"{progress.elapsed_seconds:.1f}s{eta}"
+        )
+        return fraction, text
+
+    def update(self, progress: pb.JobProgress) -> None:
+        fraction, text = self.describe(progress)
+        if self._tty:
+            width = 24
+            filled = int(width * fraction)
+            bar = "#" * filled + "-" * (width - filled)
+            self._stream.write(f"\r[{bar}] {text}\x1b[K")
+            self._stream.flush()
+            return
+        now = time.monotonic()
+        if progress.state != self._last_state or now - self._last_line_at >= PROGRESS_LINE_SECONDS:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+            self._last_line_at = now
+            self._last_state = progress.state
+
+    def finish(self) -> None:
+        if self._tty:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+def report_result(progress: pb.JobProgress, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(progress_dict(progress), indent=2))
+    elif progress.state == pb.JOB_STATE_DONE:
+        print(f"job {progress.job_id} done in {progress.elapsed_seconds:.1f} s: "
+              f"{progress.reduces_total} files {progress.output_dir}/mr-out-*")
+        if progress.maps_reexecuted or progress.backup_attempts:
+            print(f"  {progress.maps_reexecuted} map tasks re-executed, "
+                  f"{progress.backup_attempts} backup copies")
+    else:
+        print(f"job {progress.job_id} {STATE_NAMES[progress.state]}: {progress.error}")
+    return EXIT_OK if progress.state == pb.JOB_STATE_DONE else EXIT_CHECK_FAILED
+
+
+async def follow(address: Address, job_id: int, display: ProgressDisplay | None
+                 ) -> pb.JobProgress:
+    last: pb.JobProgress | None = None
+    try:
+        async for progress in follow_job(address, job_id):
+            last = progress
+            if display is not None:
+                display.update(progress)
+    finally:
+        if display is not None:
+            display.finish()
+    assert last is not None
+    return last
+
+
+# ---- handlers
+
+
+def run_seq(args: argparse.Namespace) -> int:
+    app = load_checked(args.app)
+    inputs = resolve_inputs(args.input)
+    started = time.monotonic()
+    result = run_sequential(app, inputs, args.output.resolve())
+    elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps({"output": str(result.output), "input_bytes": result.input_bytes,
+                          "keys": result.keys, "elapsed_seconds": round(elapsed, 3)}))
+    else:
+        print(f"{result.keys} keys from {_megabytes(result.input_bytes)} in {elapsed:.1f} s: "
+              f"{result.output}")
+    return EXIT_OK
+
+
+def load_checked(reference: str) -> Any:
+    try:
+        return load_app(reference)
+    except AppError as error:
+        raise UsageError(str(error)) from error
+
+
+def run_job(args: argparse.Namespace) -> int:
+    app = check_app(args.app)
+    spec = job_spec(args, app)
+    if args.coordinator:
+        return loop.run(submit_and_follow(coordinator_address(args.coordinator), spec, args.json,
+                                          wait=True))
+    if not 1 <= args.workers <= 64:
+        raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="distlab-mr-"))
+    local = LocalMapReduce(run_dir.resolve(), args.workers, args.task_timeout,
+                           args.otlp_endpoint)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        local.start()
+        print(f"coordinator {local.address}, {args.workers} workers, logs in {run_dir}",
+              file=sys.stderr)
+        status = loop.run(submit_and_follow(local.address, spec, args.json, wait=True,
+                                            local=local))
+        local.wait_for_exit(timeout=5.0)
+        return status
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        local.stop()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, wait: bool,
+                            local: LocalMapReduce | None = None) -> int:
+    try:
+        submitted = await submit_job(address, spec)
+    except JobRejected as error:
+        raise UsageError(str(error)) from error
+    except grpc.aio.AioRpcError as error:
+        where = f" (log: {local.processes[0].log_path})" if local else ""
+        print(f"distlab mr: error: coordinator {address}: {error.code().name}{where}",
+              file=sys.stderr)
+        return EXIT_UNKNOWN
+    if not wait:
+        if as_json:
+            print(json.dumps({"job_id": submitted.job_id,
+                              "queued_behind": submitted.queued_behind}))
+        else:
+            print(f"job {submitted.job_id} submitted ({submitted.queued_behind} ahead)")
+        return EXIT_OK
+    display = ProgressDisplay(sys.stderr)
+    try:
+        final = await follow(address, submitted.job_id, display)
+    except CoordinatorGone as error:
+        print(f"distlab mr: error: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    return report_result(final, as_json)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    address = coordinator_address(args.coordinator)
+    spec = job_spec(args, canonical_reference(args.app))
+    return loop.run(submit_and_follow(address, spec, args.json, wait=args.wait))
+
+
+def run_status(args: argparse.Namespace) -> int:
+    address = coordinator_address(args.coordinator)
+    try:
+        progress = loop.run(job_status(address, args.job))
+    except grpc.aio.AioRpcError as error:
+        print(f"distlab mr: error: {error.code().name}: {error.details()}", file=sys.stderr)
+        return EXIT_CHECK_FAILED if error.code() == grpc.StatusCode.NOT_FOUND else EXIT_UNKNOWN
+    if args.json:
+        print(json.dumps(progress_dict(progress), indent=2))
+    else:
+        row = progress_dict(progress)
+        columns = ("job_id", "app", "state", "maps_done", "maps_total", "reduces_done",
+                   "reduces_total", "maps_reexecuted", "elapsed_seconds")
+        print(format_table(columns, [[row[column] for column in columns]]))
+        if progress.error:
+            print(f"error: {progress.error}")
+    return EXIT_OK
+
+
+def _configure_logging(level: str, name: str) -> None:
+    logging.basicConfig(level=level,
+                        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")
+
+
+def _parse(text: str, what: str) -> Address:
+    try:
+        return parse_address(text, what)
+    except ConfigError as error:
+        raise UsageError(str(error)) from error
+
+
+def run_coordinator(args: argparse.Namespace) -> int:
+    if args.task_timeout <= 0 or args.worker_timeout <= 0:
+        raise UsageError("--task-timeout and --worker-timeout must be positive")
+    if args.split_mb <= 0:
+        raise UsageError("--split-mb must be positive")
+    settings = CoordinatorSettings(
+        listen=_parse(args.listen, "--listen"),
+        data_dir=args.data_dir,
+        metrics=_parse(args.metrics, "--metrics") if args.metrics else None,
+        scheduler=SchedulerConfig(
+            task_timeout=args.task_timeout,
+            worker_timeout=args.worker_timeout,
+            heartbeat_interval=min(0.5, args.worker_timeout / 4),
+            backup_tasks=args.backup_tasks,
+            backup_after=args.backup_after,
+            exit_when_idle=args.exit_when_idle,
+        ),
+        split_bytes=int(args.split_mb * 2**20),
+        otlp_endpoint=(args.otlp_endpoint or "").strip() or None,
+    )
+    _configure_logging(args.log_level, "mr-coordinator")
+    try:
+        loop.run(_serve_until_signalled(lambda stop: serve_coordinator(settings, stop)))
+    except (ConfigError, JobLogCorrupt) as error:
+        print(f"distlab mr coordinator: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    coordinator = coordinator_address(args.coordinator)
+    worker_id = args.id or f"{socket.gethostname()}-{os.getpid()}"
+    if not worker_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise UsageError(f"--id may hold letters, digits, '-', '_' and '.', got {worker_id!r}")
+    settings = WorkerSettings(
+        worker_id=worker_id,
+        coordinator=coordinator,
+        listen=_parse(args.listen, "--listen") if not args.listen.endswith(":0")
+        else _wildcard_port(args.listen),
+        work_dir=args.work_dir or Path("mr-work") / worker_id,
+        advertise_host=args.advertise_host,
+        give_up_after=args.give_up_after,
+        otlp_endpoint=(args.otlp_endpoint or "").strip() or None,
+    )
+    _configure_logging(args.log_level, f"mr-worker-{worker_id}")
+    try:
+        still_computing = loop.run(
+            _serve_until_signalled(lambda stop: serve_worker(settings, stop))
+        )
+    except ConfigError as error:
+        print(f"distlab mr worker: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except CoordinatorUnreachable as error:
+        logging.getLogger(__name__).warning("giving up: %s", error)
+        return EXIT_UNKNOWN
+    if still_computing:
+        # An abandoned task's application code cannot be interrupted, and the interpreter
+        # would wait for its thread at exit; everything worth keeping is flushed already.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
+    return EXIT_OK
+
+
+def _wildcard_port(text: str) -> Address:
+    """`host:0`: parse_address rejects port 0, which here means "any free port"."""
+    host = text.rpartition(":")[0].strip("[]")
+    if not host:
+        raise UsageError(f"--listen: expected host:port, got {text!r}")
+    return Address(host, 0)
+
+
+async def _serve_until_signalled(serve: Any) -> Any:
+    stop = asyncio.Event()
+    running = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        running.add_signal_handler(signum, stop.set)
+    return await serve(stop)
