@@ -14,6 +14,7 @@ from types import ModuleType
 from distlab import __version__
 from distlab.cli import (
     bench,
+    chaos,
     cluster,
     common,
     kv,
@@ -35,6 +36,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     mr,
     kv,
     bench,
+    chaos,
 )
 
 
