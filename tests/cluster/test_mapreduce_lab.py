@@ -166,7 +166,7 @@ def test_each_map_task_runs_exactly_once_when_nothing_fails(
 ) -> None:
     """jobcount: with no failures (and no backup copies) the map function is called once per
     input file, across four workers."""
-    processes.start_coordinator("--no-backup-tasks", "--exit-when-idle")
+    processes.start_coordinator("--no-backup-tasks")
     for worker_id in "1234":
         processes.start_worker(worker_id)
     job = processes.submit("jobcount", reduces=10)

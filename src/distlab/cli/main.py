@@ -7,6 +7,7 @@ Exit statuses (shared by every sub-command): 0 success, 1 a check that failed,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -60,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         status_code: int = args.handler(args)
     except KeyboardInterrupt:
         return common.EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`distlab ... | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return common.EXIT_OK
     except common.UsageError as error:
         print(f"distlab: error: {error}", file=sys.stderr)
         return common.EXIT_USAGE
