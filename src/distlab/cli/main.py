@@ -18,6 +18,7 @@ from distlab.cli import (
     chaos,
     cluster,
     common,
+    jepsen,
     kv,
     lincheck,
     mr,
@@ -40,6 +41,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     kv,
     bench,
     chaos,
+    jepsen,
 )
 
 

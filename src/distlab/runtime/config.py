@@ -43,6 +43,10 @@ class NodeConfig:
     raft_tick_ms: int = 50
     raft_election_ticks: int = 10
     snapshot_entries: int = 4096
+    # UNSAFE, for testing the tester only (DISTLAB_UNSAFE_STALE_READS=1): Get skips the read
+    # barrier and answers from the local state machine on any member, leader or not, so
+    # reads may be stale. It exists so `distlab test` can be shown to catch a broken store.
+    unsafe_stale_reads: bool = False
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -140,8 +144,10 @@ def load_node_config(
     if election_ticks < 3:
         raise ConfigError(f"RAFT_ELECTION_TICKS must be at least 3, got {election_ticks}")
     snapshot_entries = parse_positive(merged.get("SNAPSHOT_ENTRIES"), "SNAPSHOT_ENTRIES", 4096)
+    stale_reads = parse_flag(merged.get("DISTLAB_UNSAFE_STALE_READS", ""),
+                             "DISTLAB_UNSAFE_STALE_READS")
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
-                      election_ticks, snapshot_entries)
+                      election_ticks, snapshot_entries, stale_reads)
 
 
 def parse_flag(text: str, what: str) -> bool:

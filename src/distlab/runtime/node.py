@@ -124,7 +124,12 @@ class Node:
         admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
         raft_pb2_grpc.add_RaftServicer_to_server(
             RaftServicer(config.node_id, driver.deliver, driver.isolated_from), server)
-        kv_pb2_grpc.add_KVServicer_to_server(KVServicer(driver, self.machine), server)
+        if config.unsafe_stale_reads:
+            log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
+                        "may be stale (for testing the tester only)")
+        kv_pb2_grpc.add_KVServicer_to_server(
+            KVServicer(driver, self.machine, unsafe_stale_reads=config.unsafe_stale_reads),
+            server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [

@@ -131,18 +131,23 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         machine: KVStateMachine,
         *,
         max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
+        unsafe_stale_reads: bool = False,
     ) -> None:
         assert max_wait_seconds > 0
         self._log = log
         self._machine = machine
         self._max_wait_seconds = max_wait_seconds
+        # UNSAFE, for testing the tester only: serve Get from local state on any member
+        # without the read barrier, which breaks linearizability (see NodeConfig).
+        self._unsafe_stale_reads = unsafe_stale_reads
 
     # ---- RPCs ----
 
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         async def read() -> kv_pb2.GetResponse:
             check_key(request.key)
-            await self._bounded(self._log.read_barrier())
+            if not self._unsafe_stale_reads:
+                await self._bounded(self._log.read_barrier())
             value = self._machine.get(request.key)
             if value is None:
                 return kv_pb2.GetResponse(found=False)

@@ -1,0 +1,254 @@
+"""When faults happen in a test run, and which links a network partition cuts.
+
+A run alternates healthy and faulty intervals of equal length, starting healthy so the
+history shows the cluster working before anything breaks:
+
+    0        S        2S       3S       4S       5S ...   time limit
+    | healthy | fault 1 | healthy | fault 2 | healthy | ...
+
+Faults are taken from the requested list in turn, so every kind gets a window as soon as
+the time limit allows. Healing takes time (a killed node must restart), so at run time each
+healthy stretch is measured from when the heal finished, not from when it was due: the
+cluster always gets its full healthy interval, and `FaultSchedule` hands out the windows
+one at a time. `plan_schedule` is the same schedule with instant heals.
+
+Which node a fault hits, and the shape of a partition, are drawn at run time from a
+seeded `random.Random`, so a seed replays the same choices.
+
+Partitions are sets of cut links. A node told to drop traffic to and from a peer cuts that
+link in both directions, so a shape is a graph of who can still talk to whom.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from random import Random
+
+from distlab.core.ids import NodeId
+from distlab.core.quorum import majority
+
+NO_FAULT = "none"
+KILL = "kill"
+PAUSE = "pause"
+PARTITION = "partition"
+
+PARTITION_HALVES = "halves"
+PARTITION_ISOLATE_ONE = "isolate-one"
+PARTITION_MAJORITIES_RING = "majorities-ring"
+PARTITION_ISOLATE_LEADER = "isolate-leader"
+PARTITION_SHAPES = (PARTITION_HALVES, PARTITION_ISOLATE_ONE, PARTITION_MAJORITIES_RING)
+
+# Every fault a run may ask for. `kill` and `pause` hit a random node, their `-leader`
+# forms the node leading when the fault starts; `partition` draws one of the three shapes,
+# `partition-<shape>` always uses that shape.
+FAULTS: dict[str, str] = {
+    KILL: "SIGKILL a random node; restart it at the heal",
+    "kill-leader": "SIGKILL the leader; restart it at the heal",
+    PAUSE: "SIGSTOP a random node; SIGCONT at the heal",
+    "pause-leader": "SIGSTOP the leader; SIGCONT at the heal",
+    PARTITION: "cut the network: halves, isolate-one or majorities-ring, drawn at random",
+    f"partition-{PARTITION_HALVES}": "cut the nodes into two halves",
+    f"partition-{PARTITION_ISOLATE_ONE}": "cut one random node off from the others",
+    f"partition-{PARTITION_MAJORITIES_RING}": "every node sees a majority, no two the same",
+    f"partition-{PARTITION_ISOLATE_LEADER}": "cut the leader off from the others",
+}
+
+
+class ScheduleError(ValueError):
+    """A nemesis request that cannot be scheduled; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFault:
+    """One fault window, in seconds from the start of the run."""
+
+    start: float
+    end: float
+    fault: str
+
+
+def parse_nemesis(text: str) -> tuple[str, ...]:
+    """`kill,pause,partition` -> the faults in that order; `none` -> no faults."""
+    names = [name.strip() for name in text.split(",")]
+    if any(not name for name in names):
+        raise ScheduleError(f"empty entry in --nemesis {text!r}")
+    if NO_FAULT in names:
+        if len(names) > 1:
+            raise ScheduleError("--nemesis none cannot be combined with other faults")
+        return ()
+    for name in names:
+        if name not in FAULTS:
+            raise ScheduleError(f"unknown fault {name!r} (expected {NO_FAULT} or "
+                                f"{', '.join(FAULTS)})")
+    if len(set(names)) != len(names):
+        raise ScheduleError(f"a fault is listed twice in --nemesis {text!r}")
+    return tuple(names)
+
+
+class FaultSchedule:
+    """Hands out fault windows one at a time, each after a full healthy interval."""
+
+    def __init__(self, faults: Sequence[str], interval: float, time_limit: float) -> None:
+        if interval <= 0 or time_limit <= 0:
+            raise ScheduleError("the interval and the time limit must be positive")
+        self.faults = tuple(faults)
+        self.interval = interval
+        self.time_limit = time_limit
+        self._taken = 0
+
+    def next_fault(self, healthy_since: float) -> PlannedFault | None:
+        """The next window, given that the cluster has been healthy since `healthy_since`
+        (seconds from the start of the run); None when no window fits before the time
+        limit."""
+        if not self.faults:
+            return None
+        start = healthy_since + self.interval
+        end = start + self.interval
+        if end > self.time_limit + 1e-9:
+            return None
+        fault = self.faults[self._taken % len(self.faults)]
+        self._taken += 1
+        return PlannedFault(start, end, fault)
+
+
+def plan_schedule(faults: Sequence[str], interval: float, time_limit: float
+                  ) -> tuple[PlannedFault, ...]:
+    """Every window a run gets when heals are instant: fault windows of `interval`
+    seconds, each followed by as long a healthy interval, the first after one healthy
+    interval; a window that would end after `time_limit` is left out."""
+    schedule = FaultSchedule(faults, interval, time_limit)
+    planned: list[PlannedFault] = []
+    healthy_since = 0.0
+    while (window := schedule.next_fault(healthy_since)) is not None:
+        planned.append(window)
+        healthy_since = window.end
+    return tuple(planned)
+
+
+def is_kill(fault: str) -> bool:
+    return fault.split("-", 1)[0] == KILL
+
+
+def is_pause(fault: str) -> bool:
+    return fault.split("-", 1)[0] == PAUSE
+
+
+def is_partition(fault: str) -> bool:
+    return fault.split("-", 1)[0] == PARTITION
+
+
+def targets_leader(fault: str) -> bool:
+    return fault.endswith("-leader")
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """A network partition: which links are cut, and how to say it to a person."""
+
+    shape: str
+    description: str
+    cuts: frozenset[tuple[NodeId, NodeId]]
+
+    def isolation(self, nodes: Iterable[NodeId]) -> dict[NodeId, frozenset[NodeId]]:
+        """For every node, the peers it must drop traffic to and from."""
+        isolated: dict[NodeId, set[NodeId]] = {node: set() for node in nodes}
+        for left, right in self.cuts:
+            isolated[left].add(right)
+            isolated[right].add(left)
+        return {node: frozenset(peers) for node, peers in isolated.items()}
+
+    def connected(self, left: NodeId, right: NodeId) -> bool:
+        return _link(left, right) not in self.cuts
+
+
+def _link(left: NodeId, right: NodeId) -> tuple[NodeId, NodeId]:
+    return (left, right) if left < right else (right, left)
+
+
+def _cut_between(groups: Sequence[Sequence[NodeId]]) -> frozenset[tuple[NodeId, NodeId]]:
+    cuts: set[tuple[NodeId, NodeId]] = set()
+    for one, other in itertools.combinations(groups, 2):
+        cuts.update(_link(left, right) for left in one for right in other)
+    return frozenset(cuts)
+
+
+def _groups_text(groups: Sequence[Sequence[NodeId]]) -> str:
+    return " | ".join(" ".join(str(node) for node in sorted(group)) for group in groups)
+
+
+def halves(nodes: Sequence[NodeId], rng: Random) -> Partition:
+    """Two groups of sizes floor(n/2) and ceil(n/2), members drawn at random."""
+    _require_nodes(nodes, 2)
+    shuffled = list(nodes)
+    rng.shuffle(shuffled)
+    small = sorted(shuffled[:len(shuffled) // 2])
+    large = sorted(shuffled[len(shuffled) // 2:])
+    return Partition(PARTITION_HALVES, _groups_text([small, large]),
+                     _cut_between([small, large]))
+
+
+def isolate(nodes: Sequence[NodeId], target: NodeId, shape: str = PARTITION_ISOLATE_ONE
+            ) -> Partition:
+    """`target` alone, the others together."""
+    _require_nodes(nodes, 2)
+    if target not in nodes:
+        raise ValueError(f"node {target} is not one of {sorted(nodes)}")
+    rest = sorted(node for node in nodes if node != target)
+    return Partition(shape, _groups_text([[target], rest]), _cut_between([[target], rest]))
+
+
+def majorities_ring(nodes: Sequence[NodeId], rng: Random) -> Partition:
+    """Nodes in a random ring, each linked only to its nearest neighbours, enough of them
+    that it sees a majority (itself included); so every node sees a majority and no two
+    see the same one, and two leaders may each believe they have quorum's ear.
+
+    With three nodes a ring links everyone, so one link is cut instead: two nodes see
+    different majorities through the third, which bridges them.
+    """
+    _require_nodes(nodes, 3)
+    ring = list(nodes)
+    rng.shuffle(ring)
+    size = len(ring)
+    others_needed = majority(size) - 1
+    reach = (others_needed + 1) // 2  # neighbours kept on each side
+    cuts: set[tuple[NodeId, NodeId]] = set()
+    for i, j in itertools.combinations(range(size), 2):
+        distance = min(j - i, size - (j - i))
+        if distance > reach:
+            cuts.add(_link(ring[i], ring[j]))
+    if not cuts:
+        cuts.add(_link(ring[0], ring[-1]))
+        description = f"bridge: {ring[0]} and {ring[-1]} meet only through " + \
+            " ".join(str(node) for node in ring[1:-1])
+    else:
+        description = "ring " + "-".join(str(node) for node in ring) + \
+            f" (each sees {2 * reach + 1})"
+    return Partition(PARTITION_MAJORITIES_RING, description, frozenset(cuts))
+
+
+def choose_partition(fault: str, nodes: Sequence[NodeId], rng: Random,
+                     leader: NodeId | None) -> Partition:
+    """The partition for a `partition` or `partition-<shape>` fault.
+
+    `isolate-leader` falls back to a random node when no leader is known.
+    """
+    shape = fault.partition("-")[2] or rng.choice(PARTITION_SHAPES)
+    if shape == PARTITION_HALVES:
+        return halves(nodes, rng)
+    if shape == PARTITION_ISOLATE_ONE:
+        return isolate(nodes, rng.choice(list(nodes)))
+    if shape == PARTITION_MAJORITIES_RING:
+        return majorities_ring(nodes, rng)
+    if shape == PARTITION_ISOLATE_LEADER:
+        target = leader if leader is not None and leader in nodes else rng.choice(list(nodes))
+        return isolate(nodes, target, PARTITION_ISOLATE_LEADER)
+    raise ValueError(f"unknown partition shape {shape!r}")
+
+
+def _require_nodes(nodes: Sequence[NodeId], least: int) -> None:
+    if len(nodes) < least:
+        raise ValueError(f"this partition needs at least {least} nodes, not {len(nodes)}")
+    if len(set(nodes)) != len(nodes):
+        raise ValueError(f"nodes repeat in {list(nodes)}")

@@ -1,0 +1,217 @@
+"""`distlab test`: a Jepsen-style run against the live KV store.
+
+Clients invoke a mix of get, put, append and cas at a rate while a nemesis kills, pauses
+or partitions nodes on a schedule; after a final heal, a quiet period and one last read of
+every key, the history is checked for linearizability and a report is written.
+
+Exit status 0 linearizable, 1 not linearizable, 2 bad usage, 3 unknown (the check ran out
+of time, or no verdict could be reached), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from distlab.check.tester.mix import DEFAULT_MIX, MixError, parse_mix
+from distlab.check.tester.report import HISTORY_FILE
+from distlab.check.tester.schedule import (
+    FAULTS,
+    ScheduleError,
+    is_kill,
+    is_pause,
+    parse_nemesis,
+    plan_schedule,
+)
+from distlab.cli import common
+from distlab.cli.targets import resolve_cluster
+from distlab.runtime import loop
+from distlab.runtime.local_cluster import ClusterStartError
+from distlab.runtime.tester import RunOutcome, RunSettings, format_summary, run_test
+
+MAX_NODES = 9
+DEFAULT_FAULTS = "kill,pause,partition"
+
+
+def register(subparsers: Any) -> None:
+    faults = "; ".join(f"{name}: {what}" for name, what in FAULTS.items())
+    parser = subparsers.add_parser(
+        "test", help="a Jepsen-style run: workload, faults, linearizability check, report",
+        description="Start a cluster (or use --cluster), run concurrent clients against its "
+        "KV store while a nemesis injects faults, then check the history for "
+        "linearizability and write a report directory. Exit status: 0 linearizable, "
+        "1 not linearizable, 2 bad usage, 3 unknown.",
+        epilog=f"Faults for --nemesis: {faults}.")
+    where = parser.add_argument_group("cluster")
+    where.add_argument("--nodes", type=int, default=3, metavar="N",
+                       help="size of the cluster the test starts (default 3)")
+    where.add_argument("--data-dir", type=Path, metavar="DIR",
+                       help="state and logs of the started nodes (default REPORT/cluster)")
+    chosen = where.add_mutually_exclusive_group()
+    chosen.add_argument("--cluster", metavar="ADDRS",
+                        help="test a running cluster, 1=host:port,... (partitions only)")
+    chosen.add_argument("--cluster-file", metavar="FILE", type=Path,
+                        help="test the running cluster described by a cluster.json")
+    work = parser.add_argument_group("workload")
+    work.add_argument("--time-limit", type=_positive, default=60.0, metavar="S",
+                      help="seconds of workload and faults (default 60)")
+    work.add_argument("--rate", type=_positive, default=20.0, metavar="OPS",
+                      help="operations per second, all clients together (default 20)")
+    work.add_argument("--concurrency", type=int, default=5, metavar="N",
+                      help="concurrent clients (default 5)")
+    work.add_argument("--keys", type=int, default=5, metavar="N",
+                      help="number of keys the operations spread over (default 5)")
+    work.add_argument("--mix", default=DEFAULT_MIX, metavar="MIX",
+                      help=f"relative weights of get, put, append, cas, delete "
+                           f"(default {DEFAULT_MIX})")
+    work.add_argument("--op-timeout", type=_positive, default=5.0, metavar="S",
+                      help="time budget of one operation, retries included (default 5)")
+    work.add_argument("--read-from-any", action="store_true",
+                      help="send each get to a random member instead of the leader")
+    nemesis = parser.add_argument_group("faults")
+    nemesis.add_argument("--nemesis", metavar="FAULTS",
+                         help=f"comma-separated faults, taken in turn, or none (default "
+                              f"{DEFAULT_FAULTS}; partition with --cluster)")
+    nemesis.add_argument("--nemesis-interval", type=_positive, default=10.0, metavar="S",
+                         help="length of each fault window and of each healthy stretch "
+                              "between them (default 10)")
+    nemesis.add_argument("--quiet", type=_non_negative, default=3.0, metavar="S",
+                         help="healthy seconds after the final heal, before the final "
+                              "reads (default 3)")
+    nemesis.add_argument("--seed", type=int, metavar="N",
+                         help="seed for the workload and the nemesis (default: from the clock)")
+    out = parser.add_argument_group("checking and report")
+    out.add_argument("--check-timeout", type=_positive, default=120.0, metavar="S",
+                     help="time budget of the linearizability check (default 120)")
+    out.add_argument("--report", type=Path, metavar="DIR",
+                     help="report directory (default reports/<timestamp>)")
+    out.add_argument("--json", action="store_true",
+                     help="print result.json instead of the summary line")
+    parser.set_defaults(handler=run)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+    return value
+
+
+def default_report_dir() -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = Path("reports") / stamp
+    number = 1
+    while candidate.exists():
+        number += 1
+        candidate = Path("reports") / f"{stamp}-{number}"
+    return candidate
+
+
+def settings_from(args: argparse.Namespace) -> RunSettings:
+    """Validate the arguments; every problem is a UsageError."""
+    external = args.cluster is not None or args.cluster_file is not None
+    addresses = resolve_cluster(args.cluster, args.cluster_file) if external else None
+    if not external and not 1 <= args.nodes <= MAX_NODES:
+        raise common.UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
+    if args.concurrency < 1:
+        raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.keys < 1:
+        raise common.UsageError(f"--keys must be at least 1, got {args.keys}")
+    try:
+        mix = parse_mix(args.mix)
+        faults = parse_nemesis(args.nemesis or ("partition" if external else DEFAULT_FAULTS))
+        schedule = plan_schedule(faults, args.nemesis_interval, args.time_limit)
+    except (MixError, ScheduleError) as error:
+        raise common.UsageError(str(error)) from None
+    if faults and not schedule:
+        raise common.UsageError(
+            f"no fault fits: --time-limit ({args.time_limit:g} s) must be at least twice "
+            f"--nemesis-interval ({args.nemesis_interval:g} s)")
+    if external and any(is_kill(f) or is_pause(f) for f in faults):
+        raise common.UsageError("kill and pause need node processes the test starts; with "
+                                "--cluster or --cluster-file use --nemesis partition or none")
+    size = len(addresses) if addresses is not None else args.nodes
+    if size < 3 and faults:
+        raise common.UsageError(f"faults need a cluster of at least 3 nodes, not {size}")
+    report_dir: Path = args.report or default_report_dir()
+    if (report_dir / HISTORY_FILE).exists():
+        raise common.UsageError(f"{report_dir} already holds a run ({HISTORY_FILE}); "
+                                "choose another --report directory")
+    seed = args.seed if args.seed is not None else time.time_ns() % 2**31
+    return RunSettings(
+        report_dir=report_dir, time_limit=args.time_limit, rate=args.rate,
+        concurrency=args.concurrency, keys=args.keys, mix=mix, faults=faults,
+        nemesis_interval=args.nemesis_interval, quiet=args.quiet,
+        operation_timeout=args.op_timeout, check_timeout=args.check_timeout,
+        read_from_any=args.read_from_any, seed=seed, nodes=args.nodes,
+        data_dir=args.data_dir, addresses=addresses)
+
+
+def progress_printer() -> Callable[[str], None]:
+    """Progress lines on stderr, each with the seconds since the command started."""
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        elapsed = time.monotonic() - started
+        print(f"distlab test [{elapsed:5.1f} s]: {line}", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    progress = progress_printer()
+    progress(f"report in {settings.report_dir}; seed {settings.seed}; "
+             f"nemesis {','.join(settings.faults) or 'none'}")
+    outcome = loop.run(_interruptible(settings, progress))
+    if outcome is None:
+        return common.EXIT_INTERRUPTED
+    if isinstance(outcome, str):
+        print(f"distlab test: error: {outcome}", file=sys.stderr)
+        return common.EXIT_UNKNOWN
+    if args.json:
+        print(json.dumps(outcome.document, indent=2))
+    else:
+        print(format_summary(outcome), flush=True)
+    return outcome.exit_status
+
+
+async def _interruptible(settings: RunSettings, progress: Callable[[str], None]
+                         ) -> RunOutcome | str | None:
+    """The run, or None when SIGINT/SIGTERM stopped it (after healing and stopping the
+    cluster), or a message when no verdict could be reached."""
+    task = asyncio.current_task()
+    assert task is not None
+    running = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        running.add_signal_handler(signum, task.cancel)
+    try:
+        return await run_test(settings, progress)
+    except asyncio.CancelledError:
+        progress("interrupted; faults healed and the cluster stopped")
+        return None
+    except ClusterStartError as error:
+        return f"the cluster did not start: {error}"
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            running.remove_signal_handler(signum)

@@ -1,0 +1,48 @@
+"""`distlab test` refuses bad usage with status 2 and one line, before starting anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distlab.cli.main import main
+
+
+def run_main(*args: str) -> int:
+    try:
+        return main(["test", *args])
+    except SystemExit as exit_:  # argparse's own errors
+        assert isinstance(exit_.code, int)
+        return exit_.code
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--mix", "get=1,read=1"], "unknown function 'read'"),
+    (["--mix", "get=0"], "no function a positive weight"),
+    (["--nemesis", "explode"], "unknown fault 'explode'"),
+    (["--nemesis", "kill,none"], "cannot be combined"),
+    (["--time-limit", "5", "--nemesis-interval", "10"], "no fault fits"),
+    (["--cluster", "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3", "--nemesis", "kill"],
+     "kill and pause need node processes"),
+    (["--cluster", "nonsense"], "--cluster"),
+    (["--nodes", "0"], "--nodes must be between 1 and 9"),
+    (["--nodes", "1", "--nemesis", "partition"], "at least 3 nodes"),
+    (["--concurrency", "0"], "--concurrency must be at least 1"),
+    (["--keys", "0"], "--keys must be at least 1"),
+    (["--time-limit", "-3"], "must be positive"),
+    (["--rate", "fast"], "not a number"),
+])
+def test_bad_usage_exits_2_with_a_reason(args: list[str], message: str, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_main(*args, "--report", str(tmp_path / "report")) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert not (tmp_path / "report").exists(), "nothing may start on bad usage"
+
+
+def test_a_report_directory_that_holds_a_run_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "history.jsonl").write_text("")
+    assert run_main("--report", str(tmp_path)) == 2
+    assert "already holds a run" in capsys.readouterr().err
