@@ -16,7 +16,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,11 @@ from distlab.check.tester.schedule import (
     plan_schedule,
 )
 from distlab.cli import common
+from distlab.cli.chaos import compose_cluster
 from distlab.cli.targets import resolve_cluster
+from distlab.core.ids import NodeId
 from distlab.runtime import loop
+from distlab.runtime.config import Address
 from distlab.runtime.local_cluster import ClusterStartError
 from distlab.runtime.tester import RunOutcome, RunSettings, format_summary, run_test
 
@@ -54,7 +57,12 @@ def register(subparsers: Any) -> None:
                        help="size of the cluster the test starts (default 3)")
     where.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="state and logs of the started nodes (default REPORT/cluster)")
+    where.add_argument("--project", metavar="NAME",
+                       help="with --compose: the compose project (default: the one running)")
     chosen = where.add_mutually_exclusive_group()
+    chosen.add_argument("--compose", action="store_true",
+                        help="test the docker compose cluster at its published ports; kill "
+                        "and pause act on its containers")
     chosen.add_argument("--cluster", metavar="ADDRS",
                         help="test a running cluster, 1=host:port,... (partitions only)")
     chosen.add_argument("--cluster-file", metavar="FILE", type=Path,
@@ -129,8 +137,12 @@ def default_report_dir() -> Path:
 
 def settings_from(args: argparse.Namespace) -> RunSettings:
     """Validate the arguments; every problem is a UsageError."""
-    external = args.cluster is not None or args.cluster_file is not None
-    addresses = resolve_cluster(args.cluster, args.cluster_file) if external else None
+    if args.compose:
+        addresses: Mapping[NodeId, Address] | None = compose_cluster()
+        external = False
+    else:
+        external = args.cluster is not None or args.cluster_file is not None
+        addresses = resolve_cluster(args.cluster, args.cluster_file) if external else None
     if not external and not 1 <= args.nodes <= MAX_NODES:
         raise common.UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
     if args.concurrency < 1:
@@ -164,7 +176,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         nemesis_interval=args.nemesis_interval, quiet=args.quiet,
         operation_timeout=args.op_timeout, check_timeout=args.check_timeout,
         read_from_any=args.read_from_any, seed=seed, nodes=args.nodes,
-        data_dir=args.data_dir, addresses=addresses)
+        data_dir=args.data_dir, addresses=addresses, compose=args.compose,
+        compose_project=args.project)
 
 
 def progress_printer() -> Callable[[str], None]:

@@ -1,8 +1,9 @@
 """The nemesis: applies one fault at a time to a cluster, and heals it.
 
-Kills and pauses need the node processes, so they work on a cluster the tester started
-(`LocalCluster`); partitions go through every node's Admin.SetFault, so they work on any
-cluster whose nodes answer Admin. Every fault is healed before the next one starts, and
+Kills and pauses need control of the members: the processes of a cluster the tester started
+(`LocalProcesses`) or the containers of a compose project (`ComposeContainers`); partitions
+go through every node's Admin.SetFault, so they work on any cluster whose nodes answer Admin.
+Every fault is healed before the next one starts, and
 `heal_all` undoes whatever may be left (a paused process, a partition) at the end.
 """
 
@@ -16,6 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from random import Random
+from typing import Protocol
 
 import grpc
 
@@ -31,7 +33,9 @@ from distlab.check.tester.schedule import (
 from distlab.core.ids import NodeId
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime.config import Address
+from distlab.runtime.docker import DockerError, container_operation, find_service
 from distlab.runtime.grpc.channels import open_channel
+from distlab.runtime.health import is_serving
 from distlab.runtime.local_cluster import ClusterStartError, LocalCluster
 
 ADMIN_TIMEOUT_SECONDS = 1.0
@@ -56,15 +60,102 @@ class ActiveFault:
     errors: list[str] = field(default_factory=list)
 
 
+class NodeControl(Protocol):
+    """Stops, resumes and restarts member processes, wherever they run."""
+
+    async def kill(self, node: NodeId) -> None: ...
+
+    async def pause(self, node: NodeId) -> None: ...
+
+    async def resume(self, node: NodeId) -> None: ...
+
+    async def restart(self, node: NodeId) -> str | None:
+        """Start a killed node again and wait until it serves; the problem, if any."""
+        ...
+
+
+class LocalProcesses:
+    """The node processes of a `LocalCluster` the tester started: signals and restarts."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self._cluster = cluster
+
+    async def kill(self, node: NodeId) -> None:
+        await self._cluster.stop_node(node, signal.SIGKILL)
+
+    async def pause(self, node: NodeId) -> None:
+        self._signal(node, signal.SIGSTOP)
+
+    async def resume(self, node: NodeId) -> None:
+        self._signal(node, signal.SIGCONT)
+
+    def _signal(self, node: NodeId, sig: int) -> None:
+        process = self._cluster.nodes[node].process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, sig)
+
+    async def restart(self, node: NodeId) -> str | None:
+        try:
+            await self._cluster.start_node(node)
+            await self._cluster.wait_serving(node, RESTART_TIMEOUT_SECONDS)
+        except ClusterStartError as error:
+            return f"restarting node {node}: {error}"
+        self._cluster.write_description()
+        return None
+
+
+class ComposeContainers:
+    """The `node<N>` containers of a compose project: docker kill, pause, unpause, start."""
+
+    def __init__(self, addresses: Mapping[NodeId, Address], project: str | None) -> None:
+        self._addresses = dict(addresses)
+        self._project = project
+
+    async def _operate(self, operation: str, node: NodeId) -> None:
+        def run() -> None:
+            container_operation(operation, find_service(f"node{node}", self._project))
+
+        try:
+            await asyncio.to_thread(run)
+        except (DockerError, LookupError) as error:
+            raise NemesisError(f"docker {operation} node{node}: {error}") from error
+
+    async def kill(self, node: NodeId) -> None:
+        await self._operate("kill", node)
+
+    async def pause(self, node: NodeId) -> None:
+        await self._operate("pause", node)
+
+    async def resume(self, node: NodeId) -> None:
+        await self._operate("unpause", node)
+
+    async def restart(self, node: NodeId) -> str | None:
+        try:
+            await self._operate("start", node)
+        except NemesisError as error:
+            return str(error)
+        channel = open_channel(self._addresses[node])
+        try:
+            deadline = time.monotonic() + RESTART_TIMEOUT_SECONDS
+            while not await is_serving(channel, deadline_seconds=0.5):
+                if time.monotonic() > deadline:
+                    return f"node{node} did not serve within {RESTART_TIMEOUT_SECONDS:.0f} s"
+                await asyncio.sleep(0.1)  # polling interval while the container starts
+        finally:
+            await channel.close()
+        return None
+
+
 class Nemesis:
-    """Faults on the members in `addresses`; `cluster` is given when the tester owns the
-    processes (needed for kill and pause)."""
+    """Faults on the members in `addresses`; `control` is given when the tester can stop and
+    start the members (needed for kill and pause)."""
 
     def __init__(self, addresses: Mapping[NodeId, Address], rng: Random,
-                 cluster: LocalCluster | None = None) -> None:
+                 control: NodeControl | None = None) -> None:
         self._addresses = dict(addresses)
         self._rng = rng
-        self._cluster = cluster
+        self._control = control
         self._channels = {node: open_channel(address) for node, address in addresses.items()}
         self._killed: set[NodeId] = set()
         self._paused: set[NodeId] = set()
@@ -107,7 +198,7 @@ class Nemesis:
     # ---- faults ----
 
     def check_supported(self, fault: str) -> None:
-        if (is_kill(fault) or is_pause(fault)) and self._cluster is None:
+        if (is_kill(fault) or is_pause(fault)) and self._control is None:
             raise NemesisError(f"{fault} needs the node processes: it works on a cluster "
                                "the tester starts, not on one given with --cluster")
         if is_partition(fault) and len(self._addresses) < 2:
@@ -123,13 +214,13 @@ class Nemesis:
             self._rng.choice(self.nodes)
         role = "leader " if target == leader else ""
         start_ns = time.monotonic_ns()
+        assert self._control is not None
         if is_kill(fault):
-            assert self._cluster is not None
-            await self._cluster.stop_node(target, signal.SIGKILL)
+            await self._control.kill(target)
             self._killed.add(target)
             return ActiveFault(fault, "kill", f"kill {role}node {target}", (target,), start_ns)
         if is_pause(fault):
-            self._signal(target, signal.SIGSTOP)
+            await self._control.pause(target)
             self._paused.add(target)
             return ActiveFault(fault, "pause", f"pause {role}node {target}", (target,),
                                start_ns)
@@ -143,8 +234,9 @@ class Nemesis:
                 if error:
                     active.errors.append(error)
         elif active.kind == "pause":
+            assert self._control is not None
             for node in active.targets:
-                self._signal(node, signal.SIGCONT)
+                await self._control.resume(node)
                 self._paused.discard(node)
         elif active.kind == "partition":
             active.errors.extend(await self._set_isolation({}))
@@ -157,7 +249,8 @@ class Nemesis:
         clear every node's partition. Returns the problems met."""
         errors = []
         for node in sorted(self._paused):
-            self._signal(node, signal.SIGCONT)
+            assert self._control is not None
+            await self._control.resume(node)
         self._paused.clear()
         for node in sorted(self._killed):
             error = await self._restart(node)
@@ -209,20 +302,9 @@ class Nemesis:
             return f"{error.code().name}: {error.details()}"
         return None
 
-    def _signal(self, node: NodeId, sig: int) -> None:
-        assert self._cluster is not None
-        process = self._cluster.nodes[node].process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, sig)
-
     async def _restart(self, node: NodeId) -> str | None:
-        assert self._cluster is not None
-        try:
-            await self._cluster.start_node(node)
-            await self._cluster.wait_serving(node, RESTART_TIMEOUT_SECONDS)
-        except ClusterStartError as error:
-            return f"restarting node {node}: {error}"
-        self._killed.discard(node)
-        self._cluster.write_description()
-        return None
+        assert self._control is not None
+        error = await self._control.restart(node)
+        if error is None:
+            self._killed.discard(node)
+        return error

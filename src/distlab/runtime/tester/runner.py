@@ -26,7 +26,13 @@ from distlab.check.tester.schedule import FaultSchedule
 from distlab.core.ids import NodeId
 from distlab.runtime.config import Address
 from distlab.runtime.local_cluster import LocalCluster
-from distlab.runtime.tester.nemesis import ActiveFault, Nemesis
+from distlab.runtime.tester.nemesis import (
+    ActiveFault,
+    ComposeContainers,
+    LocalProcesses,
+    Nemesis,
+    NodeControl,
+)
 from distlab.runtime.tester.workload import Clients, Workload
 
 PROGRESS_INTERVAL_SECONDS = 2.0
@@ -52,15 +58,19 @@ class RunSettings:
     check_timeout: float
     read_from_any: bool
     seed: int
-    # Either a cluster to start (nodes, data_dir) or one to use (addresses).
+    # Either a cluster to start (nodes, data_dir) or one to use (addresses), which with
+    # `compose` is a compose project whose containers the nemesis may kill and pause.
     nodes: int = 3
     data_dir: Path | None = None
     addresses: Mapping[NodeId, Address] | None = None
+    compose: bool = False
+    compose_project: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
             "cluster": ("started by the test" if self.addresses is None else
                         ",".join(f"{n}={a}" for n, a in sorted(self.addresses.items()))),
+            "compose": self.compose,
             "nodes": self.nodes if self.addresses is None else len(self.addresses),
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "time_limit_seconds": self.time_limit,
@@ -106,8 +116,13 @@ async def run_test(settings: RunSettings, progress: Progress) -> RunOutcome:
         progress(f"starting {settings.nodes} nodes (data and logs in {data_dir})")
         await cluster.start()
         addresses = {node_id: node.address for node_id, node in cluster.nodes.items()}
+    control: NodeControl | None = None
+    if cluster is not None:
+        control = LocalProcesses(cluster)
+    elif settings.compose:
+        control = ComposeContainers(addresses, settings.compose_project)
     try:
-        run = _Run(settings, addresses, cluster, history_path, progress)
+        run = _Run(settings, addresses, control, history_path, progress)
         await run.execute()
     finally:
         if cluster is not None:
@@ -120,10 +135,10 @@ class _Run:
     """The live part of a run, and what it leaves for the report."""
 
     def __init__(self, settings: RunSettings, addresses: Mapping[NodeId, Address],
-                 cluster: LocalCluster | None, history_path: Path, progress: Progress) -> None:
+                 control: NodeControl | None, history_path: Path, progress: Progress) -> None:
         self.settings = settings
         self.progress = progress
-        self.nemesis = Nemesis(addresses, Random(f"{settings.seed}/nemesis"), cluster)
+        self.nemesis = Nemesis(addresses, Random(f"{settings.seed}/nemesis"), control)
         for fault in settings.faults:
             self.nemesis.check_supported(fault)
         self.history_path = history_path
