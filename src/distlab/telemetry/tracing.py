@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.grpc.filters import any_of, health_check, met
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 
 from distlab import __version__
 
@@ -41,9 +42,13 @@ class Tracing:
         return self.provider.get_tracer(name, __version__)
 
     def server_interceptors(self) -> Sequence[Any]:
+        if not self.exporting:
+            return []
         return [aio_server_interceptor(tracer_provider=self.provider, filter_=_traced_calls())]
 
     def client_interceptors(self) -> Sequence[Any]:
+        if not self.exporting:
+            return []
         return list(aio_client_interceptors(tracer_provider=self.provider, filter_=_traced_calls()))
 
     def shutdown(self, timeout_millis: int = 1500) -> None:
@@ -65,13 +70,14 @@ QUIET_RAFT_METHOD = "DeliverQuiet"
 def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:
     """A tracer provider for `service_name`, exporting over OTLP/gRPC only when an endpoint is set.
 
-    Without an endpoint there is no exporter at all: spans are still created (so context still
-    propagates to processes that do export) but nothing retries against an absent collector.
+    Without an endpoint there is no exporter and no interceptors, and spans are not recorded:
+    tracing costs nothing (it is a large share of each call's CPU otherwise) and nothing
+    retries against an absent collector. Every process of a traced cluster gets an endpoint.
     The provider also becomes the global one, so library code using `trace.get_tracer` joins in.
     """
     resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: __version__})
-    provider = TracerProvider(resource=resource)
     exporting = bool(otlp_endpoint)
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON if exporting else ALWAYS_OFF)
     if otlp_endpoint:
         # Imported only when used: the exporter pulls in a second gRPC stack at import time.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
