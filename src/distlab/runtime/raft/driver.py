@@ -18,13 +18,14 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from distlab.core.ids import NO_NODE, NodeId
 from distlab.core.status import EngineStatus
@@ -50,6 +51,11 @@ PROPOSALS_APPLIED = Counter("distlab_raft_proposals_applied_total",
                             "Entries applied to the state machine.")
 PROPOSALS_PENDING = Gauge("distlab_raft_proposals_pending",
                           "Proposals accepted here and waiting to be applied.")
+PROPOSAL_SECONDS = Histogram(
+    "distlab_raft_proposal_duration_seconds",
+    "From a proposal's arrival at the leader to its result (applied, or failed).",
+    buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 2.0),
+)
 PROPOSALS_FAILED = Counter("distlab_raft_proposals_failed_total",
                            "Proposals that failed, by reason.", ["reason"])
 
@@ -173,9 +179,11 @@ class RaftDriver:
         span = tracer.start_span("raft.propose", attributes={"raft.node": self.node_id})
         self._inputs.proposals.append((envelope, future, span))
         self._wake.set()
+        started = time.perf_counter()
         try:
             return await future
         finally:
+            PROPOSAL_SECONDS.observe(time.perf_counter() - started)
             span.end()
 
     async def read_barrier(self) -> None:
