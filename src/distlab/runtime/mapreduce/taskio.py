@@ -1,9 +1,10 @@
 """Reading map input, partitioning and encoding map output, merging it and writing the
 reduce output: the data path shared by the workers and the sequential reference.
 
-A partition file is one JSON array of [key, value] pairs sorted by key. Map output is written
-to a temporary file and renamed, so a reader never sees half a partition; it is not fsynced,
-because it is worth no more than the worker that holds it (the map runs again if it is lost).
+A partition file is a JSON array of two arrays: its keys, sorted, and their values. Map output
+is written to a temporary file and renamed, so a reader never sees half a partition; it is not
+fsynced, because it is worth no more than the worker that holds it (the map runs again if it is
+lost).
 Reduce output is fsynced before its rename: it is the job's result.
 """
 
@@ -14,12 +15,15 @@ import os
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import itemgetter
 from pathlib import Path
 
-from distlab.apps.mr.loader import App
+from distlab.apps.mr.loader import App, ReduceFunction
 from distlab.protocols.mapreduce import Split
 
 Pair = tuple[str, str]
+# One map task's output for one reduce task: keys in order, and the value of each.
+Partition = tuple[list[str], list[str]]
 
 
 def read_split(split: Split) -> tuple[str, int]:
@@ -49,39 +53,89 @@ def read_split(split: Split) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), len(data)
 
 
+# Words recur across the splits a worker maps, so a key's hash is remembered rather than
+# encoded and checksummed again for every task; the table is emptied when it grows past this.
+_KEY_HASHES_LIMIT = 1 << 20
+_key_hashes: dict[str, int] = {}
+
+
+def key_hash(key: str) -> int:
+    return zlib.crc32(key.encode("utf-8", errors="surrogatepass"))
+
+
 def partition_of(key: str, reduces: int) -> int:
-    return zlib.crc32(key.encode("utf-8", errors="surrogatepass")) % reduces
+    return key_hash(key) % reduces
 
 
-def run_map(app: App, filename: str, contents: str, reduces: int) -> list[list[Pair]]:
-    """Apply the map function, partition by key, combine when the app can, sort each
-    partition by key."""
-    pairs = app.map(filename, contents)
+def run_map(app: App, filename: str, contents: str, reduces: int) -> list[Partition]:
+    """Apply the map function, combine when the app can, partition by key and sort each
+    partition by key (stably, so a key's values keep the order the map emitted them in)."""
+    pairs = list(app.map(filename, contents))
+    if len(_key_hashes) > _KEY_HASHES_LIMIT:
+        _key_hashes.clear()
+    hashes = _key_hashes
     if app.combine is None:
         buckets: list[list[Pair]] = [[] for _ in range(reduces)]
-        for key, value in pairs:
-            buckets[partition_of(key, reduces)].append((key, value))
+        for pair in pairs:
+            key = pair[0]
+            digest = hashes.get(key)
+            if digest is None:
+                digest = hashes[key] = key_hash(key)
+            buckets[digest % reduces].append(pair)
+        partitions: list[Partition] = []
         for bucket in buckets:
-            bucket.sort(key=lambda pair: pair[0])
-        return buckets
-    grouped: list[dict[str, list[str]]] = [defaultdict(list) for _ in range(reduces)]
+            bucket.sort(key=itemgetter(0))
+            partitions.append(([key for key, _ in bucket], [value for _, value in bucket]))
+        return partitions
+    groups: list[dict[str, str]] = [{} for _ in range(reduces)]
+    for key, value in combine_by_key(app.combine, pairs).items():
+        digest = hashes.get(key)
+        if digest is None:
+            digest = hashes[key] = key_hash(key)
+        groups[digest % reduces][key] = value
+    sorted_partitions: list[Partition] = []
+    for group in groups:
+        keys = sorted(group)
+        sorted_partitions.append((keys, [group[key] for key in keys]))
+    return sorted_partitions
+
+
+def combine_by_key(combine: ReduceFunction, pairs: list[Pair]) -> dict[str, str]:
+    """One value per key: the key's only value, or `combine` over its values in the order
+    they were emitted. An app that combines in its map function (wc) emits each key once,
+    which a single dict() over the pairs shows without a loop in Python."""
+    combined = dict(pairs)
+    if len(combined) == len(pairs):
+        return combined
+    combined = {}
+    repeated: dict[str, list[str]] = {}
     for key, value in pairs:
-        grouped[partition_of(key, reduces)][key].append(value)
-    combine = app.combine
-    return [
-        [(key, values[0] if len(values) == 1 else combine(key, values))
-         for key, values in sorted(group.items())]
-        for group in grouped
-    ]
+        if key in combined:
+            values = repeated.get(key)
+            if values is None:
+                repeated[key] = [combined[key], value]
+            else:
+                values.append(value)
+        else:
+            combined[key] = value
+    for key, values in repeated.items():
+        combined[key] = combine(key, values)
+    return combined
 
 
-def encode_partition(pairs: list[Pair]) -> bytes:
-    return json.dumps(pairs, separators=(",", ":")).encode()
+def encode_partition(partition: Partition) -> bytes:
+    """JSON [keys, values]: two flat arrays decode several times faster than one array of
+    pairs."""
+    return json.dumps(partition, separators=(",", ":")).encode()
 
 
-def decode_partition(data: bytes) -> list[list[str]]:
-    decoded: list[list[str]] = json.loads(data) if data else []
-    return decoded
+def decode_partition(data: bytes) -> Partition:
+    if not data:
+        return [], []
+    keys, values = json.loads(data)
+    if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(values):
+        raise ValueError("a partition is two arrays of equal length, keys and values")
+    return keys, values
 
 
 def partition_path(work_dir: Path, job_id: int, map_index: int, attempt: int, reduce_index: int
@@ -90,13 +144,13 @@ def partition_path(work_dir: Path, job_id: int, map_index: int, attempt: int, re
 
 
 def write_partitions(work_dir: Path, job_id: int, map_index: int, attempt: int,
-                     buckets: list[list[Pair]]) -> int:
-    """Write each bucket to its partition file atomically; returns the bytes written."""
+                     partitions: list[Partition]) -> int:
+    """Write each partition to its file atomically; returns the bytes written."""
     written = 0
-    for reduce_index, bucket in enumerate(buckets):
+    for reduce_index, partition in enumerate(partitions):
         path = partition_path(work_dir, job_id, map_index, attempt, reduce_index)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = encode_partition(bucket)
+        data = encode_partition(partition)
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_bytes(data)
         os.replace(temporary, path)
@@ -107,7 +161,8 @@ def write_partitions(work_dir: Path, job_id: int, map_index: int, attempt: int,
 def merge_partitions(blobs: Iterable[bytes]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = defaultdict(list)
     for blob in blobs:
-        for key, value in decode_partition(blob):
+        keys, values = decode_partition(blob)
+        for key, value in zip(keys, values, strict=True):
             groups[key].append(value)
     return groups
 
