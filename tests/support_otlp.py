@@ -12,6 +12,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 SPAN_KIND_SERVER = 2
 SPAN_KIND_CLIENT = 3
+SPAN_KIND_PRODUCER = 4
+SPAN_KIND_CONSUMER = 5
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,14 @@ import pytest
 from distlab.client import KVClient
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from tests.support import UpProcess, wait_for
-from tests.support_otlp import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpReceiver, ReceivedSpan
+from tests.support_otlp import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_CONSUMER,
+    SPAN_KIND_PRODUCER,
+    SPAN_KIND_SERVER,
+    OtlpReceiver,
+    ReceivedSpan,
+)
 
 
 @pytest.fixture
@@ -87,7 +94,7 @@ def test_a_write_is_one_trace_from_leader_to_followers(
             return None
         trace_spans = [s for s in spans if s.trace_id == put[-1].trace_id]
         followers = {s.service for s in trace_spans
-                     if s.name == "/distlab.v1.Raft/Deliver" and s.kind == SPAN_KIND_SERVER}
+                     if s.name == "raft.receive"}
         return trace_spans if followers else None
 
     spans = wait_for(write_spans, timeout=10, what="the write's spans from every node")
@@ -99,16 +106,18 @@ def test_a_write_is_one_trace_from_leader_to_followers(
     assert propose.service == put.service
     assert propose.attributes["raft.index"] > 0
     leader = put.service
-    served = [s for s in spans
-              if s.name == "/distlab.v1.Raft/Deliver" and s.kind == SPAN_KIND_SERVER]
-    # The leader and at least one follower; a follower's append may ride in a batch that
-    # carries another trace's context, so not every follower need appear.
-    assert {s.service for s in served} <= {f"node-{n}" for n in cluster} - {leader}
-    assert served
-    for span in served:
-        client_call = by_id[span.parent_span_id]
-        assert client_call.service == leader
-        assert client_call.kind == SPAN_KIND_CLIENT
-        assert by_id[client_call.parent_span_id] is propose
-    # Heartbeats and replies travel on the untraced method.
-    assert not [s for s in receiver.spans if s.name.endswith("/DeliverQuiet")]
+    received = [s for s in spans if s.name == "raft.receive"]
+    # At least one follower; a follower's append may ride in a batch that carries another
+    # trace's context, so not every follower need appear.
+    assert {s.service for s in received} <= {f"node-{n}" for n in cluster} - {leader}
+    assert received
+    for span in received:
+        assert span.kind == SPAN_KIND_CONSUMER
+        send = by_id[span.parent_span_id]
+        assert send.name == "raft.send"
+        assert send.service == leader
+        assert send.kind == SPAN_KIND_PRODUCER
+        assert by_id[send.parent_span_id] is propose
+    # The long-lived peer streams and the probes are not traced as calls.
+    assert not [s for s in receiver.spans
+                if s.name in ("/distlab.v1.Raft/Stream", "/distlab.v1.Raft/Probe")]

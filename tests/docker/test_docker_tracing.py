@@ -17,7 +17,12 @@ import pytest
 from distlab.client import KVClient
 from tests.docker.conftest import ComposeProject, wait_for_leader
 from tests.support import wait_for
-from tests.support_otlp import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, ReceivedSpan
+from tests.support_otlp import (
+    SPAN_KIND_CONSUMER,
+    SPAN_KIND_PRODUCER,
+    SPAN_KIND_SERVER,
+    ReceivedSpan,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -96,7 +101,7 @@ def test_a_write_is_one_trace_across_containers(traced: ComposeProject) -> None:
             return None
         trace = [s for s in spans if s.trace_id == puts[-1].trace_id]
         followers = {s.service for s in trace
-                     if s.name == "/distlab.v1.Raft/Deliver" and s.kind == SPAN_KIND_SERVER}
+                     if s.name == "raft.receive"}
         return trace if followers else None
 
     spans = wait_for(write_spans, timeout=30, what="the write's spans from leader and followers")
@@ -108,15 +113,16 @@ def test_a_write_is_one_trace_across_containers(traced: ComposeProject) -> None:
     assert proposes[0].parent_span_id == put.span_id
     assert proposes[0].service == leader
     assert proposes[0].attributes["raft.index"] > 0
-    served = [s for s in spans
-              if s.name == "/distlab.v1.Raft/Deliver" and s.kind == SPAN_KIND_SERVER]
-    # The leader and at least one follower; a follower's append may ride in a batch that
-    # carries another trace's context, so not every follower need appear.
-    assert {s.service for s in served} <= {f"node-{n}" for n in nodes} - {leader}
-    assert served
-    for span in served:
-        # Parent links cross containers: follower server span <- leader client span.
-        call = by_id[span.parent_span_id]
-        assert call.service == leader
-        assert call.kind == SPAN_KIND_CLIENT
-        assert by_id[call.parent_span_id] is proposes[0]
+    received = [s for s in spans if s.name == "raft.receive"]
+    # At least one follower; a follower's append may ride in a batch that carries another
+    # trace's context, so not every follower need appear.
+    assert {s.service for s in received} <= {f"node-{n}" for n in nodes} - {leader}
+    assert received
+    for span in received:
+        # Parent links cross containers: follower's receive span <- leader's send span.
+        assert span.kind == SPAN_KIND_CONSUMER
+        send = by_id[span.parent_span_id]
+        assert send.name == "raft.send"
+        assert send.service == leader
+        assert send.kind == SPAN_KIND_PRODUCER
+        assert by_id[send.parent_span_id] is proposes[0]

@@ -34,13 +34,8 @@ class RaftStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Deliver = channel.unary_unary(
-                '/distlab.v1.Raft/Deliver',
-                request_serializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
-                response_deserializer=distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
-                _registered_method=True)
-        self.DeliverQuiet = channel.unary_unary(
-                '/distlab.v1.Raft/DeliverQuiet',
+        self.Stream = channel.stream_unary(
+                '/distlab.v1.Raft/Stream',
                 request_serializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
                 response_deserializer=distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
                 _registered_method=True)
@@ -49,21 +44,19 @@ class RaftStub:
                 request_serializer=distlab_dot_proto_dot_raft__pb2.SnapshotChunk.SerializeToString,
                 response_deserializer=distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
                 _registered_method=True)
+        self.Probe = channel.unary_unary(
+                '/distlab.v1.Raft/Probe',
+                request_serializer=distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
+                response_deserializer=distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
+                _registered_method=True)
 
 
 class RaftServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Deliver(self, request, context):
-        """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
-        Traced.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def DeliverQuiet(self, request, context):
-        """A batch of only replies and heartbeats: frequent and uninteresting, so not traced.
+    def Stream(self, request_iterator, context):
+        """Every Raft message from the calling node to this one, in sending order, on one long-lived
+        stream per direction (as etcd's peer streams): a message costs a stream write, not a call.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -76,22 +69,29 @@ class RaftServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Probe(self, request, context):
+        """An empty call; its round trip is the peer round-trip time metric.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RaftServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Deliver': grpc.unary_unary_rpc_method_handler(
-                    servicer.Deliver,
-                    request_deserializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.FromString,
-                    response_serializer=distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
-            ),
-            'DeliverQuiet': grpc.unary_unary_rpc_method_handler(
-                    servicer.DeliverQuiet,
+            'Stream': grpc.stream_unary_rpc_method_handler(
+                    servicer.Stream,
                     request_deserializer=distlab_dot_proto_dot_raft__pb2.RaftBatch.FromString,
                     response_serializer=distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
             ),
             'InstallSnapshot': grpc.stream_unary_rpc_method_handler(
                     servicer.InstallSnapshot,
                     request_deserializer=distlab_dot_proto_dot_raft__pb2.SnapshotChunk.FromString,
+                    response_serializer=distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
+            ),
+            'Probe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Probe,
+                    request_deserializer=distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
                     response_serializer=distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
             ),
     }
@@ -106,7 +106,7 @@ class Raft:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def Deliver(request,
+    def Stream(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -116,37 +116,10 @@ class Raft:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
+        return grpc.experimental.stream_unary(
+            request_iterator,
             target,
-            '/distlab.v1.Raft/Deliver',
-            distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
-            distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def DeliverQuiet(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/distlab.v1.Raft/DeliverQuiet',
+            '/distlab.v1.Raft/Stream',
             distlab_dot_proto_dot_raft__pb2.RaftBatch.SerializeToString,
             distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
             options,
@@ -175,6 +148,33 @@ class Raft:
             target,
             '/distlab.v1.Raft/InstallSnapshot',
             distlab_dot_proto_dot_raft__pb2.SnapshotChunk.SerializeToString,
+            distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Probe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/distlab.v1.Raft/Probe',
+            distlab_dot_proto_dot_raft__pb2.Delivered.SerializeToString,
             distlab_dot_proto_dot_raft__pb2.Delivered.FromString,
             options,
             channel_credentials,

@@ -36,45 +36,37 @@ class RaftStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RaftAsyncStub: ...
-    Deliver: _grpc.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]
-    """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
-    Traced.
+    Stream: _grpc.StreamUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]
+    """Every Raft message from the calling node to this one, in sending order, on one long-lived
+    stream per direction (as etcd's peer streams): a message costs a stream write, not a call.
     """
-    DeliverQuiet: _grpc.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]
-    """A batch of only replies and heartbeats: frequent and uninteresting, so not traced."""
     InstallSnapshot: _grpc.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.Delivered]
     """A snapshot for a follower too far behind, streamed in chunks."""
+    Probe: _grpc.UnaryUnaryMultiCallable[_raft_pb2.Delivered, _raft_pb2.Delivered]
+    """An empty call; its round trip is the peer round-trip time metric."""
 
 @_typing.type_check_only
 class RaftAsyncStub(RaftStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
-    Deliver: _aio.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]  # type: ignore[assignment]
-    """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
-    Traced.
+    Stream: _aio.StreamUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]  # type: ignore[assignment]
+    """Every Raft message from the calling node to this one, in sending order, on one long-lived
+    stream per direction (as etcd's peer streams): a message costs a stream write, not a call.
     """
-    DeliverQuiet: _aio.UnaryUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]  # type: ignore[assignment]
-    """A batch of only replies and heartbeats: frequent and uninteresting, so not traced."""
     InstallSnapshot: _aio.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.Delivered]  # type: ignore[assignment]
     """A snapshot for a follower too far behind, streamed in chunks."""
+    Probe: _aio.UnaryUnaryMultiCallable[_raft_pb2.Delivered, _raft_pb2.Delivered]  # type: ignore[assignment]
+    """An empty call; its round trip is the peer round-trip time metric."""
 
 class RaftServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
-    def Deliver(
+    def Stream(
         self,
-        request: _raft_pb2.RaftBatch,
+        request_iterator: _MaybeAsyncIterator[_raft_pb2.RaftBatch],
         context: _ServicerContext,
     ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
-        """A batch holding a request that starts an exchange (votes, appends, leadership transfer).
-        Traced.
+        """Every Raft message from the calling node to this one, in sending order, on one long-lived
+        stream per direction (as etcd's peer streams): a message costs a stream write, not a call.
         """
-
-    @_abc_1.abstractmethod
-    def DeliverQuiet(
-        self,
-        request: _raft_pb2.RaftBatch,
-        context: _ServicerContext,
-    ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
-        """A batch of only replies and heartbeats: frequent and uninteresting, so not traced."""
 
     @_abc_1.abstractmethod
     def InstallSnapshot(
@@ -83,5 +75,13 @@ class RaftServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
         """A snapshot for a follower too far behind, streamed in chunks."""
+
+    @_abc_1.abstractmethod
+    def Probe(
+        self,
+        request: _raft_pb2.Delivered,
+        context: _ServicerContext,
+    ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
+        """An empty call; its round trip is the peer round-trip time metric."""
 
 def add_RaftServicer_to_server(servicer: RaftServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

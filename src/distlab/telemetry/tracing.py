@@ -16,7 +16,12 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
-from opentelemetry.instrumentation.grpc.filters import any_of, health_check, method_name, negate
+from opentelemetry.instrumentation.grpc.filters import (
+    any_of,
+    full_method_name,
+    health_check,
+    negate,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -59,12 +64,14 @@ class Tracing:
 
 
 def _traced_calls() -> Any:
-    """Every call but health probes and Raft's heartbeats and replies (`DeliverQuiet`): they
-    run many times a second and would bury the spans a person is looking for."""
-    return negate(any_of(health_check(), method_name(QUIET_RAFT_METHOD)))
+    """Every call but health probes and Raft's peer streams and probes. Probes run every
+    second and would bury the spans a person is looking for; a peer stream lasts as long as
+    the node, so a span of it says nothing (the transport traces the batches on it instead)."""
+    return negate(any_of(health_check(),
+                         *(full_method_name(method) for method in UNTRACED_RAFT_METHODS)))
 
 
-QUIET_RAFT_METHOD = "DeliverQuiet"
+UNTRACED_RAFT_METHODS = ("/distlab.v1.Raft/Stream", "/distlab.v1.Raft/Probe")
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:

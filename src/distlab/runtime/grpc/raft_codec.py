@@ -149,11 +149,6 @@ def from_proto(proto: raft_pb2.RaftMessage) -> raft.Message:
     raise MalformedMessage("message has no body")
 
 
-def is_quiet(message: raft.Message) -> bool:
-    """Replies and heartbeats: sent on the untraced method."""
-    return not raft.is_request(message) or isinstance(message, raft.Heartbeat)
-
-
 def snapshot_chunks(message: raft.InstallSnapshot) -> Iterator[raft_pb2.SnapshotChunk]:
     data = message.data
     offset = 0

@@ -176,7 +176,10 @@ class RaftDriver:
     async def _propose_envelope(self, envelope: bytes) -> bytes:
         self._raise_unless_leader()
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        span = tracer.start_span("raft.propose", attributes={"raft.node": self.node_id})
+        # Only a traced request's proposal gets a span: building one costs more than the rest
+        # of a proposal's bookkeeping, and without a collector nobody would see it.
+        span = (tracer.start_span("raft.propose", attributes={"raft.node": self.node_id})
+                if trace.get_current_span().is_recording() else trace.INVALID_SPAN)
         self._inputs.proposals.append((envelope, future, span))
         self._wake.set()
         started = time.perf_counter()
@@ -305,10 +308,12 @@ class RaftDriver:
                 self._transport.send(message, self._trace_context_for(message))
             else:
                 later.append(message)
-        if self._storage.needs_disk(ready):
-            await asyncio.to_thread(self._storage.persist, ready)
+        storage = self._storage
+        if storage.needs_disk(ready) and not storage.persists_inline():
+            await asyncio.to_thread(storage.persist, ready)
         elif ready.must_sync:
-            self._storage.persist(ready)  # bookkeeping only: nothing touches the disk
+            # A fast disk's write, or bookkeeping only (nothing touches the disk).
+            storage.persist(ready)
         if ready.snapshot is not None:
             self._restore(ready.snapshot.data)
             log.info("restored snapshot at index %d received from node %s",
@@ -325,7 +330,7 @@ class RaftDriver:
         """Appends carrying a traced proposal's entry become children of its span."""
         if isinstance(message, raft.AppendEntries) and message.entries:
             pending = self._pending.get(message.entries[-1].index)
-            if pending is not None:
+            if pending is not None and pending.span.is_recording():
                 return trace.set_span_in_context(pending.span)
         if isinstance(message, raft.RequestVote) and self._election_span is not None:
             return trace.set_span_in_context(self._election_span)
