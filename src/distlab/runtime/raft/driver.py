@@ -322,17 +322,25 @@ class RaftDriver:
         # they go out first and the followers' disks work while the leader's does, as in etcd.
         # Votes and replies acknowledge persisted state: they wait for the disk.
         later: list[raft.Message] = []
+        sent_early = False
         for message in ready.messages:
             if isinstance(message, LEADER_OUTBOUND):
                 self._transport.send(message, self._trace_context_for(message))
+                sent_early = True
             else:
                 later.append(message)
         storage = self._storage
-        if storage.needs_disk(ready) and not storage.persists_inline():
-            await asyncio.to_thread(storage.persist, ready)
+        if storage.needs_disk(ready):
+            if not storage.persists_inline():
+                await asyncio.to_thread(storage.persist, ready)
+            else:
+                if sent_early:
+                    # Let the peer senders write the appends to their streams before this
+                    # thread blocks in fsync, or the followers' fsyncs would wait for ours.
+                    await asyncio.sleep(0)
+                storage.persist(ready)
         elif ready.must_sync:
-            # A fast disk's write, or bookkeeping only (nothing touches the disk).
-            storage.persist(ready)
+            storage.persist(ready)  # bookkeeping only: nothing touches the disk
         if ready.snapshot is not None:
             self._restore(ready.snapshot.data)
             log.info("restored snapshot at index %d received from node %s",
