@@ -44,6 +44,17 @@ KV_REQUESTS = Counter(
     ["op", "code"],
 )
 
+# Label children by (op, code), looked up once each: labels() takes a lock and builds a key.
+_REQUEST_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def count_request(op: str, code: str) -> None:
+    counter = _REQUEST_COUNTERS.get((op, code))
+    if counter is None:
+        counter = _REQUEST_COUNTERS[(op, code)] = KV_REQUESTS.labels(op=op, code=code)
+    counter.inc()
+
+
 Response = TypeVar("Response")
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -265,11 +276,11 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             rejection = error
         except asyncio.CancelledError:
             # The client gave up (deadline or cancel); the command may still be applied.
-            KV_REQUESTS.labels(op=op, code="CANCELLED").inc()
+            count_request(op, "CANCELLED")
             raise
         else:
-            KV_REQUESTS.labels(op=op, code="OK").inc()
+            count_request(op, "OK")
             return response
-        KV_REQUESTS.labels(op=op, code=rejection.code.name).inc()
+        count_request(op, rejection.code.name)
         span.set_attribute("kv.error", rejection.message)
         await context.abort(rejection.code, rejection.message, rejection.metadata)

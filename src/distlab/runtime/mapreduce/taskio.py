@@ -1,11 +1,18 @@
 """Reading map input, partitioning and encoding map output, merging it and writing the
 reduce output: the data path shared by the workers and the sequential reference.
 
-A partition file is a JSON array of two arrays: its keys, sorted, and their values. Map output
-is written to a temporary file and renamed, so a reader never sees half a partition; it is not
-fsynced, because it is worth no more than the worker that holds it (the map runs again if it is
-lost).
-Reduce output is fsynced before its rename: it is the job's result.
+A partition file holds one map task's output for one reduce task: its keys and the value of
+each, in the order the map emitted them (the reducer sorts keys; sorting here as well would
+be work done twice). Two encodings, told apart by the first byte:
+
+- `L<n>\\n` then the n keys and the n values, each followed by a newline, in UTF-8: splitting
+  on newlines decodes it in one C call. Used whenever no key or value holds a newline.
+- a JSON array of two arrays, keys and values, for output that has newlines in it.
+
+Map output is written to a temporary file and renamed, so a reader never sees half a
+partition; it is not fsynced, because it is worth no more than the worker that holds it (the
+map runs again if it is lost). Reduce output is fsynced before its rename: it is the job's
+result.
 """
 
 from __future__ import annotations
@@ -15,15 +22,18 @@ import os
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from operator import itemgetter
 from pathlib import Path
+from typing import cast
 
 from distlab.apps.mr.loader import App, ReduceFunction
 from distlab.protocols.mapreduce import Split
 
 Pair = tuple[str, str]
-# One map task's output for one reduce task: keys in order, and the value of each.
+# One map task's output for one reduce task: its keys, and the value of each.
 Partition = tuple[list[str], list[str]]
+
+LINES_MAGIC = b"L"
+JSON_MAGIC = b"["
 
 
 def read_split(split: Split) -> tuple[str, int]:
@@ -53,12 +63,6 @@ def read_split(split: Split) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), len(data)
 
 
-# Words recur across the splits a worker maps, so a key's hash is remembered rather than
-# encoded and checksummed again for every task; the table is emptied when it grows past this.
-_KEY_HASHES_LIMIT = 1 << 20
-_key_hashes: dict[str, int] = {}
-
-
 def key_hash(key: str) -> int:
     return zlib.crc32(key.encode("utf-8", errors="surrogatepass"))
 
@@ -67,43 +71,57 @@ def partition_of(key: str, reduces: int) -> int:
     return key_hash(key) % reduces
 
 
+# Words recur across the splits a worker maps, so a key's partition is remembered rather than
+# encoded and checksummed again for every task: one table per reduce count, emptied when it
+# grows past this many keys.
+_PARTITIONS_LIMIT = 1 << 20
+_partitions: dict[int, dict[str, int]] = {}
+
+
+def partitions_of(keys: list[str], reduces: int) -> list[int]:
+    """partition_of(key, reduces) for each key."""
+    known = _partitions.get(reduces)
+    if known is None or len(known) > _PARTITIONS_LIMIT:
+        known = _partitions[reduces] = {}
+    found: list[int | None] = list(map(known.get, keys))  # one C loop when every key is known
+    if None not in found:
+        return cast(list[int], found)
+    result: list[int] = []
+    for key, partition in zip(keys, found, strict=True):
+        if partition is None:
+            partition = known[key] = key_hash(key) % reduces
+        result.append(partition)
+    return result
+
+
 def run_map(app: App, filename: str, contents: str, reduces: int) -> list[Partition]:
-    """Apply the map function, combine when the app can, partition by key and sort each
-    partition by key (stably, so a key's values keep the order the map emitted them in)."""
-    pairs = list(app.map(filename, contents))
-    if len(_key_hashes) > _KEY_HASHES_LIMIT:
-        _key_hashes.clear()
-    hashes = _key_hashes
+    """Apply the map function, combine when the app can, and partition by key. A key's
+    values stay in the order the map emitted them in."""
+    pairs = app.map(filename, contents)
     if app.combine is None:
-        buckets: list[list[Pair]] = [[] for _ in range(reduces)]
-        for pair in pairs:
-            key = pair[0]
-            digest = hashes.get(key)
-            if digest is None:
-                digest = hashes[key] = key_hash(key)
-            buckets[digest % reduces].append(pair)
-        partitions: list[Partition] = []
-        for bucket in buckets:
-            bucket.sort(key=itemgetter(0))
-            partitions.append(([key for key, _ in bucket], [value for _, value in bucket]))
-        return partitions
-    groups: list[dict[str, str]] = [{} for _ in range(reduces)]
-    for key, value in combine_by_key(app.combine, pairs).items():
-        digest = hashes.get(key)
-        if digest is None:
-            digest = hashes[key] = key_hash(key)
-        groups[digest % reduces][key] = value
-    sorted_partitions: list[Partition] = []
-    for group in groups:
-        keys = sorted(group)
-        sorted_partitions.append((keys, [group[key] for key in keys]))
-    return sorted_partitions
+        pairs = pairs if isinstance(pairs, list) else list(pairs)
+        keys = [key for key, _ in pairs]
+        values = [value for _, value in pairs]
+    else:
+        combined = combine_by_key(app.combine, pairs)
+        keys = list(combined)
+        values = list(combined.values())
+    if reduces == 1:
+        return [(keys, values)]
+    partitions: list[Partition] = [([], []) for _ in range(reduces)]
+    appends = [(part_keys.append, part_values.append) for part_keys, part_values in partitions]
+    for key, value, partition in zip(keys, values, partitions_of(keys, reduces), strict=True):
+        add_key, add_value = appends[partition]
+        add_key(key)
+        add_value(value)
+    return partitions
 
 
-def combine_by_key(combine: ReduceFunction, pairs: list[Pair]) -> dict[str, str]:
+def combine_by_key(combine: ReduceFunction, pairs: Iterable[Pair]) -> dict[str, str]:
     """One value per key: the key's only value, or `combine` over its values in the order
     they were emitted. An app that combines in its map function (wc) emits each key once,
     which a single dict() over the pairs shows without a loop in Python."""
+    pairs = pairs if isinstance(pairs, list) else list(pairs)
     combined = dict(pairs)
     if len(combined) == len(pairs):
         return combined
@@ -124,14 +142,31 @@ def combine_by_key(combine: ReduceFunction, pairs: list[Pair]) -> dict[str, str]
 
 
 def encode_partition(partition: Partition) -> bytes:
-    """JSON [keys, values]: two flat arrays decode several times faster than one array of
-    pairs."""
+    keys, values = partition
+    if len(keys) != len(values):
+        raise ValueError("a partition is two lists of equal length, keys and values")
+    if not keys:
+        return LINES_MAGIC + b"0\n"
+    fields = keys + values
+    text = "\n".join(fields)
+    if text.count("\n") == len(fields) - 1:
+        header = b"%s%d\n" % (LINES_MAGIC, len(keys))
+        return header + text.encode("utf-8", errors="surrogatepass") + b"\n"
     return json.dumps(partition, separators=(",", ":")).encode()
 
 
 def decode_partition(data: bytes) -> Partition:
     if not data:
         return [], []
+    if data[:1] == LINES_MAGIC:
+        header_end = data.index(b"\n")
+        count = int(data[1:header_end])
+        if count == 0:
+            return [], []
+        fields = data[header_end + 1:-1].decode("utf-8", errors="surrogatepass").split("\n")
+        if len(fields) != 2 * count or data[-1:] != b"\n":
+            raise ValueError(f"a partition of {count} keys holds {len(fields)} fields")
+        return fields[:count], fields[count:]
     keys, values = json.loads(data)
     if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(values):
         raise ValueError("a partition is two arrays of equal length, keys and values")
@@ -140,7 +175,7 @@ def decode_partition(data: bytes) -> Partition:
 
 def partition_path(work_dir: Path, job_id: int, map_index: int, attempt: int, reduce_index: int
                    ) -> Path:
-    return work_dir / f"job-{job_id}" / f"map-{map_index}-{attempt}-{reduce_index}.json"
+    return work_dir / f"job-{job_id}" / f"map-{map_index}-{attempt}-{reduce_index}.part"
 
 
 def write_partitions(work_dir: Path, job_id: int, map_index: int, attempt: int,
@@ -149,7 +184,8 @@ def write_partitions(work_dir: Path, job_id: int, map_index: int, attempt: int,
     written = 0
     for reduce_index, partition in enumerate(partitions):
         path = partition_path(work_dir, job_id, map_index, attempt, reduce_index)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if reduce_index == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
         data = encode_partition(partition)
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_bytes(data)
@@ -159,7 +195,9 @@ def write_partitions(work_dir: Path, job_id: int, map_index: int, attempt: int,
 
 
 def merge_partitions(blobs: Iterable[bytes]) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = defaultdict(list)
+    """Every key of the partitions with its values: the first partition's first, each
+    partition's in the order it holds them."""
+    groups: defaultdict[str, list[str]] = defaultdict(list)
     for blob in blobs:
         keys, values = decode_partition(blob)
         for key, value in zip(keys, values, strict=True):
@@ -169,7 +207,8 @@ def merge_partitions(blobs: Iterable[bytes]) -> dict[str, list[str]]:
 
 def reduce_lines(app: App, groups: dict[str, list[str]]) -> list[str]:
     """`key value` lines in key order, the lab's mr-out format."""
-    return [f"{key} {app.reduce(key, groups[key])}\n" for key in sorted(groups)]
+    reduce = app.reduce
+    return [f"{key} {reduce(key, groups[key])}\n" for key in sorted(groups)]
 
 
 def write_output(output_dir: Path, reduce_index: int, lines: list[str], tag: str) -> int:

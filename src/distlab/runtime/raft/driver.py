@@ -366,8 +366,10 @@ class RaftDriver:
     # ------------------------------------------------------------------ applying
 
     def _apply(self, entries: tuple[raft.Entry, ...]) -> None:
+        if not entries:
+            return
+        PROPOSALS_COMMITTED.inc(len(entries))
         for entry in entries:
-            PROPOSALS_COMMITTED.inc()
             result = b""
             if entry.kind is raft.EntryKind.NORMAL and entry.data:
                 tag, body = entry.data[:1], entry.data[1:]
@@ -377,7 +379,6 @@ class RaftDriver:
                     self._note_address(body)
                 else:
                     log.error("entry %d has unknown envelope %r; skipped", entry.index, tag)
-            PROPOSALS_APPLIED.inc()
             pending = self._pending.pop(entry.index, None)
             if pending is not None:
                 if pending.term == entry.term:
@@ -389,6 +390,7 @@ class RaftDriver:
                     if not pending.future.done():
                         pending.future.set_exception(
                             OutcomeUnknown("leadership changed before the command committed"))
+        PROPOSALS_APPLIED.inc(len(entries))
         PROPOSALS_PENDING.set(len(self._pending))
 
     def _note_address(self, body: bytes) -> None:

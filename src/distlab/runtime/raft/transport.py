@@ -74,6 +74,11 @@ ROUND_TRIP = Histogram(
     ["peer"], buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
 )
 
+# The children used on every write, looked up once (a labels() call takes a lock).
+_SENT = MESSAGES_SENT.labels("sent")
+_FAILED = MESSAGES_SENT.labels("failed")
+_DROPPED = MESSAGES_SENT.labels("dropped")
+
 Outgoing = tuple[raft.Message, otel_context.Context | None]
 PeerStream = grpc.aio.StreamUnaryCall[raft_pb2.RaftBatch, raft_pb2.Delivered]
 # A configuration error on one side (wrong address, a message the peer cannot read) rather
@@ -113,11 +118,11 @@ class PeerSender:
         try:
             self._queue.put_nowait((message, trace_context))
         except asyncio.QueueFull:
-            MESSAGES_SENT.labels("dropped").inc()
+            _DROPPED.inc()
 
     def _send_snapshot(self, message: raft.InstallSnapshot) -> None:
         if self._snapshot_call is not None and not self._snapshot_call.done():
-            MESSAGES_SENT.labels("dropped").inc()  # one snapshot at a time; the core resends
+            _DROPPED.inc()  # one snapshot at a time; the core resends
             return
         self._snapshot_call = asyncio.create_task(self._deliver_snapshot(message))
 
@@ -134,7 +139,7 @@ class PeerSender:
     async def _write(self, batch: list[Outgoing]) -> None:
         stream = await self._open_stream()
         if stream is None:
-            MESSAGES_SENT.labels("failed").inc(len(batch))
+            _FAILED.inc(len(batch))
             return
         request = raft_pb2.RaftBatch(messages=[to_proto(message) for message, _ in batch])
         span = self._send_span(batch, request)
@@ -142,17 +147,17 @@ class PeerSender:
         try:
             await stream.write(request)
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-            MESSAGES_SENT.labels("failed").inc(len(batch))
+            _FAILED.inc(len(batch))
             await self._stream_broke(stream)
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # the sender is closing
             # The watchdog cancelled the call: the peer stopped reading.
-            MESSAGES_SENT.labels("failed").inc(len(batch))
+            _FAILED.inc(len(batch))
             await self._stream_broke(stream)
         else:
-            MESSAGES_SENT.labels("sent").inc(len(batch))
+            _SENT.inc(len(batch))
         finally:
             self._write_started = None
             if span is not None:
@@ -227,10 +232,10 @@ class PeerSender:
             await self._stub().InstallSnapshot(
                 _aiter(snapshot_chunks(message)), timeout=SNAPSHOT_DEADLINE_SECONDS)
         except grpc.aio.AioRpcError as error:
-            MESSAGES_SENT.labels("failed").inc()
+            _FAILED.inc()
             log.info("snapshot to node %d failed: %s", self.peer, error.code().name)
             return
-        MESSAGES_SENT.labels("sent").inc()
+        _SENT.inc()
 
     async def close(self) -> None:
         for task in self._tasks:
