@@ -101,6 +101,9 @@ class Raft:
         self._randomized_election_timeout = config.election_ticks
         self._transfer_target = NO_NODE
         self._needs_broadcast = False
+        # Followers owed a notice of the commit index; sent when the Ready is built, unless an
+        # append built for the same Ready carries it (see `_propagate_commit`).
+        self._commit_notices: set[NodeId] = set()
         self._read_round = 0
         self._read_round_requested = False
         self._pending_reads: deque[_PendingRead] = deque()
@@ -390,6 +393,7 @@ class Raft:
         self._votes = {}
         self._transfer_target = NO_NODE
         self._needs_broadcast = False
+        self._commit_notices.clear()
         self._fail_pending_reads()
 
     def _become_follower(self, term: int, leader: NodeId) -> None:
@@ -695,20 +699,30 @@ class Raft:
         return sent
 
     def _propagate_commit(self, peer: NodeId) -> None:
-        """Tells an idle follower about a commit index it has not heard of.
+        """Owes an idle follower a notice of a commit index it has not heard of.
+
+        The notice waits for the Ready: proposals stepped before then go out as appends that
+        carry the commit index themselves, and a notice would only repeat it.
+        """
+        self._commit_notices.add(peer)
+
+    def _send_commit_notices(self) -> None:
+        """Notices still owed, to followers no append of this Ready told.
 
         A follower with appends in flight is left alone: the replies will bring us back here,
         and one notice after the burst beats one per entry.
         """
-        progress = self.progress.get(peer)
-        if progress is None or progress.inflight or progress.state is ProgressState.SNAPSHOT:
-            return
-        commit = min(progress.match, self.log.committed)
-        if commit > progress.commit_sent:
-            progress.commit_sent = commit
-            self._send(
-                Heartbeat(self.term, self.id, peer, commit=commit, read_round=self._read_round)
-            )
+        notices, self._commit_notices = self._commit_notices, set()
+        for peer in notices:
+            progress = self.progress.get(peer)
+            if progress is None or progress.inflight or progress.state is ProgressState.SNAPSHOT:
+                continue
+            commit = min(progress.match, self.log.committed)
+            if commit > progress.commit_sent:
+                progress.commit_sent = commit
+                self._send(
+                    Heartbeat(self.term, self.id, peer, commit=commit, read_round=self._read_round)
+                )
 
     def _handle_append_rejection(
         self, peer: NodeId, progress: Progress, message: AppendEntriesReply
@@ -863,6 +877,8 @@ class Raft:
         if self._needs_broadcast:
             self._needs_broadcast = False
             self._broadcast_append()
+        if self._commit_notices:
+            self._send_commit_notices()
 
     # ------------------------------------------------------------------ reads
 

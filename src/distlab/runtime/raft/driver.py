@@ -299,7 +299,6 @@ class RaftDriver:
                     leader = status.leader_id or None
                     future.set_exception(
                         NotLeader(leader, self._addresses.get(leader) if leader else None))
-        self._refresh_status()
 
     def _may_propose(self) -> bool:
         """Group commit: while the previous batch of proposals is being replicated, new ones
@@ -311,10 +310,11 @@ class RaftDriver:
         proposal (nothing in flight) goes at once. A node that is not the leader hands them
         over at once too, to fail them without waiting.
         """
-        status = self.core.status()
-        return (status.role is not raft.Role.LEADER
-                or status.commit_index >= self._last_proposed_index
-                or status.last_index < self._last_proposed_index)
+        core = self.core
+        log_ = core.log
+        return (core.role is not raft.Role.LEADER
+                or log_.committed >= self._last_proposed_index
+                or log_.last_index() < self._last_proposed_index)
 
     async def _handle_ready(self, ready: raft.Ready) -> None:
         # A leader's own appends, heartbeats and snapshots do not depend on what it persists
@@ -417,7 +417,7 @@ class RaftDriver:
     def _release_reads(self) -> None:
         if not self._reads_waiting_apply:
             return
-        applied = self.core.status().applied_index
+        applied = self.core.log.applied
         still_waiting = []
         for index, future in self._reads_waiting_apply:
             if index <= applied:
@@ -430,10 +430,10 @@ class RaftDriver:
     # ------------------------------------------------------------------ snapshots
 
     def _maybe_snapshot(self) -> None:
-        status = self.core.status()
-        if status.applied_index - status.snapshot_index < self._timing.snapshot_entries:
+        applied = self.core.log.applied
+        if applied - self.core.log.snapshot_index < self._timing.snapshot_entries:
             return
-        snapshot = self.core.compact(status.applied_index, self._snapshot_data())
+        snapshot = self.core.compact(applied, self._snapshot_data())
         # Synchronous on purpose: the core already dropped the entries the snapshot covers,
         # so the file must exist before anything else can happen.
         self._storage.save_snapshot(snapshot)
@@ -462,10 +462,12 @@ class RaftDriver:
     # ------------------------------------------------------------------ status
 
     def _engine_status(self) -> EngineStatus:
-        status = self.core.status()
+        # Built from the core's fields rather than `core.status()`: this runs after every
+        # batch of inputs, and the full status costs several times as much.
+        core = self.core
         return EngineStatus(
-            role=status.role.value, term=status.term, leader_id=status.leader_id,
-            commit_index=status.commit_index, applied_index=status.applied_index,
+            role=core.role.value, term=core.term, leader_id=core.leader_id,
+            commit_index=core.log.committed, applied_index=core.log.applied,
         )
 
     def _refresh_status(self) -> None:
