@@ -5,7 +5,9 @@ sequential reference (`distlab mr seq`'s code, in this process) and every distri
 (`distlab mr run`, which starts a coordinator and W worker processes) work on the same files
 in the same run; each distributed output is checked against the reference. Throughput is
 input MB per second of job time (submission to the last reduce, as the coordinator reports
-it); the wall column adds process start-up. Medians of --repeat runs.
+it); the wall column adds process start-up. The CPU column is the CPU time of every process
+of the run (user + system, start-up included): on a shared machine the job times move with
+the other load, the CPU spent per run much less. Medians of --repeat runs.
 
     python bench/mr_wordcount.py [--megabytes 200] [--repeat 3] [--reduces 4]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,9 +50,16 @@ def sorted_output(directory: Path) -> list[str]:
     return sorted(lines)
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_distributed(inputs: Path, output: Path, run_dir: Path, workers: int, reduces: int
-                    ) -> tuple[float, float]:
-    """(job seconds, wall seconds) of one `distlab mr run`."""
+                    ) -> tuple[float, float, float]:
+    """(job seconds, wall seconds, CPU seconds) of one `distlab mr run`: its CPU time counts
+    the coordinator's and the workers', which it waits for."""
+    cpu = children_cpu()
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "distlab", "mr", "run", "--app", "wc",
@@ -61,7 +71,7 @@ def run_distributed(inputs: Path, output: Path, run_dir: Path, workers: int, red
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"distlab mr run failed ({result.returncode}): {result.stderr}")
-    return float(json.loads(result.stdout)["elapsed_seconds"]), wall
+    return float(json.loads(result.stdout)["elapsed_seconds"]), wall, children_cpu() - cpu
 
 
 def main() -> int:
@@ -81,33 +91,36 @@ def main() -> int:
               f"{args.reduces} reduces, median of {args.repeat}", flush=True)
 
         app = load_app("wc")
-        seq_times = []
+        seq_times, seq_cpus = [], []
         for attempt in range(args.repeat):
-            started = time.monotonic()
+            started, cpu = time.monotonic(), time.process_time()
             run_sequential(app, inputs, root / f"seq-{attempt}")
             seq_times.append(time.monotonic() - started)
+            seq_cpus.append(time.process_time() - cpu)
         reference = sorted_output(root / "seq-0")
         seq = statistics.median(seq_times)
         rows: list[list[object]] = [
-            ["sequential", f"{seq:.1f}", f"{seq:.1f}", f"{megabytes / seq:.1f}", "1.00"]
+            ["sequential", f"{seq:.1f}", f"{seq:.1f}", f"{statistics.median(seq_cpus):.1f}",
+             f"{megabytes / seq:.1f}", "1.00"]
         ]
         for workers in (1, 2, 4):
-            jobs, walls = [], []
+            jobs, walls, cpus = [], [], []
             for attempt in range(args.repeat):
                 output = root / f"out-{workers}-{attempt}"
-                job, wall = run_distributed(root / "in", output, root / f"run-{workers}-{attempt}",
-                                            workers, args.reduces)
-                if sorted_output(output) == reference:
-                    jobs.append(job)
-                    walls.append(wall)
-                else:
+                job, wall, cpu = run_distributed(root / "in", output,
+                                                 root / f"run-{workers}-{attempt}", workers,
+                                                 args.reduces)
+                if sorted_output(output) != reference:
                     raise SystemExit(f"{workers} workers: output differs from the reference")
+                jobs.append(job)
+                walls.append(wall)
+                cpus.append(cpu)
             job = statistics.median(jobs)
             rows.append([f"{workers} worker{'s' if workers > 1 else ''}", f"{job:.1f}",
-                         f"{statistics.median(walls):.1f}", f"{megabytes / job:.1f}",
-                         f"{seq / job:.2f}"])
+                         f"{statistics.median(walls):.1f}", f"{statistics.median(cpus):.1f}",
+                         f"{megabytes / job:.1f}", f"{seq / job:.2f}"])
             print(f"  {workers} workers done", flush=True)
-        print(format_table(("run", "job s", "wall s", "MB/s", "x sequential"), rows))
+        print(format_table(("run", "job s", "wall s", "CPU s", "MB/s", "x sequential"), rows))
     return 0
 
 

@@ -191,7 +191,7 @@ class FetchFailure(_message.Message):
     def __init__(self, map_index: _Optional[int] = ..., worker_id: _Optional[str] = ..., attempt: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ReportTaskRequest(_message.Message):
-    __slots__ = ("worker_id", "address", "job_id", "kind", "index", "attempt", "success", "error", "fetch_failures", "output_bytes")
+    __slots__ = ("worker_id", "address", "job_id", "kind", "index", "attempt", "success", "error", "fetch_failures", "output_bytes", "request_next")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,7 @@ class ReportTaskRequest(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     FETCH_FAILURES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_NEXT_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     address: str
     job_id: int
@@ -212,13 +213,16 @@ class ReportTaskRequest(_message.Message):
     error: str
     fetch_failures: _containers.RepeatedCompositeFieldContainer[FetchFailure]
     output_bytes: int
-    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., job_id: _Optional[int] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., index: _Optional[int] = ..., attempt: _Optional[int] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., fetch_failures: _Optional[_Iterable[_Union[FetchFailure, _Mapping]]] = ..., output_bytes: _Optional[int] = ...) -> None: ...
+    request_next: bool
+    def __init__(self, worker_id: _Optional[str] = ..., address: _Optional[str] = ..., job_id: _Optional[int] = ..., kind: _Optional[_Union[TaskKind, str]] = ..., index: _Optional[int] = ..., attempt: _Optional[int] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., fetch_failures: _Optional[_Iterable[_Union[FetchFailure, _Mapping]]] = ..., output_bytes: _Optional[int] = ..., request_next: _Optional[bool] = ...) -> None: ...
 
 class ReportTaskResponse(_message.Message):
-    __slots__ = ("accepted",)
+    __slots__ = ("accepted", "next")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
-    def __init__(self, accepted: _Optional[bool] = ...) -> None: ...
+    next: RequestTaskResponse
+    def __init__(self, accepted: _Optional[bool] = ..., next: _Optional[_Union[RequestTaskResponse, _Mapping]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("worker_id", "address")

@@ -27,6 +27,7 @@ from distlab.apps.mr.loader import AppError, canonical_reference, load_app
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
 from distlab.protocols.mapreduce import (
+    Decision,
     Exit,
     InputFile,
     InvalidJob,
@@ -224,9 +225,14 @@ class Coordinator:
         return job_id
 
     async def wait_for_change(self, seconds: float) -> None:
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), seconds)
+        # asyncio.wait, not wait_for: Python 3.11's wait_for swallows a cancellation that
+        # arrives as the event is set, which would leave the timer task running after stop()
+        # cancelled it (and stop() waiting for it forever).
+        changed = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait({changed}, timeout=seconds)
+        finally:
+            changed.cancel()
 
     # ---- internals
 
@@ -289,6 +295,15 @@ class Coordinator:
             span.end()
 
 
+def decision_to_pb(decision: Decision) -> pb.RequestTaskResponse:
+    if isinstance(decision, RunTask):
+        return pb.RequestTaskResponse(action=pb.ACTION_RUN, task=convert.task_to_pb(decision.task))
+    if isinstance(decision, Exit):
+        return pb.RequestTaskResponse(action=pb.ACTION_EXIT)
+    assert isinstance(decision, Wait)
+    return pb.RequestTaskResponse(action=pb.ACTION_WAIT, retry_after_seconds=decision.retry_after)
+
+
 class CoordinatorServicer(pb_grpc.CoordinatorServicer):
     def __init__(self, coordinator: Coordinator) -> None:
         self._coordinator = coordinator
@@ -344,18 +359,11 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
                 request.worker_id, request.address, self._coordinator.now()
             )
             self._coordinator.persist()
-            if isinstance(decision, RunTask):
-                return pb.RequestTaskResponse(
-                    action=pb.ACTION_RUN, task=convert.task_to_pb(decision.task)
-                )
-            if isinstance(decision, Exit):
-                return pb.RequestTaskResponse(action=pb.ACTION_EXIT)
-            assert isinstance(decision, Wait)
+            if not isinstance(decision, Wait):
+                return decision_to_pb(decision)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return pb.RequestTaskResponse(
-                    action=pb.ACTION_WAIT, retry_after_seconds=decision.retry_after
-                )
+                return decision_to_pb(decision)
             await self._coordinator.wait_for_change(remaining)
 
     async def ReportTask(
@@ -366,9 +374,15 @@ class CoordinatorServicer(pb_grpc.CoordinatorServicer):
         report = convert.report_from_pb(request)
         if report is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown task kind")
-        accepted = self._scheduler.report(report, self._coordinator.now())
+        now = self._coordinator.now()
+        reply = pb.ReportTaskResponse(accepted=self._scheduler.report(report, now))
+        if request.request_next:
+            # The worker is idle now: its next task goes back in this reply. Nothing is held
+            # here; a worker told to wait asks again with RequestTask, which waits for work.
+            decision = self._scheduler.request_task(request.worker_id, request.address, now)
+            reply.next.CopyFrom(decision_to_pb(decision))
         self._coordinator.persist()
-        return pb.ReportTaskResponse(accepted=accepted)
+        return reply
 
     async def Heartbeat(
         self,

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,7 @@ FETCH_TRIES = 3
 FETCH_RETRY_DELAY_SECONDS = 0.2
 FETCH_CONCURRENCY = 8
 RETRY_DELAY_SECONDS = 0.2
+SWITCH_INTERVAL_SECONDS = 0.001
 
 T = TypeVar("T")
 
@@ -241,16 +243,20 @@ class Worker:
         assert self._coordinator is not None
         stub = self._coordinator
         request = pb.RequestTaskRequest(worker_id=self.settings.worker_id, address=self.address)
+        # What to do next, when the report of the last task brought it; otherwise ask.
+        reply: pb.RequestTaskResponse | None = None
         while not stop.is_set() and not self._told_to_exit.is_set():
-            reply = await self._call(
-                lambda: stub.RequestTask(request, timeout=REQUEST_TASK_DEADLINE_SECONDS)
-            )
+            if reply is None:
+                reply = await self._call(
+                    lambda: stub.RequestTask(request, timeout=REQUEST_TASK_DEADLINE_SECONDS)
+                )
             if reply.action == pb.ACTION_EXIT:
                 log.info("coordinator says the work is over")
                 return
             if reply.action == pb.ACTION_WAIT:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), reply.retry_after_seconds)
+                reply = None
                 continue
             task = convert.task_from_pb(reply.task)
             running = asyncio.ensure_future(self._run_task(task))
@@ -267,11 +273,23 @@ class Worker:
                 log.info("abandoning %s task %d: %s", task.kind.value, task.index,
                          "the work is over" if self._told_to_exit.is_set() else "stopping")
                 return
-            await self._report(stub, running.result())
+            # A worker on its way out asks for nothing: a task handed to it would wait for the
+            # coordinator to find it gone.
+            leaving = stop.is_set() or self._told_to_exit.is_set()
+            reply = await self._report(stub, running.result(), request_next=not leaving)
 
-    async def _report(self, stub: pb_grpc.CoordinatorAsyncStub, report: pb.ReportTaskRequest
-                      ) -> None:
-        await self._call(lambda: stub.ReportTask(report, timeout=RPC_DEADLINE_SECONDS))
+    async def _report(self, stub: pb_grpc.CoordinatorAsyncStub, report: pb.ReportTaskRequest,
+                      request_next: bool) -> pb.RequestTaskResponse | None:
+        """Report a finished task and, with `request_next`, ask for the next in the same call.
+        Returns the next task, or None when the worker should ask with RequestTask: it did not
+        ask, the coordinator had nothing at once (RequestTask waits for work), or the
+        coordinator predates request_next."""
+        report.request_next = request_next
+        reply = await self._call(lambda: stub.ReportTask(report, timeout=RPC_DEADLINE_SECONDS))
+        if not reply.HasField("next") or reply.next.action in (pb.ACTION_UNSPECIFIED,
+                                                                pb.ACTION_WAIT):
+            return None
+        return reply.next
 
     def _clean_finished_jobs(self, finished: list[int]) -> None:
         for job_id in finished:
@@ -331,32 +349,53 @@ class Worker:
 
     async def _reduce(self, task: TaskAssignment, report: pb.ReportTaskRequest) -> None:
         app = await self._in_task_thread(lambda: load_app(task.app))
+        # Other workers' partitions come over FetchPartition, concurrently; this worker's own
+        # are read from its disk by the task thread, with no round trip through the loop.
+        mine = self.settings.worker_id
+        remote = [output for output in task.map_outputs if output.worker_id != mine]
         limit = asyncio.Semaphore(FETCH_CONCURRENCY)
-        results = await asyncio.gather(
-            *(self._fetch(output, task, limit) for output in task.map_outputs)
-        )
-        blobs: list[bytes] = []
-        for output, result in zip(task.map_outputs, results, strict=True):
-            if isinstance(result, bytes):
-                blobs.append(result)
-            else:
-                report.fetch_failures.add(map_index=output.map_index, worker_id=output.worker_id,
-                                          attempt=output.attempt, error=result)
-        if report.fetch_failures:
-            report.success = False
-            return
+        fetched = dict(zip(
+            (output.map_index for output in remote),
+            await asyncio.gather(*(self._fetch(output, task, limit) for output in remote)),
+            strict=True,
+        ))
 
-        def merge_and_reduce() -> int:
+        def merge_and_reduce() -> int | list[tuple[MapOutput, str]]:
+            blobs: list[bytes] = []
+            failures: list[tuple[MapOutput, str]] = []
+            for output in task.map_outputs:
+                if output.worker_id == mine:
+                    path = partition_path(self.settings.work_dir, task.job_id, output.map_index,
+                                          output.attempt, task.index)
+                    try:
+                        blob: bytes | str = path.read_bytes()
+                    except OSError as error:
+                        blob = f"local read failed: {error.strerror}"
+                else:
+                    blob = fetched[output.map_index]
+                if isinstance(blob, str):
+                    failures.append((output, blob))
+                else:
+                    blobs.append(blob)
+            if failures:
+                return failures
             lines = reduce_lines(app, merge_partitions(blobs))
-            tag = f"{self.settings.worker_id}-{task.attempt}"
+            tag = f"{mine}-{task.attempt}"
             return write_output(Path(task.output_dir), task.index, lines, tag)
 
-        report.output_bytes = await self._in_task_thread(merge_and_reduce)
-        report.success = True
+        outcome = await self._in_task_thread(merge_and_reduce)
+        if isinstance(outcome, int):
+            report.output_bytes = outcome
+            report.success = True
+            return
+        for output, error in outcome:
+            report.fetch_failures.add(map_index=output.map_index, worker_id=output.worker_id,
+                                      attempt=output.attempt, error=error)
+        report.success = False
 
     async def _fetch(self, output: MapOutput, task: TaskAssignment, limit: asyncio.Semaphore
                      ) -> bytes | str:
-        """One map output's partition for this reduce task, or why it could not be had."""
+        """Another worker's partition for this reduce task, or why it could not be had."""
         assert self._tracing is not None
         async with limit:
             with self._tracing.tracer(__name__).start_as_current_span(
@@ -364,16 +403,6 @@ class Worker:
                 attributes={"mr.map_index": output.map_index, "mr.from_worker": output.worker_id,
                             "mr.from_address": output.address},
             ) as span:
-                if output.worker_id == self.settings.worker_id:
-                    path = partition_path(self.settings.work_dir, task.job_id, output.map_index,
-                                          output.attempt, task.index)
-                    try:
-                        data = await asyncio.to_thread(path.read_bytes)
-                    except OSError as error:
-                        span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
-                        return f"local read failed: {error.strerror}"
-                    span.set_attribute("mr.bytes", len(data))
-                    return data
                 error_text = ""
                 for attempt in range(FETCH_TRIES):
                     try:
@@ -419,10 +448,19 @@ class Worker:
 async def serve_worker(settings: WorkerSettings, stop: asyncio.Event) -> bool:
     """Run a worker until the work is over or `stop`; returns whether application code is
     still running in an abandoned task thread (the caller then exits without joining it)."""
-    worker = Worker(settings)
-    await worker.start()
+    # While a task thread computes, this thread still serves FetchPartition to other workers'
+    # reducers and heartbeats the coordinator. Python hands the GIL to a waiting thread only
+    # every switch interval (5 ms by default), and a reducer's fetch of a busy worker's
+    # partitions waits that long several times per partition; 1 ms keeps fetches quick.
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous_interval, SWITCH_INTERVAL_SECONDS))
     try:
-        await worker.run(stop)
+        worker = Worker(settings)
+        await worker.start()
+        try:
+            await worker.run(stop)
+        finally:
+            await worker.stop()
     finally:
-        await worker.stop()
+        sys.setswitchinterval(previous_interval)
     return worker.computing
