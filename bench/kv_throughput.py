@@ -14,6 +14,11 @@ Every system runs on this machine's loopback, 3 members, durable writes, in the 
   (it warns when a follower truncates entries it already applied) are counted and summed up
   in one line per configuration.
 
+- grpc floor: not a store but a reference point, a grpc.aio server in one process that answers
+  OpenSession and Put at once, with no log, no replication and no disk, driven by the same
+  `distlab bench kv` client. No Python grpc.aio KV server can beat it with this client on this
+  machine, so it shows how much of the gap to etcd is the RPC layer's own cost.
+
 A system that is not installed is skipped with a line saying so. Each configuration runs
 several times and the table shows medians. Failover: the leader is killed with SIGKILL and
 the time until the next write succeeds is measured (median of several fresh clusters).
@@ -51,6 +56,7 @@ from distlab.cli.bench import LoadResult, measure_load, summarize
 from distlab.cli.common import format_table
 from distlab.client import KVClient, KVError, Rejected
 from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.runtime import loop
 from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.local_cluster import free_loopback_ports
 
@@ -525,6 +531,60 @@ def pysyncobj_cluster_run(clients: int, duration: float, runs: int, batched: boo
     return summaries
 
 
+# ---- the floor: the RPC layer alone ----
+
+FLOOR_METHODS = ("OpenSession", "Put")
+
+
+def serve_floor(port: int) -> None:
+    """Answer KV OpenSession and Put with empty responses, at once, until killed."""
+    async def answer(request: bytes, context: Any) -> bytes:
+        return b""  # an empty OpenSessionResponse or PutResponse: every field at its default
+
+    async def main() -> None:
+        handler = grpc.method_handlers_generic_handler(
+            "distlab.v1.KV",
+            {method: grpc.unary_unary_rpc_method_handler(answer) for method in FLOOR_METHODS})
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        print("serving", flush=True)
+        await server.wait_for_termination()
+
+    loop.run(main())
+
+
+def bench_floor(duration: float, runs: int) -> list[Row]:
+    (port,) = free_loopback_ports(1)
+    server = subprocess.Popen([sys.executable, __file__, "--serve-floor", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "serving":
+            raise Skipped("the floor server did not start")
+        rows = []
+        for clients in CLIENT_COUNTS:
+            summaries = []
+            for _ in range(runs):
+                completed = subprocess.run(
+                    [sys.executable, "-m", "distlab", "bench", "kv",
+                     "--cluster", f"1=127.0.0.1:{port}", "--clients", str(clients),
+                     "--duration", str(duration), "--value-size", str(VALUE_SIZE),
+                     "--keys", str(KEYS), "--json"],
+                    capture_output=True, text=True, timeout=duration + 120,
+                )
+                if completed.returncode != 0:
+                    raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
+                summaries.append(json.loads(completed.stdout))
+            rows.append(median_row("grpc floor", clients, summaries,
+                                   "one process, no log, no disk: the RPC layer alone"))
+        return rows
+    finally:
+        server.kill()
+        server.wait()
+
+
 # ---- report ----
 
 def ratio(numerator: Row | None, denominator: Row | None) -> str:
@@ -539,16 +599,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration (3)")
     parser.add_argument("--processes", type=int, default=1,
                         help="load processes for distlab's 64-client runs (1)")
-    parser.add_argument("--systems", default="distlab,etcd,pysyncobj",
-                        help="comma-separated subset of distlab,etcd,pysyncobj")
+    parser.add_argument("--systems", default="distlab,etcd,pysyncobj,floor",
+                        help="comma-separated subset of distlab,etcd,pysyncobj,floor")
+    parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--no-failover", action="store_true", help="skip the failover runs")
     args = parser.parse_args()
+    if args.serve_floor is not None:
+        serve_floor(args.serve_floor)
+        return 0
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
 
     benches = {
         "distlab": lambda: bench_distlab(args.duration, args.runs, args.processes),
         "etcd": lambda: bench_etcd(args.duration, args.runs),
         "pysyncobj": lambda: bench_pysyncobj(args.duration, args.runs),
+        "floor": lambda: bench_floor(args.duration, args.runs),
     }
     rows: list[Row] = []
     for system in systems:
@@ -568,9 +633,11 @@ def main() -> int:
     by_key = {(r.system, r.clients): r for r in rows}
     print()
     print(format_table(
-        ("clients", "distlab/etcd", "distlab/PySyncObj"),
+        ("clients", "distlab/etcd", "distlab/PySyncObj", "floor/etcd", "distlab/floor"),
         [[c, ratio(by_key.get(("distlab", c)), by_key.get(("etcd", c))),
-          ratio(by_key.get(("distlab", c)), by_key.get(("PySyncObj", c)))]
+          ratio(by_key.get(("distlab", c)), by_key.get(("PySyncObj", c))),
+          ratio(by_key.get(("grpc floor", c)), by_key.get(("etcd", c))),
+          ratio(by_key.get(("distlab", c)), by_key.get(("grpc floor", c)))]
          for c in CLIENT_COUNTS],
     ))
 
