@@ -113,12 +113,12 @@ def test_a_write_is_one_trace_across_containers(traced: ComposeProject) -> None:
     assert proposes[0].parent_span_id == put.span_id
     assert proposes[0].service == leader
     assert proposes[0].attributes["raft.index"] > 0
-    received = [s for s in spans if s.name == "raft.receive"]
+    receives = [s for s in spans if s.name == "raft.receive"]
     # At least one follower; a follower's append may ride in a batch that carries another
     # trace's context, so not every follower need appear.
-    assert {s.service for s in received} <= {f"node-{n}" for n in nodes} - {leader}
-    assert received
-    for span in received:
+    assert {s.service for s in receives} <= {f"node-{n}" for n in nodes} - {leader}
+    assert receives
+    for span in receives:
         # Parent links cross containers: follower's receive span <- leader's send span.
         assert span.kind == SPAN_KIND_CONSUMER
         send = by_id[span.parent_span_id]
