@@ -143,26 +143,33 @@ def ensure_distlab_serves(cluster_file: Path) -> None:
         raise Skipped(f"the cluster took no write within 30 s ({error})") from error
 
 
-def bench_distlab(duration: float, runs: int, processes: int) -> list[Row]:
+def bench_kv_rows(system: str, target: list[str], duration: float, runs: int,
+                  processes: int = 1, note: str = "") -> list[Row]:
+    """`distlab bench kv` against `target` (its --cluster or --cluster-file arguments), `runs`
+    times for each client count; one row of medians per count."""
     rows = []
+    for clients in CLIENT_COUNTS:
+        summaries = []
+        for _ in range(runs):
+            completed = subprocess.run(
+                [sys.executable, "-m", "distlab", "bench", "kv", *target,
+                 "--clients", str(clients), "--duration", str(duration),
+                 "--value-size", str(VALUE_SIZE), "--keys", str(KEYS),
+                 "--processes", str(min(processes, clients)), "--json"],
+                capture_output=True, text=True, timeout=duration + 120,
+            )
+            if completed.returncode != 0:
+                raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
+            summaries.append(json.loads(completed.stdout))
+        rows.append(median_row(system, clients, summaries, note))
+    return rows
+
+
+def bench_distlab(duration: float, runs: int, processes: int) -> list[Row]:
     with distlab_cluster() as cluster_file:
         ensure_distlab_serves(cluster_file)
-        for clients in CLIENT_COUNTS:
-            summaries = []
-            for _ in range(runs):
-                completed = subprocess.run(
-                    [sys.executable, "-m", "distlab", "bench", "kv",
-                     "--cluster-file", str(cluster_file), "--clients", str(clients),
-                     "--duration", str(duration), "--value-size", str(VALUE_SIZE),
-                     "--keys", str(KEYS), "--processes", str(min(processes, clients)),
-                     "--json"],
-                    capture_output=True, text=True, timeout=duration + 120,
-                )
-                if completed.returncode != 0:
-                    raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
-                summaries.append(json.loads(completed.stdout))
-            rows.append(median_row("distlab", clients, summaries))
-    return rows
+        return bench_kv_rows("distlab", ["--cluster-file", str(cluster_file)], duration, runs,
+                             processes)
 
 
 async def distlab_leader(addresses: dict[int, str]) -> tuple[int, int]:
@@ -563,23 +570,8 @@ def bench_floor(duration: float, runs: int) -> list[Row]:
         assert server.stdout is not None
         if server.stdout.readline().strip() != "serving":
             raise Skipped("the floor server did not start")
-        rows = []
-        for clients in CLIENT_COUNTS:
-            summaries = []
-            for _ in range(runs):
-                completed = subprocess.run(
-                    [sys.executable, "-m", "distlab", "bench", "kv",
-                     "--cluster", f"1=127.0.0.1:{port}", "--clients", str(clients),
-                     "--duration", str(duration), "--value-size", str(VALUE_SIZE),
-                     "--keys", str(KEYS), "--json"],
-                    capture_output=True, text=True, timeout=duration + 120,
-                )
-                if completed.returncode != 0:
-                    raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
-                summaries.append(json.loads(completed.stdout))
-            rows.append(median_row("grpc floor", clients, summaries,
-                                   "one process, no log, no disk: the RPC layer alone"))
-        return rows
+        return bench_kv_rows("grpc floor", ["--cluster", f"1=127.0.0.1:{port}"], duration,
+                             runs, note="one process, no log, no disk: the RPC layer alone")
     finally:
         server.kill()
         server.wait()

@@ -76,3 +76,24 @@ class OtlpReceiver:
 
     def stop(self) -> None:
         self._server.stop(grace=None)
+
+
+def assert_followers_received(spans: list[ReceivedSpan], propose: ReceivedSpan,
+                              members: set[str]) -> None:
+    """Each follower's `raft.receive` span in `spans` (one write's trace) sits under a
+    `raft.send` span of the leader's, which sits under the write's `raft.propose`.
+
+    At least one follower appears; a follower's append may ride in a batch that carries
+    another trace's context, so not every follower need appear.
+    """
+    by_id = {s.span_id: s for s in spans}
+    receives = [s for s in spans if s.name == "raft.receive"]
+    assert receives
+    assert {s.service for s in receives} <= members - {propose.service}
+    for span in receives:
+        assert span.kind == SPAN_KIND_CONSUMER
+        send = by_id[span.parent_span_id]
+        assert send.name == "raft.send"
+        assert send.service == propose.service
+        assert send.kind == SPAN_KIND_PRODUCER
+        assert by_id[send.parent_span_id] is propose

@@ -14,11 +14,10 @@ from distlab.proto import admin_pb2, admin_pb2_grpc
 from tests.support import UpProcess, wait_for
 from tests.support_otlp import (
     SPAN_KIND_CLIENT,
-    SPAN_KIND_CONSUMER,
-    SPAN_KIND_PRODUCER,
     SPAN_KIND_SERVER,
     OtlpReceiver,
     ReceivedSpan,
+    assert_followers_received,
 )
 
 
@@ -98,26 +97,13 @@ def test_a_write_is_one_trace_from_leader_to_followers(
         return trace_spans if followers else None
 
     spans = wait_for(write_spans, timeout=10, what="the write's spans from every node")
-    by_id = {s.span_id: s for s in spans}
     put = only(spans, name="/distlab.v1.KV/Put", kind=SPAN_KIND_SERVER)
     assert put.attributes["kv.key"] == "traced"
     propose = only(spans, name="raft.propose")
     assert propose.parent_span_id == put.span_id
     assert propose.service == put.service
     assert propose.attributes["raft.index"] > 0
-    leader = put.service
-    received = [s for s in spans if s.name == "raft.receive"]
-    # At least one follower; a follower's append may ride in a batch that carries another
-    # trace's context, so not every follower need appear.
-    assert {s.service for s in received} <= {f"node-{n}" for n in cluster} - {leader}
-    assert received
-    for span in received:
-        assert span.kind == SPAN_KIND_CONSUMER
-        send = by_id[span.parent_span_id]
-        assert send.name == "raft.send"
-        assert send.service == leader
-        assert send.kind == SPAN_KIND_PRODUCER
-        assert by_id[send.parent_span_id] is propose
+    assert_followers_received(spans, propose, {f"node-{n}" for n in cluster})
     # The long-lived peer streams and the probes are not traced as calls.
     assert not [s for s in receiver.spans
                 if s.name in ("/distlab.v1.Raft/Stream", "/distlab.v1.Raft/Probe")]

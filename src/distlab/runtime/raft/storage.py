@@ -114,17 +114,18 @@ class DurableStorage:
         return self._average_write_seconds < INLINE_PERSIST_SECONDS
 
     def persist(self, ready: raft.Ready) -> None:
-        if not self.needs_disk(ready):
-            self._persist(ready)
-            return
         started = time.perf_counter()
-        self._persist(ready)
-        elapsed = time.perf_counter() - started
-        self._average_write_seconds += WRITE_TIME_WEIGHT * (elapsed - self._average_write_seconds)
+        if self._persist(ready):
+            elapsed = time.perf_counter() - started
+            self._average_write_seconds += WRITE_TIME_WEIGHT * (
+                elapsed - self._average_write_seconds)
 
-    def _persist(self, ready: raft.Ready) -> None:
+    def _persist(self, ready: raft.Ready) -> bool:
+        """Keep what `ready` asks to; whether that wrote to the disk."""
+        wrote = False
         if ready.snapshot is not None:
             self.save_snapshot(ready.snapshot)
+            wrote = True
         if ready.entries:
             first = ready.entries[0].index
             self._stores.log.truncate_suffix(first)
@@ -132,8 +133,10 @@ class DurableStorage:
             started = time.perf_counter()
             self._stores.log.sync()
             FSYNC_SECONDS.observe(time.perf_counter() - started)
+            wrote = True
         if ready.hard_state is not None:
-            self._save_hard_state(ready.hard_state)
+            wrote = self._save_hard_state(ready.hard_state) or wrote
+        return wrote
 
     def save_snapshot(self, snapshot: raft.Snapshot) -> None:
         """Keep `snapshot` (taken here or received from the leader) and drop the log it covers."""
@@ -145,13 +148,16 @@ class DurableStorage:
         self._stores.log.compact(meta.last_index, meta.last_term)
         self._snapshot = snapshot
 
-    def _save_hard_state(self, hard_state: raft.HardState) -> None:
+    def _save_hard_state(self, hard_state: raft.HardState) -> bool:
+        """Record `hard_state`; whether that wrote to the disk (only term and vote must)."""
         previous = self._hard_state
         self._hard_state = hard_state
-        if (hard_state.term, hard_state.vote) != (previous.term, previous.vote):
-            self._stores.stable.save(
-                StableState(hard_state.term, int(hard_state.vote), hard_state.commit)
-            )
+        if (hard_state.term, hard_state.vote) == (previous.term, previous.vote):
+            return False
+        self._stores.stable.save(
+            StableState(hard_state.term, int(hard_state.vote), hard_state.commit)
+        )
+        return True
 
     def close(self) -> None:
         self._stores.close()

@@ -330,15 +330,30 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
             return grpc.StatusCode.INVALID_ARGUMENT, str(error)
         isolated_from = self._isolated_from()
         for message in messages:
-            if message.recipient != self._node_id:
-                MESSAGES_REJECTED.labels("wrong_recipient").inc()
-                return (grpc.StatusCode.FAILED_PRECONDITION,
-                        f"this is node {self._node_id}, not {message.recipient}")
-            if message.sender in isolated_from:
-                MESSAGES_REJECTED.labels("partitioned").inc()
-            elif not self._deliver(message):
-                MESSAGES_REJECTED.labels("inbox_full").inc()
+            refusal = self._deliver_one(message, isolated_from)
+            # A message for another node means the sender has this address wrong: end its
+            # stream so it says so. Partitions and a full inbox are weather: drop and go on.
+            if refusal is not None and refusal[0] is grpc.StatusCode.FAILED_PRECONDITION:
+                return refusal
         return None
+
+    def _deliver_one(self, message: raft.Message, isolated_from: frozenset[NodeId]
+                     ) -> tuple[grpc.StatusCode, str] | None:
+        """Hand `message` to the driver, or count why not and return the status saying so."""
+        if message.recipient != self._node_id:
+            reason, refusal = "wrong_recipient", (
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"this is node {self._node_id}, not {message.recipient}")
+        elif message.sender in isolated_from:
+            reason, refusal = "partitioned", (
+                grpc.StatusCode.UNAVAILABLE,
+                f"node {self._node_id} is partitioned from {message.sender}")
+        elif self._deliver(message):
+            return None
+        else:
+            reason, refusal = "inbox_full", (grpc.StatusCode.RESOURCE_EXHAUSTED, "inbox full")
+        MESSAGES_REJECTED.labels(reason).inc()
+        return refusal
 
     async def InstallSnapshot(
         self, request_iterator: AsyncIterator[raft_pb2.SnapshotChunk],
@@ -357,17 +372,9 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         if message is None:
             MESSAGES_REJECTED.labels("malformed").inc()
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "snapshot stream ended early")
-        if message.recipient != self._node_id:
-            MESSAGES_REJECTED.labels("wrong_recipient").inc()
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"this is node {self._node_id}, not {message.recipient}")
-        if message.sender in self._isolated_from():
-            MESSAGES_REJECTED.labels("partitioned").inc()
-            await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                f"node {self._node_id} is partitioned from {message.sender}")
-        if not self._deliver(message):
-            MESSAGES_REJECTED.labels("inbox_full").inc()
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "inbox full")
+        refusal = self._deliver_one(message, self._isolated_from())
+        if refusal is not None:
+            await context.abort(*refusal)
         return raft_pb2.Delivered()
 
     async def Probe(
