@@ -14,7 +14,7 @@ import pytest
 from distlab.core.ids import NodeId
 from distlab.proto import raft_pb2_grpc
 from distlab.runtime.config import Address
-from distlab.runtime.engine import NotLeader, OutcomeUnknown
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.runtime.raft.driver import RaftDriver, Timing

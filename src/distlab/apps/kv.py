@@ -78,7 +78,7 @@ class Session:
 
 
 class KVStateMachine:
-    """Implements `distlab.runtime.engine.StateMachine` for the KV store.
+    """Implements `distlab.core.replicated_log.StateMachine` for the KV store.
 
     `apply` never raises for a command it receives: a command that cannot be decoded, or is
     not valid, is answered with a MALFORMED result and changes nothing.

@@ -22,6 +22,8 @@ FLAG_VARIABLES = {
     "data_dir": "DATA_DIR",
     "otlp_endpoint": "OTLP_ENDPOINT",
     "join": "JOIN",
+    "groups": "GROUPS",
+    "engine": "ENGINE",
 }
 
 
@@ -40,6 +42,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--join", action="store_const", const="true", default=None,
                         help="join an existing cluster (wait for `distlab cluster add`) instead "
                         "of bootstrapping one (JOIN)")
+    parser.add_argument("--groups", help="number of KV shards, each a replicated group (GROUPS, 1)")
+    parser.add_argument("--engine", help="consensus engine of every group (ENGINE, raft)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.set_defaults(handler=run)
 

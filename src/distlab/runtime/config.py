@@ -15,6 +15,10 @@ from distlab.core.ids import NodeId
 DEFAULT_PEER_PORT = 7000
 DEFAULT_LISTEN_ADDR = f"0.0.0.0:{DEFAULT_PEER_PORT}"
 DEFAULT_METRICS_ADDR = "0.0.0.0:9000"
+# Every group costs a driver task and a share of every peer stream; past a few hundred the
+# per-group timers alone would busy a node.
+MAX_GROUPS = 256
+ENGINES = ("raft",)
 
 
 class ConfigError(ValueError):
@@ -47,6 +51,11 @@ class NodeConfig:
     # barrier and answers from the local state machine on any member, leader or not, so
     # reads may be stale. It exists so `distlab test` can be shown to catch a broken store.
     unsafe_stale_reads: bool = False
+    # The number of KV shards, each a replicated group over all the nodes; every node of a
+    # cluster must run the same value (a peer with another is refused at the handshake).
+    groups: int = 1
+    # The consensus engine of every replicated group.
+    engine: str = "raft"
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -111,7 +120,7 @@ def load_node_config(
     """Build a node's configuration from `env`, with non-None `overrides` (flags) taking precedence.
 
     Keys are the variable names of the configuration table: NODE_ID, CLUSTER_NODES,
-    LISTEN_ADDR, METRICS_ADDR, DATA_DIR, OTLP_ENDPOINT.
+    LISTEN_ADDR, METRICS_ADDR, DATA_DIR, OTLP_ENDPOINT, GROUPS, ENGINE, ...
     """
     merged = dict(env)
     for key, value in (overrides or {}).items():
@@ -146,8 +155,14 @@ def load_node_config(
     snapshot_entries = parse_positive(merged.get("SNAPSHOT_ENTRIES"), "SNAPSHOT_ENTRIES", 4096)
     stale_reads = parse_flag(merged.get("DISTLAB_UNSAFE_STALE_READS", ""),
                              "DISTLAB_UNSAFE_STALE_READS")
+    groups = parse_positive(merged.get("GROUPS"), "GROUPS", 1)
+    if groups > MAX_GROUPS:
+        raise ConfigError(f"GROUPS must be at most {MAX_GROUPS}, got {groups}")
+    engine = (merged.get("ENGINE") or "raft").strip().lower()
+    if engine not in ENGINES:
+        raise ConfigError(f"ENGINE: expected one of {', '.join(ENGINES)}, got {engine!r}")
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
-                      election_ticks, snapshot_entries, stale_reads)
+                      election_ticks, snapshot_entries, stale_reads, groups, engine)
 
 
 def parse_flag(text: str, what: str) -> bool:

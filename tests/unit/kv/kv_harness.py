@@ -20,7 +20,7 @@ from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
 from distlab.core.status import EngineStatus
 from distlab.proto import kv_pb2, kv_pb2_grpc
-from distlab.runtime.engine import NotLeader, OutcomeUnknown, ReplicatedLog
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
 from distlab.runtime.grpc.kv import KVServicer
 
 

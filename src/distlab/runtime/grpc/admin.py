@@ -15,7 +15,7 @@ from distlab.core.ids import NodeId
 from distlab.core.status import EngineStatus
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime.config import ConfigError, NodeConfig, parse_address
-from distlab.runtime.engine import NotLeader, OutcomeUnknown
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.raft.driver import RaftDriver
 

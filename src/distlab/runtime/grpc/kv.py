@@ -21,7 +21,7 @@ from prometheus_client import Counter
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
 from distlab.proto import kv_pb2, kv_pb2_grpc
-from distlab.runtime.engine import NotLeader, OutcomeUnknown, ReplicatedLog
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
 
 # Trailing metadata keys. `error-reason` tells apart failures that share a status code.
 ERROR_REASON = "error-reason"
