@@ -1,0 +1,458 @@
+"""The generic driver: one asyncio task that owns a consensus core and applies its Readys.
+
+Inputs (ticks, peer messages, transport reports, proposals, read requests, admin requests)
+are queued; the task feeds everything queued to the core, then handles each Ready as the
+contract says: persist (durable before anything that depends on it leaves), send, apply,
+serve reads, advance. Whatever arrives while the disk is busy is folded into the next Ready,
+which is how many concurrent proposals come to share one fsync.
+
+The driver reaches the world only through its ports (Clock, Transport, Storage), so the
+simulator runs this very code on virtual time, a simulated network and a simulated disk.
+It knows no protocol: every engine's core offers `ConsensusCore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from distlab.core.consensus import ConsensusCore, ReadState
+from distlab.core.ids import NO_NODE, NodeId
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown
+from distlab.core.status import EngineStatus
+from distlab.runtime.host.machine import AddressBook, HostedMachine, app_command
+from distlab.runtime.host.metrics import DriverMetrics
+from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+# Every input queue is bounded: a peer whose message finds the inbox full retransmits later.
+INBOX_LIMIT = 10_000
+
+CoreT = TypeVar("CoreT", bound=ConsensusCore)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long a tick lasts, and how often the driver snapshots."""
+
+    tick_seconds: float = 0.05
+    # Take a snapshot once this many entries are applied beyond the last one.
+    snapshot_entries: int = 4096
+
+
+@dataclass(slots=True)
+class _Pending:
+    term: int
+    future: asyncio.Future[bytes]
+    span: trace.Span
+
+
+@dataclass(slots=True)
+class _Inputs:
+    ticks: int = 0
+    messages: collections.deque[Any] = field(default_factory=collections.deque)
+    unreachable: list[NodeId] = field(default_factory=list)
+    snapshot_reports: list[tuple[NodeId, bool]] = field(default_factory=list)
+    proposals: list[tuple[bytes, asyncio.Future[bytes], trace.Span]] = field(default_factory=list)
+    reads: list[tuple[bytes, asyncio.Future[None]]] = field(default_factory=list)
+    requests: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = field(
+        default_factory=list)
+
+
+class Driver(Generic[CoreT]):
+    """Implements `ReplicatedLog` for one instance (one group) over a consensus core."""
+
+    def __init__(
+        self,
+        *,
+        node_id: NodeId,
+        group: int,
+        core: CoreT,
+        machine: HostedMachine,
+        storage: Storage,
+        transport: Transport,
+        clock: Clock,
+        metrics: DriverMetrics,
+        timing: Timing = Timing(),
+        on_failure: Callable[[BaseException], None] = lambda error: None,
+    ) -> None:
+        self.node_id = node_id
+        self.group = group
+        self.core = core
+        self.machine = machine
+        self._storage = storage
+        self._transport = transport
+        self._clock = clock
+        self._metrics = metrics
+        self._timing = timing
+        self._on_failure = on_failure
+        self._inputs = _Inputs()
+        self._wake = asyncio.Event()
+        self._pending: dict[int, _Pending] = {}
+        self._reads: dict[bytes, asyncio.Future[None]] = {}
+        self._reads_waiting_apply: list[tuple[int, asyncio.Future[None]]] = []
+        self._read_counter = 0
+        self._last_leader = NO_NODE
+        # The log index of the last proposal handed to the core (see `_may_propose`).
+        self._last_proposed_index = 0
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: Timer | None = None
+        self._election_span: trace.Span | None = None
+        self._status = core.engine_status()
+        self.failed: BaseException | None = None
+
+    @property
+    def addresses(self) -> AddressBook:
+        return self.machine.addresses
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"driver-{self.node_id}-{self.group}")
+        self._schedule_tick()
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        stopping = OutcomeUnknown("the node is shutting down")
+        self._fail_everything(stopping)
+        queued, self._inputs.proposals = self._inputs.proposals, []
+        for _, future, _ in queued:
+            if not future.done():
+                future.set_exception(stopping)
+        self._storage.close()
+
+    def _schedule_tick(self) -> None:
+        self._ticker = self._clock.call_later(self._timing.tick_seconds, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._inputs.ticks += 1
+        self._wake.set()
+        self._schedule_tick()
+
+    # ------------------------------------------------------------------ inputs
+
+    def deliver(self, message: Any) -> bool:
+        """Queue a message from a peer; False when the inbox is full (the peer retries)."""
+        if len(self._inputs.messages) >= INBOX_LIMIT:
+            return False
+        self._inputs.messages.append(message)
+        self._wake.set()
+        return True
+
+    def report_unreachable(self, peer: NodeId) -> None:
+        self._inputs.unreachable.append(peer)
+        self._wake.set()
+
+    def report_snapshot(self, peer: NodeId, succeeded: bool) -> None:
+        self._inputs.snapshot_reports.append((peer, succeeded))
+        self._wake.set()
+
+    async def propose(self, command: bytes) -> bytes:
+        return await self.propose_envelope(app_command(command))
+
+    async def propose_envelope(self, envelope: bytes) -> bytes:
+        """Replicate a host record (see `machine`), wait for it to apply, return its result."""
+        self._raise_unless_leader()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        # Only a traced request's proposal gets a span: building one costs more than the rest
+        # of a proposal's bookkeeping, and without a collector nobody would see it.
+        span = (tracer.start_span(f"{self._metrics.engine}.propose",
+                                  attributes={"distlab.node": self.node_id,
+                                              "distlab.group": self.group})
+                if trace.get_current_span().is_recording() else trace.INVALID_SPAN)
+        self._inputs.proposals.append((envelope, future, span))
+        self._wake.set()
+        started = self._clock.monotonic()
+        try:
+            return await future
+        finally:
+            self._metrics.proposal_seconds.observe(self._clock.monotonic() - started)
+            span.end()
+
+    async def read_barrier(self) -> None:
+        self._raise_unless_leader()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._read_counter += 1
+        self._inputs.reads.append((self._read_counter.to_bytes(8, "big"), future))
+        self._wake.set()
+        await future
+
+    async def request(self, action: Callable[[CoreT], Any]) -> Any:
+        """Run `action` on the core between Readys (membership, leadership transfer)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inputs.requests.append((action, future))
+        self._wake.set()
+        return await future
+
+    def status(self) -> EngineStatus:
+        return self._status
+
+    def not_leader(self) -> NotLeader:
+        leader = self._status.leader_id or None
+        return NotLeader(leader, self.addresses.get(leader) if leader else None)
+
+    def _raise_unless_leader(self) -> None:
+        if self.failed is not None:
+            raise OutcomeUnknown(f"this node's storage failed: {self.failed}")
+        if self._status.role != "leader":
+            raise self.not_leader()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                self._feed_core()
+                while self.core.has_ready():
+                    await self._handle_ready(self.core.ready())
+                    self._feed_core()
+                self._maybe_snapshot()
+                self._refresh_status()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # A failed fsync or a broken invariant: this member must stop rather than carry on
+            # as if its state were safe.
+            log.exception("node %d group %d: the driver failed; stopping", self.node_id,
+                          self.group)
+            self.failed = error
+            self._fail_everything(OutcomeUnknown(f"the driver failed: {error}"))
+            self._on_failure(error)
+
+    def _feed_core(self) -> None:
+        inputs = self._inputs
+        core = self.core
+        while inputs.ticks:
+            inputs.ticks -= 1
+            core.tick()
+        while inputs.messages:
+            core.step(inputs.messages.popleft())
+        if inputs.unreachable:
+            unreachable, inputs.unreachable = inputs.unreachable, []
+            for peer in unreachable:
+                core.report_unreachable(peer)
+        if inputs.snapshot_reports:
+            reports, inputs.snapshot_reports = inputs.snapshot_reports, []
+            for peer, succeeded in reports:
+                core.report_snapshot(peer, succeeded)
+        if inputs.requests:
+            requests, inputs.requests = inputs.requests, []
+            for action, future in requests:
+                if not future.done():
+                    future.set_result(action(core))
+        if inputs.proposals and self._may_propose():
+            self._propose_queued()
+        if inputs.reads:
+            reads, inputs.reads = inputs.reads, []
+            for read_context, future in reads:
+                if core.read_index(read_context):
+                    self._reads[read_context] = future
+                elif not future.done():
+                    self._status = core.engine_status()
+                    future.set_exception(self.not_leader())
+
+    def _propose_queued(self) -> None:
+        inputs = self._inputs
+        proposals, inputs.proposals = inputs.proposals, []
+        accepted = self.core.propose_batch([envelope for envelope, _, _ in proposals])
+        metrics = self._metrics
+        if not accepted:
+            self._status = self.core.engine_status()
+            error = self.not_leader()
+            for _, future, _ in proposals:
+                metrics.failed_not_leader.inc()
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self._last_proposed_index = accepted[-1].index
+        for proposal, (_, future, span) in zip(accepted, proposals, strict=True):
+            if span.is_recording():
+                span.set_attribute("distlab.index", proposal.index)
+                span.set_attribute("distlab.term", proposal.term)
+            self._pending[proposal.index] = _Pending(proposal.term, future, span)
+        metrics.pending.set(len(self._pending))
+
+    def _may_propose(self) -> bool:
+        """Group commit: while the previous batch of proposals is being replicated, new ones
+        wait, and go to the core together once it commits.
+
+        Every batch costs a Ready: an fsync, an append to each follower and their replies,
+        each a system call and a wake-up or more. Proposals that arrive while a batch is out
+        share the next one, so under load the batch grows with the arrival rate, and a lone
+        proposal (nothing in flight) goes at once. A member that is not the leader hands them
+        over at once too, to fail them without waiting.
+        """
+        core = self.core
+        return (not core.is_leader()
+                or self._status.commit_index >= self._last_proposed_index
+                or core.last_log_index() < self._last_proposed_index)
+
+    async def _handle_ready(self, ready: Any) -> None:
+        # A leader's own appends do not depend on what it persists in this Ready (it counts
+        # its own copy of an entry only once this Ready is done), so they go out first and
+        # the followers' disks work while the leader's does, as in etcd. Votes and replies
+        # acknowledge persisted state: they wait for the disk.
+        core = self.core
+        later: list[Any] = []
+        transport = self._transport
+        for message in ready.messages:
+            if core.sends_before_persist(message):
+                transport.send(message, self._trace_context_for(message))
+            else:
+                later.append(message)
+        await self._storage.persist(ready)
+        if ready.snapshot is not None:
+            self.machine.restore(ready.snapshot.data)
+            log.info("group %d: restored snapshot at index %d received from node %s",
+                     self.group, ready.snapshot.meta.last_index, self._status.leader_id)
+        for message in later:
+            transport.send(message, self._trace_context_for(message))
+        self._apply(ready.committed_entries)
+        for read_state in ready.read_states:
+            self._serve_read(read_state)
+        core.advance()
+        self._status = core.engine_status()
+        self._release_reads()
+
+    def _trace_context_for(self, message: Any) -> otel_context.Context | None:
+        """Messages carrying a traced proposal's entry become children of its span; a
+        candidate's vote requests, children of its election span."""
+        if self._pending:
+            index = getattr(message, "last_entry_index", None)
+            pending = self._pending.get(index) if index else None
+            if pending is not None and pending.span.is_recording():
+                return trace.set_span_in_context(pending.span)
+        if self._election_span is not None:
+            return trace.set_span_in_context(self._election_span)
+        return None
+
+    # ------------------------------------------------------------------ applying
+
+    def _apply(self, entries: Any) -> None:
+        if not entries:
+            return
+        metrics = self._metrics
+        metrics.committed.inc(len(entries))
+        machine = self.machine
+        pending_proposals = self._pending
+        for entry in entries:
+            command = entry.command
+            result = machine.apply(entry.index, command) if command else b""
+            pending = pending_proposals.pop(entry.index, None)
+            if pending is None:
+                continue
+            if pending.term == entry.term:
+                if pending.span.is_recording():
+                    pending.span.add_event("applied")
+                if not pending.future.done():
+                    pending.future.set_result(result)
+            else:
+                metrics.failed_overwritten.inc()
+                if not pending.future.done():
+                    pending.future.set_exception(
+                        OutcomeUnknown("leadership changed before the command committed"))
+        metrics.applied.inc(len(entries))
+        metrics.pending.set(len(pending_proposals))
+
+    # ------------------------------------------------------------------ reads
+
+    def _serve_read(self, read_state: ReadState) -> None:
+        future = self._reads.pop(read_state.context, None)
+        if future is None or future.done():
+            return
+        if not read_state.ok:
+            future.set_exception(OutcomeUnknown("leadership was lost before the read"))
+            return
+        self._reads_waiting_apply.append((read_state.index, future))
+
+    def _release_reads(self) -> None:
+        if not self._reads_waiting_apply:
+            return
+        applied = self._status.applied_index
+        still_waiting = []
+        for index, future in self._reads_waiting_apply:
+            if index <= applied:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                still_waiting.append((index, future))
+        self._reads_waiting_apply = still_waiting
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _maybe_snapshot(self) -> None:
+        applied = self._status.applied_index
+        if applied - self.core.snapshot_index() < self._timing.snapshot_entries:
+            return
+        snapshot = self.core.compact(applied, self.machine.snapshot())
+        # Synchronous on purpose: the core already dropped the entries the snapshot covers,
+        # so the file must exist before anything else can happen.
+        self._storage.save_snapshot(snapshot)
+        log.info("group %d: snapshot at index %d (%d bytes)", self.group,
+                 snapshot.meta.last_index, len(snapshot.data))
+
+    # ------------------------------------------------------------------ status
+
+    def _refresh_status(self) -> None:
+        previous = self._status
+        self._status = current = self.core.engine_status()
+        if current.leader_id != self._last_leader:
+            if current.leader_id != NO_NODE:
+                self._metrics.leader_changes.inc()
+                log.info("node %d group %d sees leader %d in term %d", self.node_id,
+                         self.group, current.leader_id, current.term)
+            self._last_leader = current.leader_id
+        self._trace_elections(previous, current)
+        if previous.role == "leader" and current.role != previous.role:
+            log.info("node %d group %d stepped down in term %d", self.node_id, self.group,
+                     current.term)
+            self._fail_everything(OutcomeUnknown("this node stopped leading"))
+
+    def _trace_elections(self, previous: EngineStatus, current: EngineStatus) -> None:
+        candidate = "candidate"
+        if current.role == candidate and (previous.role != candidate
+                                          or current.term != previous.term):
+            if self._election_span is not None:
+                self._election_span.set_attribute("distlab.outcome", "timed out")
+                self._election_span.end()
+            self._election_span = tracer.start_span(
+                f"{self._metrics.engine}.election",
+                attributes={"distlab.node": self.node_id, "distlab.group": self.group,
+                            "distlab.term": current.term})
+        elif self._election_span is not None and current.role != candidate:
+            won = current.role == "leader"
+            self._election_span.set_attribute("distlab.outcome", "won" if won else "lost")
+            self._election_span.set_attribute("distlab.leader", current.leader_id)
+            self._election_span.end()
+            self._election_span = None
+
+    def _fail_everything(self, error: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            self._metrics.failed_leadership_lost.inc()
+            if not entry.future.done():
+                entry.future.set_exception(error)
+        reads = list(self._reads.values()) + [f for _, f in self._reads_waiting_apply]
+        self._reads.clear()
+        self._reads_waiting_apply = []
+        for future in reads:
+            if not future.done():
+                future.set_exception(error)
+        self._metrics.pending.set(0)

@@ -1,0 +1,71 @@
+"""The ports through which a driver reaches the world: Clock, Transport and Storage.
+
+A driver never calls the operating system itself. In a node the ports are real time, the
+gRPC peer transport and the node's write-ahead log; in the simulator they are virtual time
+(with per-node offset and drift), a seeded faulty network and a simulated disk, so the very
+same driver runs on a deterministic event loop. The RNG port is a `random.Random`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Monotonic time for one node, in seconds."""
+
+    def monotonic(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        """Run `callback` on the event loop after `delay` seconds of this node's time."""
+        ...
+
+
+class LoopClock:
+    """Real time: the running event loop's clock (which the simulator's loop makes virtual)."""
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class Transport(Protocol):
+    """One instance's outbound messages; sending never waits.
+
+    Delivery is best effort (the protocols retransmit). The transport reports back to the
+    driver, through the callbacks it was built with, the peers it cannot reach and the
+    outcome of snapshot sends.
+    """
+
+    def send(self, message: Any, trace_context: otel_context.Context | None) -> None: ...
+
+
+class Storage(Protocol):
+    """One instance's durable state, beyond what its core reads at start-up.
+
+    `persist` returns once everything the Ready asks to keep is durable (fsynced); the driver
+    sends nothing that depends on it before then. A failed write or fsync raises: the driver
+    then stops, never carrying on as if the data were safe.
+    """
+
+    def needs_disk(self, ready: Any) -> bool:
+        """Whether persisting `ready` writes anything at all."""
+        ...
+
+    async def persist(self, ready: Any) -> None: ...
+
+    def save_snapshot(self, snapshot: Any) -> None:
+        """Keep a snapshot taken here and drop the log it covers; durable on return."""
+        ...
+
+    def close(self) -> None: ...
