@@ -1,0 +1,331 @@
+"""The generic harness: protocols register here; a seed becomes a run; runs become sweeps.
+
+A protocol registers a `ProtocolSpec`: how to draw its options from a seed, how to build its
+engine (cores, durable format, invariants) for a world, its timing, its own fault kinds, and
+its bug catalogue. Everything else is shared: the world of nodes and groups under the real
+driver, the fault schedule, the KV clients and the linearizability check of their history.
+
+One run, from a seed: draw the plan (cluster, options, network, clocks, disks, clients,
+fault schedule), run the chaos phase while the clients work, heal everything, require the
+cluster to make progress and every member to catch up, read every key, and check the
+history. The plan can be given instead of drawn, with a reduced schedule: that is how
+shrinking works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from random import Random
+from typing import Any
+
+from distlab.apps.kv import KVStateMachine
+from distlab.check import Verdict
+from distlab.core.ids import NodeId
+from distlab.runtime.host.driver import Timing
+from distlab.sim import faults
+from distlab.sim.faults import Fault, FaultKind, FaultMix
+from distlab.sim.network import PRESETS, RELIABLE, NetworkConditions
+from distlab.sim.workload import KVWorkload, WorkloadSettings
+from distlab.sim.world import Engine, NodeSettings, SimulationFailure, World
+
+CLUSTER_SIZES = (3, 5, 7)
+CHAOS_MS = 2_500.0
+ALL_FAULTS = FaultMix()
+# After healing, the cluster must commit and every member catch up within this long.
+CONVERGE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolSpec:
+    """What a protocol registers with the harness."""
+
+    name: str
+    summary: str
+    draw_options: Callable[[Random], Any]
+    plant: Callable[[Any, frozenset[str]], Any]
+    make_engine: Callable[[World, Any], Engine]
+    timing: Callable[[Any], Timing]
+    bugs: Mapping[str, str] = field(default_factory=dict)
+    # Fault kinds of its own (name -> weight, kind), drawn beside the shared ones.
+    extra_faults: Mapping[str, tuple[int, FaultKind, Callable[..., Fault]]] = field(
+        default_factory=dict)
+    # Fault weights that make each planted bug show quickly, where the defaults do not.
+    bug_weights: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+PROTOCOLS: dict[str, ProtocolSpec] = {}
+
+
+def register(spec: ProtocolSpec) -> None:
+    if spec.name in PROTOCOLS:
+        raise ValueError(f"protocol {spec.name!r} is already registered")
+    PROTOCOLS[spec.name] = spec
+    for kind, (_, fault_kind, _) in spec.extra_faults.items():
+        faults.FAULT_KINDS.setdefault(kind, fault_kind)
+
+
+def protocol(name: str) -> ProtocolSpec:
+    _load_builtin()
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ValueError(f"unknown protocol {name!r}; registered: "
+                         f"{', '.join(sorted(PROTOCOLS))}") from None
+
+
+def protocols() -> list[ProtocolSpec]:
+    _load_builtin()
+    return [PROTOCOLS[name] for name in sorted(PROTOCOLS)]
+
+
+def _load_builtin() -> None:
+    import distlab.sim.raft  # noqa: F401  (registers itself)
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """Everything a run does, drawn from its seed; `schedule` may be replaced (shrinking)."""
+
+    protocol: str
+    seed: int
+    nodes: int
+    groups: int
+    chaos_ms: float
+    options: Any
+    bugs: frozenset[str]
+    conditions: NetworkConditions
+    node_settings: tuple[NodeSettings, ...]
+    workload: WorkloadSettings
+    mix: FaultMix
+    schedule: tuple[Fault, ...]
+    workload_seed: int
+    start_gaps_ms: tuple[float, ...]
+
+    def replay_command(self) -> str:
+        bug = "".join(f" --bug {name}" for name in sorted(self.bugs))
+        faults_off = "".join(f" --no-{family}-faults" for family in faults.FAMILIES
+                             if not getattr(self.mix, family))
+        unsynced = "" if self.mix.lose_unsynced else " --keep-unsynced"
+        return (f"distlab sim {self.protocol} --seed {self.seed} --nodes {self.nodes}"
+                f"{bug}{faults_off}{unsynced}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    seed: int
+    nodes: int
+    groups: int
+    ok: bool
+    failure: str | None
+    verdict: str
+    virtual_ms: float
+    messages: int
+    operations: dict[str, int]
+    detected_faults: tuple[str, ...]
+    faults: int
+    fingerprint: int
+
+    @property
+    def unknown(self) -> bool:
+        return self.ok and self.verdict == Verdict.UNKNOWN.value
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "seed": self.seed, "nodes": self.nodes, "groups": self.groups, "ok": self.ok,
+            "failure": self.failure, "verdict": self.verdict,
+            "virtual_ms": round(self.virtual_ms, 3), "messages": self.messages,
+            "operations": self.operations, "detected_faults": list(self.detected_faults),
+            "faults": self.faults,
+        }
+
+
+def nodes_for_seed(seed: int) -> int:
+    return CLUSTER_SIZES[seed % len(CLUSTER_SIZES)]
+
+
+def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
+             bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
+             chaos_ms: float = CHAOS_MS) -> RunPlan:
+    """Draw a run's plan from its seed: the same arguments always give the same plan."""
+    unknown = bugs - set(spec.bugs)
+    if unknown:
+        raise ValueError(f"unknown bug {sorted(unknown)[0]!r} for {spec.name}")
+    size = nodes if nodes is not None else nodes_for_seed(seed)
+    rng = Random(f"{spec.name}/{seed}/{size}")
+    options = spec.plant(spec.draw_options(rng), bugs)
+    groups = rng.choice((1, 2, 2, 3))
+    conditions = PRESETS[rng.choice(sorted(PRESETS))]
+    settings = []
+    for _ in range(size):
+        rate = 1.0 + rng.uniform(-0.1, 0.1) if mix.clock else 1.0
+        offset = rng.uniform(0, 1000.0) if mix.clock else 0.0
+        fsync = (0.2, 1.0) if rng.random() < 0.7 or not mix.disk else (2.0, 10.0)
+        settings.append(NodeSettings(clock_offset=offset, clock_rate=rate, fsync_ms=fsync,
+                                     lose_unsynced=mix.lose_unsynced))
+    workload = WorkloadSettings(clients=rng.choice((3, 4, 5)), keys=rng.choice((3, 5, 8)))
+    weights: dict[str, int] = dict(faults.DEFAULT_WEIGHTS)
+    for name in sorted(bugs):
+        weights.update(spec.bug_weights.get(name, {}))
+    extra = {kind: (weight, draw) for kind, (weight, _, draw) in spec.extra_faults.items()}
+    schedule = _draw_schedule(rng, size, groups, chaos_ms, mix, weights, extra)
+    return RunPlan(
+        protocol=spec.name, seed=seed, nodes=size, groups=groups, chaos_ms=chaos_ms,
+        options=options, bugs=bugs, conditions=conditions, node_settings=tuple(settings),
+        workload=workload, mix=mix, schedule=tuple(schedule),
+        workload_seed=rng.getrandbits(64),
+        start_gaps_ms=tuple(rng.uniform(0, 30.0) for _ in range(size)))
+
+
+def _draw_schedule(rng: Random, size: int, groups: int, chaos_ms: float, mix: FaultMix,
+                   weights: dict[str, int],
+                   extra: Mapping[str, tuple[int, Callable[..., Fault]]]) -> list[Fault]:
+    ids = [NodeId(i) for i in range(1, size + 1)]
+    for kind, (weight, _) in extra.items():
+        weights.setdefault(kind, weight)
+    shared = {kind: weight for kind, weight in weights.items() if kind in faults.DEFAULT_WEIGHTS}
+    schedule = faults.draw_schedule(rng, ids, groups, chaos_ms, mix, shared)
+    # The protocol's own kinds, as a second stream of events over the same window.
+    for kind, (_, draw) in extra.items():
+        weight = weights.get(kind, 0)
+        if weight and mix.network:
+            at = 0.0
+            gap = mix.mean_gap_ms * sum(shared.values()) / weight
+            while True:
+                at += rng.expovariate(1.0 / gap)
+                if at >= chaos_ms:
+                    break
+                schedule.append(draw(round(at, 1), rng, ids, groups))
+    schedule.sort(key=lambda fault: fault.at_ms)
+    return _one_corrupt_node(schedule)
+
+
+def _one_corrupt_node(schedule: list[Fault]) -> list[Fault]:
+    """At most one node's disk rots in a run: a node that refuses to start stays down, and
+    liveness after healing needs a majority."""
+    corrupt: NodeId | None = None
+    kept = []
+    for fault in schedule:
+        if fault.kind == "corrupt":
+            if corrupt is None:
+                corrupt = fault.nodes[0]
+            fault = replace(fault, nodes=(corrupt,))
+        kept.append(fault)
+    return kept
+
+
+def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False
+            ) -> tuple[RunResult, World]:
+    """Run `plan`; the world is returned closed, for its trace."""
+    world = World(
+        seed=plan.seed, nodes=plan.nodes, groups=plan.groups,
+        make_engine=lambda w: spec.make_engine(w, plan.options),
+        make_machine=lambda node, group: KVStateMachine(),
+        timing=spec.timing(plan.options), settings=plan.node_settings,
+        conditions=plan.conditions, trace=trace, replay_hint=plan.replay_command())
+    world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "
+               f"{len(plan.schedule)} faults, options {plan.options}")
+    workload = KVWorkload(world, Random(plan.workload_seed), plan.workload)
+    verdict = "not checked"
+    try:
+        world.run(_main(world, workload, plan))
+        result = workload.check()
+        verdict = result.verdict.value
+        if result.verdict is Verdict.NOT_LINEARIZABLE:
+            world.fail(f"the clients' history is not linearizable: {_explain(result)}")
+    except SimulationFailure:
+        pass
+    finally:
+        world.close()
+    fingerprint = zlib.crc32("\n".join(
+        [str(world.network.messages_sent), str(world.failure), *workload.lines]).encode())
+    return RunResult(
+        seed=plan.seed, nodes=plan.nodes, groups=plan.groups, ok=world.failure is None,
+        failure=world.failure, verdict=verdict, virtual_ms=world.now_ms,
+        messages=world.network.messages_sent, operations=dict(workload.completed),
+        detected_faults=tuple(world.detected_faults), faults=len(plan.schedule),
+        fingerprint=fingerprint), world
+
+
+async def _main(world: World, workload: KVWorkload, plan: RunPlan) -> None:
+    for node, gap in zip(sorted(world.nodes), plan.start_gaps_ms, strict=True):
+        world.start(node)
+        await asyncio.sleep(gap / 1000.0)
+    for fault in plan.schedule:
+        world.loop.call_at(fault.at_ms / 1000.0, faults.apply, world, fault)
+    await workload.run_clients(until=plan.chaos_ms / 1000.0)
+    _heal(world)
+    problem = await workload.converge(CONVERGE_SECONDS)
+    if problem is not None:
+        world.fail(problem)
+
+
+def _heal(world: World) -> None:
+    world.note("recovery: heal the network, fix disks and clocks, restart every node")
+    world.heal()
+    world.set_conditions(RELIABLE)
+    for node_id, node in sorted(world.nodes.items()):
+        node.disk.repair()
+        if node.clock.rate != 1.0:
+            world.set_clock_rate(node_id, 1.0)
+        if not node.up and node.refused is None:
+            world.start(node_id)
+
+
+def _explain(result: Any) -> str:
+    violation = result.violation
+    if violation is None or violation.outcome is None:
+        return result.reason or "no explanation"
+    outcome = violation.outcome
+    breaking = outcome.stuck[0]
+    state = outcome.states[-1] if outcome.states else None
+    return (f"key {violation.label}: process {breaking.process}'s {breaking.describe()} "
+            f"cannot follow the {len(outcome.linearization)} operations that linearize "
+            f"(state then {state!r})")
+
+
+def run_seed(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
+             bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
+             trace: bool = False, chaos_ms: float = CHAOS_MS) -> tuple[RunResult, World]:
+    plan = plan_run(spec, seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
+    return execute(spec, plan, trace=trace)
+
+
+@dataclass(slots=True)
+class SweepReport:
+    results: list[RunResult]
+    wall_seconds: float
+
+    @property
+    def failures(self) -> list[RunResult]:
+        return [result for result in self.results if not result.ok]
+
+    @property
+    def unknown(self) -> list[RunResult]:
+        return [result for result in self.results if result.unknown]
+
+
+def sweep(spec: ProtocolSpec, seeds: range, nodes: int | None = None, *,
+          bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
+          stop_after_failures: int | None = None, chaos_ms: float = CHAOS_MS,
+          on_result: Callable[[RunResult], None] | None = None) -> SweepReport:
+    started = time.monotonic()
+    results = []
+    for result in _results(spec, seeds, nodes, bugs, mix, chaos_ms):
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        if (stop_after_failures is not None
+                and sum(not r.ok for r in results) >= stop_after_failures):
+            break
+    return SweepReport(results, time.monotonic() - started)
+
+
+def _results(spec: ProtocolSpec, seeds: range, nodes: int | None, bugs: frozenset[str],
+             mix: FaultMix, chaos_ms: float) -> Iterator[RunResult]:
+    for seed in seeds:
+        result, _ = run_seed(spec, seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
+        yield result

@@ -1,0 +1,49 @@
+"""Raft in the simulator: its engine, invariants, durable format, bugs and lab scenarios."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from random import Random
+
+from distlab.runtime.host.driver import Timing
+from distlab.sim import harness
+from distlab.sim.raft.engine import RaftEngine, RaftOptions
+from distlab.sim.world import World
+
+TICK_SECONDS = 0.025
+
+
+def draw_options(rng: Random) -> RaftOptions:
+    return RaftOptions(
+        election_ticks=12,
+        heartbeat_ticks=4,
+        max_inflight_appends=rng.choice((1, 4, 8)),
+        max_entries_per_message=rng.choice((1, 8, 64)),
+        pre_vote=rng.random() < 0.8,
+        check_quorum=rng.random() < 0.8,
+        snapshot_entries=rng.choice((1 << 30, 1 << 30, 12, 40)),
+    )
+
+
+def plant(options: RaftOptions, bugs: frozenset[str]) -> RaftOptions:
+    return replace(options, planted_bugs=bugs) if bugs else options
+
+
+def make_engine(world: World, options: RaftOptions) -> RaftEngine:
+    return RaftEngine(world, options)
+
+
+def timing(options: RaftOptions) -> Timing:
+    return Timing(tick_seconds=TICK_SECONDS, snapshot_entries=options.snapshot_entries)
+
+
+SPEC = harness.ProtocolSpec(
+    name="raft",
+    summary="Raft groups under the real driver, KV store sharded over them",
+    draw_options=draw_options,
+    plant=plant,
+    make_engine=make_engine,
+    timing=timing,
+)
+
+harness.register(SPEC)

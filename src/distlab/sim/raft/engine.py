@@ -1,0 +1,145 @@
+"""Raft under simulation: the real core, built from the simulated disk, watched by the checker.
+
+`SimRaft` is `Raft` itself plus one observation: when the driver acknowledges a Ready with
+`advance()`, the group's checker sees the Ready and the core's state. Nothing in the core's
+behaviour changes; planted bugs come in through the core's own configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from random import Random
+from typing import Any, cast
+
+from distlab.core.consensus import ConsensusCore
+from distlab.core.ids import NodeId
+from distlab.protocols.raft import (
+    Config,
+    InstallSnapshot,
+    Raft,
+    Ready,
+    describe,
+    is_request,
+)
+from distlab.sim.disk import Record
+from distlab.sim.raft._core_shim import DriverCoreMixin
+from distlab.sim.raft.invariants import InvariantViolation, RaftInvariants
+from distlab.sim.raft.storage import RaftFormat, recover
+from distlab.sim.world import Instance, World
+
+
+@dataclass(frozen=True, slots=True)
+class RaftOptions:
+    """The core's tuning for a run (ticks are the driver's, `Timing.tick_seconds` long)."""
+
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    max_inflight_appends: int = 8
+    max_entries_per_message: int = 64
+    pre_vote: bool = True
+    check_quorum: bool = True
+    # The driver snapshots once this many entries are applied beyond the last snapshot.
+    snapshot_entries: int = 1 << 30
+    planted_bugs: frozenset[str] = frozenset()
+
+    def config(self, node: NodeId, voters: frozenset[NodeId]) -> Config:
+        config = Config(
+            node_id=node, voters=voters, election_ticks=self.election_ticks,
+            heartbeat_ticks=self.heartbeat_ticks,
+            max_inflight_appends=self.max_inflight_appends,
+            max_entries_per_message=self.max_entries_per_message,
+            check_quorum=self.check_quorum, pre_vote=self.pre_vote)
+        if self.planted_bugs:
+            config = replace(config, planted_bugs=self.planted_bugs)  # type: ignore[call-arg]
+        return config
+
+
+class SimRaft(Raft, DriverCoreMixin):
+    """The Raft core, reporting each acknowledged Ready to its group's checker."""
+
+    observer: Callable[[SimRaft, Ready], None] | None = None
+    _handed_out: Ready | None = None
+
+    def ready(self) -> Ready:
+        ready = super().ready()
+        self._handed_out = ready
+        return ready
+
+    def advance(self) -> None:
+        super().advance()
+        ready, self._handed_out = self._handed_out, None
+        if self.observer is not None and ready is not None:
+            self.observer(self, ready)
+
+
+class RaftMessageKinds:
+    """Implements `distlab.sim.network.MessageKinds` for Raft's messages."""
+
+    def sender(self, message: Any) -> NodeId:
+        sender: NodeId = message.sender
+        return sender
+
+    def recipient(self, message: Any) -> NodeId:
+        recipient: NodeId = message.recipient
+        return recipient
+
+    def is_request(self, message: Any) -> bool:
+        return is_request(message)
+
+    def is_snapshot(self, message: Any) -> bool:
+        return type(message) is InstallSnapshot
+
+    def describe(self, message: Any) -> str:
+        return describe(message)
+
+
+class RaftEngine:
+    """Implements `distlab.sim.world.Engine` for Raft: one checker per group."""
+
+    name = "raft"
+    kinds = RaftMessageKinds()
+
+    def __init__(self, world: World, options: RaftOptions) -> None:
+        self._world = world
+        self.options = options
+        self.checkers = [RaftInvariants(group) for group in range(world.groups)]
+        self.cores: dict[tuple[NodeId, int], SimRaft] = {}
+
+    def start_instance(self, node: NodeId, group: int, voters: frozenset[NodeId],
+                       records: Sequence[Record], snapshot_file: bytes | None,
+                       rng: Random) -> Instance:
+        stored = recover(records, snapshot_file)
+        core = SimRaft(self.options.config(node, voters), stored, rng)
+        checker = self.checkers[group]
+        self._guard(lambda: checker.node_started(node, core))
+        core.observer = self._observer(node, checker)
+        self.cores[(node, group)] = core
+        snapshot = stored.snapshot()
+        return Instance(cast(ConsensusCore, core), RaftFormat(stored.hard_state()),
+                        snapshot.data if snapshot is not None else None)
+
+    def instance_stopped(self, node: NodeId, group: int) -> None:
+        core = self.cores.pop((node, group), None)
+        if core is not None:
+            core.observer = None
+        self.checkers[group].node_stopped(node)
+
+    def message_sent(self, node: NodeId, group: int, message: Any) -> None:
+        core = self.cores.get((node, group))
+        if core is not None:
+            checker = self.checkers[group]
+            self._guard(lambda: checker.message_sent(node, core, message))
+
+    def _observer(self, node: NodeId, checker: RaftInvariants
+                  ) -> Callable[[SimRaft, Ready], None]:
+        def observe(core: SimRaft, ready: Ready) -> None:
+            self._guard(lambda: checker.after_ready(node, core, ready))
+
+        return observe
+
+    def _guard(self, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except InvariantViolation as violation:
+            self._world.fail(f"invariant violated: {violation}")

@@ -1,0 +1,462 @@
+"""A simulated cluster: nodes hosting instances under the real driver, on virtual time.
+
+Each node hosts one instance per group, as a real node does: the protocol's sans-I/O core
+under the generic `Driver` (distlab.runtime.host), wired to the simulator's ports: its own
+`NodeClock`, a transport into the seeded `Network`, and a `SimStorage` on the node's
+`SimDisk`. The disk and the clock outlive crashes; a restart rebuilds every instance from
+what the disk kept, exactly as a restarted process would.
+
+Everything runs on one `VirtualTimeLoop` and every random draw comes from generators derived
+from the seed, so a seed replays a run exactly, its event trace included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from random import Random
+from typing import Any, NoReturn, Protocol, TypeVar
+
+from distlab.core.consensus import ConsensusCore
+from distlab.core.ids import NodeId
+from distlab.core.replicated_log import StateMachine
+from distlab.runtime.host.driver import Driver, Timing
+from distlab.runtime.host.machine import AddressBook, HostedMachine
+from distlab.runtime.host.metrics import DriverMetrics
+from distlab.sim.clock import NodeClock
+from distlab.sim.disk import CorruptRecord, FsyncFailed, Record, SimDisk
+from distlab.sim.loop import VirtualTimeLoop, cancel_pending
+from distlab.sim.network import RELIABLE, MessageKinds, Network, NetworkConditions
+from distlab.sim.storage import DurableFormat, SimStorage
+
+T = TypeVar("T")
+
+# The loggers of the code under simulation: their lines join the trace instead of stderr.
+HOST_LOGGER = "distlab.runtime.host"
+
+
+class SimulationFailure(AssertionError):
+    """A simulated run went wrong; the message names the seed that replays it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """What a protocol builds for one group on one node when the node starts."""
+
+    core: ConsensusCore
+    durable_format: DurableFormat
+    # The state machine's state to restore before the driver starts (from a snapshot).
+    snapshot_data: bytes | None
+
+
+class Engine(Protocol):
+    """One protocol's part of a simulated run: building cores, and watching them."""
+
+    @property
+    def name(self) -> str:
+        """The engine's name in metrics (`distlab_<name>_*`)."""
+        ...
+
+    @property
+    def kinds(self) -> MessageKinds: ...
+
+    def start_instance(self, node: NodeId, group: int, voters: frozenset[NodeId],
+                       records: Sequence[Record], snapshot_file: bytes | None,
+                       rng: Random) -> Instance: ...
+
+    def instance_stopped(self, node: NodeId, group: int) -> None: ...
+
+    def message_sent(self, node: NodeId, group: int, message: Any) -> None:
+        """An instance's transport took `message`: it has been said."""
+        ...
+
+
+MachineFactory = Callable[[NodeId, int], StateMachine]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """A node's clock and disk, drawn per run."""
+
+    clock_offset: float = 0.0
+    clock_rate: float = 1.0
+    fsync_ms: tuple[float, float] = (0.2, 1.0)
+    # Whether the disk can lose what was written but not fsynced (at a power loss, or when
+    # an fsync fails); without, every crash keeps all that was written.
+    lose_unsynced: bool = True
+
+
+class SimTransport:
+    """Implements the driver's Transport port for one instance of one incarnation."""
+
+    __slots__ = ("_alive", "_group", "_network", "_node", "_observe")
+
+    def __init__(self, network: Network, node: NodeId, group: int, alive: Callable[[], bool],
+                 observe: Callable[[NodeId, int, Any], None]) -> None:
+        self._network = network
+        self._node = node
+        self._group = group
+        self._alive = alive
+        self._observe = observe
+
+    def send(self, message: Any, trace_context: Any) -> None:
+        if self._alive():
+            self._observe(self._node, self._group, message)
+            self._network.send(self._group, message)
+
+
+class SimNode:
+    """One simulated machine: its disk and clock persist, its instances live and die."""
+
+    def __init__(self, node_id: NodeId, disk: SimDisk, clock: NodeClock) -> None:
+        self.node_id = node_id
+        self.disk = disk
+        self.clock = clock
+        self.incarnation = 0
+        self.up = False
+        self.drivers: list[Driver[Any]] = []
+        # Why the node refused to start (a corrupt log), if it did: it stays down.
+        self.refused: str | None = None
+        self.stopped_by: str | None = None
+
+    def alive_check(self) -> Callable[[], bool]:
+        incarnation = self.incarnation
+
+        def alive() -> bool:
+            return self.up and self.incarnation == incarnation
+
+        return alive
+
+
+class _TraceHandler(logging.Handler):
+    def __init__(self, world: World) -> None:
+        super().__init__(logging.INFO)
+        self._world = world
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._world.trace is not None:
+            self._world.note(f"log {record.levelname.lower()}: {record.getMessage()}")
+
+
+class World:
+    """Nodes 1..n, each hosting `groups` instances, on one virtual-time loop."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        nodes: int,
+        groups: int,
+        make_engine: Callable[[World], Engine],
+        make_machine: MachineFactory,
+        timing: Timing,
+        settings: Sequence[NodeSettings] | None = None,
+        conditions: NetworkConditions = RELIABLE,
+        trace: bool = False,
+        replay_hint: str | None = None,
+    ) -> None:
+        if nodes < 1 or groups < 1:
+            raise ValueError("a cluster has at least one node and one group")
+        self.seed = seed
+        self.groups = groups
+        self.timing = timing
+        self.replay_hint = replay_hint
+        self.trace: list[str] | None = [] if trace else None
+        self.failure: str | None = None
+        self.finished = False
+        self.detected_faults: list[str] = []
+        self.loop = VirtualTimeLoop()
+        self.rng = Random(f"world/{seed}")
+        self.voters = frozenset(NodeId(i) for i in range(1, nodes + 1))
+        self._make_machine = make_machine
+        self.engine = make_engine(self)
+        note = self.note if trace else None
+        self.network = Network(
+            rng=Random(self.rng.getrandbits(64)), kinds=self.engine.kinds,
+            endpoint=self._endpoint, call_later=self.loop.call_later, note=note,
+            conditions=conditions)
+        self.addresses = AddressBook({node: f"n{node}" for node in self.voters})
+        self._metrics = [DriverMetrics(self.engine.name, group) for group in range(groups)]
+        chosen = list(settings) if settings is not None else [NodeSettings()] * nodes
+        if len(chosen) != nodes:
+            raise ValueError(f"{len(chosen)} node settings for {nodes} nodes")
+        self.nodes: dict[NodeId, SimNode] = {}
+        for node_id, node_settings in zip(sorted(self.voters), chosen, strict=True):
+            disk = SimDisk(rng=Random(self.rng.getrandbits(64)), loop=self.loop, note=note,
+                           name=f"n{node_id} disk", fsync_ms=node_settings.fsync_ms,
+                           lose_unsynced=node_settings.lose_unsynced)
+            clock = NodeClock(self.loop, offset=node_settings.clock_offset,
+                              rate=node_settings.clock_rate)
+            self.nodes[node_id] = SimNode(node_id, disk, clock)
+        self._log_handler = _TraceHandler(self)
+        self.note(f"start seed={seed} nodes={nodes} groups={groups} network={conditions.name}")
+
+    # ------------------------------------------------------------------ time
+
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the start."""
+        return self.loop.time()
+
+    @property
+    def now_ms(self) -> float:
+        return self.loop.time() * 1000.0
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """Run the loop until `awaitable` is done; raises SimulationFailure once a check fails."""
+        self._raise_if_failed()
+        with self._captured_logs():
+            try:
+                result = self.loop.run_until_complete(awaitable)
+            except RuntimeError:
+                if self.failure is None:
+                    raise
+        self._raise_if_failed()
+        return result
+
+    def run_for(self, seconds: float) -> None:
+        self.run(asyncio.sleep(seconds))
+
+    def close(self) -> None:
+        """Stop everything; the world is done."""
+        self.finished = True
+        if self.loop.is_closed():
+            return
+        with self._captured_logs():
+            cancel_pending(self.loop)
+        self.loop.close()
+
+    def call(self, action: Callable[[], T]) -> T:
+        """Run `action` inside the loop (what starts tasks must), now."""
+        if self.loop.is_running():
+            return action()
+
+        async def inside() -> T:
+            return action()
+
+        return self.run(inside())
+
+    @contextlib.contextmanager
+    def _captured_logs(self) -> Iterator[None]:
+        logger = logging.getLogger(HOST_LOGGER)
+        saved = (logger.level, logger.propagate)
+        logger.addHandler(self._log_handler)
+        logger.propagate = False
+        if self.trace is not None:
+            logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(self._log_handler)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+
+    # ------------------------------------------------------------------ outcome
+
+    def note(self, text: str) -> None:
+        if self.trace is not None and not self.finished:
+            self.trace.append(f"{self.loop.time() * 1000.0:11.3f} {text}")
+
+    def fail(self, problem: str) -> None:
+        """Record the first failure and stop the loop; later ones are consequences."""
+        if self.failure is not None or self.finished:
+            return
+        hint = f" (replay: {self.replay_hint})" if self.replay_hint else ""
+        self.failure = f"seed={self.seed} t={self.now_ms:.3f}ms: {problem}{hint}"
+        self.note(f"FAILED: {problem}")
+        if self.loop.is_running():
+            self.loop.stop()
+
+    def raise_failure(self, problem: str) -> NoReturn:
+        self.fail(problem)
+        self._raise_if_failed()
+        raise AssertionError("unreachable")
+
+    def _raise_if_failed(self) -> None:
+        if self.failure is not None:
+            raise SimulationFailure(self.failure)
+
+    def trace_text(self) -> str:
+        return "\n".join(self.trace or []) + "\n"
+
+    # ------------------------------------------------------------------ nodes
+
+    def start_all(self) -> None:
+        for node_id in sorted(self.nodes):
+            self.start(node_id)
+
+    def start(self, node_id: NodeId) -> bool:
+        """Start a node that is down from what its disk holds; False if it refuses."""
+        return self.call(lambda: self._start(node_id))
+
+    def _start(self, node_id: NodeId) -> bool:
+        node = self.nodes[node_id]
+        if node.up or node.refused is not None:
+            return node.up
+        try:
+            recovered = node.disk.recover()
+        except CorruptRecord as error:
+            node.refused = str(error)
+            self.detected_faults.append(str(error))
+            self.note(f"n{node_id} refuses to start: {error}")
+            return False
+        node.incarnation += 1
+        node.up = True
+        node.stopped_by = None
+        alive = node.alive_check()
+        drivers = []
+        for group in range(self.groups):
+            try:
+                instance = self.engine.start_instance(
+                    node_id, group, self.voters, recovered.records.get(group, ()),
+                    recovered.snapshots.get(group), Random(self.rng.getrandbits(64)))
+                hosted = HostedMachine(self._make_machine(node_id, group), self.addresses)
+                if instance.snapshot_data is not None:
+                    hosted.restore(instance.snapshot_data)
+            except Exception as error:  # a log that recovers into an impossible state
+                self.fail(f"n{node_id} group {group} cannot restart from its disk: "
+                          f"{type(error).__name__}: {error}")
+                node.up = False
+                return False
+            driver: Driver[Any] = Driver(
+                node_id=node_id, group=group, core=instance.core, machine=hosted,
+                storage=SimStorage(node.disk, group, instance.durable_format, alive),
+                transport=SimTransport(self.network, node_id, group, alive,
+                                       self.engine.message_sent),
+                clock=node.clock,
+                metrics=self._metrics[group], timing=self.timing,
+                on_failure=self._on_failure_of(node, group, node.incarnation))
+            drivers.append(driver)
+        node.drivers = drivers
+        self.note(f"n{node_id} starts (incarnation {node.incarnation})")
+        for driver in drivers:
+            driver.start()
+        return True
+
+    def crash(self, node_id: NodeId, *, power_loss: bool = False, torn: bool = False) -> None:
+        """Kill a node. A process crash keeps what it wrote; a power loss keeps only what
+        was fsynced, and part of the rest."""
+        self.call(lambda: self._crash(node_id, power_loss=power_loss, torn=torn,
+                                      why="power loss" if power_loss else "crash"))
+
+    def _crash(self, node_id: NodeId, *, power_loss: bool, torn: bool, why: str) -> None:
+        node = self.nodes[node_id]
+        if not node.up:
+            return
+        node.up = False
+        node.incarnation += 1
+        node.stopped_by = why
+        self.note(f"n{node_id} stops ({why})")
+        node.disk.crash(power_loss=power_loss, torn=torn)
+        drivers, node.drivers = node.drivers, []
+        for group in range(self.groups):
+            self.engine.instance_stopped(node_id, group)
+        for driver in drivers:
+            self.loop.create_task(driver.stop())
+
+    def restart(self, node_id: NodeId) -> bool:
+        self.crash(node_id)
+        return self.start(node_id)
+
+    def _on_failure_of(self, node: SimNode, group: int, incarnation: int
+                       ) -> Callable[[BaseException], None]:
+        def on_failure(error: BaseException) -> None:
+            if node.incarnation != incarnation or not node.up:
+                return
+            if isinstance(error, FsyncFailed):
+                # The process exits rather than carry on as if the write were durable.
+                self.detected_faults.append(f"n{node.node_id}: {error}")
+                self._crash(node.node_id, power_loss=False, torn=False,
+                            why=f"group {group}: {error}")
+                return
+            self.fail(f"n{node.node_id} group {group}: the driver failed: "
+                      f"{type(error).__name__}: {error}")
+
+        return on_failure
+
+    def _endpoint(self, node_id: NodeId, group: int) -> Driver[Any] | None:
+        node = self.nodes.get(node_id)
+        if node is None or not node.up:
+            return None
+        return node.drivers[group]
+
+    def driver(self, node_id: NodeId, group: int = 0) -> Driver[Any] | None:
+        return self._endpoint(node_id, group)
+
+    def live_nodes(self) -> list[NodeId]:
+        return [node_id for node_id, node in self.nodes.items() if node.up]
+
+    def leaders(self, group: int = 0) -> list[NodeId]:
+        return [node_id for node_id, node in self.nodes.items()
+                if node.up and node.drivers[group].core.is_leader()]
+
+    # ------------------------------------------------------------------ network faults
+
+    def disconnect(self, node_id: NodeId) -> None:
+        self.network.topology.disconnect(node_id)
+        self.note(f"n{node_id} disconnected")
+
+    def connect(self, node_id: NodeId) -> None:
+        self.network.topology.connect(node_id)
+        self.note(f"n{node_id} connected")
+
+    def partition(self, sides: list[list[NodeId]]) -> None:
+        self.network.topology.partition(sides)
+        self.note("partition " + " | ".join(",".join(f"n{n}" for n in side) for side in sides))
+
+    def block(self, source: NodeId, destination: NodeId) -> None:
+        self.network.topology.block(source, destination)
+        self.note(f"link n{source}->n{destination} cut")
+
+    def heal(self) -> None:
+        self.network.topology.heal()
+        self.note("network healed")
+
+    def set_conditions(self, conditions: NetworkConditions) -> None:
+        self.network.conditions = conditions
+        self.note(f"network {conditions.name}")
+
+    # ------------------------------------------------------------------ clock and disk faults
+
+    def set_clock_rate(self, node_id: NodeId, rate: float) -> None:
+        self.nodes[node_id].clock.set_rate(rate)
+        self.note(f"n{node_id} clock rate {rate:.2f}")
+
+    def jump_clock(self, node_id: NodeId, seconds: float) -> None:
+        self.nodes[node_id].clock.jump(seconds)
+        self.note(f"n{node_id} clock jumps {seconds * 1000:.0f} ms")
+
+    def set_fsync_latency(self, node_id: NodeId, low_ms: float, high_ms: float) -> None:
+        self.nodes[node_id].disk.fsync_ms = (low_ms, high_ms)
+        self.note(f"n{node_id} fsync takes {low_ms:.1f}-{high_ms:.1f} ms")
+
+    def fail_next_fsync(self, node_id: NodeId) -> None:
+        self.nodes[node_id].disk.fail_next_sync()
+        self.note(f"n{node_id} next fsync will fail")
+
+    def power_loss_in_next_fsync(self, node_id: NodeId, *, torn: bool,
+                                 back_after: float | None) -> None:
+        """Cut a node's power while its next fsync runs (before it completes), and power it
+        back on `back_after` seconds later (never, if None)."""
+        node = self.nodes[node_id]
+        incarnation = node.incarnation
+        rng = node.disk.rng
+
+        def strike(remaining: float) -> None:
+            def cut() -> None:
+                if node.incarnation != incarnation or not node.up:
+                    return
+                self._crash(node_id, power_loss=True, torn=torn, why="power loss in fsync")
+                if back_after is not None:
+                    self.loop.call_later(back_after, self._start, node_id)
+
+            self.loop.call_later(remaining * rng.random(), cut)
+
+        node.disk.on_next_sync(strike)
+        self.note(f"n{node_id} will lose power during its next fsync")
+
+    def corrupt_disk(self, node_id: NodeId) -> None:
+        self.nodes[node_id].disk.corrupt_a_record()
