@@ -135,7 +135,7 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
     # ------------------------------------------------------------------ outputs
 
     def has_ready(self) -> bool:
-        self._flush()
+        """Whether `ready()` has anything to hand out. A query: it changes nothing."""
         return bool(
             self._messages
             or self._read_states
@@ -143,6 +143,7 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
             or self.log.unstable_from <= self.log.last_index()
             or self.log.committed > self.log.applied
             or self._hard_state() != self._persisted_hard_state
+            or self._flush_would_send()
         )
 
     def ready(self) -> Ready:
@@ -233,8 +234,17 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
             )
 
     def _flush(self) -> None:
-        """Sends what waited for the Ready: a ReadIndex round, new entries, commit notices."""
+        """Sends what waited for the Ready: a ReadIndex round, new entries, commit notices.
+
+        A requested read round always sends (heartbeats to the peers; with none, the read is
+        confirmed at once), so `has_ready` can tell without flushing.
+        """
         if self.role is not Role.LEADER:
             return
         self._flush_read_round()
         self._flush_appends()
+
+    def _flush_would_send(self) -> bool:
+        return self.role is Role.LEADER and (
+            self._read_round_requested or self._appends_to_flush()
+        )

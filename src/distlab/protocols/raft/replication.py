@@ -110,6 +110,18 @@ class Replication(RaftRoles):
         if self._commit_notices:
             self._send_commit_notices()
 
+    def _appends_to_flush(self) -> bool:
+        """Whether `_flush_appends` would send anything now (it changes nothing)."""
+        if self._needs_broadcast:
+            last_index = self.log.last_index()
+            for peer, progress in self.progress.items():
+                if peer != self.id and progress.next <= last_index and not progress.is_paused():
+                    return True
+        return any(
+            self._commit_notice_due(self.progress.get(peer)) is not None
+            for peer in self._commit_notices
+        )
+
     def _broadcast_append(self) -> None:
         reached_all = True
         for peer in self._peers():
