@@ -151,6 +151,10 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
         self._require_no_outstanding_ready()
         self._flush()
         hard_state = self._hard_state()
+        assert hard_state.commit >= self._persisted_hard_state.commit, (
+            f"commit index went back from {self._persisted_hard_state.commit} "
+            f"to {hard_state.commit}"
+        )
         ready = Ready(
             hard_state=hard_state if hard_state != self._persisted_hard_state else None,
             entries=tuple(self.log.unstable_entries()),

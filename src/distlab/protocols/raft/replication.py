@@ -263,6 +263,9 @@ class Replication(RaftRoles):
     ) -> None:
         if message.rejected_index == 0 and message.conflict_index == 0:
             return  # a stale-term notice, already handled by the term check
+        if message.rejected_index > self.log.last_index():
+            self._reject(f"n{peer} rejects index {message.rejected_index}, beyond our log")
+            return
         if progress.is_stale_rejection(message.rejected_index):
             return
         if message.conflict_term > 0:
@@ -316,6 +319,9 @@ class Replication(RaftRoles):
             if first_written:
                 self._after_log_write(first_written)
             last_new = message.prev_log_index + len(message.entries)
+            assert not message.entries or log.term_at(last_new) == message.entries[-1].term, (
+                f"log matching: entry {last_new} differs from the leader's after an append"
+            )
             log.commit_to(min(message.leader_commit, last_new))
             self._send(
                 AppendEntriesReply(

@@ -164,6 +164,7 @@ class RaftRoles:
 
     def _become_leader(self) -> None:
         assert self.role is Role.CANDIDATE
+        assert self.vote == self.id, f"n{self.id} would lead term {self.term} without its own vote"
         self._reset(self.term)
         self.leader_id = self.id
         self.role = Role.LEADER
@@ -202,14 +203,14 @@ class RaftRoles:
     def _step_follower(self, message: Message) -> None:
         match message:
             case AppendEntries():
-                self._heard_from_leader(message.sender)
-                self._handle_append(message)
+                if self._heard_from_leader(message.sender):
+                    self._handle_append(message)
             case Heartbeat():
-                self._heard_from_leader(message.sender)
-                self._handle_heartbeat(message)
+                if self._heard_from_leader(message.sender):
+                    self._handle_heartbeat(message)
             case InstallSnapshot():
-                self._heard_from_leader(message.sender)
-                self._handle_snapshot(message)
+                if self._heard_from_leader(message.sender):
+                    self._handle_snapshot(message)
             case TimeoutNow():
                 self._start_election(transfer=True)
             case _:
@@ -229,9 +230,17 @@ class RaftRoles:
     def _step_leader(self, message: Message) -> None:
         match message:
             case AppendEntries() | Heartbeat() | InstallSnapshot():
-                self._reject(f"another leader n{message.sender} in our term {self.term}")
+                # Only a leader sends these, and a term has at most one leader.
+                assert message.sender not in self.membership.voters, (
+                    f"two leaders in term {self.term}: n{self.id} and n{message.sender}"
+                )
+                self._reject(f"a leader's message from n{message.sender}, not a voter")
                 return
-            case AppendEntriesReply() | HeartbeatReply() | InstallSnapshotReply():
+            case AppendEntriesReply() | HeartbeatReply():
+                if message.read_round > self._read_round:
+                    self._reject(f"n{message.sender} echoes read round {message.read_round}")
+                    return
+            case InstallSnapshotReply():
                 pass
             case _:
                 return  # vote replies and TimeoutNow mean nothing to a leader
@@ -252,11 +261,19 @@ class RaftRoles:
             case InstallSnapshotReply():
                 self._handle_append_success(message.sender, progress, message.match_index)
 
-    def _heard_from_leader(self, leader: NodeId) -> None:
-        if self.leader_id not in (NO_NODE, leader):
-            self._reject(f"two leaders in term {self.term}: n{self.leader_id} and n{leader}")
+    def _heard_from_leader(self, leader: NodeId) -> bool:
+        """Notes who leads our term; False means the message must be dropped."""
+        known = self.leader_id
+        if known != leader and known != NO_NODE:
+            voters = self.membership.voters
+            assert known not in voters or leader not in voters, (
+                f"two leaders in term {self.term}: n{known} and n{leader}"
+            )
+            self._reject(f"n{leader} claims term {self.term}, led by n{known}")
+            return False
         self._election_elapsed = 0
         self.leader_id = leader
+        return True
 
     # ------------------------------------------------------------------ plumbing
 
