@@ -63,6 +63,38 @@ class Replication(RaftRoles):
         self._append_own(entries)
         return [Proposal(entry.index, entry.term) for entry in entries]
 
+    # ------------------------------------------------------------------ transport feedback
+
+    def report_unreachable(self, peer: NodeId) -> None:
+        """The transport could not deliver to `peer` (etcd's ReportUnreachable).
+
+        Appends streamed to it optimistically were probably lost: a leader stops streaming
+        and probes it, one append at a time, until it answers. Anyone else ignores it.
+        """
+        self._require_no_outstanding_ready()
+        progress = self._peer_progress(peer)
+        if progress is not None and progress.state is ProgressState.REPLICATE:
+            progress.become_probe()
+
+    def report_snapshot(self, peer: NodeId, succeeded: bool) -> None:
+        """The transport finished sending `peer` a snapshot (etcd's ReportSnapshot).
+
+        Either way the peer leaves SNAPSHOT state for PROBE, paused: after a success it waits
+        for the follower's reply and resumes after the snapshot; after a failure it resumes
+        from what the follower is known to hold, so the next heartbeat reply sends the
+        snapshot again instead of waiting for it to be presumed lost.
+        """
+        self._require_no_outstanding_ready()
+        progress = self._peer_progress(peer)
+        if progress is None or progress.state is not ProgressState.SNAPSHOT:
+            return
+        progress.snapshot_reported(succeeded)
+
+    def _peer_progress(self, peer: NodeId) -> Progress | None:
+        if peer == self.id:
+            raise ValueError(f"n{self.id} reported a transport fault about itself")
+        return self.progress.get(peer) if self.role is Role.LEADER else None
+
     # ------------------------------------------------------------------ the leader's log
 
     def _accepts_proposals(self) -> bool:
