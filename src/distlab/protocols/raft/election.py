@@ -136,6 +136,7 @@ class Election(RaftRoles):
         )
 
     def _quorum_recently_active(self) -> bool:
+        """Whether a quorum answered in the interval that ends now; starts the next one."""
         active = [self.id]
         for member, progress in self.progress.items():
             if progress.recent_active:

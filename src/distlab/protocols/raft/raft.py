@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from distlab.core.ids import NO_NODE
+from distlab.core.ids import NO_NODE, NodeId
+from distlab.core.status import EngineStatus
 from distlab.protocols.raft.config import Config, RandomSource
 from distlab.protocols.raft.election import Election
 from distlab.protocols.raft.log import RaftLog
@@ -32,12 +33,20 @@ from distlab.protocols.raft.messages import (
     RequestVoteReply,
     Snapshot,
     SnapshotMeta,
+    TimeoutNow,
 )
 from distlab.protocols.raft.read_only import ReadOnly
 from distlab.protocols.raft.replication import Replication
 from distlab.protocols.raft.state import Ready, Role, Status
 from distlab.protocols.raft.storage import Storage
 from distlab.protocols.raft.validate import problem_with
+
+# What a leader sends about its own log: nothing in them depends on what the Ready carrying
+# them persists. The leader counts its own copy of a new entry towards a commit, but no reply
+# can be counted with it before `advance()`, which comes after the persist; so these may leave
+# before the fsync and the followers' disks work while the leader's does (as in etcd). Votes
+# and replies acknowledge persisted state: they wait for it.
+_SENT_BEFORE_PERSIST = frozenset({AppendEntries, Heartbeat, InstallSnapshot, TimeoutNow})
 
 
 class Raft(Election, Replication, ReadOnly, MembershipChanges):
@@ -203,6 +212,40 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
     def snapshot(self) -> Snapshot | None:
         """The latest snapshot this node holds (taken locally or installed)."""
         return self._snapshot
+
+    # ------------------------------------------------------------------ for a driver
+
+    def engine_status(self) -> EngineStatus:
+        """Role, term, leader and indexes; built from fields, cheap enough for every batch."""
+        log = self.log
+        return EngineStatus(
+            role=self.role.value,
+            term=self.term,
+            leader_id=self.leader_id,
+            commit_index=log.committed,
+            applied_index=log.applied,
+        )
+
+    def is_leader(self) -> bool:
+        return self.role is Role.LEADER
+
+    def sends_before_persist(self, message: Message) -> bool:
+        """Whether `message`, from the current Ready, may be sent before the Ready persists."""
+        return type(message) in _SENT_BEFORE_PERSIST
+
+    def leader_progress(self) -> dict[NodeId, tuple[int, bool]]:
+        """For a leader, each peer's (match index, recently active); empty otherwise.
+
+        Recently active: the peer has answered since the start of the leader's current
+        election timeout (the check-quorum interval), so it is alive and its match is current.
+        """
+        if self.role is not Role.LEADER:
+            return {}
+        return {
+            peer: (progress.match, progress.recent_active)
+            for peer, progress in self.progress.items()
+            if peer != self.id
+        }
 
     # ------------------------------------------------------------------ terms
 

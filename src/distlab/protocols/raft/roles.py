@@ -190,7 +190,9 @@ class RaftRoles:
         self._election_elapsed += 1
         if self._election_elapsed >= self.config.election_ticks:
             self._election_elapsed = 0
-            if self.config.check_quorum and not self._quorum_recently_active():
+            # asked even without check-quorum: it starts the next interval of activity
+            quorum_active = self._quorum_recently_active()
+            if self.config.check_quorum and not quorum_active:
                 self._become_follower(self.term, NO_NODE)
                 return
             self._transfer_target = NO_NODE  # a transfer that took a whole timeout failed
