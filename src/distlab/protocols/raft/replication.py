@@ -121,8 +121,11 @@ class Replication(RaftRoles):
             return False
         matches = [self.progress[voter].match if voter in self.progress else 0 for voter in voters]
         index = quorum_index(matches)
-        # Only entries of the current term commit by counting replicas (Raft, section 5.4.2).
-        if index > self.log.committed and self.log.term_at(index) == self.term:
+        # Only entries of the current term commit by counting replicas (Raft, section 5.4.2);
+        # the planted bug commits older ones too.
+        if index > self.log.committed and (
+            self.log.term_at(index) == self.term or self._planted.old_term_commit
+        ):
             self.log.commit_to(index)
             self._after_commit()
             return True
@@ -342,12 +345,18 @@ class Replication(RaftRoles):
                 )
             )
             return
-        if log.matches(message.prev_log_index, message.prev_log_term):
+        if log.matches(message.prev_log_index, message.prev_log_term) or (
+            # planted: any previous entry will do (a log with a hole cannot be built)
+            self._planted.no_prev_log_check and message.prev_log_index <= log.last_index()
+        ):
             conflict = log.first_conflict(message.entries)
             if conflict and conflict <= log.committed:
                 self._reject(f"append would overwrite committed entry {conflict}")
                 return
-            first_written = log.truncate_and_append(message.entries)
+            if self._planted.truncate_on_stale_append and message.entries:
+                first_written = log.overwrite_from(message.entries)
+            else:
+                first_written = log.truncate_and_append(message.entries)
             if first_written:
                 self._after_log_write(first_written)
             last_new = message.prev_log_index + len(message.entries)
