@@ -7,7 +7,6 @@ says they do. (Whether a simulator's sweep catches each bug is the simulator's t
 from __future__ import annotations
 
 import dataclasses
-from random import Random
 
 import pytest
 
@@ -22,42 +21,24 @@ from distlab.protocols.raft import (
     HardState,
     Heartbeat,
     MemoryStorage,
-    Message,
     Raft,
     RequestVote,
     RequestVoteReply,
     Role,
 )
 from distlab.protocols.raft.bugs import PlantedBugs
+from tests.unit.raft.raft_harness import N1, N2, N3, VOTERS, drain, elect, make
 
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
-VOTERS = frozenset({N1, N2, N3})
 PLANTED = pytest.mark.parametrize("planted", [False, True], ids=["correct", "planted"])
 
 
-def make(
-    node: NodeId, bug: str, planted: bool, storage: MemoryStorage | None = None,
+def make_with(
+    bug: str, planted: bool, node: NodeId, storage: MemoryStorage | None = None,
     **overrides: object,
 ) -> Raft:
-    config = Config(
-        node_id=node, voters=VOTERS, election_ticks=10, heartbeat_ticks=2,
-        planted_bugs=frozenset({bug}) if planted else frozenset(),
-        **overrides,  # type: ignore[arg-type]
-    )
-    return Raft(config, storage or MemoryStorage(), Random(node))
-
-
-def drain(raft: Raft, storage: MemoryStorage | None = None) -> list[Message]:
-    sent: list[Message] = []
-    while raft.has_ready():
-        ready = raft.ready()
-        if storage is not None:
-            storage.append(ready.entries)
-            if ready.hard_state is not None:
-                storage.set_hard_state(ready.hard_state)
-        sent.extend(ready.messages)
-        raft.advance()
-    return sent
+    """A core with `bug` planted, or not."""
+    chosen = frozenset({bug}) if planted else frozenset()
+    return make(node, storage, planted_bugs=chosen, **overrides)
 
 
 def entries(term: int, first: int, last: int) -> tuple[Entry, ...]:
@@ -96,7 +77,7 @@ def test_old_term_commit(planted: bool) -> None:
     storage = MemoryStorage()
     storage.append([Entry(1, 1, EntryKind.NORMAL, b"old")])
     storage.set_hard_state(HardState(term=2))
-    leader = make(N1, "old-term-commit", planted, storage, pre_vote=False)
+    leader = make_with("old-term-commit", planted, N1, storage, pre_vote=False)
     leader.campaign()
     leader.step(RequestVoteReply(3, N2, N1, granted=True))
     assert leader.role is Role.LEADER and leader.term == 3
@@ -107,7 +88,7 @@ def test_old_term_commit(planted: bool) -> None:
 
 @PLANTED
 def test_stale_vote_count(planted: bool) -> None:
-    candidate = make(N1, "stale-vote-count", planted, pre_vote=False)
+    candidate = make_with("stale-vote-count", planted, N1, pre_vote=False)
     candidate.campaign()
     candidate.campaign()  # the first election timed out: term 2
     assert candidate.term == 2
@@ -118,7 +99,7 @@ def test_stale_vote_count(planted: bool) -> None:
 @PLANTED
 def test_vote_not_persisted(planted: bool) -> None:
     storage = MemoryStorage()
-    voter = make(N3, "vote-not-persisted", planted, storage)
+    voter = make_with("vote-not-persisted", planted, N3, storage)
     voter.step(RequestVote(1, N1, N3, last_log_index=0, last_log_term=0))
     ready = voter.ready()
     assert ready.messages == (RequestVoteReply(1, N3, N1, granted=True),)
@@ -126,14 +107,14 @@ def test_vote_not_persisted(planted: bool) -> None:
     assert voter.vote == N1  # it remembers its vote until it crashes
     storage.set_hard_state(ready.hard_state)
     voter.advance()
-    restarted = make(N3, "vote-not-persisted", planted, storage)
+    restarted = make_with("vote-not-persisted", planted, N3, storage)
     restarted.step(RequestVote(1, N2, N3, last_log_index=0, last_log_term=0))
     assert drain(restarted) == [RequestVoteReply(1, N3, N2, granted=planted)]
 
 
 @PLANTED
 def test_no_prev_log_check(planted: bool) -> None:
-    follower = make(N2, "no-prev-log-check", planted)
+    follower = make_with("no-prev-log-check", planted, N2)
     follower.step(AppendEntries(1, N1, N2, 0, 0, entries(1, 1, 2), leader_commit=0))
     drain(follower)
     # a leader of term 2 whose entry 2 is of term 2, not 1
@@ -150,7 +131,7 @@ def test_no_prev_log_check(planted: bool) -> None:
 
 @PLANTED
 def test_no_up_to_date_check(planted: bool) -> None:
-    voter = make(N3, "no-up-to-date-check", planted, check_quorum=False)
+    voter = make_with("no-up-to-date-check", planted, N3, check_quorum=False)
     voter.step(AppendEntries(1, N1, N3, 0, 0, entries(1, 1, 1), leader_commit=0))
     drain(voter)
     voter.step(RequestVote(2, N2, N3, last_log_index=0, last_log_term=0))
@@ -160,7 +141,7 @@ def test_no_up_to_date_check(planted: bool) -> None:
 @PLANTED
 def test_truncate_on_stale_append(planted: bool) -> None:
     storage = MemoryStorage()
-    follower = make(N2, "truncate-on-stale-append", planted, storage)
+    follower = make_with("truncate-on-stale-append", planted, N2, storage)
     follower.step(AppendEntries(1, N1, N2, 0, 0, entries(1, 1, 3), leader_commit=0))
     drain(follower, storage)
     # the leader's first, shorter append, overtaken on the way
@@ -173,12 +154,7 @@ def test_truncate_on_stale_append(planted: bool) -> None:
 
 @PLANTED
 def test_read_without_confirm(planted: bool) -> None:
-    leader = make(N1, "read-without-confirm", planted)
-    leader.campaign()
-    leader.step(RequestVoteReply(1, N2, N1, granted=True, pre_vote=True))
-    leader.step(RequestVoteReply(1, N2, N1, granted=True))
-    leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=1))
-    drain(leader)
+    leader = elect(make_with("read-without-confirm", planted, N1), N2)
     assert leader.read_index(b"r")
     ready = leader.ready()
     heartbeats = [m for m in ready.messages if isinstance(m, Heartbeat)]
@@ -190,7 +166,7 @@ def test_read_without_confirm(planted: bool) -> None:
 
 @PLANTED
 def test_ack_before_persist(planted: bool) -> None:
-    follower = make(N2, "ack-before-persist", planted)
+    follower = make_with("ack-before-persist", planted, N2)
     follower.step(AppendEntries(1, N1, N2, 0, 0, entries(1, 1, 2), leader_commit=0))
     ready = follower.ready()
     [ack] = ready.messages

@@ -334,16 +334,7 @@ class Replication(RaftRoles):
         log = self.log
         if message.prev_log_index < log.committed:
             # Everything up to our commit index matches the leader's log already.
-            self._send(
-                AppendEntriesReply(
-                    self.term,
-                    self.id,
-                    message.sender,
-                    success=True,
-                    match_index=log.committed,
-                    read_round=message.read_round,
-                )
-            )
+            self._acknowledge_append(message, log.committed)
             return
         if log.matches(message.prev_log_index, message.prev_log_term) or (
             # planted: any previous entry will do (a log with a hole cannot be built)
@@ -364,16 +355,7 @@ class Replication(RaftRoles):
                 f"log matching: entry {last_new} differs from the leader's after an append"
             )
             log.commit_to(min(message.leader_commit, last_new))
-            self._send(
-                AppendEntriesReply(
-                    self.term,
-                    self.id,
-                    message.sender,
-                    success=True,
-                    match_index=last_new,
-                    read_round=message.read_round,
-                )
-            )
+            self._acknowledge_append(message, last_new)
             return
         conflict_term = log.term_at(message.prev_log_index)
         if conflict_term is None:
@@ -389,6 +371,18 @@ class Replication(RaftRoles):
                 rejected_index=message.prev_log_index,
                 conflict_term=conflict_term,
                 conflict_index=conflict_index,
+                read_round=message.read_round,
+            )
+        )
+
+    def _acknowledge_append(self, message: AppendEntries, match_index: int) -> None:
+        self._send(
+            AppendEntriesReply(
+                self.term,
+                self.id,
+                message.sender,
+                success=True,
+                match_index=match_index,
                 read_round=message.read_round,
             )
         )
