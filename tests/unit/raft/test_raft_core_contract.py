@@ -6,43 +6,22 @@ from random import Random
 
 import pytest
 
-from distlab.core.ids import NodeId
 from distlab.protocols.raft import (
     AppendEntries,
+    AppendEntriesReply,
     Config,
     Entry,
     EntryKind,
     HardState,
+    Heartbeat,
     MemoryStorage,
+    Message,
     Raft,
     RequestVote,
     RequestVoteReply,
     Role,
 )
-
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
-VOTERS = frozenset({N1, N2, N3})
-
-
-def make(node: NodeId = N1, storage: MemoryStorage | None = None, **overrides: object) -> Raft:
-    config = Config(node_id=node, voters=VOTERS, election_ticks=10, heartbeat_ticks=2,
-                    **overrides)  # type: ignore[arg-type]
-    return Raft(config, storage or MemoryStorage(), Random(1))
-
-
-def persist(raft: Raft, storage: MemoryStorage) -> list[object]:
-    """Applies every pending Ready to `storage`; returns the messages it would send."""
-    sent: list[object] = []
-    while raft.has_ready():
-        ready = raft.ready()
-        if ready.snapshot is not None:
-            storage.apply_snapshot(ready.snapshot)
-        storage.append(ready.entries)
-        if ready.hard_state is not None:
-            storage.set_hard_state(ready.hard_state)
-        sent.extend(ready.messages)
-        raft.advance()
-    return sent
+from tests.unit.raft.raft_harness import N1, N2, N3, VOTERS, drain, elect, make
 
 
 def test_vote_is_in_the_same_ready_as_the_reply_that_depends_on_it() -> None:
@@ -74,7 +53,7 @@ def test_entries_replace_the_stored_suffix_and_restart_reloads_them() -> None:
     follower = make(N2, storage)
     first = (Entry(1, 1, EntryKind.NOOP, b""), Entry(1, 2, EntryKind.NORMAL, b"a"))
     follower.step(AppendEntries(1, N1, N2, 0, 0, first, leader_commit=1))
-    persist(follower, storage)
+    drain(follower, storage)
     # a new leader of term 2 overwrites index 2
     second = (Entry(2, 2, EntryKind.NORMAL, b"b"),)
     follower.step(AppendEntries(2, N3, N2, 1, 1, second, leader_commit=2))
@@ -141,3 +120,74 @@ def test_single_node_cluster_commits_alone() -> None:
     ready = raft.ready()
     assert [entry.data for entry in ready.committed_entries] == [b"", b"x"]
     raft.advance()
+
+
+def test_has_ready_is_a_query_so_proposals_around_it_travel_together() -> None:
+    leader = elect(make(), N2, N3)
+    leader.propose(b"a")
+    assert leader.has_ready()
+    assert leader.has_ready()  # asking twice is the same as asking once
+    leader.propose(b"b")
+    appends = [m for m in leader.ready().messages if isinstance(m, AppendEntries)]
+    assert sorted(m.recipient for m in appends) == [N2, N3]
+    assert all([e.data for e in m.entries] == [b"a", b"b"] for m in appends)
+    leader.advance()
+
+
+def test_has_ready_sees_a_read_round_and_commit_notices_waiting_for_the_ready() -> None:
+    leader = elect(make(), N2, N3)
+    assert not leader.has_ready()
+    assert leader.read_index(b"r")  # the no-op of term 1 is committed: a round is owed
+    assert leader.has_ready()
+    heartbeats = [m for m in leader.ready().messages if isinstance(m, Heartbeat)]
+    assert sorted(m.recipient for m in heartbeats) == [N2, N3]
+    leader.advance()
+    leader.propose(b"x")
+    leader.ready()
+    leader.advance()
+    # N2 acknowledges: the entry commits, and N2, idle now, is owed a notice of it (N3 is
+    # not: its append is still in flight, and the reply will bring it back)
+    leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=2))
+    assert leader.has_ready()
+    ready = leader.ready()
+    notices = [m for m in ready.messages if isinstance(m, Heartbeat)]
+    assert [(m.recipient, m.commit) for m in notices] == [(N2, 2)]
+    leader.advance()
+    assert not leader.has_ready()
+
+
+def test_has_ready_agrees_with_ready_in_a_lossy_cluster() -> None:
+    """Random ticks, losses, reorderings, proposals and reads: whenever has_ready() says
+    False, ready() hands out nothing, and whenever it says True, something."""
+    for seed in range(8):
+        rng = Random(seed)
+        nodes = {node: make(node) for node in VOTERS}
+        in_flight: list[Message] = []
+        checked = 0
+        for _ in range(3_000):
+            action = rng.random()
+            node = nodes[rng.choice(sorted(VOTERS))]
+            if action < 0.3:
+                node.tick()
+            elif action < 0.75 and in_flight:
+                message = in_flight.pop(rng.randrange(len(in_flight)))
+                if rng.random() < 0.9:
+                    nodes[message.recipient].step(message)
+            elif action < 0.9:
+                node.propose_batch([b"c"] * rng.randrange(1, 4))
+            else:
+                node.read_index(b"%d" % rng.randrange(1 << 30))
+            for raft in nodes.values():
+                expected = raft.has_ready()
+                assert raft.has_ready() == expected
+                ready = raft.ready()
+                handed_out = bool(
+                    ready.hard_state or ready.entries or ready.snapshot or ready.messages
+                    or ready.committed_entries or ready.read_states
+                )
+                assert handed_out == expected, f"seed {seed}: has_ready() said {expected}"
+                checked += expected
+                in_flight.extend(ready.messages)
+                raft.advance()
+        assert checked > 1_000
+        assert any(raft.log.committed > 10 for raft in nodes.values()), f"seed {seed} idle"

@@ -102,6 +102,8 @@ class RaftLog:
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Appends entries that follow the last one directly (the leader's own proposals)."""
+        if entries:
+            assert entries[0].term >= self.last_term(), "terms go back along the log"
         for entry in entries:
             assert entry.index == self.last_index() + 1, "appended entries are not contiguous"
             self.entries.append(entry)
@@ -121,6 +123,10 @@ class RaftLog:
                 continue
             # first conflict or first new entry: everything from here comes from the leader
             assert entry.index > self.committed, "a committed entry would be overwritten"
+            previous_term = self.term_at(entry.index - 1)
+            assert previous_term is not None and previous_term <= entry.term, (
+                f"entry {entry.index} of term {entry.term} follows one of term {previous_term}"
+            )
             base = self.snapshot_index + 1
             del self.entries[entry.index - base :]
             for new_entry in entries[entries.index(entry) :]:
@@ -129,6 +135,22 @@ class RaftLog:
             self.unstable_from = min(self.unstable_from, entry.index)
             return entry.index
         return 0
+
+    def overwrite_from(self, entries: Sequence[Entry]) -> int:
+        """Replaces the log from `entries[0].index` on by `entries`, matching or not.
+
+        Raft never does this: a reordered older append would cut off entries a newer one
+        wrote. It exists for the planted bug `truncate-on-stale-append`. Returns the index of
+        the first entry written.
+        """
+        first = entries[0]
+        assert first.index > self.committed, "a committed entry would be overwritten"
+        previous_term = self.term_at(first.index - 1)
+        assert previous_term is not None and previous_term <= first.term
+        del self.entries[first.index - self.snapshot_index - 1 :]
+        self.entries.extend(entries)
+        self.unstable_from = min(self.unstable_from, first.index)
+        return first.index
 
     def first_conflict(self, entries: Sequence[Entry]) -> int:
         """The index of the first entry that disagrees with our log, or 0 if none does."""
