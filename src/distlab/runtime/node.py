@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import socket
+from functools import partial
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,16 +20,22 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
 
 from distlab.apps.kv import KVStateMachine
-from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, raft_pb2, raft_pb2_grpc
+from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
 from distlab.runtime.config import Address, ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.grpc.kv import KVServicer
-from distlab.runtime.raft.driver import RaftDriver, Timing
+from distlab.runtime.grpc.kv import KVServicer, Shard
+from distlab.runtime.host.driver import Timing
+from distlab.runtime.host.host import Host
+from distlab.runtime.host.machine import AddressBook
+from distlab.runtime.host.ports import LoopClock
+from distlab.runtime.host.sync import SharedSync
+from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport
+from distlab.runtime.raft.group import ENGINE, RaftGroup, RaftTiming
+from distlab.runtime.raft.group_transport import RAFT_SERVICE, RaftGroupTransport, raft_receiver
 from distlab.runtime.raft.storage import DurableStorage
-from distlab.runtime.raft.transport import RaftServicer, RaftTransport
-from distlab.storage import StorageError
-from distlab.telemetry.metrics import EngineStatusCollector, MetricsServer, start_metrics_server
+from distlab.storage import NodeStorage, StorageError, open_node_storage
+from distlab.telemetry.metrics import GroupStatusCollector, MetricsServer, start_metrics_server
 from distlab.telemetry.tracing import Tracing, setup_tracing
 
 log = logging.getLogger(__name__)
@@ -75,18 +83,55 @@ class StartupError(Exception):
 
 
 class Node:
-    """The wiring of one member's services; protocol logic lives in the engines it hosts."""
+    """The wiring of one member's services; protocol logic lives in the instances it hosts."""
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.driver: RaftDriver | None = None
-        self.machine = KVStateMachine()
+        self.host: Host | None = None
+        self.machines = [KVStateMachine() for _ in range(config.groups)]
+        self.failed = asyncio.Event()
+        self._stores: NodeStorage | None = None
+        self._peer: PeerTransport | None = None
         self._tracing: Tracing | None = None
         self._server: grpc.aio.Server | None = None
         self._metrics: MetricsServer | None = None
-        self._collector: EngineStatusCollector | None = None
+        self._collector: GroupStatusCollector | None = None
         self._channels: PeerChannels | None = None
         self._health = health.aio.HealthServicer()
+
+    def _build_host(self, stores: NodeStorage, peer: PeerTransport, router: PeerRouter) -> Host:
+        config = self.config
+        addresses = AddressBook({node: str(address) for node, address in config.cluster.items()},
+                                on_learn=peer.learn_address)
+        shared_sync = SharedSync(stores.sync, stores.written)
+        timing = RaftTiming(
+            driver=Timing(tick_seconds=config.raft_tick_ms / 1000,
+                          snapshot_entries=config.snapshot_entries),
+            election_ticks=config.raft_election_ticks)
+        voters = frozenset() if config.join else frozenset(config.cluster)
+        groups = []
+        for index, machine in enumerate(self.machines):
+            group_stores = stores.group(index)
+            storage = DurableStorage(group_stores.log, group_stores.stable,
+                                     group_stores.snapshots, shared_sync)
+            group = RaftGroup.build(
+                node_id=config.node_id, group=index, voters=voters, storage=storage,
+                machine=machine, addresses=addresses,
+                transport=partial(RaftGroupTransport, peer, index),
+                clock=LoopClock(), rng=random.Random(), timing=timing,
+                on_failure=self._on_group_failure,
+            )
+            driver = group.driver
+            router.register(RAFT_SERVICE, index, raft_receiver(driver.deliver),
+                            raft_receiver(driver.deliver))
+            peer.add_unreachable_listener(driver.report_unreachable)
+            groups.append(group)
+        return Host(config.node_id, ENGINE, groups, addresses, peer)
+
+    def _on_group_failure(self, error: BaseException) -> None:
+        log.error("node %d stops: a group's durable state can no longer be trusted (%s)",
+                  self.config.node_id, error)
+        self.failed.set()
 
     async def start(self) -> None:
         """Bind and serve; raises ConfigError when an address cannot be bound."""
@@ -97,44 +142,39 @@ class Node:
             raise ConfigError(f"DATA_DIR {config.data_dir}: {error.strerror}") from error
 
         try:
-            storage = DurableStorage.open(config.data_dir)
+            self._stores = stores = open_node_storage(config.data_dir, groups=config.groups)
         except StorageError as error:
             raise StartupError(str(error)) from error
 
         self._tracing = setup_tracing(service_name(config), config.otlp_endpoint)
         self._channels = PeerChannels(config.peers, self._tracing.client_interceptors())
-        transport = RaftTransport(self._channels)
-        timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
-                        election_ticks=config.raft_election_ticks,
-                        snapshot_entries=config.snapshot_entries)
+        router = PeerRouter()
+        self._peer = peer = PeerTransport(config.node_id, self._channels, groups=config.groups)
         try:
-            self.driver = driver = RaftDriver(
-                config.node_id, {node: str(address) for node, address in config.cluster.items()},
-                storage, self.machine, transport, timing,
-                bootstrap=not config.join, learn_address=transport.learn_address,
-            )
+            self.host = host = self._build_host(stores, peer, router)
         except ValueError as error:
-            storage.close()
+            stores.close()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error
 
         server = grpc.aio.server(
             interceptors=list(self._tracing.server_interceptors()), options=list(SERVER_OPTIONS)
         )
-        admin = AdminServicer(config, driver.status, self._channels, driver)
-        admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
-        raft_pb2_grpc.add_RaftServicer_to_server(
-            RaftServicer(config.node_id, driver.deliver, driver.isolated_from), server)
+        admin_pb2_grpc.add_AdminServicer_to_server(
+            AdminServicer(config, host, self._channels), server)
+        peer_pb2_grpc.add_PeerServicer_to_server(
+            PeerServicer(config.node_id, config.groups, router, peer), server)
         if config.unsafe_stale_reads:
             log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
                         "may be stale (for testing the tester only)")
+        shards = [Shard(group, machine) for group, machine in zip(host.groups, self.machines,
+                                                                   strict=True)]
         kv_pb2_grpc.add_KVServicer_to_server(
-            KVServicer(driver, self.machine, unsafe_stale_reads=config.unsafe_stale_reads),
-            server)
+            KVServicer(shards, unsafe_stale_reads=config.unsafe_stale_reads), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             [
                 admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
-                raft_pb2.DESCRIPTOR.services_by_name["Raft"].full_name,
+                peer_pb2.DESCRIPTOR.services_by_name["Peer"].full_name,
                 kv_pb2.DESCRIPTOR.services_by_name["KV"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
@@ -155,21 +195,26 @@ class Node:
             raise ConfigError(
                 f"METRICS_ADDR {config.metrics}: cannot bind ({error.strerror})"
             ) from error
-        self._collector = EngineStatusCollector(driver.status)
+        self._collector = GroupStatusCollector(ENGINE, lambda: [
+            (group.group, group.status()) for group in host.groups])
         REGISTRY.register(self._collector)
         await server.start()
         self._server = server
-        driver.start()
+        host.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        log.info("node %d serving gRPC on %s, metrics on %s",
-                 config.node_id, config.listen, config.metrics)
+        log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
+                 config.node_id, config.listen, config.metrics, config.groups, ENGINE)
 
     async def stop(self) -> None:
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(SHUTDOWN_GRACE_SECONDS)
-        if self.driver is not None:
-            await self.driver.stop()
+        if self.host is not None:
+            await self.host.stop()
+        if self._peer is not None:
+            await self._peer.close()
+        if self._stores is not None:
+            self._stores.close()
         if self._channels is not None:
             await self._channels.close()
         if self._metrics is not None:
@@ -188,7 +233,13 @@ async def serve_until_signalled(node: Node) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await node.start()
+    failed = asyncio.ensure_future(node.failed.wait())
+    stopped = asyncio.ensure_future(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait((failed, stopped), return_when=asyncio.FIRST_COMPLETED)
+        if node.failed.is_set():
+            raise StartupError("a group's storage failed; the node stopped (see the log)")
     finally:
+        failed.cancel()
+        stopped.cancel()
         await node.stop()

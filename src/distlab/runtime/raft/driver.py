@@ -28,9 +28,9 @@ from opentelemetry import trace
 from prometheus_client import Counter, Gauge, Histogram
 
 from distlab.core.ids import NO_NODE, NodeId
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown, StateMachine
 from distlab.core.status import EngineStatus
 from distlab.protocols import raft
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown, StateMachine
 from distlab.runtime.raft.storage import DurableStorage
 from distlab.runtime.raft.transport import RaftTransport
 
