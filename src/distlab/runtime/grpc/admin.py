@@ -12,12 +12,13 @@ import grpc
 
 from distlab import __version__
 from distlab.core.ids import NodeId
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.core.status import EngineStatus
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime.config import ConfigError, NodeConfig, parse_address
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.raft.driver import RaftDriver
+from distlab.wire.not_leader import encode_not_leader
 
 DEFAULT_PEER_TIMEOUT_SECONDS = 1.0
 MAX_PEER_TIMEOUT_SECONDS = 30.0
@@ -201,11 +202,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return admin_pb2.MemberStatus(node_id=node_id, address=address, up=True, status=status)
 
 
-async def abort_not_leader(context: grpc.aio.ServicerContext[Any, Any], error: NotLeader
-                           ) -> NoReturn:
-    """FAILED_PRECONDITION, with the leader's id and address as trailing metadata."""
-    context.set_trailing_metadata((
-        ("leader-id", str(error.leader_id or 0)),
-        ("leader-address", error.leader_address or ""),
-    ))
-    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"NOT_LEADER: {error}")
+async def abort_not_leader(context: grpc.aio.ServicerContext[Any, Any], error: NotLeader,
+                           group: int = 0) -> NoReturn:
+    """FAILED_PRECONDITION, with the group and its leader's id and address as trailers."""
+    encoded = encode_not_leader(error.leader_id, error.leader_address, group)
+    await context.abort(encoded.code, encoded.details, encoded.trailing_metadata)

@@ -20,20 +20,17 @@ from prometheus_client import Counter
 
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
-from distlab.proto import kv_pb2, kv_pb2_grpc
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
-
-# Trailing metadata keys. `error-reason` tells apart failures that share a status code.
-ERROR_REASON = "error-reason"
-LEADER_ID = "leader-id"
-LEADER_ADDRESS = "leader-address"
-
-REASON_NOT_LEADER = "not-leader"
-REASON_OUTCOME_UNKNOWN = "outcome-unknown"
-REASON_SESSION_EXPIRED = "session-expired"
-REASON_STALE_SEQUENCE = "stale-sequence"
-REASON_VALUE_TOO_LARGE = "value-too-large"
-REASON_TIMED_OUT = "timed-out"
+from distlab.proto import kv_pb2, kv_pb2_grpc
+from distlab.wire.metadata import (
+    ERROR_REASON,
+    REASON_OUTCOME_UNKNOWN,
+    REASON_SESSION_EXPIRED,
+    REASON_STALE_SEQUENCE,
+    REASON_TIMED_OUT,
+    REASON_VALUE_TOO_LARGE,
+)
+from distlab.wire.not_leader import encode_not_leader
 
 # A request without a deadline still gets an answer when the cluster has no quorum.
 DEFAULT_MAX_WAIT_SECONDS = 30.0
@@ -97,13 +94,9 @@ def check_session(client_id: int, sequence: int) -> None:
         raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "sequence must be at least 1")
 
 
-def not_leader_rejection(error: NotLeader) -> Rejection:
-    metadata: list[tuple[str, str]] = [(ERROR_REASON, REASON_NOT_LEADER)]
-    if error.leader_id:
-        metadata.append((LEADER_ID, str(error.leader_id)))
-    if error.leader_address:
-        metadata.append((LEADER_ADDRESS, error.leader_address))
-    return Rejection(grpc.StatusCode.FAILED_PRECONDITION, str(error), tuple(metadata))
+def not_leader_rejection(error: NotLeader, group: int = 0) -> Rejection:
+    encoded = encode_not_leader(error.leader_id, error.leader_address, group)
+    return Rejection(encoded.code, encoded.details, encoded.trailing_metadata)
 
 
 def result_rejection(result: kv_pb2.KVResult) -> Rejection:
