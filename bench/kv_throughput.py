@@ -57,8 +57,8 @@ from distlab.cli.common import format_table
 from distlab.client import KVClient, KVError, Rejected
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime import loop
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.local_cluster import free_loopback_ports
+from distlab.wire.channels import open_channel
 
 VALUE_SIZE = 100
 KEYS = 1000

@@ -42,7 +42,7 @@ from distlab.core.ids import NodeId
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime import docker, loop
 from distlab.runtime.config import Address, ConfigError, parse_cluster_nodes
-from distlab.runtime.grpc.channels import open_channel
+from distlab.wire.channels import open_channel
 
 # Where docker-compose.yml publishes node N's gRPC port: PUBLISH_HOST:700N.
 PUBLISH_HOST_VARIABLE = "DISTLAB_PUBLISH_HOST"

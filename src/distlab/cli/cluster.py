@@ -15,7 +15,7 @@ from distlab.cli.targets import add_cluster_arguments, resolve_cluster
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime import loop
 from distlab.runtime.config import ConfigError, parse_address
-from distlab.runtime.grpc.channels import open_channel
+from distlab.wire.channels import open_channel
 
 DEADLINE_SECONDS = 15.0
 

@@ -19,7 +19,7 @@ from distlab.core.ids import NodeId
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime import loop
 from distlab.runtime.config import Address
-from distlab.runtime.grpc.channels import open_channel
+from distlab.wire.channels import open_channel
 
 COLUMNS = ("id", "address", "health", "pid", "role", "term", "leader", "commit", "applied")
 

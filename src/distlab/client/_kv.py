@@ -30,20 +30,14 @@ from distlab.client._errors import (
 )
 from distlab.core.ids import NodeId
 from distlab.proto import kv_pb2, kv_pb2_grpc
-from distlab.runtime.grpc.channels import open_channel
+from distlab.wire.channels import open_channel
+from distlab.wire.metadata import ERROR_REASON, REASON_SESSION_EXPIRED, REASON_VALUE_TOO_LARGE
+from distlab.wire.not_leader import NotLeaderHint, decode_not_leader, trailers_of
 
 DEFAULT_CALL_TIMEOUT_SECONDS = 1.0
 DEFAULT_OPERATION_TIMEOUT_SECONDS = 10.0
 INITIAL_BACKOFF_SECONDS = 0.02
 MAX_BACKOFF_SECONDS = 0.5
-
-# Trailing metadata of the KV service (see kv.proto).
-ERROR_REASON = "error-reason"
-LEADER_ID = "leader-id"
-LEADER_ADDRESS = "leader-address"
-REASON_NOT_LEADER = "not-leader"
-REASON_SESSION_EXPIRED = "session-expired"
-REASON_VALUE_TOO_LARGE = "value-too-large"
 
 R = TypeVar("R")
 Send = Callable[["kv_pb2_grpc.KVAsyncStub", float], Awaitable[R]]
@@ -296,16 +290,15 @@ class KVClient:
         the leader it names (if any) to try next."""
         code = error.code()
         details = error.details() or ""
-        trailers = {key: value for key, value in (error.trailing_metadata() or ())
-                    if isinstance(value, str)}
-        reason = trailers.get(ERROR_REASON)
+        reason = trailers_of(error).get(ERROR_REASON)
         if never_sent(error):
             cause = details.rsplit(": ", 1)[-1]
             attempts.last_error = f"cannot connect to {address} ({cause})"
         else:
             attempts.last_error = f"{address} answered {code.name}: {details}"
-        if code == grpc.StatusCode.FAILED_PRECONDITION and reason == REASON_NOT_LEADER:
-            return self._leader_hint(trailers)
+        hint = decode_not_leader(error)
+        if hint is not None:
+            return self._leader_hint(hint)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             # Every attempt carried the same request, so none of them was accepted either.
             raise InvalidRequest(details)
@@ -324,11 +317,10 @@ class KVClient:
             attempts.maybe_applied = True
         return None
 
-    def _leader_hint(self, trailers: Mapping[str, str]) -> str | None:
-        leader_id = trailers.get(LEADER_ID, "")
-        if leader_id.isdigit() and int(leader_id) in self._members:
-            return self._members[int(leader_id)]
-        address = trailers.get(LEADER_ADDRESS)
+    def _leader_hint(self, hint: NotLeaderHint) -> str | None:
+        if hint.leader_id is not None and hint.leader_id in self._members:
+            return self._members[hint.leader_id]
+        address = hint.leader_address
         if address and address not in self._addresses:
             self._addresses.append(address)
         return address or None

@@ -6,6 +6,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GroupStatus(_message.Message):
+    __slots__ = ("group", "role", "term", "leader_id", "commit_index", "applied_index", "voters", "learners")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VOTERS_FIELD_NUMBER: _ClassVar[int]
+    LEARNERS_FIELD_NUMBER: _ClassVar[int]
+    group: int
+    role: str
+    term: int
+    leader_id: int
+    commit_index: int
+    applied_index: int
+    voters: _containers.RepeatedScalarFieldContainer[int]
+    learners: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, group: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class NodeStatus(_message.Message):
     __slots__ = ("node_id", "role", "term", "leader_id", "commit_index", "applied_index", "pid", "uptime_seconds", "version", "address", "voters", "learners", "engine", "group_count", "groups")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,26 +59,6 @@ class NodeStatus(_message.Message):
     group_count: int
     groups: _containers.RepeatedCompositeFieldContainer[GroupStatus]
     def __init__(self, node_id: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., pid: _Optional[int] = ..., uptime_seconds: _Optional[float] = ..., version: _Optional[str] = ..., address: _Optional[str] = ..., voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., engine: _Optional[str] = ..., group_count: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
-
-class GroupStatus(_message.Message):
-    __slots__ = ("group", "role", "term", "leader_id", "commit_index", "applied_index", "voters", "learners")
-    GROUP_FIELD_NUMBER: _ClassVar[int]
-    ROLE_FIELD_NUMBER: _ClassVar[int]
-    TERM_FIELD_NUMBER: _ClassVar[int]
-    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
-    COMMIT_INDEX_FIELD_NUMBER: _ClassVar[int]
-    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
-    VOTERS_FIELD_NUMBER: _ClassVar[int]
-    LEARNERS_FIELD_NUMBER: _ClassVar[int]
-    group: int
-    role: str
-    term: int
-    leader_id: int
-    commit_index: int
-    applied_index: int
-    voters: _containers.RepeatedScalarFieldContainer[int]
-    learners: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, group: _Optional[int] = ..., role: _Optional[str] = ..., term: _Optional[int] = ..., leader_id: _Optional[int] = ..., commit_index: _Optional[int] = ..., applied_index: _Optional[int] = ..., voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ()

@@ -22,8 +22,8 @@ from typing import Any
 
 from distlab.core.ids import NodeId
 from distlab.runtime.config import Address
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.health import is_serving
+from distlab.wire.channels import open_channel
 
 CLUSTER_FILE = "cluster.json"
 LOOPBACK = "127.0.0.1"

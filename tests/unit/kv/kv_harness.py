@@ -18,9 +18,9 @@ import grpc
 
 from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
 from distlab.core.status import EngineStatus
 from distlab.proto import kv_pb2, kv_pb2_grpc
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
 from distlab.runtime.grpc.kv import KVServicer
 
 

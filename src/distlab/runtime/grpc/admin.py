@@ -19,6 +19,7 @@ from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime.config import ConfigError, NodeConfig, parse_address
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.host.host import Host, HostedGroup
+from distlab.wire.not_leader import encode_not_leader
 
 DEFAULT_PEER_TIMEOUT_SECONDS = 1.0
 MAX_PEER_TIMEOUT_SECONDS = 30.0
@@ -234,10 +235,6 @@ def membership_response(groups: Sequence[HostedGroup]) -> admin_pb2.MembershipRe
 
 async def abort_not_leader(context: grpc.aio.ServicerContext[Any, Any], error: NotLeader,
                            group: int = 0) -> NoReturn:
-    """FAILED_PRECONDITION, with the group's leader's id and address as trailing metadata."""
-    context.set_trailing_metadata((
-        ("leader-id", str(error.leader_id or 0)),
-        ("leader-address", error.leader_address or ""),
-        ("group", str(group)),
-    ))
-    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"NOT_LEADER: {error}")
+    """FAILED_PRECONDITION, with the group and its leader's id and address as trailers."""
+    encoded = encode_not_leader(error.leader_id, error.leader_address, group)
+    await context.abort(encoded.code, encoded.details, encoded.trailing_metadata)

@@ -10,7 +10,6 @@ DEADLINE_EXCEEDED), and where to go instead (the leader named in trailing metada
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,18 +23,16 @@ from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
 from distlab.proto import kv_pb2, kv_pb2_grpc
-
-# Trailing metadata keys. `error-reason` tells apart failures that share a status code.
-ERROR_REASON = "error-reason"
-LEADER_ID = "leader-id"
-LEADER_ADDRESS = "leader-address"
-
-REASON_NOT_LEADER = "not-leader"
-REASON_OUTCOME_UNKNOWN = "outcome-unknown"
-REASON_SESSION_EXPIRED = "session-expired"
-REASON_STALE_SEQUENCE = "stale-sequence"
-REASON_VALUE_TOO_LARGE = "value-too-large"
-REASON_TIMED_OUT = "timed-out"
+from distlab.wire.metadata import (
+    ERROR_REASON,
+    REASON_OUTCOME_UNKNOWN,
+    REASON_SESSION_EXPIRED,
+    REASON_STALE_SEQUENCE,
+    REASON_TIMED_OUT,
+    REASON_VALUE_TOO_LARGE,
+)
+from distlab.wire.not_leader import encode_not_leader
+from distlab.wire.sharding import group_of
 
 # A request without a deadline still gets an answer when the cluster has no quorum.
 DEFAULT_MAX_WAIT_SECONDS = 30.0
@@ -99,13 +96,9 @@ def check_session(client_id: int, sequence: int) -> None:
         raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "sequence must be at least 1")
 
 
-def not_leader_rejection(error: NotLeader) -> Rejection:
-    metadata: list[tuple[str, str]] = [(ERROR_REASON, REASON_NOT_LEADER)]
-    if error.leader_id:
-        metadata.append((LEADER_ID, str(error.leader_id)))
-    if error.leader_address:
-        metadata.append((LEADER_ADDRESS, error.leader_address))
-    return Rejection(grpc.StatusCode.FAILED_PRECONDITION, str(error), tuple(metadata))
+def not_leader_rejection(error: NotLeader, group: int = 0) -> Rejection:
+    encoded = encode_not_leader(error.leader_id, error.leader_address, group)
+    return Rejection(encoded.code, encoded.details, encoded.trailing_metadata)
 
 
 def result_rejection(result: kv_pb2.KVResult) -> Rejection:
@@ -239,12 +232,12 @@ class KVServicer(kv_pb2_grpc.KVServicer):
                                    kv.open_session_command(request.client_id))
             return kv_pb2.OpenSessionResponse()
 
-        return await self._serve("open_session", "", context, write)
+        return await self._serve("open_session", "", context, write, group=request.group)
 
     # ---- plumbing ----
 
     def _shard(self, key: str) -> Shard:
-        return self._shards[zlib.crc32(key.encode()) % len(self._shards)]
+        return self._shards[group_of(key, len(self._shards))]
 
     async def _propose(self, key: str, command: bytes) -> kv_pb2.KVResult:
         return await self._propose_to(self._shard(key), command)
@@ -274,7 +267,8 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             ) from error
 
     async def _serve(
-        self, op: str, key: str, context: Context, handle: Callable[[], Awaitable[Response]]
+        self, op: str, key: str, context: Context, handle: Callable[[], Awaitable[Response]],
+        group: int = 0,
     ) -> Response:
         span = trace.get_current_span()
         span.set_attribute("kv.op", op)
@@ -283,7 +277,8 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         try:
             response = await handle()
         except NotLeader as error:
-            rejection = not_leader_rejection(error)
+            rejection = not_leader_rejection(
+                error, group_of(key, len(self._shards)) if key else group)
         except OutcomeUnknown as error:
             rejection = Rejection(
                 grpc.StatusCode.UNAVAILABLE,

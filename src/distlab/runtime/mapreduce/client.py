@@ -11,8 +11,8 @@ import grpc
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
 from distlab.runtime.config import Address
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.mapreduce.convert import FINISHED_STATES
+from distlab.wire.channels import open_channel
 
 CALL_DEADLINE_SECONDS = 10.0
 

@@ -32,7 +32,6 @@ from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
 from distlab.protocols.mapreduce import MapOutput, TaskAssignment, TaskKind
 from distlab.runtime.config import Address, ConfigError
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.mapreduce import convert
 from distlab.runtime.mapreduce.taskio import (
     merge_partitions,
@@ -49,6 +48,7 @@ from distlab.runtime.mapreduce.telemetry import (
 )
 from distlab.runtime.node import SERVER_OPTIONS, SPAN_FLUSH_TIMEOUT_MILLIS
 from distlab.telemetry.tracing import Tracing, setup_tracing
+from distlab.wire.channels import open_channel
 
 log = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from distlab.core.ids import NodeId
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime.config import Address
 from distlab.runtime.docker import DockerError, container_operation, find_service
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.health import is_serving
 from distlab.runtime.local_cluster import ClusterStartError, LocalCluster
+from distlab.wire.channels import open_channel
 
 ADMIN_TIMEOUT_SECONDS = 1.0
 RESTART_TIMEOUT_SECONDS = 30.0
