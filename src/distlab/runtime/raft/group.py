@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from distlab.core.capabilities import Members
 from distlab.core.ids import NodeId
@@ -32,7 +32,7 @@ TransportFactory = Callable[[Callable[[NodeId, bool], None]], Transport]
 class RaftTiming:
     """The driver's timing plus Raft's timeouts, in ticks."""
 
-    driver: Timing = Timing()
+    driver: Timing = field(default_factory=Timing)
     election_ticks: int = 10
     # At most 10 heartbeats a second, as the 6.5840 lab asks of a Raft implementation.
     heartbeat_ticks: int = 2
@@ -58,7 +58,7 @@ class RaftGroup:
         transport: TransportFactory,
         clock: Clock,
         rng: random.Random,
-        timing: RaftTiming = RaftTiming(),
+        timing: RaftTiming | None = None,
         planted_bugs: frozenset[str] = frozenset(),
         on_failure: Callable[[BaseException], None] = lambda error: None,
     ) -> RaftGroup:
@@ -66,6 +66,7 @@ class RaftGroup:
 
         Raises ValueError when the stored snapshot cannot be read.
         """
+        timing = timing or RaftTiming()
         hosted = HostedMachine(machine, addresses)
         snapshot = storage.snapshot()
         if snapshot is not None:
