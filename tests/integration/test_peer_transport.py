@@ -208,6 +208,43 @@ async def test_a_full_queue_drops_the_newest_envelopes_and_counts_them(
         f"{n}".encode() for n in range(_sender.SEND_QUEUE_LIMIT)]
 
 
+class BatchCountingServicer(PeerServicer):
+    def __init__(self, node: Node) -> None:
+        super().__init__(node.node_id, node.groups, node.router)
+        self.batch_sizes: list[int] = []
+
+    def _receive(self, sender: NodeId, batch: peer_pb2.EnvelopeBatch) -> None:
+        self.batch_sizes.append(len(batch.envelopes))
+        super()._receive(sender, batch)
+
+
+async def test_what_queued_during_a_write_goes_in_the_next_batch(
+    pair: tuple[Node, Node]
+) -> None:
+    sender, peer = pair
+    servicer = BatchCountingServicer(peer)
+    await peer.start(servicer)
+    count = 3 * _sender.MAX_BATCH_ENVELOPES + 10
+    # All queued before the sender's task first runs (it opens the stream, then writes).
+    for n in range(count):
+        sender.transport.send(peer.node_id, SERVICE, n % 3, f"{n}".encode())
+    await eventually(lambda: len(peer.arrivals) == count, 10, "every envelope")
+    assert servicer.batch_sizes == [_sender.MAX_BATCH_ENVELOPES] * 3 + [10]
+
+
+async def test_a_payload_too_large_for_the_stream_is_dropped_and_the_stream_goes_on(
+    pair: tuple[Node, Node]
+) -> None:
+    sender, peer = pair
+    await peer.start()
+    before = sent("oversized")
+    sender.transport.send(peer.node_id, SERVICE, 0, bytes(_sender.MAX_ENVELOPE_BYTES + 1))
+    sender.transport.send(peer.node_id, SERVICE, 0, b"small")
+    await eventually(lambda: bool(peer.arrivals), 5, "the small envelope")
+    assert peer.arrivals == [(sender.node_id, 0, b"small")]
+    assert sent("oversized") - before == 1
+
+
 async def test_a_restarted_peer_is_reached_again(pair: tuple[Node, Node]) -> None:
     sender, peer = pair
     await peer.start()
