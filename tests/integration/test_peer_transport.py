@@ -245,6 +245,23 @@ async def test_a_payload_too_large_for_the_stream_is_dropped_and_the_stream_goes
     assert sent("oversized") - before == 1
 
 
+async def test_nothing_is_sent_once_the_transport_is_closed(pair: tuple[Node, Node]) -> None:
+    sender, peer = pair
+    await peer.start()
+    sender.transport.send(peer.node_id, SERVICE, 0, b"before")
+    await eventually(lambda: bool(peer.arrivals), 5, "the first envelope")
+    await sender.transport.close()
+    before = sent("closed")
+    sender.transport.send(peer.node_id, SERVICE, 0, b"after")
+    done, on_done = on_done_future()
+    sender.transport.send_bulk(peer.node_id, SERVICE, 0, b"after", on_done)
+    assert await asyncio.wait_for(done, 5) is False
+    assert sent("closed") - before == 1
+    assert sender.transport.streams_open == frozenset()
+    await eventually(lambda: not peer.servicer.streams_open, 5, "the stream's end")
+    assert peer.payloads_from(sender.node_id) == [b"before"] and peer.bulk_arrivals == []
+
+
 async def test_a_restarted_peer_is_reached_again(pair: tuple[Node, Node]) -> None:
     sender, peer = pair
     await peer.start()

@@ -10,7 +10,7 @@ MESSAGES_SENT = Counter(
     "distlab_peer_messages_sent_total",
     "Envelopes for peers, by protocol and outcome: written to the peer's stream, failed with "
     "it, dropped by a full queue, too large for a stream, addressed to a node of unknown "
-    "address, or held back by an injected partition.",
+    "address, held back by an injected partition, or sent after the transport closed.",
     ["service", "outcome"])
 MESSAGES_REJECTED = Counter(
     "distlab_peer_messages_rejected_total",

@@ -44,6 +44,7 @@ class PeerTransport:
         # Peers this node is cut off from by an injected fault: nothing is sent to them, and
         # the servicer drops what they send.
         self.isolated_from: frozenset[NodeId] = frozenset()
+        self._closed = False
         register_round_trip()
 
     def learn_address(self, node: NodeId, address: Address | str) -> None:
@@ -77,7 +78,7 @@ class PeerTransport:
             return
         sender = self._senders.get(recipient) or self._start_sender(recipient)
         if sender is None:
-            count_sent(service, "no_address")
+            count_sent(service, "closed" if self._closed else "no_address")
         elif not sender.enqueue((service, group, payload, trace_context)):
             count_sent(service, "dropped")
 
@@ -97,7 +98,7 @@ class PeerTransport:
         else:
             sender = self._senders.get(recipient) or self._start_sender(recipient)
             if sender is None:
-                BULK_TRANSFERS.labels(service, "no_address").inc()
+                BULK_TRANSFERS.labels(service, "closed" if self._closed else "no_address").inc()
         if sender is None:
             asyncio.get_running_loop().call_soon(on_done, False)
             return
@@ -106,6 +107,8 @@ class PeerTransport:
     def _start_sender(self, recipient: NodeId) -> PeerSender | None:
         if recipient == self.node_id:
             raise ValueError(f"node {recipient} is this node")
+        if self._closed:
+            return None  # what an instance sends while the node shuts down goes nowhere
         if recipient not in self._channels.peers:
             if recipient not in self._no_address_warned:
                 self._no_address_warned.add(recipient)
@@ -128,5 +131,6 @@ class PeerTransport:
                 log.exception("an unreachable-peer listener failed for node %d", peer)
 
     async def close(self) -> None:
+        self._closed = True
         senders, self._senders = self._senders, {}
         await asyncio.gather(*(sender.close() for sender in senders.values()))
