@@ -30,16 +30,9 @@ from distlab.runtime.peer import (
     _sender,
     _servicer,
 )
+from tests.support import eventually
 
 SERVICE = "test"
-
-
-async def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)  # polling interval
 
 
 def sent(outcome: str, service: str = SERVICE) -> float:

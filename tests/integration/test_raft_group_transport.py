@@ -3,8 +3,6 @@ group on the follower, snapshots go as bulk transfers whose outcome the leader's
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -23,18 +21,11 @@ from distlab.runtime.raft.group_transport import (
     RaftGroupReceiver,
     RaftGroupTransport,
 )
+from tests.support import eventually
 
 GROUPS = 3
 LEADER = NodeId(1)
 FOLLOWER = NodeId(2)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)  # polling interval
 
 
 def malformed() -> float:
