@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -40,6 +41,16 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str,
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float, what: str,
+                     interval: float = 0.01) -> None:
+    """`wait_for` on the event loop: poll `condition` without blocking the loop's other tasks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def pid_alive(pid: int) -> bool:

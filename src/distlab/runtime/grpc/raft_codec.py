@@ -1,12 +1,15 @@
 """Raft core messages to protobuf and back.
 
-Decoding validates what the core would otherwise have to trust: a malformed message from a
-peer raises `MalformedMessage`, which the servicer rejects with INVALID_ARGUMENT and counts.
+`encode` and `decode` turn a core message into the bytes of one peer-transport envelope and
+back. Decoding validates what the core would otherwise have to trust: a malformed message from
+a peer raises `MalformedMessage`, which the receiving side rejects and counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+
+from google.protobuf.message import DecodeError
 
 from distlab.core.ids import NodeId
 from distlab.proto import raft_pb2
@@ -67,8 +70,21 @@ def _entry_from_proto(proto: raft_pb2.Entry) -> raft.Entry:
     return raft.Entry(term=proto.term, index=proto.index, kind=kind, data=proto.data)
 
 
+def encode(message: raft.Message) -> bytes:
+    """Any core message, InstallSnapshot included, as the bytes of a `RaftMessage`."""
+    return to_proto(message).SerializeToString()
+
+
+def decode(payload: bytes) -> raft.Message:
+    """The core message `encode` made `payload` from; raises MalformedMessage for anything else."""
+    try:
+        proto = raft_pb2.RaftMessage.FromString(payload)
+    except DecodeError as error:
+        raise MalformedMessage(f"not a Raft message: {error}") from error
+    return from_proto(proto)
+
+
 def to_proto(message: raft.Message) -> raft_pb2.RaftMessage:
-    """Any core message but InstallSnapshot, which travels as chunks (`snapshot_chunks`)."""
     out = raft_pb2.RaftMessage(term=message.term, sender=message.sender,
                                recipient=message.recipient)
     match message:
@@ -101,7 +117,9 @@ def to_proto(message: raft.Message) -> raft_pb2.RaftMessage:
         case raft.TimeoutNow():
             out.timeout_now.SetInParent()
         case raft.InstallSnapshot():
-            raise ValueError("InstallSnapshot travels as chunks; use snapshot_chunks()")
+            # Assigned in place: a snapshot's data can be large, and CopyFrom would copy it again.
+            out.install_snapshot.meta.CopyFrom(meta_to_proto(message.meta))
+            out.install_snapshot.data = message.data
     return out
 
 
@@ -146,6 +164,12 @@ def from_proto(proto: raft_pb2.RaftMessage) -> raft.Message:
                                              proto.install_snapshot_reply.match_index)
         case "timeout_now":
             return raft.TimeoutNow(term, sender, recipient)
+        case "install_snapshot":
+            snapshot = proto.install_snapshot
+            if not snapshot.HasField("meta"):
+                raise MalformedMessage("a snapshot without its metadata")
+            return raft.InstallSnapshot(term, sender, recipient, meta_from_proto(snapshot.meta),
+                                        snapshot.data)
     raise MalformedMessage("message has no body")
 
 
