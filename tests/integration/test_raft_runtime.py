@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from distlab.runtime.raft.driver import RaftDriver, Timing
+from distlab.runtime.raft.transport import RaftServicer, RaftTransport
 
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown
@@ -19,7 +20,6 @@ from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.runtime.raft.storage import DurableStorage
-from distlab.runtime.raft.transport import RaftServicer, RaftTransport
 
 TIMING = Timing(tick_seconds=0.02, election_ticks=10, heartbeat_ticks=1, snapshot_entries=50)
 

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
 
 from distlab.apps.kv import KVStateMachine
+from distlab.core.ids import NodeId
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
 from distlab.runtime.config import Address, ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
@@ -32,7 +33,7 @@ from distlab.runtime.host.ports import LoopClock
 from distlab.runtime.host.sync import SharedSync
 from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport
 from distlab.runtime.raft.group import ENGINE, RaftGroup, RaftTiming
-from distlab.runtime.raft.group_transport import RAFT_SERVICE, RaftGroupTransport, raft_receiver
+from distlab.runtime.raft.group_transport import RaftGroupReceiver, RaftGroupTransport
 from distlab.runtime.raft.storage import DurableStorage
 from distlab.storage import NodeStorage, StorageError, open_node_storage
 from distlab.telemetry.metrics import GroupStatusCollector, MetricsServer, start_metrics_server
@@ -122,10 +123,17 @@ class Node:
                 on_failure=self._on_group_failure,
             )
             driver = group.driver
-            router.register(RAFT_SERVICE, index, raft_receiver(driver.deliver),
-                            raft_receiver(driver.deliver))
-            peer.add_unreachable_listener(driver.report_unreachable)
+            RaftGroupReceiver(config.node_id, driver.deliver).register(router, index)
             groups.append(group)
+        # One listener for the node: a peer that cannot be reached is unreachable for every
+        # group, so each group's core stops streaming appends into the dead connection.
+        drivers = [group.driver for group in groups]
+
+        def report_unreachable(node: NodeId) -> None:
+            for driver in drivers:
+                driver.report_unreachable(node)
+
+        peer.add_unreachable_listener(report_unreachable)
         return Host(config.node_id, ENGINE, groups, addresses, peer)
 
     def _on_group_failure(self, error: BaseException) -> None:
@@ -149,7 +157,7 @@ class Node:
         self._tracing = setup_tracing(service_name(config), config.otlp_endpoint)
         self._channels = PeerChannels(config.peers, self._tracing.client_interceptors())
         router = PeerRouter()
-        self._peer = peer = PeerTransport(config.node_id, self._channels, groups=config.groups)
+        self._peer = peer = PeerTransport(config.node_id, config.groups, self._channels)
         try:
             self.host = host = self._build_host(stores, peer, router)
         except ValueError as error:
@@ -162,7 +170,8 @@ class Node:
         admin_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(config, host, self._channels), server)
         peer_pb2_grpc.add_PeerServicer_to_server(
-            PeerServicer(config.node_id, config.groups, router, peer), server)
+            PeerServicer(config.node_id, config.groups, router, lambda: peer.isolated_from),
+            server)
         if config.unsafe_stale_reads:
             log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
                         "may be stale (for testing the tester only)")

@@ -71,8 +71,7 @@ def _traced_calls() -> Any:
                          *(full_method_name(method) for method in UNTRACED_PEER_METHODS)))
 
 
-UNTRACED_PEER_METHODS = ("/distlab.v1.Peer/Stream", "/distlab.v1.Peer/Probe",
-                         "/distlab.v1.Raft/Stream", "/distlab.v1.Raft/Probe")
+UNTRACED_PEER_METHODS = ("/distlab.v1.Peer/Stream", "/distlab.v1.Peer/Probe")
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:

@@ -7,15 +7,11 @@ a peer raises `MalformedMessage`, which the receiving side rejects and counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from google.protobuf.message import DecodeError
 
 from distlab.core.ids import NodeId
 from distlab.proto import raft_pb2
 from distlab.protocols import raft
-
-SNAPSHOT_CHUNK_BYTES = 1 << 20
 
 
 class MalformedMessage(ValueError):
@@ -171,50 +167,3 @@ def from_proto(proto: raft_pb2.RaftMessage) -> raft.Message:
             return raft.InstallSnapshot(term, sender, recipient, meta_from_proto(snapshot.meta),
                                         snapshot.data)
     raise MalformedMessage("message has no body")
-
-
-def snapshot_chunks(message: raft.InstallSnapshot) -> Iterator[raft_pb2.SnapshotChunk]:
-    data = message.data
-    offset = 0
-    while True:
-        piece = data[offset : offset + SNAPSHOT_CHUNK_BYTES]
-        done = offset + len(piece) >= len(data)
-        chunk = raft_pb2.SnapshotChunk(offset=offset, data=piece, done=done)
-        if offset == 0:
-            chunk.term, chunk.sender, chunk.recipient = (
-                message.term, message.sender, message.recipient)
-            chunk.meta.CopyFrom(meta_to_proto(message.meta))
-        yield chunk
-        if done:
-            return
-        offset += len(piece)
-
-
-class SnapshotAssembler:
-    """Reassembles chunks into one InstallSnapshot, checking they arrive whole and in order."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
-        self._header: raft_pb2.SnapshotChunk | None = None
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def add(self, chunk: raft_pb2.SnapshotChunk) -> raft.InstallSnapshot | None:
-        if self._header is None:
-            if chunk.offset != 0 or not chunk.HasField("meta"):
-                raise MalformedMessage("a snapshot stream must start with its header chunk")
-            self._header = chunk
-        elif chunk.offset != self._size:
-            raise MalformedMessage(
-                f"snapshot chunk at offset {chunk.offset}, expected {self._size}"
-            )
-        self._size += len(chunk.data)
-        if self._size > self._max_bytes:
-            raise MalformedMessage(f"snapshot exceeds {self._max_bytes} bytes")
-        self._parts.append(chunk.data)
-        if not chunk.done:
-            return None
-        header = self._header
-        return raft.InstallSnapshot(
-            term=header.term, sender=_node(header.sender), recipient=_node(header.recipient),
-            meta=meta_from_proto(header.meta), data=b"".join(self._parts))

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from distlab.core.capabilities import FaultInjection, Members
+from distlab.core.capabilities import Members
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import ReplicatedLog
 from distlab.runtime.host.balancer import BalancedGroup, LeaderBalancer
@@ -32,14 +32,22 @@ class HostedGroup(ReplicatedLog, BalancedGroup, Protocol):
     def members(self) -> Members: ...
 
 
+class Partitionable(Protocol):
+    """A peer transport that drops every message to and from `isolated_from`."""
+
+    isolated_from: frozenset[NodeId]
+
+
 class Host:
+    """Implements `FaultInjection` for every protocol the node carries."""
+
     def __init__(self, node_id: NodeId, engine: str, groups: Sequence[HostedGroup],
-                 addresses: AddressBook, faults: FaultInjection) -> None:
+                 addresses: AddressBook, transport: Partitionable) -> None:
         self.node_id = node_id
         self.engine = engine
         self.groups = tuple(groups)
         self.addresses = addresses
-        self.faults = faults
+        self._transport = transport
         self._balancer = LeaderBalancer(node_id, self.groups)
 
     def start(self) -> None:
@@ -53,5 +61,8 @@ class Host:
 
     def isolate_from(self, peers: frozenset[NodeId]) -> None:
         """Drop every protocol's traffic to and from `peers` (an injected partition)."""
-        self.faults.isolate_from(peers)
+        self._transport.isolated_from = peers
         log.warning("node %d now isolated from %s", self.node_id, sorted(peers) or "nobody")
+
+    def isolated_from(self) -> frozenset[NodeId]:
+        return self._transport.isolated_from

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_SENT = Counter(
     "distlab_peer_messages_sent_total",
@@ -26,19 +24,10 @@ STREAMS_OPEN = Gauge(
 STREAMS_REFUSED = Counter(
     "distlab_peer_streams_refused_total",
     "Peer streams and transfers this node refused at the handshake, by reason.", ["reason"])
-# Registered when the first transport starts rather than at import: the Raft-only transport
-# this one replaces registers the same name at import, and both modules can be loaded in one
-# process until it is removed.
 ROUND_TRIP = Histogram(
     "distlab_peer_round_trip_time_seconds", "Round trip of a probe call to a peer.",
     ["peer"], buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
-    registry=None,
 )
-
-
-def register_round_trip() -> None:
-    with contextlib.suppress(ValueError):  # registered already
-        REGISTRY.register(ROUND_TRIP)
 
 
 OUTBOUND = STREAMS_OPEN.labels("outbound")

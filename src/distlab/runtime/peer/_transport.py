@@ -13,7 +13,7 @@ from distlab.proto import peer_pb2_grpc
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.peer._handshake import Handshake
-from distlab.runtime.peer._metrics import BULK_TRANSFERS, count_sent, register_round_trip
+from distlab.runtime.peer._metrics import BULK_TRANSFERS, count_sent
 from distlab.runtime.peer._sender import MAX_ENVELOPE_BYTES, PeerSender
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ class PeerTransport:
         # the servicer drops what they send.
         self.isolated_from: frozenset[NodeId] = frozenset()
         self._closed = False
-        register_round_trip()
 
     def learn_address(self, node: NodeId, address: Address | str) -> None:
         self._channels.add(node, address)
