@@ -52,12 +52,12 @@ from typing import Any
 
 import grpc
 
-from distlab.cli.bench import LoadResult, measure_load, summarize
 from distlab.cli.common import format_table
 from distlab.client import KVClient, KVError, Rejected
+from distlab.ops.load import LoadResult, measure_load, summarize
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime import loop
-from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.wire.channels import open_channel
 
 VALUE_SIZE = 100

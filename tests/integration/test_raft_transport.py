@@ -12,11 +12,11 @@ import grpc
 import pytest
 
 from distlab.core.ids import NodeId
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import raft_pb2, raft_pb2_grpc
 from distlab.protocols import raft
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.runtime.raft import transport as transport_module
 from distlab.runtime.raft.transport import RaftServicer, RaftTransport
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from distlab.core.ids import NodeId
-from distlab.runtime.config import Address
 from distlab.runtime.health import is_serving
+from distlab.wire.addresses import Address
 from distlab.wire.channels import open_channel
 
 CLUSTER_FILE = "cluster.json"
@@ -76,17 +76,24 @@ def free_loopback_ports(count: int) -> list[int]:
 
 @dataclass(slots=True)
 class LocalCluster:
+    """Nodes hosting `groups` replicated groups of `engine` (None: the node's default)."""
+
     data_dir: Path
     nodes: dict[NodeId, LocalNode] = field(default_factory=dict)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    groups: int = 1
+    engine: str | None = None
 
     @classmethod
-    def plan(cls, size: int, data_dir: Path, extra_env: Mapping[str, str] | None = None
-             ) -> LocalCluster:
+    def plan(cls, size: int, data_dir: Path, extra_env: Mapping[str, str] | None = None, *,
+             groups: int = 1, engine: str | None = None) -> LocalCluster:
         if size < 1:
             raise ValueError(f"a cluster needs at least one node, not {size}")
+        if groups < 1:
+            raise ValueError(f"a cluster hosts at least one group, not {groups}")
         ports = free_loopback_ports(2 * size)
-        cluster = cls(data_dir=data_dir.resolve(), extra_env=dict(extra_env or {}))
+        cluster = cls(data_dir=data_dir.resolve(), extra_env=dict(extra_env or {}),
+                      groups=groups, engine=engine)
         for index in range(size):
             node_id = NodeId(index + 1)
             cluster.nodes[node_id] = LocalNode(
@@ -114,6 +121,11 @@ class LocalCluster:
         return node
 
     @property
+    def addresses(self) -> dict[NodeId, Address]:
+        """Node id -> gRPC address, for clients and the tools of distlab.ops."""
+        return {node_id: node.address for node_id, node in self.nodes.items()}
+
+    @property
     def cluster_nodes(self) -> str:
         """The CLUSTER_NODES value every member is started with."""
         return ",".join(f"{node.node_id}={node.address}" for node in self.nodes.values())
@@ -129,8 +141,11 @@ class LocalCluster:
             "LISTEN_ADDR": str(node.address),
             "METRICS_ADDR": str(node.metrics_address),
             "DATA_DIR": str(node.data_dir),
+            "GROUPS": str(self.groups),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.engine is not None:
+            env["ENGINE"] = self.engine
         if node.join:
             env["JOIN"] = "true"
         with node.log_path.open("ab") as log_file:
@@ -181,7 +196,8 @@ class LocalCluster:
         return path
 
     def describe(self) -> dict[str, Any]:
-        return {"nodes": [node.describe() for node in self.nodes.values()]}
+        return {"groups": self.groups, "engine": self.engine,
+                "nodes": [node.describe() for node in self.nodes.values()]}
 
     async def stop_node(self, node_id: NodeId, sig: int = signal.SIGTERM) -> int | None:
         """Signal one node and wait for it; SIGKILL if it outlives the stop timeout."""
