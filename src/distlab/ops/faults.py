@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -24,16 +23,14 @@ import grpc
 
 from distlab.core.ids import NodeId
 from distlab.ops import docker
-from distlab.ops.local_cluster import ClusterStartError, LocalCluster
+from distlab.ops.local_cluster import ClusterStartError, LocalCluster, wait_serving
 from distlab.proto import admin_pb2, admin_pb2_grpc
-from distlab.runtime.health import is_serving
 from distlab.wire.addresses import Address
 from distlab.wire.channels import open_channel
 
 ADMIN_TIMEOUT_SECONDS = 1.0
 RESTART_TIMEOUT_SECONDS = 30.0
 ISOLATION_RETRY_SECONDS = 0.2
-HEALTH_POLL_SECONDS = 0.1
 
 T = TypeVar("T")
 
@@ -165,20 +162,8 @@ class ComposeContainers:
         address = self._addresses.get(node)
         if address is None:
             return None
-        if not await wait_serving(address, RESTART_TIMEOUT_SECONDS):
-            return f"node{node} did not serve within {RESTART_TIMEOUT_SECONDS:.0f} s"
-        return None
-
-
-async def wait_serving(address: Address | str, timeout: float) -> bool:
-    """Whether the server at `address` reports SERVING within `timeout`."""
-    deadline = time.monotonic() + timeout
-    async with open_channel(address) as channel:
-        while not await is_serving(channel, deadline_seconds=0.5):
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(HEALTH_POLL_SECONDS)
-    return True
+        problem = await wait_serving(address, RESTART_TIMEOUT_SECONDS)
+        return f"node{node} {problem}" if problem is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,23 @@ class LocalNode:
             "data_dir": str(self.data_dir),
             "log": str(self.log_path),
         }
+
+
+async def wait_serving(address: Address | str, timeout_seconds: float,
+                       gave_up: Callable[[], str | None] = lambda: None) -> str | None:
+    """Poll the server's health until it serves (None), or say why not: what `gave_up`
+    reports (a process that exited, say), or that the time ran out."""
+    deadline = time.monotonic() + timeout_seconds
+    async with open_channel(address) as channel:
+        while True:
+            problem = gave_up()
+            if problem is not None:
+                return problem
+            if await is_serving(channel, deadline_seconds=0.5):
+                return None
+            if time.monotonic() > deadline:
+                return f"did not serve on {address} within {timeout_seconds:.0f} s"
+            await asyncio.sleep(0.05)  # polling interval between health probes
 
 
 def free_loopback_ports(count: int) -> list[int]:
@@ -157,25 +174,16 @@ class LocalCluster:
     async def wait_serving(self, node_id: NodeId, timeout_seconds: float) -> None:
         """Poll health until the node serves; fail early if its process exits."""
         node = self.nodes[node_id]
-        deadline = time.monotonic() + timeout_seconds
-        channel = open_channel(node.address)
-        try:
-            while True:
-                if node.process is not None and node.process.returncode is not None:
-                    raise ClusterStartError(
-                        f"node {node_id} exited with status {node.process.returncode}: "
-                        f"{last_line(node.log_path)}"
-                    )
-                if await is_serving(channel, deadline_seconds=0.5):
-                    return
-                if time.monotonic() > deadline:
-                    raise ClusterStartError(
-                        f"node {node_id} did not serve on {node.address} within "
-                        f"{timeout_seconds:.0f} s (log: {node.log_path})"
-                    )
-                await asyncio.sleep(0.05)  # polling interval between health probes
-        finally:
-            await channel.close()
+
+        def exited() -> str | None:
+            if node.process is not None and node.process.returncode is not None:
+                return (f"exited with status {node.process.returncode}: "
+                        f"{last_line(node.log_path)}")
+            return None
+
+        problem = await wait_serving(node.address, timeout_seconds, exited)
+        if problem is not None:
+            raise ClusterStartError(f"node {node_id} {problem} (log: {node.log_path})")
 
     async def start(self, timeout_seconds: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
