@@ -52,13 +52,13 @@ from typing import Any
 
 import grpc
 
-from distlab.cli.bench import LoadResult, measure_load, summarize
 from distlab.cli.common import format_table
 from distlab.client import KVClient, KVError, Rejected
-from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.core.ids import NodeId
+from distlab.ops.load import LoadResult, measure_load, summarize
+from distlab.ops.local_cluster import free_loopback_ports
+from distlab.ops.status import fetch_status, wait_for_leader
 from distlab.runtime import loop
-from distlab.runtime.local_cluster import free_loopback_ports
-from distlab.wire.channels import open_channel
 
 VALUE_SIZE = 100
 KEYS = 1000
@@ -173,23 +173,20 @@ def bench_distlab(duration: float, runs: int, processes: int) -> list[Row]:
 
 
 async def distlab_leader(addresses: dict[int, str]) -> tuple[int, int]:
-    """(node id, pid) of the member that says it leads."""
-    while True:
-        for node_id, address in addresses.items():
-            async with open_channel(address) as channel:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    status = await admin_pb2_grpc.AdminStub(channel).Status(
-                        admin_pb2.StatusRequest(), timeout=0.5)
-                    if status.role == "leader":
-                        return node_id, status.pid
-        await asyncio.sleep(0.05)  # no leader yet: an election is running
+    """(node id, pid) of the member that leads group 0."""
+    members = {NodeId(node): address for node, address in addresses.items()}
+    leader = (await wait_for_leader(members, 10))[0]
+    status = await fetch_status(addresses[leader])
+    if status is None:
+        raise Skipped(f"the leader, node {leader}, stopped answering")
+    return leader, status.pid
 
 
 async def distlab_failover_once(addresses: dict[int, str]) -> float:
     """Kill the leader under a warm client (session open, leader known); time the next write."""
     async with KVClient(addresses, call_timeout=0.5, operation_timeout=30) as client:
         await client.put("failover", "before")
-        _, pid = await asyncio.wait_for(distlab_leader(addresses), 10)
+        _, pid = await distlab_leader(addresses)
         os.kill(pid, signal.SIGKILL)
         started = time.perf_counter()
         await client.put("failover", "after")

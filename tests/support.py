@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,10 +69,12 @@ def pid_alive(pid: int) -> bool:
 class UpProcess:
     """`distlab up` running in the background, and the cluster.json it wrote."""
 
-    def __init__(self, data_dir: Path, nodes: int, extra_env: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path, nodes: int, extra_env: dict[str, str] | None = None,
+                 extra_args: Sequence[str] = ()):
         self.data_dir = data_dir
         self.process = subprocess.Popen(
-            distlab_command("up", "--nodes", str(nodes), "--data-dir", str(data_dir)),
+            distlab_command("up", "--nodes", str(nodes), "--data-dir", str(data_dir),
+                            *extra_args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(extra_env or {})},
         )

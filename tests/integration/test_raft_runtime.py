@@ -18,7 +18,7 @@ from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.proto import raft_pb2_grpc
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.local_cluster import free_loopback_ports
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.runtime.raft.storage import DurableStorage
 
 TIMING = Timing(tick_seconds=0.02, election_ticks=10, heartbeat_ticks=1, snapshot_entries=50)

@@ -36,10 +36,10 @@ from distlab.cli.common import (
     UsageError,
     format_table,
 )
+from distlab.ops.local_mapreduce import LocalMapReduce
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.protocols.mapreduce import SchedulerConfig
 from distlab.runtime import loop
-from distlab.runtime.config import Address, ConfigError, parse_address
 from distlab.runtime.mapreduce.client import (
     CoordinatorGone,
     JobRejected,
@@ -54,9 +54,9 @@ from distlab.runtime.mapreduce.coordinator import (
     serve_coordinator,
 )
 from distlab.runtime.mapreduce.joblog import JobLogCorrupt
-from distlab.runtime.mapreduce.local import LocalMapReduce
 from distlab.runtime.mapreduce.sequential import run_sequential
 from distlab.runtime.mapreduce.worker import CoordinatorUnreachable, WorkerSettings, serve_worker
+from distlab.wire.addresses import Address, ConfigError, parse_address
 
 DEFAULT_COORDINATOR_LISTEN = "0.0.0.0:7070"
 DEFAULT_OUTPUT = "mr-output"

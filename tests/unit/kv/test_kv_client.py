@@ -11,7 +11,7 @@ from distlab.apps.kv import KVStateMachine
 from distlab.client import Indefinite, InvalidRequest, KVClient, Rejected, Unavailable
 from distlab.core.replicated_log import OutcomeUnknown
 from distlab.core.status import EngineStatus
-from distlab.runtime.local_cluster import free_loopback_ports
+from distlab.ops.local_cluster import free_loopback_ports
 from tests.unit.kv.kv_harness import (
     FollowerLog,
     LosesLeadershipLog,

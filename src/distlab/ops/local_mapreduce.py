@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distlab.runtime.config import Address
-from distlab.runtime.local_cluster import LOOPBACK, free_loopback_ports, last_line
+from distlab.ops.local_cluster import LOOPBACK, free_loopback_ports, last_line
+from distlab.wire.addresses import Address
 
 STOP_TIMEOUT_SECONDS = 5.0
 
