@@ -119,6 +119,8 @@ class FileSharedLog:
 
     @property
     def wal(self) -> WriteAheadLog:
+        """The WAL underneath, to inspect: a record appended to it directly would bypass
+        the note of which groups each segment holds."""
         return self._wal
 
     @property
