@@ -168,7 +168,8 @@ async def test_lagging_follower_catches_up_by_snapshot(cluster: LocalCluster) ->
         await cluster.start_node(follower)
         await cluster.wait_serving(follower, 30)
         await wait_caught_up(cluster.addresses, follower, 60)
-        snapshots = list((cluster.nodes[follower].data_dir / "snapshots").glob("*.snap"))
+        group_zero = cluster.nodes[follower].data_dir / "group-0"
+        snapshots = list((group_zero / "snapshots").glob("*.snap"))
         assert snapshots, "the follower caught up without receiving a snapshot"
         log_text = cluster.nodes[follower].log_path.read_text()
         assert "restored snapshot" in log_text

@@ -12,6 +12,7 @@ import logging
 import random
 import signal
 import socket
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import grpc
@@ -21,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
+from distlab.core.replicated_log import StateMachine
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
 from distlab.runtime.config import Address, ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
@@ -83,6 +85,46 @@ class StartupError(Exception):
     """The node cannot start on what it found (damaged durable state); one line says why."""
 
 
+def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
+               machines: Sequence[StateMachine],
+               on_failure: Callable[[BaseException], None]) -> Host:
+    """One Raft group per machine, each on its share of `stores`, routed through `router`.
+
+    Raises ValueError when a group's stored snapshot cannot be read.
+    """
+    addresses = AddressBook({node: str(address) for node, address in config.cluster.items()},
+                            on_learn=peer.learn_address)
+    shared_sync = SharedSync(stores.sync, lambda: stores.shared_log.written_seq)
+    timing = RaftTiming(
+        driver=Timing(tick_seconds=config.raft_tick_ms / 1000,
+                      snapshot_entries=config.snapshot_entries),
+        election_ticks=config.raft_election_ticks)
+    voters = frozenset() if config.join else frozenset(config.cluster)
+    groups = []
+    for index, machine in enumerate(machines):
+        group_stores = stores.group(index)
+        storage = DurableStorage(group_stores.log, group_stores.stable, group_stores.snapshots,
+                                 shared_sync)
+        group = RaftGroup.build(
+            node_id=config.node_id, group=index, voters=voters, storage=storage,
+            machine=machine, addresses=addresses,
+            transport=partial(RaftGroupTransport, peer, index),
+            clock=LoopClock(), rng=random.Random(), timing=timing, on_failure=on_failure,
+        )
+        RaftGroupReceiver(config.node_id, group.driver.deliver).register(router, index)
+        groups.append(group)
+    # One listener for the node: a peer that cannot be reached is unreachable for every
+    # group, so each group's core stops streaming appends into the dead connection.
+    drivers = [group.driver for group in groups]
+
+    def report_unreachable(node: NodeId) -> None:
+        for driver in drivers:
+            driver.report_unreachable(node)
+
+    peer.add_unreachable_listener(report_unreachable)
+    return Host(config.node_id, ENGINE, groups, addresses, peer)
+
+
 class Node:
     """The wiring of one member's services; protocol logic lives in the instances it hosts."""
 
@@ -99,42 +141,6 @@ class Node:
         self._collector: GroupStatusCollector | None = None
         self._channels: PeerChannels | None = None
         self._health = health.aio.HealthServicer()
-
-    def _build_host(self, stores: NodeStorage, peer: PeerTransport, router: PeerRouter) -> Host:
-        config = self.config
-        addresses = AddressBook({node: str(address) for node, address in config.cluster.items()},
-                                on_learn=peer.learn_address)
-        shared_sync = SharedSync(stores.sync, stores.written)
-        timing = RaftTiming(
-            driver=Timing(tick_seconds=config.raft_tick_ms / 1000,
-                          snapshot_entries=config.snapshot_entries),
-            election_ticks=config.raft_election_ticks)
-        voters = frozenset() if config.join else frozenset(config.cluster)
-        groups = []
-        for index, machine in enumerate(self.machines):
-            group_stores = stores.group(index)
-            storage = DurableStorage(group_stores.log, group_stores.stable,
-                                     group_stores.snapshots, shared_sync)
-            group = RaftGroup.build(
-                node_id=config.node_id, group=index, voters=voters, storage=storage,
-                machine=machine, addresses=addresses,
-                transport=partial(RaftGroupTransport, peer, index),
-                clock=LoopClock(), rng=random.Random(), timing=timing,
-                on_failure=self._on_group_failure,
-            )
-            driver = group.driver
-            RaftGroupReceiver(config.node_id, driver.deliver).register(router, index)
-            groups.append(group)
-        # One listener for the node: a peer that cannot be reached is unreachable for every
-        # group, so each group's core stops streaming appends into the dead connection.
-        drivers = [group.driver for group in groups]
-
-        def report_unreachable(node: NodeId) -> None:
-            for driver in drivers:
-                driver.report_unreachable(node)
-
-        peer.add_unreachable_listener(report_unreachable)
-        return Host(config.node_id, ENGINE, groups, addresses, peer)
 
     def _on_group_failure(self, error: BaseException) -> None:
         log.error("node %d stops: a group's durable state can no longer be trusted (%s)",
@@ -159,7 +165,8 @@ class Node:
         router = PeerRouter()
         self._peer = peer = PeerTransport(config.node_id, config.groups, self._channels)
         try:
-            self.host = host = self._build_host(stores, peer, router)
+            self.host = host = build_host(config, stores, peer, router, self.machines,
+                                          self._on_group_failure)
         except ValueError as error:
             stores.close()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error

@@ -40,7 +40,7 @@ SYNC_WAITERS = Counter(
 class SharedSync:
     """Shares the fsyncs of one WAL among the drivers that write to it."""
 
-    def __init__(self, sync: Callable[[], None], written: Callable[[], int]) -> None:
+    def __init__(self, sync: Callable[[], object], written: Callable[[], int]) -> None:
         self._sync = sync
         self._written = written
         self._durable = 0
@@ -51,9 +51,9 @@ class SharedSync:
         self.syncs = 0
         self.writes_synced = 0
 
-    async def durable(self) -> None:
-        """Return once everything written so far is durable; raises if the fsync failed."""
-        target = self._written()
+    async def durable(self, target: int) -> None:
+        """Return once the WAL is durable up to record `target` (what the caller wrote);
+        raises if the fsync failed."""
         self._waiters += 1
         while self._durable < target:
             if self._running is None:

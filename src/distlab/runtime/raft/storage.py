@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from distlab.core.ids import NodeId
 from distlab.protocols import raft
 from distlab.runtime.host.sync import SharedSync
-from distlab.storage import LogEntry, LogStore, SnapshotStore, StableState, StableStore
+from distlab.storage import GroupLogStore, LogEntry, SnapshotStore, StableState, StableStore
 from distlab.storage import Snapshot as StoredSnapshot
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def _snapshot_from_stored(stored: StoredSnapshot) -> raft.Snapshot:
 class DurableStorage:
     """Implements the core's `Storage` (what it restarts from) and the driver's Storage port."""
 
-    def __init__(self, log_store: LogStore, stable: StableStore, snapshots: SnapshotStore,
+    def __init__(self, log_store: GroupLogStore, stable: StableStore, snapshots: SnapshotStore,
                  shared_sync: SharedSync) -> None:
         self._log = log_store
         self._stable = stable
@@ -99,7 +99,7 @@ class DurableStorage:
         if ready.hard_state is not None:
             self._save_hard_state(ready.hard_state)
         if ready.entries:
-            await self._shared_sync.durable()
+            await self._shared_sync.durable(self._log.written_seq)
 
     def save_snapshot(self, snapshot: raft.Snapshot) -> None:
         """Keep `snapshot` (taken here or received from the leader) and drop the log it covers."""
