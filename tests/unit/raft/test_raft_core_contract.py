@@ -9,11 +9,14 @@ import pytest
 from distlab.core.ids import NodeId
 from distlab.protocols.raft import (
     AppendEntries,
+    AppendEntriesReply,
     Config,
     Entry,
     EntryKind,
     HardState,
+    Heartbeat,
     MemoryStorage,
+    Message,
     Raft,
     RequestVote,
     RequestVoteReply,
@@ -141,3 +144,88 @@ def test_single_node_cluster_commits_alone() -> None:
     ready = raft.ready()
     assert [entry.data for entry in ready.committed_entries] == [b"", b"x"]
     raft.advance()
+
+
+def elected_leader(**overrides: object) -> Raft:
+    """Node 1 as leader of term 1, both followers acknowledged: they are in replicate state."""
+    leader = make(N1, **overrides)
+    leader.campaign()
+    leader.step(RequestVoteReply(1, N2, N1, granted=True, pre_vote=True))
+    leader.step(RequestVoteReply(1, N2, N1, granted=True))
+    assert leader.role is Role.LEADER
+    for voter in (N2, N3):
+        leader.step(AppendEntriesReply(1, voter, N1, success=True, match_index=1))
+    while leader.has_ready():
+        leader.ready()
+        leader.advance()
+    return leader
+
+
+def test_has_ready_is_a_query_so_proposals_around_it_travel_together() -> None:
+    leader = elected_leader()
+    leader.propose(b"a")
+    assert leader.has_ready()
+    assert leader.has_ready()  # asking twice is the same as asking once
+    leader.propose(b"b")
+    appends = [m for m in leader.ready().messages if isinstance(m, AppendEntries)]
+    assert sorted(m.recipient for m in appends) == [N2, N3]
+    assert all([e.data for e in m.entries] == [b"a", b"b"] for m in appends)
+    leader.advance()
+
+
+def test_has_ready_sees_a_read_round_and_commit_notices_waiting_for_the_ready() -> None:
+    leader = elected_leader()
+    assert not leader.has_ready()
+    assert leader.read_index(b"r")  # the no-op of term 1 is committed: a round is owed
+    assert leader.has_ready()
+    heartbeats = [m for m in leader.ready().messages if isinstance(m, Heartbeat)]
+    assert sorted(m.recipient for m in heartbeats) == [N2, N3]
+    leader.advance()
+    leader.propose(b"x")
+    leader.ready()
+    leader.advance()
+    # one follower acknowledges: the entry commits and the other idle follower is owed a notice
+    leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=2))
+    assert leader.has_ready()
+    ready = leader.ready()
+    notices = [m for m in ready.messages if isinstance(m, Heartbeat)]
+    assert [(m.recipient, m.commit) for m in notices] == [(N2, 2)]
+    leader.advance()
+    assert not leader.has_ready()
+
+
+def test_has_ready_agrees_with_ready_in_a_lossy_cluster() -> None:
+    """Random ticks, losses, reorderings, proposals and reads: whenever has_ready() says
+    False, ready() hands out nothing, and whenever it says True, something."""
+    for seed in range(8):
+        rng = Random(seed)
+        nodes = {node: make(node) for node in VOTERS}
+        in_flight: list[Message] = []
+        checked = 0
+        for _ in range(3_000):
+            action = rng.random()
+            node = nodes[rng.choice(sorted(VOTERS))]
+            if action < 0.3:
+                node.tick()
+            elif action < 0.75 and in_flight:
+                message = in_flight.pop(rng.randrange(len(in_flight)))
+                if rng.random() < 0.9:
+                    nodes[message.recipient].step(message)
+            elif action < 0.9:
+                node.propose_batch([b"c"] * rng.randrange(1, 4))
+            else:
+                node.read_index(b"%d" % rng.randrange(1 << 30))
+            for raft in nodes.values():
+                expected = raft.has_ready()
+                assert raft.has_ready() == expected
+                ready = raft.ready()
+                handed_out = bool(
+                    ready.hard_state or ready.entries or ready.snapshot or ready.messages
+                    or ready.committed_entries or ready.read_states
+                )
+                assert handed_out == expected, f"seed {seed}: has_ready() said {expected}"
+                checked += expected
+                in_flight.extend(ready.messages)
+                raft.advance()
+        assert checked > 1_000
+        assert any(raft.log.committed > 10 for raft in nodes.values()), f"seed {seed} idle"

@@ -25,7 +25,8 @@ from distlab.protocols.raft.messages import (
     describe,
     is_request,
 )
-from distlab.protocols.raft.raft import Proposal, Raft
+from distlab.protocols.raft.raft import Raft
+from distlab.protocols.raft.replication import Proposal
 from distlab.protocols.raft.state import HardState, ReadState, Ready, Role, Status
 from distlab.protocols.raft.storage import MemoryStorage, Storage
 

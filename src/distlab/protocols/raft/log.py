@@ -102,6 +102,8 @@ class RaftLog:
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Appends entries that follow the last one directly (the leader's own proposals)."""
+        if entries:
+            assert entries[0].term >= self.last_term(), "terms go back along the log"
         for entry in entries:
             assert entry.index == self.last_index() + 1, "appended entries are not contiguous"
             self.entries.append(entry)
@@ -121,6 +123,10 @@ class RaftLog:
                 continue
             # first conflict or first new entry: everything from here comes from the leader
             assert entry.index > self.committed, "a committed entry would be overwritten"
+            previous_term = self.term_at(entry.index - 1)
+            assert previous_term is not None and previous_term <= entry.term, (
+                f"entry {entry.index} of term {entry.term} follows one of term {previous_term}"
+            )
             base = self.snapshot_index + 1
             del self.entries[entry.index - base :]
             for new_entry in entries[entries.index(entry) :]:

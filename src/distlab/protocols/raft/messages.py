@@ -28,6 +28,11 @@ class Entry:
     kind: EntryKind
     data: bytes
 
+    @property
+    def command(self) -> bytes | None:
+        """The client command this entry carries: a NORMAL entry's data, if it has any."""
+        return self.data if self.kind is EntryKind.NORMAL and self.data else None
+
 
 @dataclass(frozen=True, slots=True)
 class Membership:

@@ -69,6 +69,18 @@ class Progress:
         self._reset(ProgressState.SNAPSHOT)
         self.pending_snapshot = snapshot_index
 
+    def snapshot_reported(self, succeeded: bool) -> None:
+        """The snapshot reached the follower, or failed to: probe, paused until it answers.
+
+        After a success the next append follows the snapshot; after a failure it starts
+        from the match, so it finds the entries compacted and sends the snapshot again.
+        """
+        assert self.state is ProgressState.SNAPSHOT
+        if not succeeded:
+            self.pending_snapshot = 0
+        self.become_probe()
+        self.probe_sent = True
+
     def _reset(self, state: ProgressState) -> None:
         self.state = state
         self.probe_sent = False
