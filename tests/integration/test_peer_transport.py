@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from distlab.core.ids import NodeId
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import peer_pb2, peer_pb2_grpc
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.runtime.peer import (
     PeerRouter,
     PeerServicer,

@@ -10,11 +10,11 @@ import grpc
 import pytest
 
 from distlab.core.ids import NodeId
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import peer_pb2_grpc, raft_pb2
 from distlab.protocols import raft
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport, _metrics
 from distlab.runtime.raft.group_transport import (
     RAFT_SERVICE,

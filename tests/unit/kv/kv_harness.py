@@ -21,8 +21,7 @@ from distlab.core.ids import NodeId
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
 from distlab.core.status import EngineStatus
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
-from distlab.runtime.grpc.kv import KVServicer
-from distlab.wire.sharding import group_of
+from distlab.runtime.grpc.kv import KVServicer, Shard
 
 
 class SingleMemberLog:
@@ -130,7 +129,7 @@ async def kv_server(
 ) -> AsyncIterator[str]:
     """A gRPC server on a free loopback port serving KV over `log`; yields its address."""
     server = grpc.aio.server(interceptors=list(interceptors))
-    kv_pb2_grpc.add_KVServicer_to_server(KVServicer(log, machine), server)
+    kv_pb2_grpc.add_KVServicer_to_server(KVServicer([Shard(log, machine)]), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -166,35 +165,6 @@ def kv_server_thread(machine: KVStateMachine | None = None) -> Iterator[str]:
         loop.close()
 
 
-class GroupedKV(kv_pb2_grpc.KVServicer):
-    """One node's KV service over several groups: each request goes to its key's group (an
-    OpenSession to the group it names), as a node hosting many groups routes it."""
-
-    def __init__(self, groups: Sequence[KVServicer]) -> None:
-        self._groups = list(groups)
-
-    def _of(self, key: str) -> KVServicer:
-        return self._groups[group_of(key, len(self._groups))]
-
-    async def Get(self, request: Any, context: Any) -> Any:
-        return await self._of(request.key).Get(request, context)
-
-    async def Put(self, request: Any, context: Any) -> Any:
-        return await self._of(request.key).Put(request, context)
-
-    async def Append(self, request: Any, context: Any) -> Any:
-        return await self._of(request.key).Append(request, context)
-
-    async def Delete(self, request: Any, context: Any) -> Any:
-        return await self._of(request.key).Delete(request, context)
-
-    async def CompareAndSet(self, request: Any, context: Any) -> Any:
-        return await self._of(request.key).CompareAndSet(request, context)
-
-    async def OpenSession(self, request: Any, context: Any) -> Any:
-        return await self._groups[request.group].OpenSession(request, context)
-
-
 class GroupedAdmin(admin_pb2_grpc.AdminServicer):
     """Admin.Status of a node hosting groups whose logs are `logs`."""
 
@@ -225,7 +195,7 @@ async def grouped_node(node_id: int, logs: Sequence[ReplicatedLog],
     server = grpc.aio.server()
     admin = GroupedAdmin(node_id, logs)
     kv_pb2_grpc.add_KVServicer_to_server(
-        GroupedKV([KVServicer(log, machine) for log, machine in zip(logs, machines, strict=True)]),
+        KVServicer([Shard(log, machine) for log, machine in zip(logs, machines, strict=True)]),
         server)
     admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -59,7 +59,6 @@ class RaftGroup:
         clock: Clock,
         rng: random.Random,
         timing: RaftTiming | None = None,
-        planted_bugs: frozenset[str] = frozenset(),
         on_failure: Callable[[BaseException], None] = lambda error: None,
     ) -> RaftGroup:
         """A group restored from `storage`; `voters` bootstraps a brand-new one (empty: join).
@@ -75,7 +74,7 @@ class RaftGroup:
                      snapshot.meta.last_index)
         config = raft.Config(
             node_id=node_id, voters=voters, election_ticks=timing.election_ticks,
-            heartbeat_ticks=timing.heartbeat_ticks, planted_bugs=planted_bugs,
+            heartbeat_ticks=timing.heartbeat_ticks,
         )
         core = raft.Raft(config, storage, rng)
         reports: list[Driver[raft.Raft]] = []
