@@ -12,11 +12,11 @@ import grpc
 import pytest
 
 from distlab.core.ids import NodeId
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import raft_pb2_grpc
 from distlab.runtime.config import Address
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.ops.local_cluster import free_loopback_ports
 from distlab.runtime.raft.driver import RaftDriver, Timing
 from distlab.runtime.raft.storage import DurableStorage
 from distlab.runtime.raft.transport import RaftServicer, RaftTransport
