@@ -12,11 +12,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from distlab.client import KVClient, KVError
+from distlab.client import KVClient
 from distlab.core.ids import NodeId
 from distlab.ops.local_cluster import LocalCluster
 from distlab.ops.status import fetch_status, wait_caught_up, wait_for_leader
 from distlab.proto import admin_pb2, admin_pb2_grpc
+from tests.cluster.kv_writers import Writer, assert_all_readable
 
 FAST_SNAPSHOTS = {"SNAPSHOT_ENTRIES": "1000"}
 
@@ -45,52 +46,6 @@ async def node_status(cluster: LocalCluster, node_id: NodeId) -> admin_pb2.NodeS
 
 async def leader_of_group_0(cluster: LocalCluster, exclude: NodeId | None = None) -> NodeId:
     return (await wait_for_leader(cluster.addresses, 15.0, exclude=exclude))[0]
-
-
-class Writer:
-    """Writes key i = value i in a loop; remembers exactly which writes were acknowledged."""
-
-    def __init__(self, client: KVClient, prefix: str) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.acknowledged: dict[str, str] = {}
-        self.failed = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        i = 0
-        while not self._stop.is_set():
-            key, value = f"{self.prefix}-{i}", f"v{i}"
-            try:
-                await self.client.put(key, value, budget=5.0)
-            except KVError:
-                self.failed += 1
-            else:
-                self.acknowledged[key] = value
-            i += 1
-
-    async def wait_acks(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        target = len(self.acknowledged) + count
-        while len(self.acknowledged) < target:
-            if time.monotonic() > deadline:
-                pytest.fail(f"writes stalled at {len(self.acknowledged)} acknowledgements")
-            await asyncio.sleep(0.02)  # polling interval
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-
-async def assert_all_readable(client: KVClient, expected: dict[str, str]) -> None:
-    assert expected, "the test acknowledged no writes"
-    for key, value in expected.items():
-        assert await client.get(key) == value, key
 
 
 async def test_leader_killed_during_writes(cluster: LocalCluster) -> None:

@@ -7,17 +7,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from distlab.client import KVClient, KVError
 from distlab.core.ids import NodeId
 from distlab.ops.local_cluster import LocalCluster
 from distlab.ops.status import collect_status, leadership, wait_caught_up
 from distlab.wire.sharding import group_of
+from tests.cluster.kv_writers import Writer, assert_all_readable
 
 GROUPS = 3
 KEYS = 3_000
@@ -123,3 +126,52 @@ async def test_three_groups_spread_fail_over_and_rebalance(cluster: LocalCluster
         assert victim in rebalanced.values()
         for key in keys[::211]:
             assert await client.get(key) == f"v1-{key}"
+
+
+def scrape(cluster: LocalCluster, node: NodeId) -> dict[str, float]:
+    """One node's /metrics as {sample name with labels: value}."""
+    address = cluster.nodes[node].metrics_address
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+@pytest.mark.slow
+async def test_one_stream_per_pair_and_a_wal_shared_by_groups(cluster: LocalCluster) -> None:
+    await wait_balanced(cluster, timeout=10.0)
+    async with client_for(cluster) as client:
+        writers = [Writer(client, f"crash-{i}") for i in range(12)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            await writer.wait_acks(20)
+
+        for node in cluster.nodes:
+            samples = await asyncio.to_thread(scrape, cluster, node)
+            # One long-lived stream to each other node, and one from each, whatever the
+            # number of groups they carry.
+            assert samples["distlab_peer_streams_open{direction=outbound}"] == 2, node
+            assert samples["distlab_peer_streams_open{direction=inbound}"] == 2, node
+        fsyncs = one_group_fsyncs = 0.0
+        for node in cluster.nodes:
+            samples = await asyncio.to_thread(scrape, cluster, node)
+            fsyncs += samples["distlab_wal_fsync_groups_count{}"]
+            one_group_fsyncs += samples["distlab_wal_fsync_groups_bucket{le=1.0}"]
+        # Concurrent writes to three groups: some fsyncs made several groups durable at once.
+        assert fsyncs > one_group_fsyncs, (fsyncs, one_group_fsyncs)
+
+        await asyncio.gather(*(cluster.stop_node(n, signal.SIGKILL) for n in cluster.nodes))
+        for writer in writers:
+            await writer.stop()
+        acknowledged = {key: value for writer in writers
+                        for key, value in writer.acknowledged.items()}
+        assert {group_of(key, GROUPS) for key in acknowledged} == {0, 1, 2}
+        for node in cluster.nodes:
+            await cluster.start_node(node)
+        await asyncio.gather(*(cluster.wait_serving(n, 30) for n in cluster.nodes))
+        await assert_all_readable(client, acknowledged)

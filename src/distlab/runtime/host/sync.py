@@ -20,7 +20,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
+
+from distlab.storage import SyncReport
 
 INLINE_SYNC_SECONDS = 0.002
 # Weight of the newest sync in the running average of sync times.
@@ -31,30 +33,28 @@ FSYNC_SECONDS = Histogram(
     "How long one fsync of the write-ahead log took.",
     buckets=(0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0),
 )
-SYNC_WAITERS = Counter(
-    "distlab_wal_sync_waiters_total",
-    "Instance writes made durable, summed over fsyncs (divide by the fsync count for the "
-    "number of writes, across groups, that one fsync served).")
+FSYNC_GROUPS = Histogram(
+    "distlab_wal_fsync_groups",
+    "How many groups' writes one fsync of the node's write-ahead log made durable.",
+    buckets=(1, 2, 3, 4, 8, 16, 32, 64, 128, 256),
+)
 
 
 class SharedSync:
     """Shares the fsyncs of one WAL among the drivers that write to it."""
 
-    def __init__(self, sync: Callable[[], object], written: Callable[[], int]) -> None:
+    def __init__(self, sync: Callable[[], SyncReport | None], written: Callable[[], int]
+                 ) -> None:
         self._sync = sync
         self._written = written
         self._durable = 0
         self._running: asyncio.Future[None] | None = None
-        self._waiters = 0
         # Starts slow: the first syncs go to a thread until the disk has shown it is fast.
         self._average_sync_seconds = 1.0
-        self.syncs = 0
-        self.writes_synced = 0
 
     async def durable(self, target: int) -> None:
         """Return once the WAL is durable up to record `target` (what the caller wrote);
         raises if the fsync failed."""
-        self._waiters += 1
         while self._durable < target:
             if self._running is None:
                 self._running = asyncio.ensure_future(self._sync_once())
@@ -65,19 +65,17 @@ class SharedSync:
         try:
             await asyncio.sleep(0)
             target = self._written()
-            waiters, self._waiters = self._waiters, 0
             started = time.perf_counter()
             if self._average_sync_seconds < INLINE_SYNC_SECONDS:
-                self._sync()
+                report = self._sync()
             else:
-                await asyncio.to_thread(self._sync)
-            elapsed = time.perf_counter() - started
-            FSYNC_SECONDS.observe(elapsed)
-            self._average_sync_seconds += SYNC_TIME_WEIGHT * (
-                elapsed - self._average_sync_seconds)
+                report = await asyncio.to_thread(self._sync)
             self._durable = max(self._durable, target)
-            self.syncs += 1
-            self.writes_synced += waiters
-            SYNC_WAITERS.inc(waiters)
+            if report is not None:  # None: another caller's fsync had covered it all
+                elapsed = time.perf_counter() - started
+                FSYNC_SECONDS.observe(elapsed)
+                FSYNC_GROUPS.observe(len(report.groups))
+                self._average_sync_seconds += SYNC_TIME_WEIGHT * (
+                    elapsed - self._average_sync_seconds)
         finally:
             self._running = None
