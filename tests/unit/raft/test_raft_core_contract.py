@@ -6,7 +6,6 @@ from random import Random
 
 import pytest
 
-from distlab.core.ids import NodeId
 from distlab.protocols.raft import (
     AppendEntries,
     AppendEntriesReply,
@@ -22,30 +21,7 @@ from distlab.protocols.raft import (
     RequestVoteReply,
     Role,
 )
-
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
-VOTERS = frozenset({N1, N2, N3})
-
-
-def make(node: NodeId = N1, storage: MemoryStorage | None = None, **overrides: object) -> Raft:
-    config = Config(node_id=node, voters=VOTERS, election_ticks=10, heartbeat_ticks=2,
-                    **overrides)  # type: ignore[arg-type]
-    return Raft(config, storage or MemoryStorage(), Random(1))
-
-
-def persist(raft: Raft, storage: MemoryStorage) -> list[object]:
-    """Applies every pending Ready to `storage`; returns the messages it would send."""
-    sent: list[object] = []
-    while raft.has_ready():
-        ready = raft.ready()
-        if ready.snapshot is not None:
-            storage.apply_snapshot(ready.snapshot)
-        storage.append(ready.entries)
-        if ready.hard_state is not None:
-            storage.set_hard_state(ready.hard_state)
-        sent.extend(ready.messages)
-        raft.advance()
-    return sent
+from tests.unit.raft.raft_harness import N1, N2, N3, VOTERS, drain, elect, make
 
 
 def test_vote_is_in_the_same_ready_as_the_reply_that_depends_on_it() -> None:
@@ -77,7 +53,7 @@ def test_entries_replace_the_stored_suffix_and_restart_reloads_them() -> None:
     follower = make(N2, storage)
     first = (Entry(1, 1, EntryKind.NOOP, b""), Entry(1, 2, EntryKind.NORMAL, b"a"))
     follower.step(AppendEntries(1, N1, N2, 0, 0, first, leader_commit=1))
-    persist(follower, storage)
+    drain(follower, storage)
     # a new leader of term 2 overwrites index 2
     second = (Entry(2, 2, EntryKind.NORMAL, b"b"),)
     follower.step(AppendEntries(2, N3, N2, 1, 1, second, leader_commit=2))
@@ -146,23 +122,8 @@ def test_single_node_cluster_commits_alone() -> None:
     raft.advance()
 
 
-def elected_leader(**overrides: object) -> Raft:
-    """Node 1 as leader of term 1, both followers acknowledged: they are in replicate state."""
-    leader = make(N1, **overrides)
-    leader.campaign()
-    leader.step(RequestVoteReply(1, N2, N1, granted=True, pre_vote=True))
-    leader.step(RequestVoteReply(1, N2, N1, granted=True))
-    assert leader.role is Role.LEADER
-    for voter in (N2, N3):
-        leader.step(AppendEntriesReply(1, voter, N1, success=True, match_index=1))
-    while leader.has_ready():
-        leader.ready()
-        leader.advance()
-    return leader
-
-
 def test_has_ready_is_a_query_so_proposals_around_it_travel_together() -> None:
-    leader = elected_leader()
+    leader = elect(make(), N2, N3)
     leader.propose(b"a")
     assert leader.has_ready()
     assert leader.has_ready()  # asking twice is the same as asking once
@@ -174,7 +135,7 @@ def test_has_ready_is_a_query_so_proposals_around_it_travel_together() -> None:
 
 
 def test_has_ready_sees_a_read_round_and_commit_notices_waiting_for_the_ready() -> None:
-    leader = elected_leader()
+    leader = elect(make(), N2, N3)
     assert not leader.has_ready()
     assert leader.read_index(b"r")  # the no-op of term 1 is committed: a round is owed
     assert leader.has_ready()
@@ -184,7 +145,8 @@ def test_has_ready_sees_a_read_round_and_commit_notices_waiting_for_the_ready() 
     leader.propose(b"x")
     leader.ready()
     leader.advance()
-    # one follower acknowledges: the entry commits and the other idle follower is owed a notice
+    # N2 acknowledges: the entry commits, and N2, idle now, is owed a notice of it (N3 is
+    # not: its append is still in flight, and the reply will bring it back)
     leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=2))
     assert leader.has_ready()
     ready = leader.ready()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from random import Random
-
 import pytest
 
-from distlab.core.ids import NO_NODE, NodeId
+from distlab.core.ids import NO_NODE
 from distlab.core.status import EngineStatus
 from distlab.protocols.raft import (
     AppendEntries,
     AppendEntriesReply,
-    Config,
     Entry,
     EntryKind,
     Heartbeat,
@@ -19,58 +16,32 @@ from distlab.protocols.raft import (
     InstallSnapshot,
     InstallSnapshotReply,
     Membership,
-    MemoryStorage,
-    Raft,
     RequestVote,
     RequestVoteReply,
-    Role,
     SnapshotMeta,
     TimeoutNow,
 )
-
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
-VOTERS = frozenset({N1, N2, N3})
-
-
-def make(node: NodeId, **overrides: object) -> Raft:
-    config = Config(node_id=node, voters=VOTERS, election_ticks=10, heartbeat_ticks=2,
-                    **overrides)  # type: ignore[arg-type]
-    return Raft(config, MemoryStorage(), Random(node))
-
-
-def elect(raft: Raft) -> None:
-    raft.campaign()
-    raft.step(RequestVoteReply(1, N2, N1, granted=True, pre_vote=True))
-    raft.step(RequestVoteReply(1, N2, N1, granted=True))
-    assert raft.role is Role.LEADER
+from tests.unit.raft.raft_harness import N1, N2, N3, VOTERS, elect, make
 
 
 def test_engine_status_is_the_cores_role_term_leader_and_indexes() -> None:
     follower = make(N2)
     assert follower.engine_status() == EngineStatus("follower", 0, NO_NODE, 0, 0)
     assert not follower.is_leader()
-    leader = make(N1)
-    elect(leader)
-    leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=1))
+    leader = elect(make(N1), N2)
     assert leader.is_leader()
-    assert leader.engine_status() == EngineStatus("leader", 1, N1, 1, 0)
-    leader.ready()
-    leader.advance()
-    status = leader.status()
+    assert leader.engine_status() == EngineStatus("leader", 1, N1, 1, 1)
+    leader.propose(b"x")
+    leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=2))
+    status = leader.status()  # committed, not yet applied
     assert leader.engine_status() == EngineStatus(
         status.role.value, status.term, status.leader_id, status.commit_index,
         status.applied_index,
-    )
-    assert status.applied_index == 1
+    ) == EngineStatus("leader", 1, N1, 2, 1)
 
 
 def test_a_leaders_own_messages_may_leave_before_the_persist_and_answers_may_not() -> None:
-    leader = make(N1)
-    elect(leader)
-    for peer in (N2, N3):
-        leader.step(AppendEntriesReply(1, peer, N1, success=True, match_index=1))
-    leader.ready()
-    leader.advance()
+    leader = elect(make(N1), N2, N3)
     leader.propose(b"x")
     leader_messages = leader.ready().messages
     leader.advance()
@@ -114,8 +85,6 @@ def test_leader_progress_tells_who_has_caught_up_and_who_answers(check_quorum: b
     leader = make(N1, check_quorum=check_quorum)
     assert leader.leader_progress() == {}
     elect(leader)
-    leader.ready()
-    leader.advance()
     assert leader.leader_progress() == {N2: (0, False), N3: (0, False)}
     leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=1))
     assert leader.leader_progress() == {N2: (1, True), N3: (0, False)}

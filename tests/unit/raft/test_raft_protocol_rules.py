@@ -21,32 +21,7 @@ from distlab.protocols.raft import (
 )
 from distlab.protocols.raft.progress import ProgressState
 from distlab.runtime.sim.world import SimOptions, Simulation
-
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
-VOTERS = frozenset({N1, N2, N3})
-
-
-def make(node: NodeId, **overrides: object) -> Raft:
-    config = Config(node_id=node, voters=VOTERS, election_ticks=10, heartbeat_ticks=2,
-                    **overrides)  # type: ignore[arg-type]
-    return Raft(config, MemoryStorage(), Random(node))
-
-
-def drain(raft: Raft) -> list[object]:
-    sent: list[object] = []
-    while raft.has_ready():
-        sent.extend(raft.ready().messages)
-        raft.advance()
-    return sent
-
-
-def elect(raft: Raft) -> None:
-    """Makes `raft` (node 1) leader of term 1 with votes from 2 and 3."""
-    raft.campaign()
-    raft.step(RequestVoteReply(1, N2, N1, granted=True, pre_vote=True))
-    raft.step(RequestVoteReply(1, N2, N1, granted=True))
-    assert raft.role is Role.LEADER
-    drain(raft)
+from tests.unit.raft.raft_harness import N1, N2, N3, VOTERS, drain, elect, make
 
 
 def settled(seed: int = 1, nodes: int = 3, **options: object) -> tuple[Simulation, NodeId]:

@@ -15,7 +15,6 @@ from distlab.core.ids import NodeId
 from distlab.protocols.raft import (
     AppendEntries,
     AppendEntriesReply,
-    Config,
     Entry,
     EntryKind,
     Heartbeat,
@@ -32,40 +31,13 @@ from distlab.protocols.raft import (
     SnapshotMeta,
     TimeoutNow,
 )
+from tests.unit.raft.raft_harness import N1, N2, N3, VOTERS, drain, elect, make
 
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
 STRANGER = NodeId(7)  # not a member: what it says must never crash a member
-VOTERS = frozenset({N1, N2, N3})
-
-
-def make(node: NodeId = N1, storage: MemoryStorage | None = None) -> Raft:
-    config = Config(node_id=node, voters=VOTERS, election_ticks=10, heartbeat_ticks=2)
-    return Raft(config, storage or MemoryStorage(), Random(node))
-
-
-def drain(raft: Raft, storage: MemoryStorage | None = None) -> list[Message]:
-    sent: list[Message] = []
-    while raft.has_ready():
-        ready = raft.ready()
-        if storage is not None:
-            if ready.snapshot is not None:
-                storage.apply_snapshot(ready.snapshot)
-            storage.append(ready.entries)
-            if ready.hard_state is not None:
-                storage.set_hard_state(ready.hard_state)
-        sent.extend(ready.messages)
-        raft.advance()
-    return sent
 
 
 def leader_of_term_1(storage: MemoryStorage | None = None) -> Raft:
-    leader = make(N1, storage)
-    leader.campaign()
-    leader.step(RequestVoteReply(1, N2, N1, granted=True, pre_vote=True))
-    leader.step(RequestVoteReply(1, N2, N1, granted=True))
-    assert leader.role is Role.LEADER and leader.term == 1
-    drain(leader, storage)
-    return leader
+    return elect(make(N1, storage), storage=storage)
 
 
 # --- one leader per term ---

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-from random import Random
-
 import pytest
 
 from distlab.core.ids import NodeId
 from distlab.protocols.raft import (
     AppendEntries,
     AppendEntriesReply,
-    Config,
     HeartbeatReply,
     InstallSnapshot,
     InstallSnapshotReply,
-    MemoryStorage,
     Message,
     Raft,
-    RequestVoteReply,
-    Role,
 )
 from distlab.protocols.raft.progress import ProgressState
-
-N1, N2, N3 = NodeId(1), NodeId(2), NodeId(3)
-VOTERS = frozenset({N1, N2, N3})
-
-
-def drain(raft: Raft) -> list[Message]:
-    sent: list[Message] = []
-    while raft.has_ready():
-        sent.extend(raft.ready().messages)
-        raft.advance()
-    return sent
+from tests.unit.raft.raft_harness import N1, N2, N3, drain, elect, make
 
 
 def appends_to(messages: list[Message], peer: NodeId) -> list[AppendEntries]:
@@ -40,16 +24,7 @@ def appends_to(messages: list[Message], peer: NodeId) -> list[AppendEntries]:
 
 def leader(*acknowledged_by: NodeId) -> Raft:
     """Node 1, leader of term 1; the followers named have acknowledged its no-op."""
-    config = Config(node_id=N1, voters=VOTERS, election_ticks=10, heartbeat_ticks=2)
-    raft = Raft(config, MemoryStorage(), Random(1))
-    raft.campaign()
-    raft.step(RequestVoteReply(1, N2, N1, granted=True, pre_vote=True))
-    raft.step(RequestVoteReply(1, N2, N1, granted=True))
-    assert raft.role is Role.LEADER
-    for peer in acknowledged_by:
-        raft.step(AppendEntriesReply(1, peer, N1, success=True, match_index=1))
-    drain(raft)
-    return raft
+    return elect(make(N1), *acknowledged_by)
 
 
 # --- unreachable peers ---
@@ -86,8 +61,7 @@ def test_an_unreachable_report_outside_optimistic_streaming_changes_nothing() ->
     raft.report_unreachable(N2)
     assert (raft.progress[N2].next, raft.progress[N2].probe_sent) == before
     raft.report_unreachable(NodeId(9))  # not a member: nothing to do
-    config = Config(node_id=N2, voters=VOTERS)
-    follower = Raft(config, MemoryStorage(), Random(2))
+    follower = make(N2)
     follower.report_unreachable(N1)
     follower.report_snapshot(N1, succeeded=False)
     assert not follower.has_ready()

@@ -1,10 +1,16 @@
 """Raft consensus as a sans-I/O core.
 
-Drive a `Raft` with `tick()`, `step(message)` and requests (`propose`, `read_index`,
-`transfer_leadership`, `add_member`, `remove_member`, `compact`); take its output with
-`ready()`, persist, send and apply it in that order, then call `advance()`.
+Drive a `Raft` with `tick()`, `step(message)`, requests (`propose`, `read_index`,
+`transfer_leadership`, `add_member`, `remove_member`, `compact`) and the transport's reports
+(`report_unreachable`, `report_snapshot`); take its output with `ready()`, persist, send and
+apply it in that order (`sends_before_persist` names the messages that may leave before the
+persist), then call `advance()`.
+
+`BUG_CATALOGUE` lists the known mistakes `Config.planted_bugs` can plant in the core, for a
+simulator to prove that it finds them.
 """
 
+from distlab.protocols.raft.bugs import CATALOGUE as BUG_CATALOGUE
 from distlab.protocols.raft.config import Config, RandomSource
 from distlab.protocols.raft.messages import (
     AppendEntries,
@@ -31,6 +37,7 @@ from distlab.protocols.raft.state import HardState, ReadState, Ready, Role, Stat
 from distlab.protocols.raft.storage import MemoryStorage, Storage
 
 __all__ = [
+    "BUG_CATALOGUE",
     "AppendEntries",
     "AppendEntriesReply",
     "Config",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from distlab.core.ids import NodeId
+from distlab.protocols.raft.bugs import unknown_bugs
 
 
 class RandomSource(Protocol):
@@ -22,6 +23,9 @@ class Config:
     `voters` bootstraps a brand-new cluster: it is used only when storage holds neither a
     snapshot nor a configuration entry. A node joining an existing cluster starts with no
     voters and learns the membership from the leader.
+
+    `planted_bugs` names mistakes from `bugs.CATALOGUE` to plant, for the simulator to find;
+    a real node plants none.
     """
 
     node_id: NodeId
@@ -35,6 +39,7 @@ class Config:
     max_pending_reads: int = 1024
     check_quorum: bool = True
     pre_vote: bool = True
+    planted_bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.node_id <= 0:
@@ -52,6 +57,9 @@ class Config:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        unknown = unknown_bugs(self.planted_bugs)
+        if unknown:
+            raise ValueError(f"unknown planted bugs: {', '.join(unknown)}")
 
     @staticmethod
     def bootstrap_voters(ids: Iterable[int]) -> frozenset[NodeId]:

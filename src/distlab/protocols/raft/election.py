@@ -106,7 +106,10 @@ class Election(RaftRoles):
             or (self.vote == NO_NODE and self.leader_id == NO_NODE)
             or (message.pre_vote and message.term > self.term)
         )
-        if can_vote and self.log.is_up_to_date(message.last_log_index, message.last_log_term):
+        if can_vote and (
+            self.log.is_up_to_date(message.last_log_index, message.last_log_term)
+            or self._planted.no_up_to_date_check
+        ):
             # the reply carries the requested term, so a pre-candidate can tell it is current
             self._send(
                 RequestVoteReply(

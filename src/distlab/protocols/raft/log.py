@@ -136,6 +136,22 @@ class RaftLog:
             return entry.index
         return 0
 
+    def overwrite_from(self, entries: Sequence[Entry]) -> int:
+        """Replaces the log from `entries[0].index` on by `entries`, matching or not.
+
+        Raft never does this: a reordered older append would cut off entries a newer one
+        wrote. It exists for the planted bug `truncate-on-stale-append`. Returns the index of
+        the first entry written.
+        """
+        first = entries[0]
+        assert first.index > self.committed, "a committed entry would be overwritten"
+        previous_term = self.term_at(first.index - 1)
+        assert previous_term is not None and previous_term <= first.term
+        del self.entries[first.index - self.snapshot_index - 1 :]
+        self.entries.extend(entries)
+        self.unstable_from = min(self.unstable_from, first.index)
+        return first.index
+
     def first_conflict(self, entries: Sequence[Entry]) -> int:
         """The index of the first entry that disagrees with our log, or 0 if none does."""
         for entry in entries:

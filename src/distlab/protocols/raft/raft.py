@@ -18,6 +18,7 @@ from collections import deque
 
 from distlab.core.ids import NO_NODE, NodeId
 from distlab.core.status import EngineStatus
+from distlab.protocols.raft.bugs import PlantedBugs
 from distlab.protocols.raft.config import Config, RandomSource
 from distlab.protocols.raft.election import Election
 from distlab.protocols.raft.log import RaftLog
@@ -54,6 +55,7 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
         self.config = config
         self.id = config.node_id
         self._rng = rng
+        self._planted = PlantedBugs.from_names(config.planted_bugs)
         hard_state = storage.hard_state()
         snapshot = storage.snapshot()
         if snapshot is not None:
@@ -114,6 +116,9 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
             if not self._accept_higher_term(message):
                 return
         elif message.term < self.term:
+            if self._planted.stale_vote_count and isinstance(message, RequestVoteReply):
+                self._step_role(message)  # planted: counted as if it answered this term
+                return
             self._answer_stale(message)
             return
         if isinstance(message, RequestVote):
@@ -145,13 +150,18 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
 
     def has_ready(self) -> bool:
         """Whether `ready()` has anything to hand out. A query: it changes nothing."""
+        log = self.log
+        persisted = self._persisted_hard_state
+        # The hard state is compared field by field: building one costs more than the rest.
         return bool(
             self._messages
             or self._read_states
             or self._received_snapshot is not None
-            or self.log.unstable_from <= self.log.last_index()
-            or self.log.committed > self.log.applied
-            or self._hard_state() != self._persisted_hard_state
+            or log.unstable_from <= log.last_index()
+            or log.committed > log.applied
+            or log.committed != persisted.commit
+            or self.term != persisted.term
+            or (self.vote != persisted.vote and self._hard_state().vote != persisted.vote)
             or self._flush_would_send()
         )
 
@@ -238,7 +248,14 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
 
     def sends_before_persist(self, message: Message) -> bool:
         """Whether `message`, from the current Ready, may be sent before the Ready persists."""
-        return type(message) in _SENT_BEFORE_PERSIST
+        if type(message) in _SENT_BEFORE_PERSIST:
+            return True
+        # planted: an acknowledgement of entries that may not be durable yet
+        return (
+            self._planted.ack_before_persist
+            and isinstance(message, AppendEntriesReply)
+            and message.success
+        )
 
     def leader_progress(self) -> dict[NodeId, tuple[int, bool]]:
         """For a leader, each peer's (match index, recently active); empty otherwise.

@@ -47,6 +47,9 @@ class ReadOnly(RaftRoles):
         return self.log.term_at(self.log.committed) == self.term
 
     def _register_read(self, context: bytes) -> None:
+        if self._planted.read_without_confirm:
+            self._read_states.append(ReadState(context, self.log.committed))  # planted
+            return
         # Served at the current commit index once a heartbeat round started after this
         # moment is acknowledged by a majority, proving no newer leader exists.
         self._pending_reads.append(PendingRead(context, self.log.committed, self._read_round + 1))

@@ -121,8 +121,11 @@ class Replication(RaftRoles):
             return False
         matches = [self.progress[voter].match if voter in self.progress else 0 for voter in voters]
         index = quorum_index(matches)
-        # Only entries of the current term commit by counting replicas (Raft, section 5.4.2).
-        if index > self.log.committed and self.log.term_at(index) == self.term:
+        # Only entries of the current term commit by counting replicas (Raft, section 5.4.2);
+        # the planted bug commits older ones too.
+        if index > self.log.committed and (
+            self.log.term_at(index) == self.term or self._planted.old_term_commit
+        ):
             self.log.commit_to(index)
             self._after_commit()
             return True
@@ -331,23 +334,20 @@ class Replication(RaftRoles):
         log = self.log
         if message.prev_log_index < log.committed:
             # Everything up to our commit index matches the leader's log already.
-            self._send(
-                AppendEntriesReply(
-                    self.term,
-                    self.id,
-                    message.sender,
-                    success=True,
-                    match_index=log.committed,
-                    read_round=message.read_round,
-                )
-            )
+            self._acknowledge_append(message, log.committed)
             return
-        if log.matches(message.prev_log_index, message.prev_log_term):
+        if log.matches(message.prev_log_index, message.prev_log_term) or (
+            # planted: any previous entry will do (a log with a hole cannot be built)
+            self._planted.no_prev_log_check and message.prev_log_index <= log.last_index()
+        ):
             conflict = log.first_conflict(message.entries)
             if conflict and conflict <= log.committed:
                 self._reject(f"append would overwrite committed entry {conflict}")
                 return
-            first_written = log.truncate_and_append(message.entries)
+            if self._planted.truncate_on_stale_append and message.entries:
+                first_written = log.overwrite_from(message.entries)
+            else:
+                first_written = log.truncate_and_append(message.entries)
             if first_written:
                 self._after_log_write(first_written)
             last_new = message.prev_log_index + len(message.entries)
@@ -355,16 +355,7 @@ class Replication(RaftRoles):
                 f"log matching: entry {last_new} differs from the leader's after an append"
             )
             log.commit_to(min(message.leader_commit, last_new))
-            self._send(
-                AppendEntriesReply(
-                    self.term,
-                    self.id,
-                    message.sender,
-                    success=True,
-                    match_index=last_new,
-                    read_round=message.read_round,
-                )
-            )
+            self._acknowledge_append(message, last_new)
             return
         conflict_term = log.term_at(message.prev_log_index)
         if conflict_term is None:
@@ -380,6 +371,18 @@ class Replication(RaftRoles):
                 rejected_index=message.prev_log_index,
                 conflict_term=conflict_term,
                 conflict_index=conflict_index,
+                read_round=message.read_round,
+            )
+        )
+
+    def _acknowledge_append(self, message: AppendEntries, match_index: int) -> None:
+        self._send(
+            AppendEntriesReply(
+                self.term,
+                self.id,
+                message.sender,
+                success=True,
+                match_index=match_index,
                 read_round=message.read_round,
             )
         )

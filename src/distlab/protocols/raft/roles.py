@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from distlab.core.ids import NO_NODE, NodeId
+from distlab.protocols.raft.bugs import PlantedBugs
 from distlab.protocols.raft.config import Config, RandomSource
 from distlab.protocols.raft.log import RaftLog
 from distlab.protocols.raft.messages import (
@@ -43,6 +44,7 @@ class RaftRoles:
     config: Config
     id: NodeId
     _rng: RandomSource
+    _planted: PlantedBugs  # the mistakes `config.planted_bugs` names; none in a real node
     # --- durable state (term and vote) and the log
     term: int
     vote: NodeId
@@ -283,7 +285,10 @@ class RaftRoles:
         return [member for member in self.progress if member != self.id]
 
     def _hard_state(self) -> HardState:
-        return HardState(self.term, self.vote, self.log.committed)
+        vote = self.vote
+        if self._planted.vote_not_persisted and vote != self.id:
+            vote = NO_NODE  # planted: a vote for another node never reaches stable storage
+        return HardState(self.term, vote, self.log.committed)
 
     def _send(self, message: Message) -> None:
         self._messages.append(message)
