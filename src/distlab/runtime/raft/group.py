@@ -59,9 +59,11 @@ class RaftGroup:
         clock: Clock,
         rng: random.Random,
         timing: RaftTiming | None = None,
+        planted_bugs: frozenset[str] = frozenset(),
         on_failure: Callable[[BaseException], None] = lambda error: None,
     ) -> RaftGroup:
         """A group restored from `storage`; `voters` bootstraps a brand-new one (empty: join).
+        `planted_bugs` (names of `raft.BUG_CATALOGUE`) is for the simulator's bug hunts only.
 
         Raises ValueError when the stored snapshot cannot be read.
         """
@@ -74,7 +76,7 @@ class RaftGroup:
                      snapshot.meta.last_index)
         config = raft.Config(
             node_id=node_id, voters=voters, election_ticks=timing.election_ticks,
-            heartbeat_ticks=timing.heartbeat_ticks,
+            heartbeat_ticks=timing.heartbeat_ticks, planted_bugs=planted_bugs,
         )
         core = raft.Raft(config, storage, rng)
         reports: list[Driver[raft.Raft]] = []
