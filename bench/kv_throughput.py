@@ -3,7 +3,9 @@
 Every system runs on this machine's loopback, 3 members, durable writes, in the same run:
 
 - distlab: a fresh `distlab up --nodes 3`, driven by `distlab bench kv` (closed loop, one
-  Python process, 100-byte values).
+  Python process, 100-byte values), with GROUPS=1 and GROUPS=3 (`--groups`), and with
+  `--before PYTHON` an older build too; the builds' passes are interleaved, each on a fresh
+  cluster.
 - etcd (Debian's etcd-server): 3 members started here with fsync on (the default), driven
   by the same kind of closed loop over grpc.aio, sending hand-encoded PutRequests through the
   generic `/etcdserverpb.KV/Put` method to the leader.
@@ -24,6 +26,7 @@ several times and the table shows medians. Failover: the leader is killed with S
 the time until the next write succeeds is measured (median of several fresh clusters).
 
 Run: .venv/bin/python bench/kv_throughput.py [--duration S] [--runs N] [--systems ...]
+     [--groups 1,3] [--before OTHER_VENV/bin/python]
 """
 
 from __future__ import annotations
@@ -52,13 +55,13 @@ from typing import Any
 
 import grpc
 
-from distlab.cli.bench import LoadResult, measure_load, summarize
 from distlab.cli.common import format_table
 from distlab.client import KVClient, KVError, Rejected
-from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.core.ids import NodeId
+from distlab.ops.load import LoadResult, measure_load, summarize
+from distlab.ops.local_cluster import free_loopback_ports
+from distlab.ops.status import fetch_status, wait_for_leader
 from distlab.runtime import loop
-from distlab.runtime.grpc.channels import open_channel
-from distlab.runtime.local_cluster import free_loopback_ports
 
 VALUE_SIZE = 100
 KEYS = 1000
@@ -92,13 +95,27 @@ class Skipped(Exception):
 
 # ---- distlab ----
 
+@dataclass(frozen=True, slots=True)
+class Build:
+    """A distlab to measure: its name in the table, its interpreter (whose `distlab` package
+    is the build), and the number of groups its cluster runs."""
+
+    name: str
+    python: str = sys.executable
+    groups: int = 1
+
+    def up_arguments(self) -> list[str]:
+        # An older build has no --groups flag; one group is its only configuration.
+        return ["--groups", str(self.groups)] if self.groups != 1 else []
+
+
 @contextlib.contextmanager
-def distlab_cluster(nodes: int = 3) -> Iterator[Path]:
+def distlab_cluster(nodes: int = 3, build: Build = Build("distlab")) -> Iterator[Path]:
     """A fresh `distlab up` in a temporary directory; yields its cluster.json."""
     with tempfile.TemporaryDirectory(prefix="distlab-bench-") as data_dir:
         process = subprocess.Popen(
-            [sys.executable, "-m", "distlab", "up", "--nodes", str(nodes),
-             "--data-dir", data_dir],
+            [build.python, "-m", "distlab", "up", "--nodes", str(nodes),
+             "--data-dir", data_dir, *build.up_arguments()],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         cluster_file = Path(data_dir) / "cluster.json"
@@ -143,16 +160,16 @@ def ensure_distlab_serves(cluster_file: Path) -> None:
         raise Skipped(f"the cluster took no write within 30 s ({error})") from error
 
 
-def bench_kv_rows(system: str, target: list[str], duration: float, runs: int,
-                  processes: int = 1, note: str = "") -> list[Row]:
+def bench_kv_summaries(target: list[str], duration: float, runs: int, processes: int = 1,
+                       python: str = sys.executable) -> dict[int, list[dict[str, Any]]]:
     """`distlab bench kv` against `target` (its --cluster or --cluster-file arguments), `runs`
-    times for each client count; one row of medians per count."""
-    rows = []
+    times for each client count; the summaries of every run, by client count."""
+    by_clients: dict[int, list[dict[str, Any]]] = {}
     for clients in CLIENT_COUNTS:
-        summaries = []
+        summaries = by_clients[clients] = []
         for _ in range(runs):
             completed = subprocess.run(
-                [sys.executable, "-m", "distlab", "bench", "kv", *target,
+                [python, "-m", "distlab", "bench", "kv", *target,
                  "--clients", str(clients), "--duration", str(duration),
                  "--value-size", str(VALUE_SIZE), "--keys", str(KEYS),
                  "--processes", str(min(processes, clients)), "--json"],
@@ -161,35 +178,53 @@ def bench_kv_rows(system: str, target: list[str], duration: float, runs: int,
             if completed.returncode != 0:
                 raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
             summaries.append(json.loads(completed.stdout))
-        rows.append(median_row(system, clients, summaries, note))
-    return rows
+    return by_clients
 
 
-def bench_distlab(duration: float, runs: int, processes: int) -> list[Row]:
-    with distlab_cluster() as cluster_file:
-        ensure_distlab_serves(cluster_file)
-        return bench_kv_rows("distlab", ["--cluster-file", str(cluster_file)], duration, runs,
-                             processes)
+def bench_kv_rows(system: str, target: list[str], duration: float, runs: int,
+                  processes: int = 1, note: str = "") -> list[Row]:
+    """One row of medians per client count (see `bench_kv_summaries`)."""
+    by_clients = bench_kv_summaries(target, duration, runs, processes)
+    return [median_row(system, clients, summaries, note)
+            for clients, summaries in by_clients.items()]
+
+
+def bench_distlab_builds(builds: list[Build], duration: float, runs: int, processes: int
+                         ) -> list[Row]:
+    """Every build measured once per pass, passes interleaved (build A, B, C, A, B, C, ...),
+    each pass on a fresh cluster, so a change in the machine's speed during the run touches
+    every build alike; medians over the passes."""
+    summaries: dict[str, dict[int, list[dict[str, Any]]]] = {
+        build.name: {clients: [] for clients in CLIENT_COUNTS} for build in builds}
+    for run in range(runs):
+        for build in builds:
+            print(f"  pass {run + 1}/{runs}: {build.name}", flush=True)
+            with distlab_cluster(build=build) as cluster_file:
+                ensure_distlab_serves(cluster_file)
+                measured = bench_kv_summaries(["--cluster-file", str(cluster_file)], duration,
+                                              1, processes, build.python)
+            for clients, runs_of_clients in measured.items():
+                summaries[build.name][clients].extend(runs_of_clients)
+    return [median_row(build.name, clients, summaries[build.name][clients],
+                       f"GROUPS={build.groups}")
+            for build in builds for clients in CLIENT_COUNTS]
 
 
 async def distlab_leader(addresses: dict[int, str]) -> tuple[int, int]:
-    """(node id, pid) of the member that says it leads."""
-    while True:
-        for node_id, address in addresses.items():
-            async with open_channel(address) as channel:
-                with contextlib.suppress(grpc.aio.AioRpcError):
-                    status = await admin_pb2_grpc.AdminStub(channel).Status(
-                        admin_pb2.StatusRequest(), timeout=0.5)
-                    if status.role == "leader":
-                        return node_id, status.pid
-        await asyncio.sleep(0.05)  # no leader yet: an election is running
+    """(node id, pid) of the member that leads group 0."""
+    members = {NodeId(node): address for node, address in addresses.items()}
+    leader = (await wait_for_leader(members, 10))[0]
+    status = await fetch_status(addresses[leader])
+    if status is None:
+        raise Skipped(f"the leader, node {leader}, stopped answering")
+    return leader, status.pid
 
 
 async def distlab_failover_once(addresses: dict[int, str]) -> float:
     """Kill the leader under a warm client (session open, leader known); time the next write."""
     async with KVClient(addresses, call_timeout=0.5, operation_timeout=30) as client:
         await client.put("failover", "before")
-        _, pid = await asyncio.wait_for(distlab_leader(addresses), 10)
+        _, pid = await distlab_leader(addresses)
         os.kill(pid, signal.SIGKILL)
         started = time.perf_counter()
         await client.put("failover", "after")
@@ -579,6 +614,10 @@ def bench_floor(duration: float, runs: int) -> list[Row]:
 
 # ---- report ----
 
+def distlab_name(groups: int) -> str:
+    return "distlab" if groups == 1 else f"distlab G={groups}"
+
+
 def ratio(numerator: Row | None, denominator: Row | None) -> str:
     if numerator is None or denominator is None or not denominator.writes_per_second:
         return "-"
@@ -595,14 +634,23 @@ def main() -> int:
                         help="comma-separated subset of distlab,etcd,pysyncobj,floor")
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--no-failover", action="store_true", help="skip the failover runs")
+    parser.add_argument("--groups", default="1,3",
+                        help="group counts to measure distlab with, interleaved (1,3)")
+    parser.add_argument("--before", metavar="PYTHON",
+                        help="also measure the distlab installed for this interpreter (an older "
+                        "build, one group), interleaved with this one, as 'distlab before'")
     args = parser.parse_args()
     if args.serve_floor is not None:
         serve_floor(args.serve_floor)
         return 0
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    builds = [Build(distlab_name(int(g)), groups=int(g)) for g in args.groups.split(",")]
+    if args.before:
+        builds.insert(0, Build("distlab before", python=args.before))
 
     benches = {
-        "distlab": lambda: bench_distlab(args.duration, args.runs, args.processes),
+        "distlab": lambda: bench_distlab_builds(builds, args.duration, args.runs,
+                                                args.processes),
         "etcd": lambda: bench_etcd(args.duration, args.runs),
         "pysyncobj": lambda: bench_pysyncobj(args.duration, args.runs),
         "floor": lambda: bench_floor(args.duration, args.runs),
@@ -632,6 +680,18 @@ def main() -> int:
           ratio(by_key.get(("distlab", c)), by_key.get(("grpc floor", c)))]
          for c in CLIENT_COUNTS],
     ))
+
+    others = [b for b in builds if b.name != "distlab"]
+    if others and ("distlab", CLIENT_COUNTS[0]) in by_key:
+        print()
+        print(format_table(
+            ("clients", *(f"{b.name}/distlab" for b in others),
+             *(("distlab/distlab before",) if args.before else ())),
+            [[c, *(ratio(by_key.get((b.name, c)), by_key.get(("distlab", c))) for b in others),
+              *((ratio(by_key.get(("distlab", c)), by_key.get(("distlab before", c))),)
+                if args.before else ())]
+             for c in CLIENT_COUNTS],
+        ))
 
     if not args.no_failover:
         failover_rows = []

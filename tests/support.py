@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,16 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str,
         time.sleep(interval)
 
 
+async def eventually(condition: Callable[[], bool], timeout: float, what: str,
+                     interval: float = 0.01) -> None:
+    """`wait_for` on the event loop: poll `condition` without blocking the loop's other tasks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -58,10 +69,12 @@ def pid_alive(pid: int) -> bool:
 class UpProcess:
     """`distlab up` running in the background, and the cluster.json it wrote."""
 
-    def __init__(self, data_dir: Path, nodes: int, extra_env: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path, nodes: int, extra_env: dict[str, str] | None = None,
+                 extra_args: Sequence[str] = ()):
         self.data_dir = data_dir
         self.process = subprocess.Popen(
-            distlab_command("up", "--nodes", str(nodes), "--data-dir", str(data_dir)),
+            distlab_command("up", "--nodes", str(nodes), "--data-dir", str(data_dir),
+                            *extra_args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(extra_env or {})},
         )

@@ -13,8 +13,8 @@ from distlab.cli.chaos import parse_partition, parse_target
 from distlab.cli.common import UsageError
 from distlab.client import KVClient
 from distlab.core.ids import NodeId
-from distlab.runtime.local_cluster import LocalCluster
-from tests.docker.conftest import node_status, wait_for_leader
+from distlab.ops.local_cluster import LocalCluster
+from distlab.ops.status import fetch_status, wait_for_leader
 from tests.support import run_distlab
 
 
@@ -60,7 +60,7 @@ async def test_partition_cuts_a_node_off_and_heal_lets_it_catch_up(
 ) -> None:
     addresses = {n: str(node.address) for n, node in cluster.nodes.items()}
     spec = ",".join(f"{n}={address}" for n, address in addresses.items())
-    leader = await wait_for_leader(addresses, timeout=30)
+    leader = (await wait_for_leader(addresses, timeout=30))[0]
     cut = min(n for n in addresses if n != leader)
     rest = ",".join(str(n) for n in addresses if n != cut)
 
@@ -72,12 +72,12 @@ async def test_partition_cuts_a_node_off_and_heal_lets_it_catch_up(
     async with KVClient(addresses, operation_timeout=20.0) as client:
         for index in range(20):
             await client.put(f"partitioned-{index}", str(index))
-        majority = await node_status(addresses[leader])
+        majority = await fetch_status(addresses[leader])
         assert majority is not None
         # The cut-off node hears none of these writes while the partition holds.
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
-            status = await node_status(addresses[cut])
+            status = await fetch_status(addresses[cut])
             assert status is not None and status.applied_index < majority.commit_index
             await asyncio.sleep(0.2)  # sampling interval while the partition holds
 
@@ -86,7 +86,7 @@ async def test_partition_cuts_a_node_off_and_heal_lets_it_catch_up(
         assert f"node {cut} reaches every peer" in result.stdout
         deadline = time.monotonic() + 30.0
         while True:
-            status = await node_status(addresses[cut])
+            status = await fetch_status(addresses[cut])
             if status is not None and status.applied_index >= majority.commit_index:
                 break
             assert time.monotonic() < deadline, f"node {cut} did not catch up: {status}"

@@ -12,10 +12,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from distlab.client import KVClient, KVError
+from distlab.client import KVClient
 from distlab.core.ids import NodeId
+from distlab.ops.local_cluster import LocalCluster
+from distlab.ops.status import fetch_status, wait_caught_up, wait_for_leader
 from distlab.proto import admin_pb2, admin_pb2_grpc
-from distlab.runtime.local_cluster import LocalCluster
+from tests.cluster.kv_writers import Writer, assert_all_readable
 
 FAST_SNAPSHOTS = {"SNAPSHOT_ENTRIES": "1000"}
 
@@ -39,86 +41,11 @@ def client_for(cluster: LocalCluster) -> KVClient:
 
 
 async def node_status(cluster: LocalCluster, node_id: NodeId) -> admin_pb2.NodeStatus | None:
-    async with grpc.aio.insecure_channel(str(cluster.nodes[node_id].address)) as channel:
-        try:
-            return await admin_pb2_grpc.AdminStub(channel).Status(
-                admin_pb2.StatusRequest(), timeout=0.5)
-        except grpc.aio.AioRpcError:
-            return None
+    return await fetch_status(cluster.nodes[node_id].address, 0.5)
 
 
-async def wait_for_leader(cluster: LocalCluster, timeout: float = 15.0,
-                          exclude: NodeId | None = None) -> NodeId:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for node_id in cluster.nodes:
-            if node_id == exclude:
-                continue
-            status = await node_status(cluster, node_id)
-            if status is not None and status.role == "leader":
-                return node_id
-        await asyncio.sleep(0.05)  # polling interval
-    pytest.fail("no leader elected")
-
-
-class Writer:
-    """Writes key i = value i in a loop; remembers exactly which writes were acknowledged."""
-
-    def __init__(self, client: KVClient, prefix: str) -> None:
-        self.client = client
-        self.prefix = prefix
-        self.acknowledged: dict[str, str] = {}
-        self.failed = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        i = 0
-        while not self._stop.is_set():
-            key, value = f"{self.prefix}-{i}", f"v{i}"
-            try:
-                await self.client.put(key, value, budget=5.0)
-            except KVError:
-                self.failed += 1
-            else:
-                self.acknowledged[key] = value
-            i += 1
-
-    async def wait_acks(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        target = len(self.acknowledged) + count
-        while len(self.acknowledged) < target:
-            if time.monotonic() > deadline:
-                pytest.fail(f"writes stalled at {len(self.acknowledged)} acknowledgements")
-            await asyncio.sleep(0.02)  # polling interval
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-
-async def wait_caught_up(cluster: LocalCluster, node_id: NodeId, timeout: float = 60.0) -> None:
-    """Until `node_id` has applied everything the leader had committed when asked."""
-    target = await node_status(cluster, await wait_for_leader(cluster))
-    assert target is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await node_status(cluster, node_id)
-        if status is not None and status.applied_index >= target.commit_index:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"node {node_id} stuck at {status} (leader at {target.commit_index})")
-        await asyncio.sleep(0.1)  # polling interval
-
-
-async def assert_all_readable(client: KVClient, expected: dict[str, str]) -> None:
-    assert expected, "the test acknowledged no writes"
-    for key, value in expected.items():
-        assert await client.get(key) == value, key
+async def leader_of_group_0(cluster: LocalCluster, exclude: NodeId | None = None) -> NodeId:
+    return (await wait_for_leader(cluster.addresses, 15.0, exclude=exclude))[0]
 
 
 async def test_leader_killed_during_writes(cluster: LocalCluster) -> None:
@@ -126,17 +53,17 @@ async def test_leader_killed_during_writes(cluster: LocalCluster) -> None:
         writer = Writer(client, "kill")
         writer.start()
         await writer.wait_acks(50)
-        leader = await wait_for_leader(cluster)
+        leader = await leader_of_group_0(cluster)
         await cluster.stop_node(leader, signal.SIGKILL)
         await writer.wait_acks(50)  # writes resume under a new leader
-        assert await wait_for_leader(cluster, exclude=leader) != leader
+        assert await leader_of_group_0(cluster, exclude=leader) != leader
         await writer.stop()
         await assert_all_readable(client, writer.acknowledged)
 
         await client.put("after-restart", "yes")
         await cluster.start_node(leader)
         await cluster.wait_serving(leader, 30)
-        await wait_caught_up(cluster, leader)
+        await wait_caught_up(cluster.addresses, leader, 60)
 
 
 async def test_leader_paused_past_election_timeout(cluster: LocalCluster) -> None:
@@ -144,14 +71,14 @@ async def test_leader_paused_past_election_timeout(cluster: LocalCluster) -> Non
         writer = Writer(client, "pause")
         writer.start()
         await writer.wait_acks(30)
-        leader = await wait_for_leader(cluster)
+        leader = await leader_of_group_0(cluster)
         before = await node_status(cluster, leader)
         assert before is not None
         process = cluster.nodes[leader].process
         assert process is not None
         process.send_signal(signal.SIGSTOP)
         try:
-            new_leader = await wait_for_leader(cluster, exclude=leader)
+            new_leader = await leader_of_group_0(cluster, exclude=leader)
             await writer.wait_acks(30)
         finally:
             process.send_signal(signal.SIGCONT)
@@ -183,7 +110,7 @@ async def test_all_nodes_killed_at_once(cluster: LocalCluster) -> None:
 
 
 async def test_lagging_follower_catches_up_by_snapshot(cluster: LocalCluster) -> None:
-    leader = await wait_for_leader(cluster)
+    leader = await leader_of_group_0(cluster)
     follower = next(n for n in cluster.nodes if n != leader)
     await cluster.stop_node(follower, signal.SIGKILL)
     async with client_for(cluster) as client:
@@ -195,8 +122,9 @@ async def test_lagging_follower_catches_up_by_snapshot(cluster: LocalCluster) ->
         await asyncio.gather(*(write_range(w) for w in range(32)))
         await cluster.start_node(follower)
         await cluster.wait_serving(follower, 30)
-        await wait_caught_up(cluster, follower)
-        snapshots = list((cluster.nodes[follower].data_dir / "snapshots").glob("*.snap"))
+        await wait_caught_up(cluster.addresses, follower, 60)
+        group_zero = cluster.nodes[follower].data_dir / "group-0"
+        snapshots = list((group_zero / "snapshots").glob("*.snap"))
         assert snapshots, "the follower caught up without receiving a snapshot"
         log_text = cluster.nodes[follower].log_path.read_text()
         assert "restored snapshot" in log_text
@@ -224,7 +152,7 @@ async def test_add_a_fourth_node_and_remove_an_old_one(cluster: LocalCluster) ->
         newcomer = cluster.plan_extra_node()
         await cluster.start_node(newcomer.node_id)
         await cluster.wait_serving(newcomer.node_id, 30)
-        leader = await wait_for_leader(cluster)
+        leader = await leader_of_group_0(cluster)
         async with grpc.aio.insecure_channel(str(cluster.nodes[leader].address)) as channel:
             admin = admin_pb2_grpc.AdminStub(channel)
             added = await admin.AddMember(admin_pb2.AddMemberRequest(
@@ -252,9 +180,9 @@ async def test_corrupt_wal_stops_the_node_and_a_torn_tail_is_recovered(
     async with client_for(cluster) as client:
         for i in range(200):
             await client.put(f"wal-{i}", f"v{i}")
-        leader = await wait_for_leader(cluster)
+        leader = await leader_of_group_0(cluster)
         victim = next(n for n in cluster.nodes if n != leader)
-        await wait_caught_up(cluster, victim)
+        await wait_caught_up(cluster.addresses, victim, 60)
         await cluster.stop_node(victim)
         segment = max((cluster.nodes[victim].data_dir / "wal").glob("*.wal"))
         original = segment.read_bytes()
@@ -277,6 +205,6 @@ async def test_corrupt_wal_stops_the_node_and_a_torn_tail_is_recovered(
         await cluster.start_node(victim)
         await cluster.wait_serving(victim, 30)
         await client.put("after-repair", "yes")
-        await wait_caught_up(cluster, victim)
+        await wait_caught_up(cluster.addresses, victim, 60)
         assert "truncat" in cluster.nodes[victim].log_path.read_text().lower()
         assert await client.get("wal-199") == "v199"

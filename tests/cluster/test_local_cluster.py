@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from tests.support import UpProcess, pid_alive, run_distlab, wait_for
@@ -71,3 +72,30 @@ def test_status_rejects_bad_cluster_arguments(tmp_path: Any) -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "is not a cluster file" in result.stderr
+
+
+def test_a_plain_address_list_names_the_same_nodes(up_three: UpProcess) -> None:
+    nodes = up_three.description()["nodes"]
+    plain = ",".join(node["address"] for node in reversed(nodes))
+    result = run_distlab("status", "--cluster", plain, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["nodes"]
+    # The ids come from the nodes themselves, and the rows are in id order.
+    assert [(row["id"], row["address"]) for row in rows] == [
+        (node["id"], node["address"]) for node in nodes]
+    put = run_distlab("kv", "put", "plain", "yes", env={"DISTLAB_CLUSTER": plain})
+    assert put.returncode == 0, put.stderr
+    get = run_distlab("kv", "get", "plain", "--cluster", plain)
+    assert (get.returncode, get.stdout) == (0, "yes\n")
+
+
+def test_up_passes_the_group_count_to_every_node(tmp_path: Any) -> None:
+    up = UpProcess(tmp_path / "cluster", nodes=1, extra_args=["--groups", "3"])
+    try:
+        description = up.description()
+        assert description["groups"] == 3
+        [node] = description["nodes"]
+        environment = Path(f"/proc/{node['pid']}/environ").read_bytes().split(b"\0")
+        assert b"GROUPS=3" in environment
+    finally:
+        assert up.stop() == 0

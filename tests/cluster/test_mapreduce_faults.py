@@ -15,8 +15,8 @@ import signal
 import urllib.request
 from pathlib import Path
 
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import mapreduce_pb2 as pb
-from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.runtime.mapreduce.client import submit_job
 from tests.cluster.test_mapreduce_lab import (
     INPUTS,

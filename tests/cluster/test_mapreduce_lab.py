@@ -22,8 +22,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from distlab.apps.mr.loader import load_app
+from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import mapreduce_pb2 as pb
-from distlab.runtime.local_cluster import free_loopback_ports
 from distlab.runtime.mapreduce.client import job_status, submit_job
 from distlab.runtime.mapreduce.sequential import run_sequential
 from tests.support import distlab_command, run_distlab, wait_for

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from distlab.runtime.local_cluster import free_loopback_ports
+from distlab.ops.local_cluster import free_loopback_ports
 from tests.support import distlab_command, run_distlab, wait_for
 
 

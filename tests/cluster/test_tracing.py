@@ -106,4 +106,4 @@ def test_a_write_is_one_trace_from_leader_to_followers(
     assert_followers_received(spans, propose, {f"node-{n}" for n in cluster})
     # The long-lived peer streams and the probes are not traced as calls.
     assert not [s for s in receiver.spans
-                if s.name in ("/distlab.v1.Raft/Stream", "/distlab.v1.Raft/Probe")]
+                if s.name in ("/distlab.v1.Peer/Stream", "/distlab.v1.Peer/Probe")]

@@ -12,7 +12,6 @@ removes its containers, networks and volumes.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import shutil
@@ -21,12 +20,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import grpc
 import pytest
 
 from distlab.core.ids import NodeId
-from distlab.proto import admin_pb2, admin_pb2_grpc
-from distlab.runtime.docker import engine_answers
+from distlab.ops.docker import engine_answers
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -156,43 +153,3 @@ def make_project(compose: list[str], image: str) -> Iterator[Callable[..., Compo
     yield make
     for project in projects:
         project.down()
-
-
-async def node_status(address: str, timeout: float = 1.0) -> admin_pb2.NodeStatus | None:
-    async with grpc.aio.insecure_channel(address) as channel:
-        try:
-            return await admin_pb2_grpc.AdminStub(channel).Status(
-                admin_pb2.StatusRequest(), timeout=timeout)
-        except grpc.aio.AioRpcError:
-            return None
-
-
-async def wait_for_leader(nodes: dict[NodeId, str], timeout: float,
-                          exclude: NodeId | None = None) -> NodeId:
-    """The node that says it leads (excluding `exclude`), polled until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        statuses = await asyncio.gather(*(node_status(address) for address in nodes.values()))
-        leaders = [(status.term, NodeId(status.node_id)) for status in statuses
-                   if status is not None and status.role == "leader"
-                   and status.node_id != exclude]
-        if leaders:
-            return max(leaders)[1]
-        await asyncio.sleep(0.1)  # polling interval
-    pytest.fail(f"no leader{f' other than {exclude}' if exclude else ''} within {timeout:g} s")
-
-
-async def wait_caught_up(nodes: dict[NodeId, str], node: NodeId, timeout: float) -> int:
-    """Until `node` has applied everything the leader had committed when first asked."""
-    leader = await wait_for_leader(nodes, timeout)
-    target = await node_status(nodes[leader])
-    assert target is not None
-    deadline = time.monotonic() + timeout
-    while True:
-        status = await node_status(nodes[node])
-        if status is not None and status.applied_index >= target.commit_index:
-            return status.applied_index
-        if time.monotonic() > deadline:
-            pytest.fail(f"node {node} stuck at {status} (leader committed "
-                        f"{target.commit_index})")
-        await asyncio.sleep(0.2)  # polling interval

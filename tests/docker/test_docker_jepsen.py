@@ -8,7 +8,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.docker.conftest import ComposeProject, wait_for_leader
+from distlab.ops.status import wait_for_leader
+from tests.docker.conftest import ComposeProject
 from tests.support import run_distlab
 
 

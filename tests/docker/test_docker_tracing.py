@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from distlab.client import KVClient
-from tests.docker.conftest import ComposeProject, wait_for_leader
+from distlab.ops.status import wait_for_leader
+from tests.docker.conftest import ComposeProject
 from tests.support import wait_for
 from tests.support_otlp import (
     SPAN_KIND_SERVER,

@@ -12,16 +12,20 @@ import grpc
 import pytest
 
 from distlab.core.ids import NodeId
-from distlab.proto import raft_pb2_grpc
-from distlab.runtime.config import Address
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown
+from distlab.ops.local_cluster import free_loopback_ports
+from distlab.proto import peer_pb2_grpc
+from distlab.protocols import raft
+from distlab.runtime.config import Address, NodeConfig
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.local_cluster import free_loopback_ports
-from distlab.runtime.raft.driver import RaftDriver, Timing
-from distlab.runtime.raft.storage import DurableStorage
-from distlab.runtime.raft.transport import RaftServicer, RaftTransport
+from distlab.runtime.host.driver import Driver
+from distlab.runtime.host.host import Host
+from distlab.runtime.node import build_host
+from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport
+from distlab.storage import NodeStorage, open_node_storage
 
-TIMING = Timing(tick_seconds=0.02, election_ticks=10, heartbeat_ticks=1, snapshot_entries=50)
+TICK_MS = 20
+SNAPSHOT_ENTRIES = 50
 
 
 @dataclass
@@ -47,8 +51,14 @@ class Member:
     address: Address
     data_dir: Path
     server: grpc.aio.Server | None = None
-    driver: RaftDriver | None = None
+    host: Host | None = None
+    peer: PeerTransport | None = None
+    stores: NodeStorage | None = None
     machine: Journal | None = None
+
+    @property
+    def driver(self) -> Driver[raft.Raft] | None:
+        return self.host.groups[0].driver if self.host else None  # type: ignore[attr-defined]
 
 
 class Cluster:
@@ -59,30 +69,39 @@ class Cluster:
             for i, port in enumerate(ports)
         }
 
+    def config(self, member: Member) -> NodeConfig:
+        return NodeConfig(
+            node_id=member.node_id, cluster={n: m.address for n, m in self.members.items()},
+            listen=member.address, metrics=Address("127.0.0.1", 1), data_dir=member.data_dir,
+            otlp_endpoint=None, raft_tick_ms=TICK_MS, snapshot_entries=SNAPSHOT_ENTRIES)
+
     async def start(self, node_id: NodeId) -> None:
         member = self.members[node_id]
-        peers = {n: m.address for n, m in self.members.items() if n != node_id}
+        config = self.config(member)
         member.machine = Journal()
-        member.driver = RaftDriver(
-            node_id, {n: str(m.address) for n, m in self.members.items()},
-            DurableStorage.open(member.data_dir), member.machine,
-            RaftTransport(PeerChannels(peers)), TIMING,
-        )
+        member.stores = open_node_storage(member.data_dir, groups=1)
+        member.peer = PeerTransport(node_id, 1, PeerChannels(config.peers))
+        router = PeerRouter()
+        member.host = build_host(config, member.stores, member.peer, router, [member.machine],
+                                 on_failure=lambda error: None)
         member.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        raft_pb2_grpc.add_RaftServicer_to_server(
-            RaftServicer(node_id, member.driver.deliver), member.server)
+        peer = member.peer
+        peer_pb2_grpc.add_PeerServicer_to_server(
+            PeerServicer(node_id, 1, router, lambda: peer.isolated_from), member.server)
         member.server.add_insecure_port(str(member.address))
         await member.server.start()
-        member.driver.start()
+        member.host.start()
 
     async def crash(self, node_id: NodeId) -> None:
         member = self.members[node_id]
-        assert member.server is not None and member.driver is not None
+        assert member.server and member.host and member.peer and member.stores
         await member.server.stop(None)
-        await member.driver.stop()
-        member.server = member.driver = None
+        await member.host.stop()
+        await member.peer.close()
+        member.stores.close()
+        member.server = member.host = member.peer = member.stores = None
 
-    async def leader(self, timeout: float = 10.0) -> RaftDriver:
+    async def leader(self, timeout: float = 10.0) -> Driver[raft.Raft]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for member in self.members.values():
@@ -104,7 +123,7 @@ class Cluster:
 
     async def stop_all(self) -> None:
         for node_id, member in self.members.items():
-            if member.driver is not None:
+            if member.host is not None:
                 await self.crash(node_id)
 
 

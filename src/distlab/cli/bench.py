@@ -1,234 +1,22 @@
-"""`distlab bench kv`: closed-loop load on a running cluster's KV store.
+"""`distlab bench kv`: closed-loop load on a running cluster's KV store (distlab.ops.load).
 
 C clients each run one operation at a time, back to back, for the duration; throughput is
 operations acknowledged per second and latency is measured per operation from send to
-answer. One Python process can be the bottleneck well before the cluster is, so
-`--processes N` spreads the clients over N processes that start measuring together.
-
-`measure_load` is the closed loop itself, reusable for any system whose operation is an
-awaitable: bench/kv_throughput.py drives its baselines (etcd) with it.
+answer. `--processes N` spreads the clients over N processes that start measuring together.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import math
-import multiprocessing
-import random
 import sys
-import time
-from array import array
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from distlab.cli.common import EXIT_OK, EXIT_UNKNOWN, UsageError, format_table
 from distlab.cli.targets import add_cluster_arguments, resolve_cluster
-from distlab.client import Definite, KVClient, KVError
+from distlab.client import KVError
+from distlab.ops.load import KVLoad, run_kv_workload, run_processes, summarize
 from distlab.runtime import loop
-
-Operation = Callable[[int], Awaitable[None]]
-"""One operation of client number N; raises on failure."""
-
-
-@dataclass(slots=True)
-class LoadResult:
-    """Latencies (seconds) of acknowledged operations, failures, and the measured window."""
-
-    latencies: array[float] = field(default_factory=lambda: array("d"))
-    definite_failures: int = 0
-    indefinite_failures: int = 0
-    elapsed_seconds: float = 0.0
-    first_error: str | None = None
-
-    def merge(self, other: LoadResult) -> None:
-        self.latencies.extend(other.latencies)
-        self.definite_failures += other.definite_failures
-        self.indefinite_failures += other.indefinite_failures
-        self.elapsed_seconds = max(self.elapsed_seconds, other.elapsed_seconds)
-        self.first_error = self.first_error or other.first_error
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "latencies": self.latencies.tobytes(),
-            "definite_failures": self.definite_failures,
-            "indefinite_failures": self.indefinite_failures,
-            "elapsed_seconds": self.elapsed_seconds,
-            "first_error": self.first_error,
-        }
-
-    @classmethod
-    def from_wire(cls, wire: Mapping[str, Any]) -> LoadResult:
-        latencies = array("d")
-        latencies.frombytes(wire["latencies"])
-        return cls(latencies, wire["definite_failures"], wire["indefinite_failures"],
-                   wire["elapsed_seconds"], wire["first_error"])
-
-
-def percentile(sorted_values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending sequence (0.0 when it is empty)."""
-    if not sorted_values:
-        return 0.0
-    # ceil(fraction * n), with slack for binary fractions such as 0.99 * 100 = 99.000...01
-    rank = max(1, min(len(sorted_values), math.ceil(fraction * len(sorted_values) - 1e-9)))
-    return sorted_values[rank - 1]
-
-
-def summarize(result: LoadResult) -> dict[str, Any]:
-    ordered = sorted(result.latencies)
-    elapsed = result.elapsed_seconds
-    return {
-        "ops": len(ordered),
-        "ops_per_second": len(ordered) / elapsed if elapsed > 0 else 0.0,
-        "elapsed_seconds": elapsed,
-        "definite_failures": result.definite_failures,
-        "indefinite_failures": result.indefinite_failures,
-        "latency_ms": {
-            "p50": percentile(ordered, 0.50) * 1000,
-            "p99": percentile(ordered, 0.99) * 1000,
-            "max": (ordered[-1] if ordered else 0.0) * 1000,
-        },
-        "first_error": result.first_error,
-    }
-
-
-async def measure_load(
-    clients: int, duration_seconds: float, operation: Operation,
-    is_definite: Callable[[BaseException], bool] = lambda error: False,
-) -> LoadResult:
-    """Run `clients` closed loops of `operation` for `duration_seconds` and time each call.
-
-    A failed operation is counted (as definite when `is_definite` says so) and the loop goes
-    on: a benchmark through a leader change should show the dip, not stop.
-    """
-    results = [LoadResult() for _ in range(clients)]
-    started = time.perf_counter()
-    stop_at = started + duration_seconds
-
-    async def client_loop(number: int) -> None:
-        result = results[number]
-        clock = time.perf_counter
-        while (begin := clock()) < stop_at:
-            try:
-                await operation(number)
-            except Exception as error:
-                if is_definite(error):
-                    result.definite_failures += 1
-                else:
-                    result.indefinite_failures += 1
-                if result.first_error is None:
-                    result.first_error = f"{type(error).__name__}: {error}"
-                continue
-            result.latencies.append(clock() - begin)
-
-    await asyncio.gather(*(client_loop(n) for n in range(clients)))
-    total = LoadResult(elapsed_seconds=time.perf_counter() - started)
-    for result in results:
-        total.merge(result)
-    return total
-
-
-# ---- the KV workload ----
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    addresses: dict[int, str]
-    clients: int
-    duration_seconds: float
-    value_size: int
-    read_fraction: float
-    keys: int
-    call_timeout: float
-    seed: int
-
-
-def kv_operation(client: KVClient, workload: Workload) -> Operation:
-    value = "v" * workload.value_size
-    rngs: dict[int, random.Random] = {}
-
-    async def operation(number: int) -> None:
-        rng = rngs.get(number)
-        if rng is None:
-            rng = rngs[number] = random.Random(workload.seed * 1_000_003 + number)
-        key = f"bench-{rng.randrange(workload.keys)}"
-        if workload.read_fraction and rng.random() < workload.read_fraction:
-            await client.get(key)
-        else:
-            await client.put(key, value)
-
-    return operation
-
-
-async def run_kv_workload(workload: Workload, ready: Callable[[], Awaitable[None]] | None = None
-                          ) -> LoadResult:
-    """Warm up (one write per client: sessions opened, leader found), wait for `ready`, then
-    measure."""
-    client = KVClient(workload.addresses, call_timeout=workload.call_timeout,
-                      operation_timeout=max(5.0, workload.call_timeout * 5))
-    async with client:
-        value = "v" * workload.value_size
-        await asyncio.gather(*(client.put(f"bench-warmup-{n}", value)
-                               for n in range(workload.clients)))
-        if ready is not None:
-            await ready()
-        return await measure_load(
-            workload.clients, workload.duration_seconds, kv_operation(client, workload),
-            is_definite=lambda error: isinstance(error, Definite),
-        )
-
-
-def worker_process(workload: Workload, barrier: Any, results: Any) -> None:
-    """Body of one load process: its share of the clients, started with the others."""
-
-    async def ready() -> None:
-        await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
-
-    try:
-        result = loop.run(run_kv_workload(workload, ready))
-    except Exception as error:
-        # Release the other processes waiting at the barrier, and tell the parent why.
-        barrier.abort()
-        results.put({"error": f"{type(error).__name__}: {error}"})
-        return
-    results.put(result.to_wire())
-
-
-def run_processes(workload: Workload, processes: int) -> LoadResult:
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(processes)
-    results = context.Queue()
-    shares = [workload.clients // processes + (1 if i < workload.clients % processes else 0)
-              for i in range(processes)]
-    children = [
-        context.Process(
-            target=worker_process,
-            args=(replace(workload, clients=share, seed=workload.seed + i), barrier, results),
-            daemon=True,
-        )
-        for i, share in enumerate(shares)
-    ]
-    for child in children:
-        child.start()
-    total = LoadResult()
-    errors: list[str] = []
-    try:
-        for _ in children:
-            wire = results.get(timeout=workload.duration_seconds + 120)
-            if "error" in wire:
-                errors.append(wire["error"])
-            else:
-                total.merge(LoadResult.from_wire(wire))
-    finally:
-        for child in children:
-            child.join(timeout=5)
-            if child.is_alive():
-                child.kill()
-    if errors:
-        raise Definite(errors[0])
-    return total
-
 
 # ---- the command ----
 
@@ -278,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.call_timeout > 0:
         raise UsageError(f"--call-timeout must be positive, got {args.call_timeout}")
     cluster = resolve_cluster(args.cluster, args.cluster_file)
-    workload = Workload(
-        addresses={int(node_id): str(address) for node_id, address in cluster.items()},
+    workload = KVLoad(
+        addresses=({int(node_id): str(address) for node_id, address in cluster.items()}
+                   if isinstance(cluster, dict) else [str(address) for address in cluster]),
         clients=args.clients, duration_seconds=args.duration, value_size=args.value_size,
         read_fraction=args.reads, keys=args.keys, call_timeout=args.call_timeout,
         seed=args.seed,

@@ -1,4 +1,5 @@
-"""`distlab cluster add|remove|transfer-leader`: membership changes, sent to the leader."""
+"""`distlab cluster add|remove|transfer-leader`: membership changes, sent to each group's
+leader (every group, or the one named with --group)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,19 @@ import json
 import sys
 from typing import Any
 
-import grpc
-
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError
-from distlab.cli.status import collect_status
 from distlab.cli.targets import add_cluster_arguments, resolve_cluster
-from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.core.ids import NodeId
+from distlab.ops.membership import change_membership
 from distlab.runtime import loop
-from distlab.runtime.config import ConfigError, parse_address
-from distlab.runtime.grpc.channels import open_channel
-
-DEADLINE_SECONDS = 15.0
+from distlab.wire.addresses import ConfigError, parse_address
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "cluster", help="change membership or hand over leadership",
-        description="Membership changes go to the leader, one server at a time.")
+        description="Membership changes go to the leader of each group, one server at a "
+        "time.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add a node (started with --join) as a learner; it "
                              "becomes a voter once caught up")
@@ -35,6 +32,8 @@ def register(subparsers: Any) -> None:
     transfer.add_argument("node_id", type=int, metavar="ID")
     for action in (add, remove, transfer):
         add_cluster_arguments(action)
+        action.add_argument("--group", type=int, metavar="N",
+                            help="change only group N (default: every group)")
         action.add_argument("--json", action="store_true", help="print the result as JSON")
         action.set_defaults(handler=run)
 
@@ -42,45 +41,28 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.node_id <= 0:
         raise UsageError(f"node id must be a positive integer, got {args.node_id}")
+    if args.group is not None and args.group < 0:
+        raise UsageError(f"--group must be a group number (0 or more), got {args.group}")
+    address = None
     if args.action == "add":
         try:
-            parse_address(args.address, "ADDR")
+            address = str(parse_address(args.address, "ADDR"))
         except ConfigError as error:
             raise UsageError(str(error)) from error
     cluster = resolve_cluster(args.cluster, args.cluster_file)
-    return loop.run(change(args, cluster))
-
-
-async def change(args: argparse.Namespace, cluster: Any) -> int:
-    rows = await collect_status(cluster, 1.0)
-    leaders = [row for row in rows if row["role"] == "leader"]
-    if not leaders:
-        print("distlab cluster: no leader answers; try again once one is elected",
-              file=sys.stderr)
-        return EXIT_CHECK_FAILED
-    leader = leaders[0]
-    async with open_channel(leader["address"]) as channel:
-        admin = admin_pb2_grpc.AdminStub(channel)
-        try:
-            if args.action == "add":
-                reply = await admin.AddMember(admin_pb2.AddMemberRequest(
-                    node_id=args.node_id, address=args.address), timeout=DEADLINE_SECONDS)
-            elif args.action == "remove":
-                reply = await admin.RemoveMember(
-                    admin_pb2.RemoveMemberRequest(node_id=args.node_id), timeout=DEADLINE_SECONDS)
-            else:
-                reply = await admin.TransferLeader(
-                    admin_pb2.TransferLeaderRequest(node_id=args.node_id),
-                    timeout=DEADLINE_SECONDS)
-        except grpc.aio.AioRpcError as error:
-            print(f"distlab cluster: {args.action} failed: {error.code().name}: "
-                  f"{error.details()}", file=sys.stderr)
-            return EXIT_CHECK_FAILED
-    result = {"leader": reply.leader_id, "voters": list(reply.voters),
-              "learners": list(reply.learners)}
+    changes = loop.run(change_membership(cluster, args.action, NodeId(args.node_id), address,
+                                         args.group))
     if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"leader {result['leader']}; voters {result['voters']}; "
-              f"learners {result['learners']}")
-    return EXIT_OK
+        # The top-level fields are the first group's, as before there were groups.
+        first = changes[0]
+        print(json.dumps({"leader": first.leader, "voters": list(first.voters),
+                          "learners": list(first.learners),
+                          "groups": [change.as_json() for change in changes]}))
+    for change in changes:
+        if change.error is not None:
+            print(f"distlab cluster: {args.action} failed in group {change.group}: "
+                  f"{change.error}", file=sys.stderr)
+        elif not args.json:
+            print(f"group {change.group}: leader {change.leader}; voters "
+                  f"{list(change.voters)}; learners {list(change.learners)}")
+    return EXIT_CHECK_FAILED if any(change.error for change in changes) else EXIT_OK

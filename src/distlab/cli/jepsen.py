@@ -11,9 +11,7 @@ of time, or no verdict could be reached), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -31,13 +29,13 @@ from distlab.check.tester.schedule import (
     plan_schedule,
 )
 from distlab.cli import common
-from distlab.cli.chaos import compose_cluster
-from distlab.cli.targets import resolve_cluster
+from distlab.cli.targets import resolve_members
 from distlab.core.ids import NodeId
+from distlab.ops.docker import compose_node_addresses
+from distlab.ops.tester import RunSettings, format_summary, run_until_interrupted
 from distlab.runtime import loop
-from distlab.runtime.config import Address
-from distlab.runtime.local_cluster import ClusterStartError
-from distlab.runtime.tester import RunOutcome, RunSettings, format_summary, run_test
+from distlab.runtime.config import MAX_GROUPS
+from distlab.wire.addresses import Address, ConfigError
 
 MAX_NODES = 9
 DEFAULT_FAULTS = "kill,pause,partition"
@@ -55,6 +53,9 @@ def register(subparsers: Any) -> None:
     where = parser.add_argument_group("cluster")
     where.add_argument("--nodes", type=int, default=3, metavar="N",
                        help="size of the cluster the test starts (default 3)")
+    where.add_argument("--groups", type=int, default=1, metavar="G",
+                       help="KV shards of the cluster the test starts, each a replicated "
+                       "group (default 1)")
     where.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="state and logs of the started nodes (default REPORT/cluster)")
     where.add_argument("--project", metavar="NAME",
@@ -138,13 +139,22 @@ def default_report_dir() -> Path:
 def settings_from(args: argparse.Namespace) -> RunSettings:
     """Validate the arguments; every problem is a UsageError."""
     if args.compose:
-        addresses: Mapping[NodeId, Address] | None = compose_cluster()
+        try:
+            addresses: Mapping[NodeId, Address] | None = compose_node_addresses()
+        except ConfigError as error:
+            raise common.UsageError(str(error)) from error
         external = False
     else:
         external = args.cluster is not None or args.cluster_file is not None
-        addresses = resolve_cluster(args.cluster, args.cluster_file) if external else None
+        addresses = resolve_members(args.cluster, args.cluster_file) if external else None
     if not external and not 1 <= args.nodes <= MAX_NODES:
         raise common.UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
+    if not 1 <= args.groups <= MAX_GROUPS:
+        raise common.UsageError(f"--groups must be between 1 and {MAX_GROUPS}, got "
+                                f"{args.groups}")
+    if addresses is not None and args.groups != 1:
+        raise common.UsageError("--groups sets up a cluster the test starts; a running "
+                                "cluster keeps its own groups")
     if args.concurrency < 1:
         raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.keys < 1:
@@ -175,7 +185,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         concurrency=args.concurrency, keys=args.keys, mix=mix, faults=faults,
         nemesis_interval=args.nemesis_interval, quiet=args.quiet,
         operation_timeout=args.op_timeout, check_timeout=args.check_timeout,
-        read_from_any=args.read_from_any, seed=seed, nodes=args.nodes,
+        read_from_any=args.read_from_any, seed=seed, nodes=args.nodes, groups=args.groups,
         data_dir=args.data_dir, addresses=addresses, compose=args.compose,
         compose_project=args.project)
 
@@ -196,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     progress = progress_printer()
     progress(f"report in {settings.report_dir}; seed {settings.seed}; "
              f"nemesis {','.join(settings.faults) or 'none'}")
-    outcome = loop.run(_interruptible(settings, progress))
+    outcome = loop.run(run_until_interrupted(settings, progress))
     if outcome is None:
         return common.EXIT_INTERRUPTED
     if isinstance(outcome, str):
@@ -207,24 +217,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_summary(outcome), flush=True)
     return outcome.exit_status
-
-
-async def _interruptible(settings: RunSettings, progress: Callable[[str], None]
-                         ) -> RunOutcome | str | None:
-    """The run, or None when SIGINT/SIGTERM stopped it (after healing and stopping the
-    cluster), or a message when no verdict could be reached."""
-    task = asyncio.current_task()
-    assert task is not None
-    running = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        running.add_signal_handler(signum, task.cancel)
-    try:
-        return await run_test(settings, progress)
-    except asyncio.CancelledError:
-        progress("interrupted; faults healed and the cluster stopped")
-        return None
-    except ClusterStartError as error:
-        return f"the cluster did not start: {error}"
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            running.remove_signal_handler(signum)

@@ -11,12 +11,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import glob
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import tempfile
@@ -36,14 +34,14 @@ from distlab.cli.common import (
     UsageError,
     format_table,
 )
+from distlab.ops.local_mapreduce import LocalMapReduce
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.protocols.mapreduce import SchedulerConfig
 from distlab.runtime import loop
-from distlab.runtime.config import Address, ConfigError, parse_address
 from distlab.runtime.mapreduce.client import (
     CoordinatorGone,
     JobRejected,
-    follow_job,
+    follow_to_end,
     job_status,
     submit_job,
 )
@@ -54,9 +52,10 @@ from distlab.runtime.mapreduce.coordinator import (
     serve_coordinator,
 )
 from distlab.runtime.mapreduce.joblog import JobLogCorrupt
-from distlab.runtime.mapreduce.local import LocalMapReduce
 from distlab.runtime.mapreduce.sequential import run_sequential
 from distlab.runtime.mapreduce.worker import CoordinatorUnreachable, WorkerSettings, serve_worker
+from distlab.runtime.server import run_until_signalled
+from distlab.wire.addresses import Address, ConfigError, parse_address
 
 DEFAULT_COORDINATOR_LISTEN = "0.0.0.0:7070"
 DEFAULT_OUTPUT = "mr-output"
@@ -322,21 +321,6 @@ def report_result(progress: pb.JobProgress, as_json: bool) -> int:
     return EXIT_OK if progress.state == pb.JOB_STATE_DONE else EXIT_CHECK_FAILED
 
 
-async def follow(address: Address, job_id: int, display: ProgressDisplay | None
-                 ) -> pb.JobProgress:
-    last: pb.JobProgress | None = None
-    try:
-        async for progress in follow_job(address, job_id):
-            last = progress
-            if display is not None:
-                display.update(progress)
-    finally:
-        if display is not None:
-            display.finish()
-    assert last is not None
-    return last
-
-
 # ---- handlers
 
 
@@ -373,24 +357,16 @@ def run_job(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="distlab-mr-"))
     local = LocalMapReduce(run_dir.resolve(), args.workers, args.task_timeout,
                            args.otlp_endpoint)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        local.start()
-        print(f"coordinator {local.address}, {args.workers} workers, logs in {run_dir}",
-              file=sys.stderr)
-        status = loop.run(submit_and_follow(local.address, spec, args.json, wait=True,
-                                            local=local))
-        local.wait_for_exit(timeout=5.0)
-        return status
+        with local.running():
+            print(f"coordinator {local.address}, {args.workers} workers, logs in {run_dir}",
+                  file=sys.stderr)
+            status = loop.run(submit_and_follow(local.address, spec, args.json, wait=True,
+                                                local=local))
+            local.wait_for_exit(timeout=5.0)
+            return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        local.stop()
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, wait: bool,
@@ -413,10 +389,12 @@ async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, w
         return EXIT_OK
     display = ProgressDisplay(sys.stderr)
     try:
-        final = await follow(address, submitted.job_id, display)
+        final = await follow_to_end(address, submitted.job_id, display.update)
     except CoordinatorGone as error:
         print(f"distlab mr: error: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
+    finally:
+        display.finish()
     return report_result(final, as_json)
 
 
@@ -479,7 +457,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     )
     _configure_logging(args.log_level, "mr-coordinator")
     try:
-        loop.run(_serve_until_signalled(lambda stop: serve_coordinator(settings, stop)))
+        loop.run(run_until_signalled(lambda stop: serve_coordinator(settings, stop)))
     except (ConfigError, JobLogCorrupt) as error:
         print(f"distlab mr coordinator: error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -504,7 +482,7 @@ def run_worker(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level, f"mr-worker-{worker_id}")
     try:
         still_computing = loop.run(
-            _serve_until_signalled(lambda stop: serve_worker(settings, stop))
+            run_until_signalled(lambda stop: serve_worker(settings, stop))
         )
     except ConfigError as error:
         print(f"distlab mr worker: error: {error}", file=sys.stderr)
@@ -528,11 +506,3 @@ def _wildcard_port(text: str) -> Address:
     if not host:
         raise UsageError(f"--listen: expected host:port, got {text!r}")
     return Address(host, 0)
-
-
-async def _serve_until_signalled(serve: Any) -> Any:
-    stop = asyncio.Event()
-    running = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        running.add_signal_handler(signum, stop.set)
-    return await serve(stop)

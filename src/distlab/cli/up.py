@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError, format_table
+from distlab.ops.local_cluster import ClusterStartError, LocalCluster
 from distlab.runtime import loop
-from distlab.runtime.local_cluster import ClusterStartError, LocalCluster
+from distlab.runtime.config import ENGINES, MAX_GROUPS
 
 MAX_NODES = 9
 
@@ -25,6 +26,10 @@ def register(subparsers: Any) -> None:
         "DIR/cluster.json, and run until Ctrl-C or SIGTERM, which stops every node.",
     )
     parser.add_argument("--nodes", type=int, default=3, metavar="N", help="cluster size (3)")
+    parser.add_argument("--groups", type=int, default=1, metavar="G",
+                        help="KV shards, each a replicated group over every node (1)")
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="consensus engine of every group (the node's default: raft)")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR",
                         help="where nodes keep their state and logs (./data)")
     parser.add_argument("--otlp-endpoint", metavar="URL",
@@ -36,8 +41,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.nodes <= MAX_NODES:
         raise UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
+    if not 1 <= args.groups <= MAX_GROUPS:
+        raise UsageError(f"--groups must be between 1 and {MAX_GROUPS}, got {args.groups}")
     extra_env = {"OTLP_ENDPOINT": args.otlp_endpoint} if args.otlp_endpoint else {}
-    cluster = LocalCluster.plan(args.nodes, args.data_dir, extra_env)
+    cluster = LocalCluster.plan(args.nodes, args.data_dir, extra_env, groups=args.groups,
+                                engine=args.engine)
     return loop.run(serve_cluster(cluster, args.json))
 
 
@@ -58,6 +66,8 @@ async def serve_cluster(cluster: LocalCluster, as_json: bool) -> int:
             rows = [[n.node_id, n.address, n.metrics_address, n.pid]
                     for n in cluster.nodes.values()]
             print(format_table(("id", "grpc", "metrics", "pid"), rows))
+            print(f"\n{cluster.groups} group{'s' if cluster.groups != 1 else ''} over every "
+                  "node" + (f", engine {cluster.engine}" if cluster.engine else ""))
             print(f"\ncluster file: {cluster.data_dir / 'cluster.json'}")
             print("try: distlab status --cluster-file "
                   f"{cluster.data_dir / 'cluster.json'}    (Ctrl-C stops the cluster)", flush=True)

@@ -1,13 +1,21 @@
-"""An asyncio client of the replicated KV store that finds the leader and retries safely.
+"""An asyncio client of the replicated KV store that finds the leaders and retries safely.
+
+The store is sharded: key k belongs to group crc32(k) % G, each group a replicated log over
+every node with a leader of its own. The client learns G from the first node that answers
+Admin.Status (a node without Admin, or one that reports 0 groups, hosts one), routes each
+key to its group, and remembers each group's leader, learned from Status and from NOT_LEADER
+hints.
 
 Each operation has a time budget. Within it the client sends to the member it believes
-leads, follows NOT_LEADER's hint to the real leader, and retries attempts whose outcome is
-unknown with the same request id (session and sequence), which the store applies at most
-once. When the budget runs out the failure says whether the operation may have happened.
+leads the key's group, follows NOT_LEADER's hint to the real leader, and retries attempts
+whose outcome is unknown with the same request id (session and sequence), which the store
+applies at most once. When the budget runs out the failure says whether the operation may
+have happened.
 
-Sessions: every write needs a session with one write outstanding at a time, so the client
-keeps a pool: a concurrent write takes an idle session or opens a new one. A client used by
-64 tasks at once ends up with 64 sessions and one channel per member.
+Sessions: every write needs a session of its group's store with one write outstanding at a
+time, so the client keeps a pool per group: a concurrent write takes an idle session or opens
+a new one. A client used by 64 tasks at once ends up with up to 64 sessions per group and one
+channel per member.
 """
 
 from __future__ import annotations
@@ -29,21 +37,17 @@ from distlab.client._errors import (
     Unavailable,
 )
 from distlab.core.ids import NodeId
-from distlab.proto import kv_pb2, kv_pb2_grpc
-from distlab.runtime.grpc.channels import open_channel
+from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
+from distlab.wire.channels import open_channel
+from distlab.wire.metadata import ERROR_REASON, REASON_SESSION_EXPIRED, REASON_VALUE_TOO_LARGE
+from distlab.wire.not_leader import NotLeaderHint, decode_not_leader, trailers_of
+from distlab.wire.sharding import group_of
+from distlab.wire.status import group_count, group_statuses
 
 DEFAULT_CALL_TIMEOUT_SECONDS = 1.0
 DEFAULT_OPERATION_TIMEOUT_SECONDS = 10.0
 INITIAL_BACKOFF_SECONDS = 0.02
 MAX_BACKOFF_SECONDS = 0.5
-
-# Trailing metadata of the KV service (see kv.proto).
-ERROR_REASON = "error-reason"
-LEADER_ID = "leader-id"
-LEADER_ADDRESS = "leader-address"
-REASON_NOT_LEADER = "not-leader"
-REASON_SESSION_EXPIRED = "session-expired"
-REASON_VALUE_TOO_LARGE = "value-too-large"
 
 R = TypeVar("R")
 Send = Callable[["kv_pb2_grpc.KVAsyncStub", float], Awaitable[R]]
@@ -138,10 +142,14 @@ class KVClient:
         self.call_timeout = call_timeout
         self.operation_timeout = operation_timeout
         self._interceptors = list(interceptors)
-        self._leader = self._addresses[0]
+        # Learned once, from the first node that answers Admin.Status.
+        self._group_count: int | None = None
+        self._learning = asyncio.Lock()
+        # Group -> the member that last answered as its leader (or was named as such).
+        self._leaders: dict[int, str] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, kv_pb2_grpc.KVAsyncStub] = {}
-        self._idle_sessions: list[_Session] = []
+        self._idle_sessions: dict[int, list[_Session]] = {}
         self._tracer = trace.get_tracer("distlab.client")
 
     async def __aenter__(self) -> KVClient:
@@ -157,8 +165,22 @@ class KVClient:
 
     @property
     def leader_address(self) -> str:
-        """The member the next call goes to first: the last one that answered as leader."""
-        return self._leader
+        """The member the next call for group 0 goes to first (see `leader_of`)."""
+        return self.leader_of(0)
+
+    def leader_of(self, group: int) -> str:
+        """The member the next call for `group` goes to first: the last one that answered as
+        its leader, or was named so."""
+        return self._leaders.get(group, self._addresses[0])
+
+    async def group_count(self, *, budget: float | None = None) -> int:
+        """How many groups the store is sharded over (asking a node the first time)."""
+        attempts = self._attempts("group count", "", budget, writes=False)
+        return await self._groups(self._deadline(attempts), attempts)
+
+    async def group_of(self, key: str, *, budget: float | None = None) -> int:
+        """The group `key` belongs to."""
+        return group_of(key, await self.group_count(budget=budget))
 
     # ---- operations ----
 
@@ -168,10 +190,12 @@ class KVClient:
         A read changes nothing, so when it fails it fails definitely.
         """
         request = kv_pb2.GetRequest(key=key)
-        with self._span("get", key):
+        with self._span("get", key) as span:
             attempts = self._attempts("get", key, budget, writes=False)
+            deadline = self._deadline(attempts)
+            group = await self._group_of(key, deadline, attempts, span)
             response = await self._rpc(
-                lambda stub, t: stub.Get(request, timeout=t), self._deadline(attempts), attempts)
+                lambda stub, t: stub.Get(request, timeout=t), deadline, attempts, group)
         return response.value if response.found else None
 
     async def put(self, key: str, value: str, *, budget: float | None = None) -> None:
@@ -216,16 +240,18 @@ class KVClient:
         self, op: str, key: str, budget: float | None,
         send: Callable[[kv_pb2_grpc.KVAsyncStub, float, int, int], Awaitable[R]],
     ) -> R:
-        with self._span(op, key):
+        with self._span(op, key) as span:
             attempts = self._attempts(op, key, budget, writes=True)
             deadline = self._deadline(attempts)
+            group = await self._group_of(key, deadline, attempts, span)
+            idle = self._idle_sessions.setdefault(group, [])
             while True:
-                session: _Session | None = await self._take_session(deadline, attempts)
+                session: _Session | None = await self._take_session(group, deadline, attempts)
                 assert session is not None
                 try:
                     return await self._rpc(
                         bind_session(send, session.client_id, session.next_sequence),
-                        deadline, attempts)
+                        deadline, attempts, group)
                 except _SessionExpired:
                     session = None
                     if attempts.maybe_applied:
@@ -238,27 +264,30 @@ class KVClient:
                         # The sequence is spent whatever happened: a later write must never
                         # reuse a request id whose first use may still be applied.
                         session.next_sequence += 1
-                        self._idle_sessions.append(session)
+                        idle.append(session)
 
-    async def _take_session(self, deadline: float, attempts: _Attempts) -> _Session:
-        if self._idle_sessions:
-            return self._idle_sessions.pop()
+    async def _take_session(self, group: int, deadline: float, attempts: _Attempts
+                            ) -> _Session:
+        idle = self._idle_sessions.setdefault(group, [])
+        if idle:
+            return idle.pop()
         client_id = new_client_id()
-        request = kv_pb2.OpenSessionRequest(client_id=client_id)
+        request = kv_pb2.OpenSessionRequest(client_id=client_id, group=group)
         # Opening is idempotent, so its own attempts never leave an open outcome behind.
         opening = _Attempts(f"opening a session for {attempts.description}",
                             attempts.budget_seconds, writes=False)
         try:
             await self._rpc(lambda stub, t: stub.OpenSession(request, timeout=t),
-                            deadline, opening)
+                            deadline, opening, group)
         except KVError as error:
             raise attempts.escalate(error) from None
         return _Session(client_id)
 
-    async def _rpc(self, send: Send[R], deadline: float, attempts: _Attempts) -> R:
-        """One operation's attempts: until an answer, a definite refusal, or the deadline."""
+    async def _rpc(self, send: Send[R], deadline: float, attempts: _Attempts, group: int) -> R:
+        """One operation's attempts on `group`: until an answer, a definite refusal, or the
+        deadline."""
         clock = asyncio.get_running_loop()
-        address = self._leader
+        address = self.leader_of(group)
         backoff = INITIAL_BACKOFF_SECONDS
         failures_since_pause = 0
         redirects = 0
@@ -271,11 +300,11 @@ class KVClient:
             except grpc.aio.AioRpcError as error:
                 hint = self._classify(error, address, attempts)
             else:
-                self._leader = address
+                self._leaders[group] = address
                 return response
             if hint is not None and hint != address and redirects <= len(self._addresses):
                 redirects += 1
-                address = hint
+                address = self._leaders[group] = hint
                 continue
             address = self._next_address(address)
             failures_since_pause += 1
@@ -289,6 +318,66 @@ class KVClient:
                 failures_since_pause = 0
                 redirects = 0
 
+    async def _group_of(self, key: str, deadline: float, attempts: _Attempts, span: Any) -> int:
+        group = group_of(key, await self._groups(deadline, attempts))
+        span.set_attribute("kv.group", group)
+        return group
+
+    async def _groups(self, deadline: float, attempts: _Attempts) -> int:
+        """G, asking the members in turn the first time (one learner at a time)."""
+        if self._group_count is not None:
+            return self._group_count
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(0.0, remaining)), self._learning:
+                if self._group_count is None:
+                    self._group_count = await self._ask_group_count(deadline, attempts)
+        except TimeoutError:
+            raise attempts.exhausted() from None
+        return self._group_count
+
+    async def _ask_group_count(self, deadline: float, attempts: _Attempts) -> int:
+        clock = asyncio.get_running_loop()
+        backoff = INITIAL_BACKOFF_SECONDS
+        while True:
+            for address in list(self._addresses):
+                remaining = deadline - clock.time()
+                if remaining <= 0:
+                    raise attempts.exhausted()
+                admin = admin_pb2_grpc.AdminStub(self._channel(address))
+                try:
+                    status = await admin.Status(admin_pb2.StatusRequest(),
+                                                timeout=min(self.call_timeout, remaining))
+                except grpc.aio.AioRpcError as error:
+                    if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                        return 1  # a bare KV server: one log, one group
+                    attempts.last_error = self._describe_failure(error, address)
+                    continue
+                self._learn_from(address, status)
+                return group_count(status)
+            remaining = deadline - clock.time()
+            if remaining <= 0:
+                raise attempts.exhausted()
+            await asyncio.sleep(min(backoff, remaining))
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _learn_from(self, address: str, status: admin_pb2.NodeStatus) -> None:
+        """Who `address` is, and the leaders it knows of, as far as this client can reach
+        them."""
+        if status.node_id and status.node_id not in self._members:
+            self._members[status.node_id] = address
+        for group in group_statuses(status):
+            if group.role == "leader":
+                self._leaders[group.group] = address
+            elif group.leader_id in self._members:
+                self._leaders[group.group] = self._members[group.leader_id]
+
+    def _describe_failure(self, error: grpc.aio.AioRpcError, address: str) -> str:
+        if never_sent(error):
+            cause = (error.details() or "").rsplit(": ", 1)[-1]
+            return f"cannot connect to {address} ({cause})"
+        return f"{address} answered {error.code().name}: {error.details() or ''}"
+
     def _classify(
         self, error: grpc.aio.AioRpcError, address: str, attempts: _Attempts
     ) -> str | None:
@@ -296,16 +385,11 @@ class KVClient:
         the leader it names (if any) to try next."""
         code = error.code()
         details = error.details() or ""
-        trailers = {key: value for key, value in (error.trailing_metadata() or ())
-                    if isinstance(value, str)}
-        reason = trailers.get(ERROR_REASON)
-        if never_sent(error):
-            cause = details.rsplit(": ", 1)[-1]
-            attempts.last_error = f"cannot connect to {address} ({cause})"
-        else:
-            attempts.last_error = f"{address} answered {code.name}: {details}"
-        if code == grpc.StatusCode.FAILED_PRECONDITION and reason == REASON_NOT_LEADER:
-            return self._leader_hint(trailers)
+        reason = trailers_of(error).get(ERROR_REASON)
+        attempts.last_error = self._describe_failure(error, address)
+        hint = decode_not_leader(error)
+        if hint is not None:
+            return self._leader_hint(hint)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             # Every attempt carried the same request, so none of them was accepted either.
             raise InvalidRequest(details)
@@ -324,11 +408,10 @@ class KVClient:
             attempts.maybe_applied = True
         return None
 
-    def _leader_hint(self, trailers: Mapping[str, str]) -> str | None:
-        leader_id = trailers.get(LEADER_ID, "")
-        if leader_id.isdigit() and int(leader_id) in self._members:
-            return self._members[int(leader_id)]
-        address = trailers.get(LEADER_ADDRESS)
+    def _leader_hint(self, hint: NotLeaderHint) -> str | None:
+        if hint.leader_id is not None and hint.leader_id in self._members:
+            return self._members[hint.leader_id]
+        address = hint.leader_address
         if address and address not in self._addresses:
             self._addresses.append(address)
         return address or None
@@ -340,20 +423,23 @@ class KVClient:
             return self._addresses[0]
         return self._addresses[(position + 1) % len(self._addresses)]
 
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = open_channel(address, self._interceptors)
+        return channel
+
     def _stub(self, address: str) -> kv_pb2_grpc.KVAsyncStub:
         stub = self._stubs.get(address)
         if stub is None:
-            channel = open_channel(address, self._interceptors)
-            self._channels[address] = channel
-            stub = kv_pb2_grpc.KVStub(channel)
-            self._stubs[address] = stub
+            stub = self._stubs[address] = kv_pb2_grpc.KVStub(self._channel(address))
         return stub
 
     def _attempts(self, op: str, key: str, budget: float | None, writes: bool) -> _Attempts:
         seconds = self.operation_timeout if budget is None else budget
         if seconds <= 0:
             raise ValueError("the time budget must be positive")
-        return _Attempts(f"{op} {key!r}", seconds, writes)
+        return _Attempts(f"{op} {key!r}" if key else op, seconds, writes)
 
     def _deadline(self, attempts: _Attempts) -> float:
         return asyncio.get_running_loop().time() + attempts.budget_seconds

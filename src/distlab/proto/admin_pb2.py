@@ -24,35 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64istlab/proto/admin.proto\x12\ndistlab.v1\"\xe2\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x11\n\tleader_id\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12\x0b\n\x03pid\x18\x07 \x01(\x03\x12\x16\n\x0euptime_seconds\x18\x08 \x01(\x01\x12\x0f\n\x07version\x18\t \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\n \x01(\t\x12\x0e\n\x06voters\x18\x0b \x03(\x04\x12\x10\n\x08learners\x18\x0c \x03(\x04\"\x0f\n\rStatusRequest\"/\n\x14\x43lusterStatusRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"s\n\x0cMemberStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\n\n\x02up\x18\x03 \x01(\x08\x12&\n\x06status\x18\x04 \x01(\x0b\x32\x16.distlab.v1.NodeStatus\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"W\n\x15\x43lusterStatusResponse\x12\x13\n\x0b\x61nswered_by\x18\x01 \x01(\x04\x12)\n\x07members\x18\x02 \x03(\x0b\x32\x18.distlab.v1.MemberStatus\"4\n\x10\x41\x64\x64MemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"&\n\x13RemoveMemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"(\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\"I\n\x12MembershipResponse\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\x12\x11\n\tleader_id\x18\x03 \x01(\x04\"$\n\x0c\x46\x61ultRequest\x12\x14\n\x0cisolate_from\x18\x01 \x03(\x04\"&\n\rFaultResponse\x12\x15\n\risolated_from\x18\x01 \x03(\x04\x32\xcc\x03\n\x05\x41\x64min\x12;\n\x06Status\x12\x19.distlab.v1.StatusRequest\x1a\x16.distlab.v1.NodeStatus\x12T\n\rClusterStatus\x12 .distlab.v1.ClusterStatusRequest\x1a!.distlab.v1.ClusterStatusResponse\x12I\n\tAddMember\x12\x1c.distlab.v1.AddMemberRequest\x1a\x1e.distlab.v1.MembershipResponse\x12O\n\x0cRemoveMember\x12\x1f.distlab.v1.RemoveMemberRequest\x1a\x1e.distlab.v1.MembershipResponse\x12S\n\x0eTransferLeader\x12!.distlab.v1.TransferLeaderRequest\x1a\x1e.distlab.v1.MembershipResponse\x12?\n\x08SetFault\x12\x18.distlab.v1.FaultRequest\x1a\x19.distlab.v1.FaultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64istlab/proto/admin.proto\x12\ndistlab.v1\"\x9a\x01\n\x0bGroupStatus\x12\r\n\x05group\x18\x01 \x01(\r\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x11\n\tleader_id\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12\x0e\n\x06voters\x18\x07 \x03(\x04\x12\x10\n\x08learners\x18\x08 \x03(\x04\"\xb0\x02\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04term\x18\x03 \x01(\x04\x12\x11\n\tleader_id\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\x12\x15\n\rapplied_index\x18\x06 \x01(\x04\x12\x0b\n\x03pid\x18\x07 \x01(\x03\x12\x16\n\x0euptime_seconds\x18\x08 \x01(\x01\x12\x0f\n\x07version\x18\t \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\n \x01(\t\x12\x0e\n\x06voters\x18\x0b \x03(\x04\x12\x10\n\x08learners\x18\x0c \x03(\x04\x12\x0e\n\x06\x65ngine\x18\r \x01(\t\x12\x13\n\x0bgroup_count\x18\x0e \x01(\r\x12\'\n\x06groups\x18\x0f \x03(\x0b\x32\x17.distlab.v1.GroupStatus\"\x0f\n\rStatusRequest\"/\n\x14\x43lusterStatusRequest\x12\x17\n\x0ftimeout_seconds\x18\x01 \x01(\x01\"s\n\x0cMemberStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\n\n\x02up\x18\x03 \x01(\x08\x12&\n\x06status\x18\x04 \x01(\x0b\x32\x16.distlab.v1.NodeStatus\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"W\n\x15\x43lusterStatusResponse\x12\x13\n\x0b\x61nswered_by\x18\x01 \x01(\x04\x12)\n\x07members\x18\x02 \x03(\x0b\x32\x18.distlab.v1.MemberStatus\"R\n\x10\x41\x64\x64MemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x12\n\x05group\x18\x03 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_group\"D\n\x13RemoveMemberRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x12\n\x05group\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_group\"F\n\x15TransferLeaderRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12\x12\n\x05group\x18\x02 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_group\"r\n\x12MembershipResponse\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\x12\x11\n\tleader_id\x18\x03 \x01(\x04\x12\'\n\x06groups\x18\x04 \x03(\x0b\x32\x17.distlab.v1.GroupStatus\"$\n\x0c\x46\x61ultRequest\x12\x14\n\x0cisolate_from\x18\x01 \x03(\x04\"&\n\rFaultResponse\x12\x15\n\risolated_from\x18\x01 \x03(\x04\x32\xcc\x03\n\x05\x41\x64min\x12;\n\x06Status\x12\x19.distlab.v1.StatusRequest\x1a\x16.distlab.v1.NodeStatus\x12T\n\rClusterStatus\x12 .distlab.v1.ClusterStatusRequest\x1a!.distlab.v1.ClusterStatusResponse\x12I\n\tAddMember\x12\x1c.distlab.v1.AddMemberRequest\x1a\x1e.distlab.v1.MembershipResponse\x12O\n\x0cRemoveMember\x12\x1f.distlab.v1.RemoveMemberRequest\x1a\x1e.distlab.v1.MembershipResponse\x12S\n\x0eTransferLeader\x12!.distlab.v1.TransferLeaderRequest\x1a\x1e.distlab.v1.MembershipResponse\x12?\n\x08SetFault\x12\x18.distlab.v1.FaultRequest\x1a\x19.distlab.v1.FaultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'distlab.proto.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODESTATUS']._serialized_start=42
-  _globals['_NODESTATUS']._serialized_end=268
-  _globals['_STATUSREQUEST']._serialized_start=270
-  _globals['_STATUSREQUEST']._serialized_end=285
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=287
-  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=334
-  _globals['_MEMBERSTATUS']._serialized_start=336
-  _globals['_MEMBERSTATUS']._serialized_end=451
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=453
-  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=540
-  _globals['_ADDMEMBERREQUEST']._serialized_start=542
-  _globals['_ADDMEMBERREQUEST']._serialized_end=594
-  _globals['_REMOVEMEMBERREQUEST']._serialized_start=596
-  _globals['_REMOVEMEMBERREQUEST']._serialized_end=634
-  _globals['_TRANSFERLEADERREQUEST']._serialized_start=636
-  _globals['_TRANSFERLEADERREQUEST']._serialized_end=676
-  _globals['_MEMBERSHIPRESPONSE']._serialized_start=678
-  _globals['_MEMBERSHIPRESPONSE']._serialized_end=751
-  _globals['_FAULTREQUEST']._serialized_start=753
-  _globals['_FAULTREQUEST']._serialized_end=789
-  _globals['_FAULTRESPONSE']._serialized_start=791
-  _globals['_FAULTRESPONSE']._serialized_end=829
-  _globals['_ADMIN']._serialized_start=832
-  _globals['_ADMIN']._serialized_end=1292
+  _globals['_GROUPSTATUS']._serialized_start=42
+  _globals['_GROUPSTATUS']._serialized_end=196
+  _globals['_NODESTATUS']._serialized_start=199
+  _globals['_NODESTATUS']._serialized_end=503
+  _globals['_STATUSREQUEST']._serialized_start=505
+  _globals['_STATUSREQUEST']._serialized_end=520
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_start=522
+  _globals['_CLUSTERSTATUSREQUEST']._serialized_end=569
+  _globals['_MEMBERSTATUS']._serialized_start=571
+  _globals['_MEMBERSTATUS']._serialized_end=686
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_start=688
+  _globals['_CLUSTERSTATUSRESPONSE']._serialized_end=775
+  _globals['_ADDMEMBERREQUEST']._serialized_start=777
+  _globals['_ADDMEMBERREQUEST']._serialized_end=859
+  _globals['_REMOVEMEMBERREQUEST']._serialized_start=861
+  _globals['_REMOVEMEMBERREQUEST']._serialized_end=929
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=931
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=1001
+  _globals['_MEMBERSHIPRESPONSE']._serialized_start=1003
+  _globals['_MEMBERSHIPRESPONSE']._serialized_end=1117
+  _globals['_FAULTREQUEST']._serialized_start=1119
+  _globals['_FAULTREQUEST']._serialized_end=1155
+  _globals['_FAULTRESPONSE']._serialized_start=1157
+  _globals['_FAULTRESPONSE']._serialized_end=1195
+  _globals['_ADMIN']._serialized_start=1198
+  _globals['_ADMIN']._serialized_end=1658
 # @@protoc_insertion_point(module_scope)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64istlab/proto/kv.proto\x12\ndistlab.v1\"\x19\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\t\"M\n\nPutRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\"\r\n\x0bPutResponse\"P\n\rAppendRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\"\x10\n\x0e\x41ppendResponse\"A\n\rDeleteRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\"\x1f\n\x0e\x44\x65leteResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"{\n\x14\x43ompareAndSetRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x15\n\x08\x65xpected\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05value\x18\x05 \x01(\tB\x0b\n\t_expected\"#\n\x15\x43ompareAndSetResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\"\'\n\x12OpenSessionRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\"\x15\n\x13OpenSessionResponse\"\x93\x02\n\tKVCommand\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12 \n\x03put\x18\x03 \x01(\x0b\x32\x11.distlab.v1.PutOpH\x00\x12&\n\x06\x61ppend\x18\x04 \x01(\x0b\x32\x14.distlab.v1.AppendOpH\x00\x12&\n\x06\x64\x65lete\x18\x05 \x01(\x0b\x32\x14.distlab.v1.DeleteOpH\x00\x12\x36\n\x0f\x63ompare_and_set\x18\x06 \x01(\x0b\x32\x1b.distlab.v1.CompareAndSetOpH\x00\x12\x31\n\x0copen_session\x18\x07 \x01(\x0b\x32\x19.distlab.v1.OpenSessionOpH\x00\x42\x04\n\x02op\"#\n\x05PutOp\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"&\n\x08\x41ppendOp\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x17\n\x08\x44\x65leteOp\x12\x0b\n\x03key\x18\x01 \x01(\t\"Q\n\x0f\x43ompareAndSetOp\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x15\n\x08\x65xpected\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05value\x18\x03 \x01(\tB\x0b\n\t_expected\"\x0f\n\rOpenSessionOp\"\xca\x01\n\x08KVResult\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.distlab.v1.KVResult.Status\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"u\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\r\n\tMALFORMED\x10\x02\x12\x13\n\x0fSESSION_EXPIRED\x10\x03\x12\x12\n\x0eSTALE_SEQUENCE\x10\x04\x12\x13\n\x0fVALUE_TOO_LARGE\x10\x05\"-\n\x0fKVSnapshotEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"R\n\x11KVSnapshotSession\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x15\n\rlast_sequence\x18\x02 \x01(\x04\x12\x13\n\x0blast_result\x18\x03 \x01(\x0c\"\x86\x01\n\x0eKVSnapshotBody\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12,\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1b.distlab.v1.KVSnapshotEntry\x12/\n\x08sessions\x18\x03 \x03(\x0b\x32\x1d.distlab.v1.KVSnapshotSession2\x9c\x03\n\x02KV\x12\x36\n\x03Get\x12\x16.distlab.v1.GetRequest\x1a\x17.distlab.v1.GetResponse\x12\x36\n\x03Put\x12\x16.distlab.v1.PutRequest\x1a\x17.distlab.v1.PutResponse\x12?\n\x06\x41ppend\x12\x19.distlab.v1.AppendRequest\x1a\x1a.distlab.v1.AppendResponse\x12?\n\x06\x44\x65lete\x12\x19.distlab.v1.DeleteRequest\x1a\x1a.distlab.v1.DeleteResponse\x12T\n\rCompareAndSet\x12 .distlab.v1.CompareAndSetRequest\x1a!.distlab.v1.CompareAndSetResponse\x12N\n\x0bOpenSession\x12\x1e.distlab.v1.OpenSessionRequest\x1a\x1f.distlab.v1.OpenSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64istlab/proto/kv.proto\x12\ndistlab.v1\"\x19\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\t\"M\n\nPutRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\"\r\n\x0bPutResponse\"P\n\rAppendRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\"\x10\n\x0e\x41ppendResponse\"A\n\rDeleteRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\"\x1f\n\x0e\x44\x65leteResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"{\n\x14\x43ompareAndSetRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x15\n\x08\x65xpected\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05value\x18\x05 \x01(\tB\x0b\n\t_expected\"#\n\x15\x43ompareAndSetResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\"6\n\x12OpenSessionRequest\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\r\n\x05group\x18\x02 \x01(\r\"\x15\n\x13OpenSessionResponse\"\x93\x02\n\tKVCommand\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12 \n\x03put\x18\x03 \x01(\x0b\x32\x11.distlab.v1.PutOpH\x00\x12&\n\x06\x61ppend\x18\x04 \x01(\x0b\x32\x14.distlab.v1.AppendOpH\x00\x12&\n\x06\x64\x65lete\x18\x05 \x01(\x0b\x32\x14.distlab.v1.DeleteOpH\x00\x12\x36\n\x0f\x63ompare_and_set\x18\x06 \x01(\x0b\x32\x1b.distlab.v1.CompareAndSetOpH\x00\x12\x31\n\x0copen_session\x18\x07 \x01(\x0b\x32\x19.distlab.v1.OpenSessionOpH\x00\x42\x04\n\x02op\"#\n\x05PutOp\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"&\n\x08\x41ppendOp\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x17\n\x08\x44\x65leteOp\x12\x0b\n\x03key\x18\x01 \x01(\t\"Q\n\x0f\x43ompareAndSetOp\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x15\n\x08\x65xpected\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\r\n\x05value\x18\x03 \x01(\tB\x0b\n\t_expected\"\x0f\n\rOpenSessionOp\"\xca\x01\n\x08KVResult\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.distlab.v1.KVResult.Status\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"u\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\r\n\tMALFORMED\x10\x02\x12\x13\n\x0fSESSION_EXPIRED\x10\x03\x12\x12\n\x0eSTALE_SEQUENCE\x10\x04\x12\x13\n\x0fVALUE_TOO_LARGE\x10\x05\"-\n\x0fKVSnapshotEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"R\n\x11KVSnapshotSession\x12\x11\n\tclient_id\x18\x01 \x01(\x04\x12\x15\n\rlast_sequence\x18\x02 \x01(\x04\x12\x13\n\x0blast_result\x18\x03 \x01(\x0c\"\x86\x01\n\x0eKVSnapshotBody\x12\x15\n\rapplied_index\x18\x01 \x01(\x04\x12,\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1b.distlab.v1.KVSnapshotEntry\x12/\n\x08sessions\x18\x03 \x03(\x0b\x32\x1d.distlab.v1.KVSnapshotSession2\x9c\x03\n\x02KV\x12\x36\n\x03Get\x12\x16.distlab.v1.GetRequest\x1a\x17.distlab.v1.GetResponse\x12\x36\n\x03Put\x12\x16.distlab.v1.PutRequest\x1a\x17.distlab.v1.PutResponse\x12?\n\x06\x41ppend\x12\x19.distlab.v1.AppendRequest\x1a\x1a.distlab.v1.AppendResponse\x12?\n\x06\x44\x65lete\x12\x19.distlab.v1.DeleteRequest\x1a\x1a.distlab.v1.DeleteResponse\x12T\n\rCompareAndSet\x12 .distlab.v1.CompareAndSetRequest\x1a!.distlab.v1.CompareAndSetResponse\x12N\n\x0bOpenSession\x12\x1e.distlab.v1.OpenSessionRequest\x1a\x1f.distlab.v1.OpenSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,31 +52,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COMPAREANDSETRESPONSE']._serialized_start=529
   _globals['_COMPAREANDSETRESPONSE']._serialized_end=564
   _globals['_OPENSESSIONREQUEST']._serialized_start=566
-  _globals['_OPENSESSIONREQUEST']._serialized_end=605
-  _globals['_OPENSESSIONRESPONSE']._serialized_start=607
-  _globals['_OPENSESSIONRESPONSE']._serialized_end=628
-  _globals['_KVCOMMAND']._serialized_start=631
-  _globals['_KVCOMMAND']._serialized_end=906
-  _globals['_PUTOP']._serialized_start=908
-  _globals['_PUTOP']._serialized_end=943
-  _globals['_APPENDOP']._serialized_start=945
-  _globals['_APPENDOP']._serialized_end=983
-  _globals['_DELETEOP']._serialized_start=985
-  _globals['_DELETEOP']._serialized_end=1008
-  _globals['_COMPAREANDSETOP']._serialized_start=1010
-  _globals['_COMPAREANDSETOP']._serialized_end=1091
-  _globals['_OPENSESSIONOP']._serialized_start=1093
-  _globals['_OPENSESSIONOP']._serialized_end=1108
-  _globals['_KVRESULT']._serialized_start=1111
-  _globals['_KVRESULT']._serialized_end=1313
-  _globals['_KVRESULT_STATUS']._serialized_start=1196
-  _globals['_KVRESULT_STATUS']._serialized_end=1313
-  _globals['_KVSNAPSHOTENTRY']._serialized_start=1315
-  _globals['_KVSNAPSHOTENTRY']._serialized_end=1360
-  _globals['_KVSNAPSHOTSESSION']._serialized_start=1362
-  _globals['_KVSNAPSHOTSESSION']._serialized_end=1444
-  _globals['_KVSNAPSHOTBODY']._serialized_start=1447
-  _globals['_KVSNAPSHOTBODY']._serialized_end=1581
-  _globals['_KV']._serialized_start=1584
-  _globals['_KV']._serialized_end=1996
+  _globals['_OPENSESSIONREQUEST']._serialized_end=620
+  _globals['_OPENSESSIONRESPONSE']._serialized_start=622
+  _globals['_OPENSESSIONRESPONSE']._serialized_end=643
+  _globals['_KVCOMMAND']._serialized_start=646
+  _globals['_KVCOMMAND']._serialized_end=921
+  _globals['_PUTOP']._serialized_start=923
+  _globals['_PUTOP']._serialized_end=958
+  _globals['_APPENDOP']._serialized_start=960
+  _globals['_APPENDOP']._serialized_end=998
+  _globals['_DELETEOP']._serialized_start=1000
+  _globals['_DELETEOP']._serialized_end=1023
+  _globals['_COMPAREANDSETOP']._serialized_start=1025
+  _globals['_COMPAREANDSETOP']._serialized_end=1106
+  _globals['_OPENSESSIONOP']._serialized_start=1108
+  _globals['_OPENSESSIONOP']._serialized_end=1123
+  _globals['_KVRESULT']._serialized_start=1126
+  _globals['_KVRESULT']._serialized_end=1328
+  _globals['_KVRESULT_STATUS']._serialized_start=1211
+  _globals['_KVRESULT_STATUS']._serialized_end=1328
+  _globals['_KVSNAPSHOTENTRY']._serialized_start=1330
+  _globals['_KVSNAPSHOTENTRY']._serialized_end=1375
+  _globals['_KVSNAPSHOTSESSION']._serialized_start=1377
+  _globals['_KVSNAPSHOTSESSION']._serialized_end=1459
+  _globals['_KVSNAPSHOTBODY']._serialized_start=1462
+  _globals['_KVSNAPSHOTBODY']._serialized_end=1596
+  _globals['_KV']._serialized_start=1599
+  _globals['_KV']._serialized_end=2011
 # @@protoc_insertion_point(module_scope)

@@ -90,10 +90,12 @@ class CompareAndSetResponse(_message.Message):
     def __init__(self, ok: _Optional[bool] = ...) -> None: ...
 
 class OpenSessionRequest(_message.Message):
-    __slots__ = ("client_id",)
+    __slots__ = ("client_id", "group")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     client_id: int
-    def __init__(self, client_id: _Optional[int] = ...) -> None: ...
+    group: int
+    def __init__(self, client_id: _Optional[int] = ..., group: _Optional[int] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
     __slots__ = ()

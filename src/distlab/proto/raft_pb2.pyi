@@ -112,8 +112,16 @@ class TimeoutNow(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class InstallSnapshot(_message.Message):
+    __slots__ = ("meta", "data")
+    META_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    meta: SnapshotMeta
+    data: bytes
+    def __init__(self, meta: _Optional[_Union[SnapshotMeta, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class RaftMessage(_message.Message):
-    __slots__ = ("term", "sender", "recipient", "request_vote", "request_vote_reply", "append_entries", "append_entries_reply", "heartbeat", "heartbeat_reply", "install_snapshot_reply", "timeout_now")
+    __slots__ = ("term", "sender", "recipient", "request_vote", "request_vote_reply", "append_entries", "append_entries_reply", "heartbeat", "heartbeat_reply", "install_snapshot_reply", "timeout_now", "install_snapshot")
     TERM_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +133,7 @@ class RaftMessage(_message.Message):
     HEARTBEAT_REPLY_FIELD_NUMBER: _ClassVar[int]
     INSTALL_SNAPSHOT_REPLY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_NOW_FIELD_NUMBER: _ClassVar[int]
+    INSTALL_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     term: int
     sender: int
     recipient: int
@@ -136,41 +145,5 @@ class RaftMessage(_message.Message):
     heartbeat_reply: HeartbeatReply
     install_snapshot_reply: InstallSnapshotReply
     timeout_now: TimeoutNow
-    def __init__(self, term: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., request_vote: _Optional[_Union[RequestVote, _Mapping]] = ..., request_vote_reply: _Optional[_Union[RequestVoteReply, _Mapping]] = ..., append_entries: _Optional[_Union[AppendEntries, _Mapping]] = ..., append_entries_reply: _Optional[_Union[AppendEntriesReply, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., heartbeat_reply: _Optional[_Union[HeartbeatReply, _Mapping]] = ..., install_snapshot_reply: _Optional[_Union[InstallSnapshotReply, _Mapping]] = ..., timeout_now: _Optional[_Union[TimeoutNow, _Mapping]] = ...) -> None: ...
-
-class SnapshotChunk(_message.Message):
-    __slots__ = ("term", "sender", "recipient", "meta", "offset", "data", "done")
-    TERM_FIELD_NUMBER: _ClassVar[int]
-    SENDER_FIELD_NUMBER: _ClassVar[int]
-    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
-    META_FIELD_NUMBER: _ClassVar[int]
-    OFFSET_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
-    DONE_FIELD_NUMBER: _ClassVar[int]
-    term: int
-    sender: int
-    recipient: int
-    meta: SnapshotMeta
-    offset: int
-    data: bytes
-    done: bool
-    def __init__(self, term: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., meta: _Optional[_Union[SnapshotMeta, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., done: _Optional[bool] = ...) -> None: ...
-
-class RaftBatch(_message.Message):
-    __slots__ = ("messages", "trace_context")
-    class TraceContextEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    MESSAGES_FIELD_NUMBER: _ClassVar[int]
-    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
-    messages: _containers.RepeatedCompositeFieldContainer[RaftMessage]
-    trace_context: _containers.ScalarMap[str, str]
-    def __init__(self, messages: _Optional[_Iterable[_Union[RaftMessage, _Mapping]]] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
-
-class Delivered(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    install_snapshot: InstallSnapshot
+    def __init__(self, term: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., request_vote: _Optional[_Union[RequestVote, _Mapping]] = ..., request_vote_reply: _Optional[_Union[RequestVoteReply, _Mapping]] = ..., append_entries: _Optional[_Union[AppendEntries, _Mapping]] = ..., append_entries_reply: _Optional[_Union[AppendEntriesReply, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., heartbeat_reply: _Optional[_Union[HeartbeatReply, _Mapping]] = ..., install_snapshot_reply: _Optional[_Union[InstallSnapshotReply, _Mapping]] = ..., timeout_now: _Optional[_Union[TimeoutNow, _Mapping]] = ..., install_snapshot: _Optional[_Union[InstallSnapshot, _Mapping]] = ...) -> None: ...

@@ -9,17 +9,10 @@ message queued meanwhile into the next batch, so messages arrive in the order th
 """
 
 from collections import abc as _abc
-from distlab.proto import raft_pb2 as _raft_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
-import sys
 import typing as _typing
-
-if sys.version_info >= (3, 11):
-    from typing import Self as _Self
-else:
-    from typing_extensions import Self as _Self
 
 _T = _typing.TypeVar("_T")
 
@@ -30,58 +23,3 @@ class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ig
 
 GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
-
-class RaftStub:
-    @_typing.overload
-    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
-    @_typing.overload
-    def __new__(cls, channel: _aio.Channel) -> RaftAsyncStub: ...
-    Stream: _grpc.StreamUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]
-    """Every Raft message from the calling node to this one, in sending order, on one long-lived
-    stream per direction (as etcd's peer streams): a message costs a stream write, not a call.
-    """
-    InstallSnapshot: _grpc.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.Delivered]
-    """A snapshot for a follower too far behind, streamed in chunks."""
-    Probe: _grpc.UnaryUnaryMultiCallable[_raft_pb2.Delivered, _raft_pb2.Delivered]
-    """An empty call; its round trip is the peer round-trip time metric."""
-
-@_typing.type_check_only
-class RaftAsyncStub(RaftStub):
-    def __init__(self, channel: _aio.Channel) -> None: ...
-    Stream: _aio.StreamUnaryMultiCallable[_raft_pb2.RaftBatch, _raft_pb2.Delivered]  # type: ignore[assignment]
-    """Every Raft message from the calling node to this one, in sending order, on one long-lived
-    stream per direction (as etcd's peer streams): a message costs a stream write, not a call.
-    """
-    InstallSnapshot: _aio.StreamUnaryMultiCallable[_raft_pb2.SnapshotChunk, _raft_pb2.Delivered]  # type: ignore[assignment]
-    """A snapshot for a follower too far behind, streamed in chunks."""
-    Probe: _aio.UnaryUnaryMultiCallable[_raft_pb2.Delivered, _raft_pb2.Delivered]  # type: ignore[assignment]
-    """An empty call; its round trip is the peer round-trip time metric."""
-
-class RaftServicer(metaclass=_abc_1.ABCMeta):
-    @_abc_1.abstractmethod
-    def Stream(
-        self,
-        request_iterator: _MaybeAsyncIterator[_raft_pb2.RaftBatch],
-        context: _ServicerContext,
-    ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
-        """Every Raft message from the calling node to this one, in sending order, on one long-lived
-        stream per direction (as etcd's peer streams): a message costs a stream write, not a call.
-        """
-
-    @_abc_1.abstractmethod
-    def InstallSnapshot(
-        self,
-        request_iterator: _MaybeAsyncIterator[_raft_pb2.SnapshotChunk],
-        context: _ServicerContext,
-    ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
-        """A snapshot for a follower too far behind, streamed in chunks."""
-
-    @_abc_1.abstractmethod
-    def Probe(
-        self,
-        request: _raft_pb2.Delivered,
-        context: _ServicerContext,
-    ) -> _typing.Union[_raft_pb2.Delivered, _abc.Awaitable[_raft_pb2.Delivered]]:
-        """An empty call; its round trip is the peer round-trip time metric."""
-
-def add_RaftServicer_to_server(servicer: RaftServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -12,26 +12,21 @@ from pathlib import Path
 
 from distlab.core.ids import NodeId
 
-DEFAULT_PEER_PORT = 7000
+# Addresses and cluster lists are parsed as every client parses them; the names are
+# re-exported because a node's settings are where most callers meet them.
+from distlab.wire.addresses import DEFAULT_PEER_PORT
+from distlab.wire.addresses import Address as Address
+from distlab.wire.addresses import ConfigError as ConfigError
+from distlab.wire.addresses import parse_address as parse_address
+from distlab.wire.addresses import parse_cluster_nodes as parse_cluster_nodes
+from distlab.wire.addresses import parse_node_id as parse_node_id
+
 DEFAULT_LISTEN_ADDR = f"0.0.0.0:{DEFAULT_PEER_PORT}"
 DEFAULT_METRICS_ADDR = "0.0.0.0:9000"
 # Every group costs a driver task and a share of every peer stream; past a few hundred the
 # per-group timers alone would busy a node.
 MAX_GROUPS = 256
 ENGINES = ("raft",)
-
-
-class ConfigError(ValueError):
-    """A configuration problem, described in one line."""
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,57 +56,6 @@ class NodeConfig:
     def peers(self) -> dict[NodeId, Address]:
         """Every member but this one."""
         return {node: address for node, address in self.cluster.items() if node != self.node_id}
-
-
-def parse_address(text: str, what: str) -> Address:
-    """`host:port` (or `[v6]:port`) with a port in 1..65535."""
-    text = text.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
-        raise ConfigError(f"{what}: expected host:port, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"{what}: port must be a number in 1..65535, got {text!r}")
-    return Address(host, int(port_text))
-
-
-def parse_node_id(text: str, what: str) -> NodeId:
-    text = text.strip()
-    if not text.isdigit() or int(text) == 0:
-        raise ConfigError(f"{what}: node id must be a positive integer, got {text!r}")
-    return NodeId(int(text))
-
-
-def parse_cluster_nodes(text: str, what: str = "CLUSTER_NODES") -> dict[NodeId, Address]:
-    """`1=host:port,2=host:port`; a bare id `N` means `node<N>:7000` (the compose service name).
-
-    `what` names the setting in error messages.
-    """
-    if not text.strip():
-        raise ConfigError(f"{what} is empty: expected 1=host:port,2=host:port,... or 1,2,3")
-    cluster: dict[NodeId, Address] = {}
-    seen: dict[Address, NodeId] = {}
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            raise ConfigError(f"{what}: empty entry in {text!r}")
-        id_text, sep, address_text = item.partition("=")
-        node_id = parse_node_id(id_text, f"{what} entry {item!r}")
-        address = (
-            parse_address(address_text, f"{what} entry {item!r}")
-            if sep
-            else Address(f"node{node_id}", DEFAULT_PEER_PORT)
-        )
-        if node_id in cluster:
-            raise ConfigError(f"{what}: node {node_id} is listed twice")
-        if address in seen:
-            raise ConfigError(
-                f"{what}: duplicate address {address} for nodes {seen[address]} and {node_id}"
-            )
-        cluster[node_id] = address
-        seen[address] = node_id
-    return cluster
 
 
 def load_node_config(

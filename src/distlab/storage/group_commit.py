@@ -32,7 +32,7 @@ class GroupCommitter:
     behave so).
     """
 
-    def __init__(self, sync: Callable[[], None]) -> None:
+    def __init__(self, sync: Callable[[], object]) -> None:
         self._sync = sync
         self._condition = threading.Condition()
         self._writes_done = 0

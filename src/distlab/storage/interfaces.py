@@ -1,4 +1,6 @@
-"""The three storage interfaces (after hashicorp/raft's LogStore, StableStore, SnapshotStore).
+"""The storage interfaces (after hashicorp/raft's LogStore, StableStore, SnapshotStore), and
+the log a node's groups share (after TiKV's raft-engine): one write-ahead log, one fsync
+for the writes of every group, a `LogStore` view per group.
 
 Each has a file-backed implementation and an in-memory one with the same behaviour, so the
 simulator and unit tests exercise exactly the semantics production relies on.
@@ -7,7 +9,14 @@ simulator and unit tests exercise exactly the semantics production relies on.
 from collections.abc import Sequence
 from typing import Protocol
 
-from distlab.storage.model import LogEntry, Snapshot, SnapshotMeta, StableState
+from distlab.storage.model import (
+    LogEntry,
+    Snapshot,
+    SnapshotMeta,
+    StableState,
+    SyncReport,
+    SyncStats,
+)
 
 
 class LogStore(Protocol):
@@ -66,6 +75,69 @@ class LogStore(Protocol):
 
     def close(self) -> None:
         """Release the store's resources."""
+        ...
+
+
+class GroupLogStore(LogStore, Protocol):
+    """One group's `LogStore` inside a `SharedLog`.
+
+    Its `sync` fsyncs the shared log unless this group's writes are durable already. Its
+    `close` releases nothing: the shared log's `close` does.
+    """
+
+    @property
+    def group(self) -> int:
+        """Which group of the shared log this is."""
+        ...
+
+    @property
+    def written_seq(self) -> int:
+        """The shared log's sequence number of this group's newest record (0 if it wrote
+        none since the log was opened): its writes are durable once `durable_seq` reaches it."""
+        ...
+
+
+class SharedLog(Protocol):
+    """The log of every group on a node, in one write-ahead log.
+
+    Records carry their group; each group sees only its own, through `group(g)`. One `sync`
+    makes the writes of every group durable, so concurrent groups share fsyncs: to commit
+    a group's writes, wait until `durable_seq >= group(g).written_seq`, calling `sync` when
+    no sync already under way will cover them.
+    """
+
+    @property
+    def groups(self) -> int:
+        """How many groups the log holds (numbered 0 to groups - 1)."""
+        ...
+
+    def group(self, group: int) -> GroupLogStore:
+        """The `LogStore` of `group`; raises `ValueError` outside 0 to groups - 1."""
+        ...
+
+    @property
+    def written_seq(self) -> int:
+        """The sequence number of the newest record written, durable or not."""
+        ...
+
+    @property
+    def durable_seq(self) -> int:
+        """Every record up to this sequence number is durable."""
+        ...
+
+    @property
+    def stats(self) -> SyncStats:
+        """Running totals of the fsyncs `sync` made."""
+        ...
+
+    def sync(self) -> SyncReport | None:
+        """Make every write of every group so far durable with one fsync, and report what
+        it covered; None if everything was durable already. Does not hold a lock while it
+        waits for the disk, so every group keeps writing meanwhile."""
+        ...
+
+    def close(self) -> None:
+        """Sync and release the log's resources."""
         ...
 
 

@@ -1,83 +1,361 @@
-"""A Raft log store kept in a write-ahead log.
+"""Raft logs kept in a write-ahead log: every group of a node shares one WAL.
 
-Every change is a WAL record, so replaying the WAL reproduces the log exactly:
+Every change to a group's log is a WAL record that carries the group's number, so replaying
+the WAL reproduces each group's log exactly (payloads big-endian):
 
-    ENTRY     term (u64) | index (u64) | kind (u32) | data        one appended entry
-    TRUNCATE  from_index (u64)                                    entries >= from_index removed
-    COMPACT   index (u64) | term (u64) | keep_suffix (u8)         prefix replaced by a snapshot
+    GROUP_ENTRY     group (u32) | term (u64) | index (u64) | kind (u32) | data
+    GROUP_TRUNCATE  group (u32) | from_index (u64)        entries >= from_index removed
+    GROUP_COMPACT   group (u32) | index (u64) | term (u64) | keep_suffix (u8)
+                                                          prefix replaced by a snapshot
 
-(big-endian). Overwriting a conflicting suffix writes TRUNCATE and then the new entries in
-the same batch, so a crash can never leave new entries spliced onto stale ones.
+A log written before there were groups holds the same three records without the group
+(ENTRY, TRUNCATE, COMPACT: record types 1 to 3, the tagged ones are 4 to 6); they read back
+as group 0's, so such a directory still opens. Overwriting a conflicting suffix writes
+TRUNCATE and then the new entries in one batch, so a crash can never leave new entries
+spliced onto stale ones.
 
-Old segments are deleted once a durable COMPACT record covers them: a sealed segment goes
-when every entry record in it is at or below the snapshot index and it lies wholly before the
-COMPACT record. Replay then starts part-way through the history; `EntryLog` is built for that.
+One `FileSharedLog.sync` is one fsync for the writes of every group (as TiKV's raft-engine
+shares one log among its regions); each group reads and writes through its own view, a
+`FileLogStore`.
+
+Old segments are deleted once durable COMPACT records cover them: a sealed segment goes when,
+for every group with a record in it, each of that group's entries in it is at or below the
+group's snapshot index and the segment lies wholly before the group's latest COMPACT record.
+Replay then starts part-way through the history; `EntryLog` is built for that. A group that
+never compacts keeps every segment from its oldest record on; `groups_pinning_segments`
+names such groups, so the node can take their snapshots.
+
+Locks: each view has its own, so reading one group never waits for another group's write.
+The shared log's lock covers a write to the WAL together with the note of which groups the
+segment it landed in holds: a segment must never be judged deletable while a write into it
+is not yet noted. Order: a view's lock, then the shared log's, then the WAL's own.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from distlab.storage.entry_log import EntryLog
-from distlab.storage.errors import CorruptLogError
-from distlab.storage.model import LogEntry
-from distlab.storage.wal import DEFAULT_SEGMENT_SIZE, WalRecord, WriteAheadLog
+from distlab.storage.errors import CorruptLogError, StorageError
+from distlab.storage.interfaces import GroupLogStore, SharedLog
+from distlab.storage.model import LogEntry, SyncReport, SyncStats
+from distlab.storage.wal import DEFAULT_SEGMENT_SIZE, SegmentInfo, WalRecord, WriteAheadLog
 
 RECORD_ENTRY = 1
 RECORD_TRUNCATE = 2
 RECORD_COMPACT = 3
+# Each tagged type is its untagged one plus this; an untagged payload is a tagged one
+# without the leading group number.
+_TAGGED = 3
+RECORD_GROUP_ENTRY = RECORD_ENTRY + _TAGGED
+RECORD_GROUP_TRUNCATE = RECORD_TRUNCATE + _TAGGED
+RECORD_GROUP_COMPACT = RECORD_COMPACT + _TAGGED
 
-_ENTRY = struct.Struct(">QQI")
-_TRUNCATE = struct.Struct(">Q")
-_COMPACT = struct.Struct(">QQ?")
+_GROUP_ENTRY = struct.Struct(">IQQI")
+_GROUP_TRUNCATE = struct.Struct(">IQ")
+_GROUP_COMPACT = struct.Struct(">IQQ?")
+_GROUP_ZERO = bytes(4)
+MAX_GROUPS = 2**32
 
 
-def encode_entry(entry: LogEntry) -> bytes:
-    return _ENTRY.pack(entry.term, entry.index, entry.kind) + entry.data
+def encode_entry(group: int, entry: LogEntry) -> bytes:
+    """The payload of `entry`'s GROUP_ENTRY record."""
+    return _GROUP_ENTRY.pack(group, entry.term, entry.index, entry.kind) + entry.data
 
 
-def decode_entry(payload: bytes) -> LogEntry:
-    term, index, kind = _ENTRY.unpack_from(payload)
-    return LogEntry(term=term, index=index, kind=kind, data=payload[_ENTRY.size :])
+class FileSharedLog:
+    """The logs of a node's groups in one `WriteAheadLog`; thread-safe (`SharedLog`).
 
-
-class FileLogStore:
-    """`LogStore` on a `WriteAheadLog`; thread-safe, so it may be driven from a worker thread.
-
-    `append` and `truncate_suffix` write without syncing; call `sync()` once per batch of
-    writes (or go through `GroupCommitter`). `compact` syncs itself before deleting anything.
+    Open with `FileSharedLog.open(directory, groups=G)`; `group(g)` is group g's
+    `LogStore`; `sync()` makes every group's writes durable with one fsync.
     """
 
-    def __init__(self, wal: WriteAheadLog) -> None:
+    def __init__(self, wal: WriteAheadLog, groups: int) -> None:
+        if not 1 <= groups <= MAX_GROUPS:
+            raise ValueError(f"a shared log holds 1 to {MAX_GROUPS} groups, not {groups}")
         self._wal = wal
         self._lock = threading.Lock()
-        self._log = EntryLog()
-        # The highest entry index written into each segment, keyed by the segment's first
-        # sequence number: what decides whether a segment lies wholly below a snapshot.
-        self._segment_max_index: dict[int, int] = {}
-        self._last_compact_seq = 0
+        self._views = tuple(FileLogStore(self, group) for group in range(groups))
+        # Which groups have records in each segment (keyed by its first sequence number),
+        # with the highest entry index each wrote there (0 for TRUNCATE and COMPACT only):
+        # what decides whether the segment may go.
+        self._segment_groups: dict[int, dict[int, int]] = {}
+        # Per group: the sequence number of its latest durable COMPACT record, and the
+        # snapshot index that record compacted to.
+        self._compact_seq = [0] * groups
+        self._compacted_to = [0] * groups
+        self._group_written_seq = [0] * groups
+        # Groups with writes no sync has reported yet, with the first such record.
+        self._first_unreported: dict[int, int] = {}
+        self._reported_seq = wal.synced_seq
+        self._stats = SyncStats()
         self._replay()
 
     @classmethod
     def open(
-        cls, directory: str | os.PathLike[str], *, segment_size: int = DEFAULT_SEGMENT_SIZE
-    ) -> FileLogStore:
-        """Open the log in `directory`, replaying its WAL. Raises `CorruptLogError`."""
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        groups: int,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+    ) -> FileSharedLog:
+        """Open the log in `directory`, replaying its WAL into every group's log.
+
+        Raises `CorruptLogError` if durable data is damaged, and `StorageError` if the WAL
+        holds records of a group at or beyond `groups`.
+        """
         wal = WriteAheadLog.open(directory, segment_size=segment_size)
         try:
-            return cls(wal)
+            return cls(wal, groups)
         except BaseException:
             wal.close()
             raise
 
     @property
     def wal(self) -> WriteAheadLog:
+        """The WAL underneath, to inspect: a record appended to it directly would bypass
+        the note of which groups each segment holds."""
         return self._wal
+
+    @property
+    def groups(self) -> int:
+        return len(self._views)
+
+    def group(self, group: int) -> FileLogStore:
+        if not 0 <= group < len(self._views):
+            raise ValueError(f"group {group} is outside 0..{len(self._views) - 1}")
+        return self._views[group]
+
+    @property
+    def written_seq(self) -> int:
+        return self._wal.last_seq
+
+    @property
+    def durable_seq(self) -> int:
+        return self._wal.synced_seq
+
+    @property
+    def stats(self) -> SyncStats:
+        return self._stats
+
+    def sync(self) -> SyncReport | None:
+        # Not under the lock: the WAL syncs without blocking appends.
+        started = time.perf_counter()
+        if not self._wal.sync():
+            return None
+        seconds = time.perf_counter() - started
+        durable_seq = self._wal.synced_seq
+        with self._lock:
+            unreported = self._first_unreported
+            covered = [group for group, first in unreported.items() if first <= durable_seq]
+            covered.sort()
+            for group in covered:
+                if self._group_written_seq[group] <= durable_seq:
+                    del unreported[group]
+                else:
+                    unreported[group] = durable_seq + 1
+            records = max(0, durable_seq - self._reported_seq)
+            report = SyncReport(durable_seq, records, tuple(covered), seconds)
+            self._reported_seq = max(self._reported_seq, durable_seq)
+            self._stats.count(report)
+        return report
+
+    def groups_pinning_segments(self) -> list[int]:
+        """The groups whose records keep the oldest sealed segment on disk, in order:
+        compacting them (after a snapshot) lets it go. Empty when no segment is sealed."""
+        with self._lock:
+            segments = self._wal.segments()
+            if len(segments) < 2:
+                return []
+            oldest = segments[0]
+            held = self._segment_groups.get(oldest.first_seq, {})
+            return sorted(
+                group
+                for group, highest in held.items()
+                if not self._covers(group, oldest, highest)
+            )
+
+    def close(self) -> None:
+        self._wal.close()
+
+    def __enter__(self) -> FileSharedLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _write(
+        self,
+        group: int,
+        records: list[tuple[int, bytes]],
+        entry_count: int = 0,
+        last_index: int = 0,
+    ) -> int:
+        """Append `group`'s records (the last `entry_count` of them entries, ending at index
+        `last_index`) and note where they landed; return the last one's sequence number."""
+        with self._lock:
+            last_seq = self._wal.append_batch(records)
+            first_seq = last_seq - len(records) + 1
+            active_first_seq = self._wal.active_first_seq
+            if first_seq >= active_first_seq:
+                self._note(active_first_seq, group, last_index if entry_count else 0)
+            else:  # the batch rolled over into new segments
+                first_entry_seq = last_seq - entry_count + 1
+                for segment in self._wal.segments():
+                    if segment.last_seq < first_seq or segment.first_seq > last_seq:
+                        continue
+                    span_end = min(segment.last_seq, last_seq)
+                    has_entries = span_end >= first_entry_seq
+                    highest = last_index - (last_seq - span_end) if has_entries else 0
+                    self._note(segment.first_seq, group, highest)
+            self._group_written_seq[group] = last_seq
+            self._first_unreported.setdefault(group, first_seq)
+            return last_seq
+
+    def _note(self, segment_first_seq: int, group: int, highest_index: int) -> None:
+        """Note that `group` has records, with entries up to `highest_index` (0: none), in
+        the segment starting at `segment_first_seq`."""
+        held = self._segment_groups.setdefault(segment_first_seq, {})
+        if held.get(group, -1) < highest_index:
+            held[group] = highest_index
+
+    def _compacted(self, group: int, compact_seq: int, snapshot_index: int) -> None:
+        """Note `group`'s durable COMPACT record and delete the segments no group needs."""
+        with self._lock:
+            self._compact_seq[group] = compact_seq
+            self._compacted_to[group] = snapshot_index
+            first_kept: int | None = None
+            for segment in self._wal.segments()[:-1]:
+                held = self._segment_groups.get(segment.first_seq, {})
+                if not all(self._covers(g, segment, highest) for g, highest in held.items()):
+                    break
+                first_kept = segment.last_seq + 1
+            if first_kept is None:
+                return
+            for path in self._wal.remove_segments_before(first_kept):
+                self._segment_groups.pop(_first_seq_of(path), None)
+
+    def _covers(self, group: int, segment: SegmentInfo, highest_index: int) -> bool:
+        """Whether `group`'s durable compaction makes its records in `segment` unneeded."""
+        return (
+            segment.last_seq < self._compact_seq[group]
+            and highest_index <= self._compacted_to[group]
+        )
+
+    def _replay(self) -> None:
+        segments = self._wal.segments()
+        starts = [segment.first_seq for segment in segments]
+        trimmed = starts[0] > 1
+        saw_compact = False
+        position = 0
+        for record in self._wal.replay():
+            while position + 1 < len(starts) and record.seq >= starts[position + 1]:
+                position += 1
+            try:
+                group, highest_index, compacted = self._apply_record(record)
+            except (ValueError, struct.error) as error:
+                raise self._corrupt(record, str(error)) from None
+            self._note(starts[position], group, highest_index)
+            if compacted:
+                self._compact_seq[group] = record.seq
+                saw_compact = True
+        for view in self._views:
+            problem = view._log.check_consistent()
+            if problem is not None:
+                raise CorruptLogError(segments[0].path, 0, f"group {view.group}: {problem}")
+            self._compacted_to[view.group] = view._log.snapshot_index
+        if trimmed and not saw_compact:
+            raise CorruptLogError(
+                segments[0].path, 0, "old segments are gone but no compaction record explains it"
+            )
+
+    def _apply_record(self, record: WalRecord) -> tuple[int, int, bool]:
+        """Apply one replayed record to its group's log: (group, entry index or 0, whether
+        it is a COMPACT record)."""
+        record_type, payload = record.type, record.payload
+        if RECORD_ENTRY <= record_type <= RECORD_COMPACT:  # written before groups: group 0
+            record_type, payload = record_type + _TAGGED, _GROUP_ZERO + payload
+        if record_type == RECORD_GROUP_ENTRY:
+            group, term, index, kind = _GROUP_ENTRY.unpack_from(payload)
+            entry = LogEntry(term=term, index=index, kind=kind, data=payload[_GROUP_ENTRY.size :])
+            self._replayed_log(group, record).apply_entry(entry)
+            return group, index, False
+        if record_type == RECORD_GROUP_TRUNCATE:
+            group, from_index = _GROUP_TRUNCATE.unpack(payload)
+            self._replayed_log(group, record).apply_truncate(from_index)
+            return group, 0, False
+        if record_type == RECORD_GROUP_COMPACT:
+            group, snapshot_index, snapshot_term, keep_suffix = _GROUP_COMPACT.unpack(payload)
+            self._replayed_log(group, record).apply_compact(
+                snapshot_index, snapshot_term, keep_suffix
+            )
+            return group, 0, True
+        raise ValueError(f"unknown log record type {record.type}")
+
+    def _replayed_log(self, group: int, record: WalRecord) -> EntryLog:
+        if group >= len(self._views):
+            path, offset = self._wal.locate(record.seq)
+            raise StorageError(
+                f"write-ahead log {self._wal.directory} holds records of group {group} "
+                f"(first at {path} offset {offset}), but it was opened for groups "
+                f"0..{len(self._views) - 1}: the node's group count must not shrink"
+            )
+        return self._views[group]._log
+
+    def _corrupt(self, record: WalRecord, problem: str) -> CorruptLogError:
+        """Name the file and offset of a record that decodes but makes no sense."""
+        path, offset = self._wal.locate(record.seq)
+        return CorruptLogError(path, offset, f"record {record.seq}: {problem}")
+
+
+class FileLogStore:
+    """One group's `LogStore` inside a `FileSharedLog` (a `GroupLogStore`); thread-safe.
+
+    `append` and `truncate_suffix` write without syncing; `sync()` (or the shared log's)
+    makes them durable. `compact` syncs itself before deleting anything.
+
+    `FileLogStore.open(directory)` opens a log of its own whose only group (0) this is; its
+    `close` closes that log. A view handed out by a shared log releases nothing on `close`.
+    """
+
+    def __init__(self, shared: FileSharedLog, group: int) -> None:
+        self._shared = shared
+        self._group = group
+        self._lock = threading.Lock()
+        self._log = EntryLog()
+        self._owns_shared = False
+
+    @classmethod
+    def open(
+        cls, directory: str | os.PathLike[str], *, segment_size: int = DEFAULT_SEGMENT_SIZE
+    ) -> FileLogStore:
+        """Open a single-group log in `directory`, replaying its WAL. Raises
+        `CorruptLogError`, and `StorageError` if the WAL holds other groups' records."""
+        store = FileSharedLog.open(directory, groups=1, segment_size=segment_size).group(0)
+        store._owns_shared = True
+        return store
+
+    @property
+    def wal(self) -> WriteAheadLog:
+        return self._shared.wal
+
+    @property
+    def shared(self) -> FileSharedLog:
+        return self._shared
+
+    @property
+    def group(self) -> int:
+        return self._group
+
+    @property
+    def written_seq(self) -> int:
+        return self._shared._group_written_seq[self._group]
 
     def first_index(self) -> int:
         with self._lock:
@@ -104,14 +382,14 @@ class FileLogStore:
             fresh = self._log.check_append(entries)
             if not fresh:
                 return
+            group = self._group
             records: list[tuple[int, bytes]] = []
             conflict_at = fresh[0].index
             conflicts = conflict_at <= self._log.last_index()
             if conflicts:
-                records.append((RECORD_TRUNCATE, _TRUNCATE.pack(conflict_at)))
-            records.extend((RECORD_ENTRY, encode_entry(entry)) for entry in fresh)
-            last_seq = self._wal.append_batch(records)
-            self._note_entries(last_seq - len(fresh) + 1, fresh)
+                records.append((RECORD_GROUP_TRUNCATE, _GROUP_TRUNCATE.pack(group, conflict_at)))
+            records += [(RECORD_GROUP_ENTRY, encode_entry(group, entry)) for entry in fresh]
+            self._shared._write(group, records, len(fresh), fresh[-1].index)
             if conflicts:
                 self._log.apply_truncate(conflict_at)
             for entry in fresh:
@@ -122,7 +400,8 @@ class FileLogStore:
             self._log.check_truncate(from_index)
             if from_index > self._log.last_index():
                 return
-            self._wal.append(RECORD_TRUNCATE, _TRUNCATE.pack(from_index))
+            record = _GROUP_TRUNCATE.pack(self._group, from_index)
+            self._shared._write(self._group, [(RECORD_GROUP_TRUNCATE, record)])
             self._log.apply_truncate(from_index)
 
     def compact(self, snapshot_index: int, snapshot_term: int) -> None:
@@ -130,21 +409,23 @@ class FileLogStore:
             if snapshot_index <= self._log.snapshot_index:
                 return
             keep_suffix = self._log.keeps_suffix_after(snapshot_index, snapshot_term)
-            seq = self._wal.append(
-                RECORD_COMPACT, _COMPACT.pack(snapshot_index, snapshot_term, keep_suffix)
-            )
+            record = _GROUP_COMPACT.pack(self._group, snapshot_index, snapshot_term, keep_suffix)
+            seq = self._shared._write(self._group, [(RECORD_GROUP_COMPACT, record)])
             # The COMPACT record must be durable before the segments it replaces go away.
-            self._wal.sync()
+            self._shared.sync()
             self._log.apply_compact(snapshot_index, snapshot_term, keep_suffix)
-            self._last_compact_seq = seq
-            self._remove_covered_segments()
+            self._shared._compacted(self._group, seq, snapshot_index)
 
     def sync(self) -> None:
-        # Not under the store's lock: the WAL syncs without blocking appends.
-        self._wal.sync()
+        # Not under the view's lock: the WAL syncs without blocking appends. Another
+        # group's sync may have covered this group's writes already.
+        shared = self._shared
+        if shared._group_written_seq[self._group] > shared.wal.synced_seq:
+            shared.sync()
 
     def close(self) -> None:
-        self._wal.close()
+        if self._owns_shared:
+            self._shared.close()
 
     def __enter__(self) -> FileLogStore:
         return self
@@ -152,67 +433,15 @@ class FileLogStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _note_entries(self, first_seq: int, entries: Sequence[LogEntry]) -> None:
-        starts = [segment.first_seq for segment in self._wal.segments()]
-        for offset, entry in enumerate(entries):
-            segment_start = starts[bisect.bisect_right(starts, first_seq + offset) - 1]
-            known = self._segment_max_index.get(segment_start, 0)
-            self._segment_max_index[segment_start] = max(known, entry.index)
-
-    def _remove_covered_segments(self) -> None:
-        first_kept: int | None = None
-        for segment in self._wal.segments()[:-1]:
-            below_snapshot = (
-                self._segment_max_index.get(segment.first_seq, 0) <= self._log.snapshot_index
-            )
-            if segment.last_seq >= self._last_compact_seq or not below_snapshot:
-                first_kept = segment.first_seq
-                break
-            first_kept = segment.last_seq + 1
-        if first_kept is None:
-            return
-        for path in self._wal.remove_segments_before(first_kept):
-            del self._segment_max_index[_first_seq_of(path)]
-
-    def _replay(self) -> None:
-        starts = [segment.first_seq for segment in self._wal.segments()]
-        trimmed = starts[0] > 1
-        saw_compact = False
-        for record in self._wal.replay():
-            try:
-                self._apply_record(record, starts)
-            except (ValueError, struct.error) as error:
-                raise self._corrupt(record, str(error)) from None
-            if record.type == RECORD_COMPACT:
-                saw_compact = True
-                self._last_compact_seq = record.seq
-        problem = self._log.check_consistent()
-        if problem is None and trimmed and not saw_compact:
-            problem = "old segments are gone but no compaction record explains it"
-        if problem is not None:
-            raise CorruptLogError(self._wal.segments()[0].path, 0, problem)
-
-    def _apply_record(self, record: WalRecord, starts: list[int]) -> None:
-        if record.type == RECORD_ENTRY:
-            entry = decode_entry(record.payload)
-            self._log.apply_entry(entry)
-            segment_start = starts[bisect.bisect_right(starts, record.seq) - 1]
-            known = self._segment_max_index.get(segment_start, 0)
-            self._segment_max_index[segment_start] = max(known, entry.index)
-        elif record.type == RECORD_TRUNCATE:
-            (from_index,) = _TRUNCATE.unpack(record.payload)
-            self._log.apply_truncate(from_index)
-        elif record.type == RECORD_COMPACT:
-            snapshot_index, snapshot_term, keep_suffix = _COMPACT.unpack(record.payload)
-            self._log.apply_compact(snapshot_index, snapshot_term, keep_suffix)
-        else:
-            raise ValueError(f"unknown log record type {record.type}")
-
-    def _corrupt(self, record: WalRecord, problem: str) -> CorruptLogError:
-        """Name the file and offset of a record that decodes but makes no sense."""
-        path, offset = self._wal.locate(record.seq)
-        return CorruptLogError(path, offset, f"record {record.seq}: {problem}")
-
 
 def _first_seq_of(path: Path) -> int:
     return int(path.name.split(".", 1)[0])
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_interfaces(shared: FileSharedLog, store: FileLogStore) -> tuple[
+        SharedLog, GroupLogStore
+    ]:
+        """Lets mypy prove the file stores implement the shared-log interfaces."""
+        return shared, store

@@ -59,3 +59,37 @@ class Snapshot:
 
     meta: SnapshotMeta
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one fsync of a shared log made durable.
+
+    `records` and `groups` count what became durable since the previous report: records a
+    segment rollover fsynced on its own are reported with the next sync.
+    """
+
+    durable_seq: int
+    records: int
+    groups: tuple[int, ...]
+    seconds: float
+
+
+@dataclass(slots=True)
+class SyncStats:
+    """Running totals of a shared log's fsyncs, for metrics.
+
+    `groups` sums, over all fsyncs, the number of groups each one covered, so
+    `groups / fsyncs` is how many groups an fsync served on average.
+    """
+
+    fsyncs: int = 0
+    records: int = 0
+    groups: int = 0
+    last: SyncReport | None = None
+
+    def count(self, report: SyncReport) -> None:
+        self.fsyncs += 1
+        self.records += report.records
+        self.groups += len(report.groups)
+        self.last = report

@@ -84,13 +84,6 @@ def segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}.wal"
 
 
-def encode_record(seq: int, record_type: int, payload: bytes) -> bytes:
-    """One record in its on-disk form."""
-    checked = _CHECKED_FIELDS.pack(len(payload), record_type, seq)
-    checksum = zlib.crc32(payload, zlib.crc32(checked))
-    return _RECORD_HEADER.pack(len(payload), checksum, record_type, seq) + payload
-
-
 class _BadRecord(Exception):
     """The record at `offset` does not read back; `problem` says how."""
 
@@ -328,6 +321,12 @@ class WriteAheadLog:
         with self._lock:
             return self._synced_seq
 
+    @property
+    def active_first_seq(self) -> int:
+        """The sequence number the segment being appended to starts at."""
+        with self._lock:
+            return self._active_first_seq
+
     def segments(self) -> list[SegmentInfo]:
         """Every segment, oldest first; the last one is the one being appended to."""
         with self._lock:
@@ -343,12 +342,17 @@ class WriteAheadLog:
         The records of a batch are written with as few system calls as segment boundaries
         allow. Follow with one `sync()` to make the whole batch durable.
         """
-        batch = list(records)
+        batch = records if isinstance(records, list) else list(records)
         for record_type, payload in batch:
-            _check_record(record_type, payload)
+            if not 1 <= record_type <= 255 or len(payload) > MAX_RECORD_SIZE:
+                _refuse_record(record_type, payload)
+        # This loop runs once per record on the hot path, so the encoding is inlined.
+        pack_checked, pack_header, crc32 = _CHECKED_FIELDS.pack, _RECORD_HEADER.pack, zlib.crc32
         with self._lock:
             self._check_usable()
             try:
+                # Headers and payloads are joined once, by the write: a payload is copied
+                # exactly once on its way to the file.
                 pending: list[bytes] = []
                 pending_size = 0
                 for record_type, payload in batch:
@@ -357,10 +361,12 @@ class WriteAheadLog:
                         self._write_pending(pending, pending_size)
                         pending, pending_size = [], 0
                         self._roll()
-                    encoded = encode_record(self._last_seq + 1, record_type, payload)
-                    pending.append(encoded)
-                    pending_size += len(encoded)
-                    self._last_seq += 1
+                    seq = self._last_seq = self._last_seq + 1
+                    length = len(payload)
+                    checksum = crc32(payload, crc32(pack_checked(length, record_type, seq)))
+                    pending.append(pack_header(length, checksum, record_type, seq))
+                    pending.append(payload)
+                    pending_size += RECORD_HEADER_SIZE + length
                 self._write_pending(pending, pending_size)
             except OSError as error:
                 self._failure = error
@@ -369,8 +375,9 @@ class WriteAheadLog:
                 ) from error
             return self._last_seq
 
-    def sync(self) -> None:
-        """Make every record written so far durable with (at most) one fsync.
+    def sync(self) -> bool:
+        """Make every record written so far durable with (at most) one fsync; return
+        whether it fsynced (not when everything written was durable already).
 
         The lock is released during the fsync so other threads keep appending; their
         records are covered by the next `sync`.
@@ -379,12 +386,14 @@ class WriteAheadLog:
             self._check_usable()
             target_seq = self._last_seq
             if target_seq <= self._synced_seq:
-                return
+                return False
             fd = self._active_fd
             assert fd is not None
             self._syncs_in_flight += 1
+        fsynced = False
         try:
             os.fsync(fd)
+            fsynced = True
         except OSError as error:
             # After a failed fsync the kernel may have dropped the dirty pages: nothing
             # written since the last good sync can be trusted, so the log stops here.
@@ -396,9 +405,10 @@ class WriteAheadLog:
         finally:
             with self._lock:
                 self._syncs_in_flight -= 1
+                if fsynced:
+                    self._synced_seq = max(self._synced_seq, target_seq)
                 self._close_retired_fds()
-        with self._lock:
-            self._synced_seq = max(self._synced_seq, target_seq)
+        return True
 
     def replay(self, from_seq: int | None = None) -> Iterator[WalRecord]:
         """Read back every record from `from_seq` (default: the oldest kept), in order.
@@ -521,7 +531,8 @@ class WriteAheadLog:
         self._retired_fds.clear()
 
 
-def _check_record(record_type: int, payload: bytes) -> None:
+def _refuse_record(record_type: int, payload: bytes) -> None:
+    """Raise for a record `append_batch` cannot write."""
     if not 1 <= record_type <= 255:
         raise ValueError(f"record type {record_type} is outside 1..255")
     if len(payload) > MAX_RECORD_SIZE:

@@ -8,7 +8,7 @@ histograms of events (leader changes, fsync latency) belong to the code that see
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
@@ -20,33 +20,41 @@ from distlab.core.ids import NO_NODE
 from distlab.core.status import EngineStatus
 
 
-class EngineStatusCollector(Collector):
-    """Exposes `distlab_raft_*` gauges from a function returning the engine's status."""
+class GroupStatusCollector(Collector):
+    """Exposes `distlab_<engine>_*` gauges, one series per group, from a function returning
+    every group's (index, status)."""
 
-    def __init__(self, status: Callable[[], EngineStatus]) -> None:
-        self._status = status
+    def __init__(self, engine: str,
+                 statuses: Callable[[], Sequence[tuple[int, EngineStatus]]]) -> None:
+        self._prefix = f"distlab_{engine}"
+        self._statuses = statuses
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        status = self._status()
-        yield GaugeMetricFamily(
-            "distlab_raft_has_leader",
-            "Whether a leader is known to this node (1) or not (0).",
-            value=float(status.leader_id != NO_NODE),
-        )
-        yield GaugeMetricFamily(
-            "distlab_raft_is_leader",
-            "Whether this node is the leader (1) or not (0).",
-            value=float(status.role == "leader"),
-        )
-        yield GaugeMetricFamily("distlab_raft_term", "The node's current term.", value=status.term)
-        yield GaugeMetricFamily(
-            "distlab_raft_commit_index", "The highest log index known committed.",
-            value=status.commit_index,
-        )
-        yield GaugeMetricFamily(
-            "distlab_raft_applied_index", "The highest log index applied to the state machine.",
-            value=status.applied_index,
-        )
+        prefix = self._prefix
+        families = {
+            "has_leader": GaugeMetricFamily(
+                f"{prefix}_has_leader", "Whether a leader is known to this node (1) or not (0).",
+                labels=["group"]),
+            "is_leader": GaugeMetricFamily(
+                f"{prefix}_is_leader", "Whether this node is the leader (1) or not (0).",
+                labels=["group"]),
+            "term": GaugeMetricFamily(f"{prefix}_term", "The node's current term.",
+                                      labels=["group"]),
+            "commit": GaugeMetricFamily(
+                f"{prefix}_commit_index", "The highest log index known committed.",
+                labels=["group"]),
+            "applied": GaugeMetricFamily(
+                f"{prefix}_applied_index", "The highest log index applied to the state machine.",
+                labels=["group"]),
+        }
+        for group, status in self._statuses():
+            label = [str(group)]
+            families["has_leader"].add_metric(label, float(status.leader_id != NO_NODE))
+            families["is_leader"].add_metric(label, float(status.role == "leader"))
+            families["term"].add_metric(label, status.term)
+            families["commit"].add_metric(label, status.commit_index)
+            families["applied"].add_metric(label, status.applied_index)
+        yield from families.values()
 
 
 @dataclass(slots=True)

@@ -64,14 +64,14 @@ class Tracing:
 
 
 def _traced_calls() -> Any:
-    """Every call but health probes and Raft's peer streams and probes. Probes run every
+    """Every call but health probes and the peer streams and probes. Probes run every
     second and would bury the spans a person is looking for; a peer stream lasts as long as
-    the node, so a span of it says nothing (the transport traces the batches on it instead)."""
+    the node, so a span of it says nothing (the transport traces the messages on it instead)."""
     return negate(any_of(health_check(),
-                         *(full_method_name(method) for method in UNTRACED_RAFT_METHODS)))
+                         *(full_method_name(method) for method in UNTRACED_PEER_METHODS)))
 
 
-UNTRACED_RAFT_METHODS = ("/distlab.v1.Raft/Stream", "/distlab.v1.Raft/Probe")
+UNTRACED_PEER_METHODS = ("/distlab.v1.Peer/Stream", "/distlab.v1.Peer/Probe")
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:

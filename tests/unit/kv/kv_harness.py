@@ -18,10 +18,10 @@ import grpc
 
 from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
-from distlab.core.status import EngineStatus
-from distlab.proto import kv_pb2, kv_pb2_grpc
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
-from distlab.runtime.grpc.kv import KVServicer
+from distlab.core.status import EngineStatus
+from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
+from distlab.runtime.grpc.kv import KVServicer, Shard
 
 
 class SingleMemberLog:
@@ -129,7 +129,7 @@ async def kv_server(
 ) -> AsyncIterator[str]:
     """A gRPC server on a free loopback port serving KV over `log`; yields its address."""
     server = grpc.aio.server(interceptors=list(interceptors))
-    kv_pb2_grpc.add_KVServicer_to_server(KVServicer(log, machine), server)
+    kv_pb2_grpc.add_KVServicer_to_server(KVServicer([Shard(log, machine)]), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -163,3 +163,44 @@ def kv_server_thread(machine: KVStateMachine | None = None) -> Iterator[str]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         loop.close()
+
+
+class GroupedAdmin(admin_pb2_grpc.AdminServicer):
+    """Admin.Status of a node hosting groups whose logs are `logs`."""
+
+    def __init__(self, node_id: int, logs: Sequence[ReplicatedLog]) -> None:
+        self._node_id = node_id
+        self._logs = list(logs)
+        self.status_calls = 0
+
+    async def Status(self, request: Any, context: Any) -> admin_pb2.NodeStatus:
+        self.status_calls += 1
+        groups = [admin_pb2.GroupStatus(group=number, role=status.role, term=status.term,
+                                        leader_id=status.leader_id,
+                                        commit_index=status.commit_index,
+                                        applied_index=status.applied_index)
+                  for number, status in enumerate(log.status() for log in self._logs)]
+        first = groups[0]
+        return admin_pb2.NodeStatus(node_id=self._node_id, role=first.role, term=first.term,
+                                    leader_id=first.leader_id, engine="raft",
+                                    group_count=len(groups), groups=groups)
+
+
+@asynccontextmanager
+async def grouped_node(node_id: int, logs: Sequence[ReplicatedLog],
+                       machines: Sequence[KVStateMachine]
+                       ) -> AsyncIterator[tuple[str, GroupedAdmin]]:
+    """A node serving KV and Admin.Status over one log per group; yields its address and
+    its Admin servicer."""
+    server = grpc.aio.server()
+    admin = GroupedAdmin(node_id, logs)
+    kv_pb2_grpc.add_KVServicer_to_server(
+        KVServicer([Shard(log, machine) for log, machine in zip(logs, machines, strict=True)]),
+        server)
+    admin_pb2_grpc.add_AdminServicer_to_server(admin, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", admin
+    finally:
+        await server.stop(None)

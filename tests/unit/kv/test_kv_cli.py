@@ -8,9 +8,9 @@ from array import array
 import pytest
 
 from distlab.apps.kv import KVStateMachine
-from distlab.cli.bench import LoadResult, measure_load, percentile, summarize
 from distlab.cli.main import main
-from distlab.runtime.local_cluster import free_loopback_ports
+from distlab.ops.load import LoadResult, measure_load, percentile, summarize
+from distlab.ops.local_cluster import free_loopback_ports
 from tests.unit.kv.kv_harness import kv_server_thread
 
 

@@ -9,9 +9,9 @@ import pytest
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
 from distlab.client import Indefinite, InvalidRequest, KVClient, Rejected, Unavailable
-from distlab.core.status import EngineStatus
 from distlab.core.replicated_log import OutcomeUnknown
-from distlab.runtime.local_cluster import free_loopback_ports
+from distlab.core.status import EngineStatus
+from distlab.ops.local_cluster import free_loopback_ports
 from tests.unit.kv.kv_harness import (
     FollowerLog,
     LosesLeadershipLog,

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
 from distlab.proto import kv_pb2, kv_pb2_grpc
-from distlab.runtime.grpc.channels import open_channel
+from distlab.wire.channels import open_channel
 from tests.unit.kv.kv_harness import FollowerLog, LosesLeadershipLog, SingleMemberLog, kv_server
 
 CLIENT = 41
@@ -84,7 +84,7 @@ async def test_not_leader_names_the_leader_in_trailing_metadata() -> None:
         read_error = await call_error(stub.Get(kv_pb2.GetRequest(key="k"), timeout=5))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "not the leader" in (error.details() or "")
-    assert trailers(error) == {"error-reason": "not-leader", "leader-id": "3",
+    assert trailers(error) == {"error-reason": "not-leader", "group": "0", "leader-id": "3",
                                "leader-address": "10.0.0.3:7000"}
     assert read_error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert requests_counted("put", "FAILED_PRECONDITION") == before + 1
@@ -96,7 +96,7 @@ async def test_not_leader_without_a_known_leader_has_no_leader_metadata() -> Non
         error = await call_error(kv_pb2_grpc.KVStub(channel).Get(
             kv_pb2.GetRequest(key="k"), timeout=5))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert trailers(error) == {"error-reason": "not-leader"}
+    assert trailers(error) == {"error-reason": "not-leader", "group": "0"}
 
 
 async def test_outcome_unknown_is_unavailable() -> None:

@@ -17,7 +17,7 @@ from distlab.storage import (
     MemoryLogStore,
     WriteAheadLog,
 )
-from distlab.storage.log_store import RECORD_ENTRY, encode_entry
+from distlab.storage.log_store import RECORD_GROUP_ENTRY, encode_entry
 
 SMALL_SEGMENT = 300
 
@@ -210,8 +210,8 @@ def test_torn_last_entry_is_dropped_with_a_log_message(
 
 def test_a_record_out_of_order_is_reported_with_file_and_offset(tmp_path: Path) -> None:
     with WriteAheadLog.open(tmp_path) as wal:
-        wal.append(RECORD_ENTRY, encode_entry(LogEntry(1, 1, 0, b"a")))
-        wal.append(RECORD_ENTRY, encode_entry(LogEntry(1, 3, 0, b"c")))
+        wal.append(RECORD_GROUP_ENTRY, encode_entry(0, LogEntry(1, 1, 0, b"a")))
+        wal.append(RECORD_GROUP_ENTRY, encode_entry(0, LogEntry(1, 3, 0, b"c")))
     with pytest.raises(CorruptLogError) as caught:
         FileLogStore.open(tmp_path)
     assert caught.value.path.name.endswith(".wal")

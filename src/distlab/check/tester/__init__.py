@@ -1,6 +1,6 @@
 """The pure parts of the Jepsen-style tester: the operation mix, the fault schedule and
 partition shapes, the latency plot and the report. The parts that run a cluster, clients
-and faults live in `distlab.runtime.tester`.
+and faults live in `distlab.ops.tester`.
 """
 
 from distlab.check.tester.latency import LatencyPoint, ShadedWindow, render_latency_svg

@@ -152,6 +152,11 @@ class AppendEntries:
     leader_commit: int
     read_round: int = 0
 
+    @property
+    def last_entry_index(self) -> int | None:
+        """The index of the last entry carried (a driver joins it to that entry's trace)."""
+        return self.entries[-1].index if self.entries else None
+
 
 @dataclass(frozen=True, slots=True)
 class AppendEntriesReply:

@@ -239,6 +239,13 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
 
+    def last_log_index(self) -> int:
+        return self.log.last_index()
+
+    def snapshot_index(self) -> int:
+        """The last index the latest snapshot covers (0 with none)."""
+        return self.log.snapshot_index
+
     def sends_before_persist(self, message: Message) -> bool:
         """Whether `message`, from the current Ready, may be sent before the Ready persists."""
         if type(message) in _SENT_BEFORE_PERSIST:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import grpc
 
 from distlab import __version__
+from distlab.core.capabilities import Members, MembershipChanges
 from distlab.core.ids import NodeId
-from distlab.core.status import EngineStatus
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown
+from distlab.core.status import IDLE, EngineStatus
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime.config import ConfigError, NodeConfig, parse_address
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.raft.driver import RaftDriver
+from distlab.runtime.host.host import Host, HostedGroup
+from distlab.wire.not_leader import encode_not_leader
 
 DEFAULT_PEER_TIMEOUT_SECONDS = 1.0
 MAX_PEER_TIMEOUT_SECONDS = 30.0
@@ -25,41 +27,38 @@ MAX_PEER_TIMEOUT_SECONDS = 30.0
 
 TRANSFER_WAIT_SECONDS = 5.0
 
+GroupRequest = (admin_pb2.AddMemberRequest | admin_pb2.RemoveMemberRequest
+                | admin_pb2.TransferLeaderRequest)
+
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(
-        self,
-        config: NodeConfig,
-        engine_status: Callable[[], EngineStatus],
-        channels: PeerChannels,
-        driver: RaftDriver | None = None,
-    ) -> None:
+    def __init__(self, config: NodeConfig, host: Host | None, channels: PeerChannels) -> None:
         self._config = config
-        self._engine_status = engine_status
+        self._host = host
         self._channels = channels
-        self._driver = driver
         self._started = time.monotonic()
 
     def local_status(self) -> admin_pb2.NodeStatus:
-        engine = self._engine_status()
-        voters: list[int] = []
-        learners: list[int] = []
-        if self._driver is not None:
-            membership = self._driver.raft_status()
-            voters, learners = sorted(membership.voters), sorted(membership.learners)
+        host = self._host
+        groups = [group_status(group.group, group.status(), group.members())
+                  for group in host.groups] if host is not None else []
+        first = groups[0] if groups else admin_pb2.GroupStatus(role=IDLE.role)
         return admin_pb2.NodeStatus(
-            voters=voters,
-            learners=learners,
+            voters=first.voters,
+            learners=first.learners,
             node_id=self._config.node_id,
-            role=engine.role,
-            term=engine.term,
-            leader_id=engine.leader_id,
-            commit_index=engine.commit_index,
-            applied_index=engine.applied_index,
+            role=first.role,
+            term=first.term,
+            leader_id=first.leader_id,
+            commit_index=first.commit_index,
+            applied_index=first.applied_index,
             pid=os.getpid(),
             uptime_seconds=time.monotonic() - self._started,
             version=__version__,
             address=str(self._config.cluster[self._config.node_id]),
+            engine=host.engine if host is not None else "",
+            group_count=len(groups),
+            groups=groups,
         )
 
     async def Status(
@@ -99,7 +98,6 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         request: admin_pb2.AddMemberRequest,
         context: grpc.aio.ServicerContext[admin_pb2.AddMemberRequest, admin_pb2.MembershipResponse],
     ) -> admin_pb2.MembershipResponse:
-        driver = await self._require_driver(context)
         node = NodeId(request.node_id)
         if node <= 0:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node_id must be positive")
@@ -107,13 +105,16 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             address = parse_address(request.address, "address")
         except ConfigError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        try:
-            await driver.add_member(node, str(address))
-        except NotLeader as error:
-            await abort_not_leader(context, error)
-        except (ValueError, OutcomeUnknown) as error:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-        return self._membership(driver)
+        groups = await self._chosen(request, context)
+        for group in groups:
+            changes = await self._membership_changes(group, context)
+            try:
+                await changes.add_member(node, str(address))
+            except NotLeader as error:
+                await abort_not_leader(context, error, group.group)
+            except (ValueError, OutcomeUnknown) as error:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return membership_response(groups)
 
     async def RemoveMember(
         self,
@@ -121,15 +122,17 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         context: grpc.aio.ServicerContext[
             admin_pb2.RemoveMemberRequest, admin_pb2.MembershipResponse],
     ) -> admin_pb2.MembershipResponse:
-        driver = await self._require_driver(context)
         node = NodeId(request.node_id)
-        await self._require_leader(driver, context)
-        if not await driver.request(lambda core: core.remove_member(node)):
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"cannot remove node {node} now (not a member, the last voter, or another "
-                "change is in progress)")
-        return self._membership(driver)
+        groups = await self._chosen(request, context)
+        for group in groups:
+            changes = await self._membership_changes(group, context)
+            try:
+                await changes.remove_member(node)
+            except NotLeader as error:
+                await abort_not_leader(context, error, group.group)
+            except ValueError as error:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return membership_response(groups)
 
     async def TransferLeader(
         self,
@@ -137,52 +140,61 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         context: grpc.aio.ServicerContext[
             admin_pb2.TransferLeaderRequest, admin_pb2.MembershipResponse],
     ) -> admin_pb2.MembershipResponse:
-        driver = await self._require_driver(context)
         target = NodeId(request.node_id)
-        await self._require_leader(driver, context)
-        if target != driver.node_id:
-            if not await driver.request(lambda core: core.transfer_leadership(target)):
+        groups = await self._chosen(request, context)
+        for group in groups:
+            try:
+                started = await group.transfer_leadership(target)
+            except NotLeader as error:
+                await abort_not_leader(context, error, group.group)
+            if not started:
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                    f"node {target} is not a voter that can take over")
-            deadline = time.monotonic() + TRANSFER_WAIT_SECONDS
-            while driver.status().leader_id != target:
-                if time.monotonic() > deadline:
-                    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                        f"node {target} did not take over within "
-                                        f"{TRANSFER_WAIT_SECONDS:.0f} s")
-                await asyncio.sleep(0.02)  # polling interval while the transfer completes
-        return self._membership(driver)
+                                    f"group {group.group}: node {target} is not a voter that "
+                                    "can take over")
+        deadline = time.monotonic() + TRANSFER_WAIT_SECONDS
+        while any(group.status().leader_id != target for group in groups):
+            if time.monotonic() > deadline:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    f"node {target} did not take over within "
+                                    f"{TRANSFER_WAIT_SECONDS:.0f} s")
+            await asyncio.sleep(0.02)  # polling interval while the transfer completes
+        return membership_response(groups)
 
     async def SetFault(
         self,
         request: admin_pb2.FaultRequest,
         context: grpc.aio.ServicerContext[admin_pb2.FaultRequest, admin_pb2.FaultResponse],
     ) -> admin_pb2.FaultResponse:
-        driver = await self._require_driver(context)
-        isolated = frozenset(NodeId(n) for n in request.isolate_from if n != driver.node_id)
-        driver.isolate_from(isolated)
+        host = await self._require_host(context)
+        isolated = frozenset(NodeId(n) for n in request.isolate_from if n != host.node_id)
+        host.isolate_from(isolated)
         return admin_pb2.FaultResponse(isolated_from=sorted(isolated))
 
-    def _membership(self, driver: RaftDriver) -> admin_pb2.MembershipResponse:
-        status = driver.raft_status()
-        return admin_pb2.MembershipResponse(
-            voters=sorted(status.voters), learners=sorted(status.learners),
-            leader_id=status.leader_id)
-
-    async def _require_driver(self, context: grpc.aio.ServicerContext[Any, Any]) -> RaftDriver:
-        if self._driver is None:
+    async def _require_host(self, context: grpc.aio.ServicerContext[Any, Any]) -> Host:
+        if self._host is None or not self._host.groups:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                 "this node runs no consensus engine")
-        assert self._driver is not None
-        return self._driver
+        assert self._host is not None
+        return self._host
 
-    async def _require_leader(self, driver: RaftDriver,
-                              context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        status = driver.status()
-        if status.role != "leader":
-            leader = status.leader_id or None
-            await abort_not_leader(
-                context, NotLeader(leader, driver.address_of(leader) if leader else None))
+    async def _chosen(self, request: GroupRequest, context: grpc.aio.ServicerContext[Any, Any]
+                      ) -> tuple[HostedGroup, ...]:
+        """The group the request names, or every group."""
+        host = await self._require_host(context)
+        if not request.HasField("group"):
+            return host.groups
+        if request.group >= len(host.groups):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"group {request.group} does not exist: this cluster has "
+                                f"{len(host.groups)} (GROUPS)")
+        return (host.groups[request.group],)
+
+    async def _membership_changes(self, group: HostedGroup,
+                                  context: grpc.aio.ServicerContext[Any, Any]
+                                  ) -> MembershipChanges:
+        if not isinstance(group, MembershipChanges):
+            await unsupported(context, group, "membership changes")
+        return group
 
     async def _ask_peer(
         self, node_id: NodeId, deadline_seconds: float
@@ -201,11 +213,28 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return admin_pb2.MemberStatus(node_id=node_id, address=address, up=True, status=status)
 
 
-async def abort_not_leader(context: grpc.aio.ServicerContext[Any, Any], error: NotLeader
-                           ) -> NoReturn:
-    """FAILED_PRECONDITION, with the leader's id and address as trailing metadata."""
-    context.set_trailing_metadata((
-        ("leader-id", str(error.leader_id or 0)),
-        ("leader-address", error.leader_address or ""),
-    ))
-    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"NOT_LEADER: {error}")
+async def unsupported(context: grpc.aio.ServicerContext[Any, Any], group: HostedGroup,
+                      capability: str) -> NoReturn:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                        f"group {group.group}'s engine does not offer {capability}")
+
+
+def group_status(group: int, status: EngineStatus, members: Members) -> admin_pb2.GroupStatus:
+    return admin_pb2.GroupStatus(
+        group=group, role=status.role, term=status.term, leader_id=status.leader_id,
+        commit_index=status.commit_index, applied_index=status.applied_index,
+        voters=sorted(members.voters), learners=sorted(members.learners))
+
+
+def membership_response(groups: Sequence[HostedGroup]) -> admin_pb2.MembershipResponse:
+    rows = [group_status(group.group, group.status(), group.members()) for group in groups]
+    first = rows[0]
+    return admin_pb2.MembershipResponse(voters=first.voters, learners=first.learners,
+                                        leader_id=first.leader_id, groups=rows)
+
+
+async def abort_not_leader(context: grpc.aio.ServicerContext[Any, Any], error: NotLeader,
+                           group: int = 0) -> NoReturn:
+    """FAILED_PRECONDITION, with the group and its leader's id and address as trailers."""
+    encoded = encode_not_leader(error.leader_id, error.leader_address, group)
+    await context.abort(encoded.code, encoded.details, encoded.trailing_metadata)

@@ -1,7 +1,7 @@
 """One long-lived gRPC channel per peer, reused by every call to that peer.
 
-Channels reconnect by themselves; the backoff is capped low so a restarted peer is reached
-again within about a second rather than after gRPC's default two-minute ceiling.
+The channels are those every client opens (distlab.wire.channels), so a restarted peer is
+reached again within about a second.
 """
 
 from __future__ import annotations
@@ -14,23 +14,7 @@ import grpc
 
 from distlab.core.ids import NodeId
 from distlab.runtime.config import Address
-
-CHANNEL_OPTIONS: Sequence[tuple[str, Any]] = (
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    # Keepalive pings let a call to a silently vanished peer (SIGKILL, pulled cable) fail fast.
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 3_000),
-)
-
-
-def open_channel(address: Address | str, interceptors: Sequence[Any] = ()) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
-        str(address), options=list(CHANNEL_OPTIONS), interceptors=list(interceptors)
-    )
+from distlab.wire.channels import open_channel
 
 
 class PeerChannels:

@@ -10,7 +10,8 @@ DEADLINE_EXCEEDED), and where to go instead (the leader named in trailing metada
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -20,20 +21,18 @@ from prometheus_client import Counter
 
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
-from distlab.proto import kv_pb2, kv_pb2_grpc
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
-
-# Trailing metadata keys. `error-reason` tells apart failures that share a status code.
-ERROR_REASON = "error-reason"
-LEADER_ID = "leader-id"
-LEADER_ADDRESS = "leader-address"
-
-REASON_NOT_LEADER = "not-leader"
-REASON_OUTCOME_UNKNOWN = "outcome-unknown"
-REASON_SESSION_EXPIRED = "session-expired"
-REASON_STALE_SEQUENCE = "stale-sequence"
-REASON_VALUE_TOO_LARGE = "value-too-large"
-REASON_TIMED_OUT = "timed-out"
+from distlab.proto import kv_pb2, kv_pb2_grpc
+from distlab.wire.metadata import (
+    ERROR_REASON,
+    REASON_OUTCOME_UNKNOWN,
+    REASON_SESSION_EXPIRED,
+    REASON_STALE_SEQUENCE,
+    REASON_TIMED_OUT,
+    REASON_VALUE_TOO_LARGE,
+)
+from distlab.wire.not_leader import encode_not_leader
+from distlab.wire.sharding import group_of
 
 # A request without a deadline still gets an answer when the cluster has no quorum.
 DEFAULT_MAX_WAIT_SECONDS = 30.0
@@ -97,13 +96,9 @@ def check_session(client_id: int, sequence: int) -> None:
         raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "sequence must be at least 1")
 
 
-def not_leader_rejection(error: NotLeader) -> Rejection:
-    metadata: list[tuple[str, str]] = [(ERROR_REASON, REASON_NOT_LEADER)]
-    if error.leader_id:
-        metadata.append((LEADER_ID, str(error.leader_id)))
-    if error.leader_address:
-        metadata.append((LEADER_ADDRESS, error.leader_address))
-    return Rejection(grpc.StatusCode.FAILED_PRECONDITION, str(error), tuple(metadata))
+def not_leader_rejection(error: NotLeader, group: int = 0) -> Rejection:
+    encoded = encode_not_leader(error.leader_id, error.leader_address, group)
+    return Rejection(encoded.code, encoded.details, encoded.trailing_metadata)
 
 
 def result_rejection(result: kv_pb2.KVResult) -> Rejection:
@@ -129,24 +124,28 @@ def result_rejection(result: kv_pb2.KVResult) -> Rejection:
                      f"the store rejected the command: {result.detail or status}")
 
 
-class KVServicer(kv_pb2_grpc.KVServicer):
-    """Serves KV over `log`, whose committed commands are applied to `machine`.
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One group's replicated log and the KV state machine it applies to on this member:
+    reads are served from `machine` after the log's read barrier."""
 
-    `machine` must be the state machine the log applies to on this member: reads are served
-    from it after the log's read barrier.
-    """
+    log: ReplicatedLog
+    machine: KVStateMachine
+
+
+class KVServicer(kv_pb2_grpc.KVServicer):
+    """Serves KV over the shards of this node, each key on the group crc32(key) % G."""
 
     def __init__(
         self,
-        log: ReplicatedLog,
-        machine: KVStateMachine,
+        shards: Sequence[Shard],
         *,
         max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
         unsafe_stale_reads: bool = False,
     ) -> None:
         assert max_wait_seconds > 0
-        self._log = log
-        self._machine = machine
+        assert shards, "a KV service needs at least one shard"
+        self._shards = tuple(shards)
         self._max_wait_seconds = max_wait_seconds
         # UNSAFE, for testing the tester only: serve Get from local state on any member
         # without the read barrier, which breaks linearizability (see NodeConfig).
@@ -157,9 +156,10 @@ class KVServicer(kv_pb2_grpc.KVServicer):
     async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
         async def read() -> kv_pb2.GetResponse:
             check_key(request.key)
+            shard = self._shard(request.key)
             if not self._unsafe_stale_reads:
-                await self._bounded(self._log.read_barrier())
-            value = self._machine.get(request.key)
+                await self._bounded(shard.log.read_barrier())
+            value = shard.machine.get(request.key)
             if value is None:
                 return kv_pb2.GetResponse(found=False)
             return kv_pb2.GetResponse(found=True, value=value)
@@ -171,7 +171,7 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             check_key(request.key)
             check_value(request.value)
             check_session(request.client_id, request.sequence)
-            await self._propose(kv.put_command(
+            await self._propose(request.key, kv.put_command(
                 request.client_id, request.sequence, request.key, request.value))
             return kv_pb2.PutResponse()
 
@@ -184,7 +184,7 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             check_key(request.key)
             check_value(request.value)
             check_session(request.client_id, request.sequence)
-            await self._propose(kv.append_command(
+            await self._propose(request.key, kv.append_command(
                 request.client_id, request.sequence, request.key, request.value))
             return kv_pb2.AppendResponse()
 
@@ -197,7 +197,7 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             check_key(request.key)
             check_session(request.client_id, request.sequence)
             result = await self._propose(
-                kv.delete_command(request.client_id, request.sequence, request.key))
+                request.key, kv.delete_command(request.client_id, request.sequence, request.key))
             return kv_pb2.DeleteResponse(found=result.ok)
 
         return await self._serve("delete", request.key, context, write)
@@ -212,7 +212,7 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             if expected is not None:
                 check_value(expected, "expected value")
             check_session(request.client_id, request.sequence)
-            result = await self._propose(kv.cas_command(
+            result = await self._propose(request.key, kv.cas_command(
                 request.client_id, request.sequence, request.key, expected, request.value))
             return kv_pb2.CompareAndSetResponse(ok=result.ok)
 
@@ -224,16 +224,27 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         async def write() -> kv_pb2.OpenSessionResponse:
             if request.client_id == 0:
                 raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "client_id must be non-zero")
-            await self._propose(kv.open_session_command(request.client_id))
+            if request.group >= len(self._shards):
+                raise Rejection(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"group {request.group} does not exist: this cluster has "
+                                f"{len(self._shards)} (GROUPS)")
+            await self._propose_to(self._shards[request.group],
+                                   kv.open_session_command(request.client_id))
             return kv_pb2.OpenSessionResponse()
 
-        return await self._serve("open_session", "", context, write)
+        return await self._serve("open_session", "", context, write, group=request.group)
 
     # ---- plumbing ----
 
-    async def _propose(self, command: bytes) -> kv_pb2.KVResult:
+    def _shard(self, key: str) -> Shard:
+        return self._shards[group_of(key, len(self._shards))]
+
+    async def _propose(self, key: str, command: bytes) -> kv_pb2.KVResult:
+        return await self._propose_to(self._shard(key), command)
+
+    async def _propose_to(self, shard: Shard, command: bytes) -> kv_pb2.KVResult:
         """Propose `command` and return its result; raise a Rejection if it was not applied."""
-        encoded = await self._bounded(self._log.propose(command))
+        encoded = await self._bounded(shard.log.propose(command))
         try:
             result = kv.decode_result(encoded)
         except DecodeError as error:
@@ -256,7 +267,8 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             ) from error
 
     async def _serve(
-        self, op: str, key: str, context: Context, handle: Callable[[], Awaitable[Response]]
+        self, op: str, key: str, context: Context, handle: Callable[[], Awaitable[Response]],
+        group: int = 0,
     ) -> Response:
         span = trace.get_current_span()
         span.set_attribute("kv.op", op)
@@ -265,7 +277,8 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         try:
             response = await handle()
         except NotLeader as error:
-            rejection = not_leader_rejection(error)
+            rejection = not_leader_rejection(
+                error, group_of(key, len(self._shards)) if key else group)
         except OutcomeUnknown as error:
             rejection = Rejection(
                 grpc.StatusCode.UNAVAILABLE,

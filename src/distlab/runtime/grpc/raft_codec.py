@@ -1,18 +1,17 @@
 """Raft core messages to protobuf and back.
 
-Decoding validates what the core would otherwise have to trust: a malformed message from a
-peer raises `MalformedMessage`, which the servicer rejects with INVALID_ARGUMENT and counts.
+`encode` and `decode` turn a core message into the bytes of one peer-transport envelope and
+back. Decoding validates what the core would otherwise have to trust: a malformed message from
+a peer raises `MalformedMessage`, which the receiving side rejects and counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from google.protobuf.message import DecodeError
 
 from distlab.core.ids import NodeId
 from distlab.proto import raft_pb2
 from distlab.protocols import raft
-
-SNAPSHOT_CHUNK_BYTES = 1 << 20
 
 
 class MalformedMessage(ValueError):
@@ -67,8 +66,21 @@ def _entry_from_proto(proto: raft_pb2.Entry) -> raft.Entry:
     return raft.Entry(term=proto.term, index=proto.index, kind=kind, data=proto.data)
 
 
+def encode(message: raft.Message) -> bytes:
+    """Any core message, InstallSnapshot included, as the bytes of a `RaftMessage`."""
+    return to_proto(message).SerializeToString()
+
+
+def decode(payload: bytes) -> raft.Message:
+    """The core message `encode` made `payload` from; raises MalformedMessage for anything else."""
+    try:
+        proto = raft_pb2.RaftMessage.FromString(payload)
+    except DecodeError as error:
+        raise MalformedMessage(f"not a Raft message: {error}") from error
+    return from_proto(proto)
+
+
 def to_proto(message: raft.Message) -> raft_pb2.RaftMessage:
-    """Any core message but InstallSnapshot, which travels as chunks (`snapshot_chunks`)."""
     out = raft_pb2.RaftMessage(term=message.term, sender=message.sender,
                                recipient=message.recipient)
     match message:
@@ -101,7 +113,9 @@ def to_proto(message: raft.Message) -> raft_pb2.RaftMessage:
         case raft.TimeoutNow():
             out.timeout_now.SetInParent()
         case raft.InstallSnapshot():
-            raise ValueError("InstallSnapshot travels as chunks; use snapshot_chunks()")
+            # Assigned in place: a snapshot's data can be large, and CopyFrom would copy it again.
+            out.install_snapshot.meta.CopyFrom(meta_to_proto(message.meta))
+            out.install_snapshot.data = message.data
     return out
 
 
@@ -146,51 +160,10 @@ def from_proto(proto: raft_pb2.RaftMessage) -> raft.Message:
                                              proto.install_snapshot_reply.match_index)
         case "timeout_now":
             return raft.TimeoutNow(term, sender, recipient)
+        case "install_snapshot":
+            snapshot = proto.install_snapshot
+            if not snapshot.HasField("meta"):
+                raise MalformedMessage("a snapshot without its metadata")
+            return raft.InstallSnapshot(term, sender, recipient, meta_from_proto(snapshot.meta),
+                                        snapshot.data)
     raise MalformedMessage("message has no body")
-
-
-def snapshot_chunks(message: raft.InstallSnapshot) -> Iterator[raft_pb2.SnapshotChunk]:
-    data = message.data
-    offset = 0
-    while True:
-        piece = data[offset : offset + SNAPSHOT_CHUNK_BYTES]
-        done = offset + len(piece) >= len(data)
-        chunk = raft_pb2.SnapshotChunk(offset=offset, data=piece, done=done)
-        if offset == 0:
-            chunk.term, chunk.sender, chunk.recipient = (
-                message.term, message.sender, message.recipient)
-            chunk.meta.CopyFrom(meta_to_proto(message.meta))
-        yield chunk
-        if done:
-            return
-        offset += len(piece)
-
-
-class SnapshotAssembler:
-    """Reassembles chunks into one InstallSnapshot, checking they arrive whole and in order."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max_bytes
-        self._header: raft_pb2.SnapshotChunk | None = None
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def add(self, chunk: raft_pb2.SnapshotChunk) -> raft.InstallSnapshot | None:
-        if self._header is None:
-            if chunk.offset != 0 or not chunk.HasField("meta"):
-                raise MalformedMessage("a snapshot stream must start with its header chunk")
-            self._header = chunk
-        elif chunk.offset != self._size:
-            raise MalformedMessage(
-                f"snapshot chunk at offset {chunk.offset}, expected {self._size}"
-            )
-        self._size += len(chunk.data)
-        if self._size > self._max_bytes:
-            raise MalformedMessage(f"snapshot exceeds {self._max_bytes} bytes")
-        self._parts.append(chunk.data)
-        if not chunk.done:
-            return None
-        header = self._header
-        return raft.InstallSnapshot(
-            term=header.term, sender=_node(header.sender), recipient=_node(header.recipient),
-            meta=meta_from_proto(header.meta), data=b"".join(self._parts))

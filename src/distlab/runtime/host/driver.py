@@ -94,6 +94,9 @@ class Driver(Generic[CoreT]):
         self._transport = transport
         self._clock = clock
         self._metrics = metrics
+        # Span names and protocol attributes carry the engine's name (`raft.propose`,
+        # `raft.index`); `distlab.group` is common to every engine.
+        self._engine = metrics.engine
         self._timing = timing
         self._on_failure = on_failure
         self._inputs = _Inputs()
@@ -171,8 +174,8 @@ class Driver(Generic[CoreT]):
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         # Only a traced request's proposal gets a span: building one costs more than the rest
         # of a proposal's bookkeeping, and without a collector nobody would see it.
-        span = (tracer.start_span(f"{self._metrics.engine}.propose",
-                                  attributes={"distlab.node": self.node_id,
+        span = (tracer.start_span(f"{self._engine}.propose",
+                                  attributes={f"{self._engine}.node": self.node_id,
                                               "distlab.group": self.group})
                 if trace.get_current_span().is_recording() else trace.INVALID_SPAN)
         self._inputs.proposals.append((envelope, future, span))
@@ -284,8 +287,8 @@ class Driver(Generic[CoreT]):
         self._last_proposed_index = accepted[-1].index
         for proposal, (_, future, span) in zip(accepted, proposals, strict=True):
             if span.is_recording():
-                span.set_attribute("distlab.index", proposal.index)
-                span.set_attribute("distlab.term", proposal.term)
+                span.set_attribute(f"{self._engine}.index", proposal.index)
+                span.set_attribute(f"{self._engine}.term", proposal.term)
             self._pending[proposal.index] = _Pending(proposal.term, future, span)
         metrics.pending.set(len(self._pending))
 
@@ -430,16 +433,17 @@ class Driver(Generic[CoreT]):
         if current.role == candidate and (previous.role != candidate
                                           or current.term != previous.term):
             if self._election_span is not None:
-                self._election_span.set_attribute("distlab.outcome", "timed out")
+                self._election_span.set_attribute(f"{self._engine}.outcome", "timed out")
                 self._election_span.end()
             self._election_span = tracer.start_span(
-                f"{self._metrics.engine}.election",
-                attributes={"distlab.node": self.node_id, "distlab.group": self.group,
-                            "distlab.term": current.term})
+                f"{self._engine}.election",
+                attributes={f"{self._engine}.node": self.node_id, "distlab.group": self.group,
+                            f"{self._engine}.term": current.term})
         elif self._election_span is not None and current.role != candidate:
             won = current.role == "leader"
-            self._election_span.set_attribute("distlab.outcome", "won" if won else "lost")
-            self._election_span.set_attribute("distlab.leader", current.leader_id)
+            self._election_span.set_attribute(f"{self._engine}.outcome",
+                                              "won" if won else "lost")
+            self._election_span.set_attribute(f"{self._engine}.leader", current.leader_id)
             self._election_span.end()
             self._election_span = None
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
-from distlab.runtime.config import Address
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.mapreduce.convert import FINISHED_STATES
+from distlab.wire.addresses import Address
+from distlab.wire.channels import open_channel
 
 CALL_DEADLINE_SECONDS = 10.0
 
@@ -74,3 +74,15 @@ async def follow_job(address: Address | str, job_id: int, give_up_after: float =
                         f"coordinator {address} unreachable for {give_up_after:.0f} s"
                     ) from error
             await asyncio.sleep(0.2)  # backoff before reopening the stream
+
+
+async def follow_to_end(address: Address | str, job_id: int,
+                        on_progress: Callable[[pb.JobProgress], None]) -> pb.JobProgress:
+    """Follow the job until it is finished, handing every snapshot to `on_progress`; the
+    last snapshot (a finished job's)."""
+    last: pb.JobProgress | None = None
+    async for progress in follow_job(address, job_id):
+        last = progress
+        on_progress(progress)
+    assert last is not None, "a followed job ends with a finished snapshot"
+    return last

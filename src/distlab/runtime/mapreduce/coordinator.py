@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
-from prometheus_client import REGISTRY
 
 from distlab.apps.mr.loader import AppError, canonical_reference, load_app
 from distlab.proto import mapreduce_pb2 as pb
@@ -38,7 +36,6 @@ from distlab.protocols.mapreduce import (
     SchedulerConfig,
     Wait,
 )
-from distlab.runtime.config import Address, ConfigError
 from distlab.runtime.mapreduce import convert
 from distlab.runtime.mapreduce.joblog import JobLog
 from distlab.runtime.mapreduce.telemetry import (
@@ -47,9 +44,9 @@ from distlab.runtime.mapreduce.telemetry import (
     coordinator_server_interceptors,
     traceparent_of,
 )
-from distlab.runtime.node import SERVER_OPTIONS, SHUTDOWN_GRACE_SECONDS, SPAN_FLUSH_TIMEOUT_MILLIS
-from distlab.telemetry.metrics import MetricsServer, start_metrics_server
+from distlab.runtime.server import Server
 from distlab.telemetry.tracing import Tracing, setup_tracing
+from distlab.wire.addresses import Address, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +77,7 @@ class Coordinator:
         self.address: Address | None = None
         self._log: JobLog | None = None
         self._tracing: Tracing | None = None
-        self._server: grpc.aio.Server | None = None
-        self._metrics: MetricsServer | None = None
-        self._collector: TaskCounterCollector | None = None
-        self._health = health.aio.HealthServicer()
+        self._server: Server | None = None
         self._changed = asyncio.Event()
         self._job_spans: dict[int, trace.Span] = {}
         self._timer_task: asyncio.Task[None] | None = None
@@ -103,36 +97,21 @@ class Coordinator:
         self._resume_job_spans()
         self._persist()
 
-        server = grpc.aio.server(
-            interceptors=list(coordinator_server_interceptors(self._tracing)),
-            options=list(SERVER_OPTIONS),
-        )
-        pb_grpc.add_CoordinatorServicer_to_server(CoordinatorServicer(self), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        try:
-            port = server.add_insecure_port(str(settings.listen))
-        except RuntimeError as error:
-            raise ConfigError(
-                f"--listen {settings.listen}: cannot bind (address in use or not available)"
-            ) from error
-        self.address = Address(settings.listen.host, port)
-        if settings.metrics is not None:
-            try:
-                self._metrics = start_metrics_server(settings.metrics.host, settings.metrics.port)
-            except OSError as error:
-                await server.stop(None)
-                raise ConfigError(
-                    f"--metrics {settings.metrics}: cannot bind ({error.strerror})"
-                ) from error
-        self._collector = TaskCounterCollector(
+        server = Server(settings.listen, tracing=self._tracing,
+                        interceptors=coordinator_server_interceptors(self._tracing),
+                        metrics=settings.metrics, listen_setting="--listen",
+                        metrics_setting="--metrics")
+        server.add_service(pb.DESCRIPTOR.services_by_name["Coordinator"],
+                           pb_grpc.add_CoordinatorServicer_to_server, CoordinatorServicer(self))
+        server.add_collector(TaskCounterCollector(
             lambda: self.scheduler.counters,
             lambda: len(self.scheduler.live_workers()),
             self.scheduler.jobs_by_state,
-        )
-        REGISTRY.register(self._collector)
-        await server.start()
+        ))
+        # Job spans end after the last call is answered, before the spans are flushed.
+        server.on_stop(self._end_job_spans)
         self._server = server
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        self.address = await server.start()
         self._timer_task = asyncio.create_task(self._run_timer())
         recovered = len(self._log.recovered)
         log.info("coordinator epoch %d serving on %s (job log %s, %d records recovered)",
@@ -152,24 +131,22 @@ class Coordinator:
             await self._wait_for_change(stop, 1.0)
 
     async def stop(self) -> None:
-        await self._health.enter_graceful_shutdown()
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer_task
         if self._server is not None:
-            await self._server.stop(SHUTDOWN_GRACE_SECONDS)
-        if self._metrics is not None:
-            self._metrics.close()
-        if self._collector is not None:
-            REGISTRY.unregister(self._collector)
-        for span in self._job_spans.values():
-            span.end()
-        if self._tracing is not None:
-            self._tracing.shutdown(SPAN_FLUSH_TIMEOUT_MILLIS)
+            await self._server.stop()
+        elif self._tracing is not None:
+            self._tracing.shutdown()
         if self._log is not None:
             self._log.close()
         log.info("coordinator stopped")
+
+    def _end_job_spans(self) -> None:
+        for span in self._job_spans.values():
+            span.end()
+        self._job_spans.clear()
 
     # ---- used by the servicer
 

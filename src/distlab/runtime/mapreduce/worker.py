@@ -24,15 +24,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry import trace
 
 from distlab.apps.mr.loader import AppError, load_app
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
 from distlab.protocols.mapreduce import MapOutput, TaskAssignment, TaskKind
-from distlab.runtime.config import Address, ConfigError
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.mapreduce import convert
 from distlab.runtime.mapreduce.taskio import (
     merge_partitions,
@@ -47,8 +44,10 @@ from distlab.runtime.mapreduce.telemetry import (
     context_from_traceparent,
     coordinator_client_interceptors,
 )
-from distlab.runtime.node import SERVER_OPTIONS, SPAN_FLUSH_TIMEOUT_MILLIS
+from distlab.runtime.server import Server
 from distlab.telemetry.tracing import Tracing, setup_tracing
+from distlab.wire.addresses import Address, ConfigError
+from distlab.wire.channels import open_channel
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +61,8 @@ FETCH_RETRY_DELAY_SECONDS = 0.2
 FETCH_CONCURRENCY = 8
 RETRY_DELAY_SECONDS = 0.2
 SWITCH_INTERVAL_SECONDS = 0.001
+# Reducers fetching from a stopping worker retry elsewhere; a short grace is enough.
+WORKER_SHUTDOWN_GRACE_SECONDS = 0.2
 
 T = TypeVar("T")
 
@@ -123,11 +124,10 @@ class Worker:
         self.settings = settings
         self.address = ""
         self._tracing: Tracing | None = None
-        self._server: grpc.aio.Server | None = None
+        self._server: Server | None = None
         self._coordinator_channel: grpc.aio.Channel | None = None
         self._coordinator: pb_grpc.CoordinatorAsyncStub | None = None
         self._peers: dict[str, grpc.aio.Channel] = {}
-        self._health = health.aio.HealthServicer()
         self._last_contact = time.monotonic()
         self._told_to_exit = asyncio.Event()
         self._heartbeat_interval = 0.5
@@ -145,24 +145,17 @@ class Worker:
         for leftover in settings.work_dir.glob("job-*/*.tmp"):
             leftover.unlink(missing_ok=True)
         self._tracing = setup_tracing(service_name(settings.worker_id), settings.otlp_endpoint)
-        server = grpc.aio.server(
-            interceptors=list(self._tracing.server_interceptors()), options=list(SERVER_OPTIONS)
-        )
-        pb_grpc.add_WorkerServicer_to_server(FetchServicer(settings.work_dir), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        try:
-            port = server.add_insecure_port(str(settings.listen))
-        except RuntimeError as error:
-            raise ConfigError(
-                f"--listen {settings.listen}: cannot bind (address in use or not available)"
-            ) from error
+        server = Server(settings.listen, tracing=self._tracing, listen_setting="--listen",
+                        shutdown_grace_seconds=WORKER_SHUTDOWN_GRACE_SECONDS)
+        server.add_service(pb.DESCRIPTOR.services_by_name["Worker"],
+                           pb_grpc.add_WorkerServicer_to_server, FetchServicer(settings.work_dir))
+        server.on_stop(self._close_channels)
+        self._server = server
+        port = (await server.start()).port
         host = settings.advertise_host or settings.listen.host
         if host in ("0.0.0.0", "::", ""):
             host = socket.gethostname()
         self.address = str(Address(host, port))
-        await server.start()
-        self._server = server
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         self._coordinator_channel = open_channel(
             settings.coordinator, coordinator_client_interceptors(self._tracing)
         )
@@ -181,16 +174,15 @@ class Worker:
                 await heartbeats
 
     async def stop(self) -> None:
-        await self._health.enter_graceful_shutdown()
         if self._server is not None:
-            await self._server.stop(0.2)
+            await self._server.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("worker %s stopped", self.settings.worker_id)
+
+    async def _close_channels(self) -> None:
         for channel in [self._coordinator_channel, *self._peers.values()]:
             if channel is not None:
                 await channel.close(grace=None)
-        if self._tracing is not None:
-            self._tracing.shutdown(SPAN_FLUSH_TIMEOUT_MILLIS)
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        log.info("worker %s stopped", self.settings.worker_id)
 
     @property
     def computing(self) -> bool:

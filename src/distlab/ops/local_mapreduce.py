@@ -12,11 +12,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distlab.runtime.config import Address
-from distlab.runtime.local_cluster import LOOPBACK, free_loopback_ports, last_line
+from distlab.ops.local_cluster import LOOPBACK, free_loopback_ports, last_line
+from distlab.wire.addresses import Address
 
 STOP_TIMEOUT_SECONDS = 5.0
 
@@ -111,3 +112,19 @@ class LocalMapReduce:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LocalMapReduce]:
+        """Start every process; however the block ends (SIGTERM included, which is raised in
+        it as KeyboardInterrupt, as SIGINT is), stop them all."""
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            self.start()
+            yield self
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

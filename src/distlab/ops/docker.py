@@ -9,13 +9,21 @@ Everything goes through the `docker` command: nothing here needs a Docker SDK.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from distlab.core.ids import NodeId
+from distlab.wire.addresses import Address, parse_cluster_nodes
+
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 DOCKER_TIMEOUT_SECONDS = 60.0
+
+# Where docker-compose.yml publishes node N's gRPC port: PUBLISH_HOST:700N.
+PUBLISH_HOST_VARIABLE = "DISTLAB_PUBLISH_HOST"
+COMPOSE_NODES = 3
 
 # Container operations that map one to one onto a `docker` sub-command.
 CONTAINER_OPERATIONS = ("kill", "stop", "start", "pause", "unpause", "restart")
@@ -141,3 +149,12 @@ def reconnect(container: Container, networks: Sequence[str]) -> list[str]:
         docker("network", "connect", "--alias", container.service, network, container.id)
         connected.append(network)
     return connected
+
+
+def compose_node_addresses() -> dict[NodeId, Address]:
+    """The nodes of docker-compose.yml at their published gRPC ports, on
+    $DISTLAB_PUBLISH_HOST (127.0.0.1 by default); ConfigError when that host is malformed."""
+    host = os.environ.get(PUBLISH_HOST_VARIABLE) or "127.0.0.1"
+    return parse_cluster_nodes(",".join(f"{n}={host}:{7000 + n}"
+                                        for n in range(1, COMPOSE_NODES + 1)),
+                               PUBLISH_HOST_VARIABLE)

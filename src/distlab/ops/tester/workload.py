@@ -20,7 +20,7 @@ from distlab.check import HistoryRecorder
 from distlab.check.tester.mix import Mix
 from distlab.client import Definite, Indefinite, KVClient, KVError
 from distlab.core.ids import NodeId
-from distlab.runtime.config import Address
+from distlab.wire.addresses import Address
 
 CALL_TIMEOUT_SECONDS = 1.0
 FINAL_READ_BUDGET_SECONDS = 10.0

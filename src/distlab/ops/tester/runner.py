@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,16 +25,11 @@ from distlab.check.tester.mix import Mix
 from distlab.check.tester.report import HISTORY_FILE, FaultRecord, summarize_history, write_report
 from distlab.check.tester.schedule import FaultSchedule
 from distlab.core.ids import NodeId
-from distlab.runtime.config import Address
-from distlab.runtime.local_cluster import LocalCluster
-from distlab.runtime.tester.nemesis import (
-    ActiveFault,
-    ComposeContainers,
-    LocalProcesses,
-    Nemesis,
-    NodeControl,
-)
-from distlab.runtime.tester.workload import Clients, Workload
+from distlab.ops.faults import ComposeContainers, LocalProcesses, NodeControl
+from distlab.ops.local_cluster import ClusterStartError, LocalCluster
+from distlab.ops.tester.nemesis import ActiveFault, Nemesis
+from distlab.ops.tester.workload import Clients, Workload
+from distlab.wire.addresses import Address
 
 PROGRESS_INTERVAL_SECONDS = 2.0
 LEADER_WAIT_SECONDS = 30.0
@@ -58,9 +54,10 @@ class RunSettings:
     check_timeout: float
     read_from_any: bool
     seed: int
-    # Either a cluster to start (nodes, data_dir) or one to use (addresses), which with
-    # `compose` is a compose project whose containers the nemesis may kill and pause.
+    # Either a cluster to start (nodes, groups, data_dir) or one to use (addresses), which
+    # with `compose` is a compose project whose containers the nemesis may kill and pause.
     nodes: int = 3
+    groups: int = 1
     data_dir: Path | None = None
     addresses: Mapping[NodeId, Address] | None = None
     compose: bool = False
@@ -72,6 +69,7 @@ class RunSettings:
                         ",".join(f"{n}={a}" for n, a in sorted(self.addresses.items()))),
             "compose": self.compose,
             "nodes": self.nodes if self.addresses is None else len(self.addresses),
+            "groups": self.groups if self.addresses is None else "the cluster's",
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "time_limit_seconds": self.time_limit,
             "rate": self.rate,
@@ -112,15 +110,16 @@ async def run_test(settings: RunSettings, progress: Progress) -> RunOutcome:
     addresses = settings.addresses
     if addresses is None:
         data_dir = settings.data_dir or settings.report_dir / "cluster"
-        cluster = LocalCluster.plan(settings.nodes, data_dir)
-        progress(f"starting {settings.nodes} nodes (data and logs in {data_dir})")
+        cluster = LocalCluster.plan(settings.nodes, data_dir, groups=settings.groups)
+        progress(f"starting {settings.nodes} nodes, {settings.groups} "
+                 f"group{'s' if settings.groups != 1 else ''} (data and logs in {data_dir})")
         await cluster.start()
         addresses = {node_id: node.address for node_id, node in cluster.nodes.items()}
     control: NodeControl | None = None
     if cluster is not None:
         control = LocalProcesses(cluster)
     elif settings.compose:
-        control = ComposeContainers(addresses, settings.compose_project)
+        control = ComposeContainers(settings.compose_project, addresses)
     try:
         run = _Run(settings, addresses, control, history_path, progress)
         await run.execute()
@@ -129,6 +128,27 @@ async def run_test(settings: RunSettings, progress: Progress) -> RunOutcome:
             progress("stopping the cluster")
             await cluster.stop()
     return _check_and_report(settings, run, history_path, progress)
+
+
+async def run_until_interrupted(settings: RunSettings, progress: Progress
+                                ) -> RunOutcome | str | None:
+    """The run, or None when SIGINT/SIGTERM stopped it (after healing and stopping the
+    cluster), or a message when no verdict could be reached."""
+    task = asyncio.current_task()
+    assert task is not None
+    running = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        running.add_signal_handler(signum, task.cancel)
+    try:
+        return await run_test(settings, progress)
+    except asyncio.CancelledError:
+        progress("interrupted; faults healed and the cluster stopped")
+        return None
+    except ClusterStartError as error:
+        return f"the cluster did not start: {error}"
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            running.remove_signal_handler(signum)
 
 
 class _Run:
@@ -153,9 +173,12 @@ class _Run:
 
     async def execute(self) -> None:
         settings = self.settings
-        leader = await self.nemesis.wait_for_leader(LEADER_WAIT_SECONDS)
-        self.progress(f"leader: node {leader}" if leader is not None else
-                      f"no leader after {LEADER_WAIT_SECONDS:.0f} s; starting anyway")
+        leaders = await self.nemesis.wait_for_leader(LEADER_WAIT_SECONDS)
+        self.progress("leaders: " + ", ".join(f"group {group}: node {node}"
+                                              for group, node in sorted(leaders.items()))
+                      if leaders is not None else
+                      f"a group has no leader after {LEADER_WAIT_SECONDS:.0f} s; "
+                      "starting anyway")
         schedule = FaultSchedule(settings.faults, settings.nemesis_interval,
                                  settings.time_limit)
         workload_rng = Random(f"{settings.seed}/workload")

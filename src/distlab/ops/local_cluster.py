@@ -15,15 +15,15 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distlab.core.ids import NodeId
-from distlab.runtime.config import Address
-from distlab.runtime.grpc.channels import open_channel
 from distlab.runtime.health import is_serving
+from distlab.wire.addresses import Address
+from distlab.wire.channels import open_channel
 
 CLUSTER_FILE = "cluster.json"
 LOOPBACK = "127.0.0.1"
@@ -59,6 +59,23 @@ class LocalNode:
         }
 
 
+async def wait_serving(address: Address | str, timeout_seconds: float,
+                       gave_up: Callable[[], str | None] = lambda: None) -> str | None:
+    """Poll the server's health until it serves (None), or say why not: what `gave_up`
+    reports (a process that exited, say), or that the time ran out."""
+    deadline = time.monotonic() + timeout_seconds
+    async with open_channel(address) as channel:
+        while True:
+            problem = gave_up()
+            if problem is not None:
+                return problem
+            if await is_serving(channel, deadline_seconds=0.5):
+                return None
+            if time.monotonic() > deadline:
+                return f"did not serve on {address} within {timeout_seconds:.0f} s"
+            await asyncio.sleep(0.05)  # polling interval between health probes
+
+
 def free_loopback_ports(count: int) -> list[int]:
     """Ports the kernel just handed out on loopback; all sockets are held until every port is
     chosen, so the list has no repeats."""
@@ -76,17 +93,24 @@ def free_loopback_ports(count: int) -> list[int]:
 
 @dataclass(slots=True)
 class LocalCluster:
+    """Nodes hosting `groups` replicated groups of `engine` (None: the node's default)."""
+
     data_dir: Path
     nodes: dict[NodeId, LocalNode] = field(default_factory=dict)
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    groups: int = 1
+    engine: str | None = None
 
     @classmethod
-    def plan(cls, size: int, data_dir: Path, extra_env: Mapping[str, str] | None = None
-             ) -> LocalCluster:
+    def plan(cls, size: int, data_dir: Path, extra_env: Mapping[str, str] | None = None, *,
+             groups: int = 1, engine: str | None = None) -> LocalCluster:
         if size < 1:
             raise ValueError(f"a cluster needs at least one node, not {size}")
+        if groups < 1:
+            raise ValueError(f"a cluster hosts at least one group, not {groups}")
         ports = free_loopback_ports(2 * size)
-        cluster = cls(data_dir=data_dir.resolve(), extra_env=dict(extra_env or {}))
+        cluster = cls(data_dir=data_dir.resolve(), extra_env=dict(extra_env or {}),
+                      groups=groups, engine=engine)
         for index in range(size):
             node_id = NodeId(index + 1)
             cluster.nodes[node_id] = LocalNode(
@@ -114,6 +138,11 @@ class LocalCluster:
         return node
 
     @property
+    def addresses(self) -> dict[NodeId, Address]:
+        """Node id -> gRPC address, for clients and the tools of distlab.ops."""
+        return {node_id: node.address for node_id, node in self.nodes.items()}
+
+    @property
     def cluster_nodes(self) -> str:
         """The CLUSTER_NODES value every member is started with."""
         return ",".join(f"{node.node_id}={node.address}" for node in self.nodes.values())
@@ -129,8 +158,11 @@ class LocalCluster:
             "LISTEN_ADDR": str(node.address),
             "METRICS_ADDR": str(node.metrics_address),
             "DATA_DIR": str(node.data_dir),
+            "GROUPS": str(self.groups),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.engine is not None:
+            env["ENGINE"] = self.engine
         if node.join:
             env["JOIN"] = "true"
         with node.log_path.open("ab") as log_file:
@@ -142,25 +174,16 @@ class LocalCluster:
     async def wait_serving(self, node_id: NodeId, timeout_seconds: float) -> None:
         """Poll health until the node serves; fail early if its process exits."""
         node = self.nodes[node_id]
-        deadline = time.monotonic() + timeout_seconds
-        channel = open_channel(node.address)
-        try:
-            while True:
-                if node.process is not None and node.process.returncode is not None:
-                    raise ClusterStartError(
-                        f"node {node_id} exited with status {node.process.returncode}: "
-                        f"{last_line(node.log_path)}"
-                    )
-                if await is_serving(channel, deadline_seconds=0.5):
-                    return
-                if time.monotonic() > deadline:
-                    raise ClusterStartError(
-                        f"node {node_id} did not serve on {node.address} within "
-                        f"{timeout_seconds:.0f} s (log: {node.log_path})"
-                    )
-                await asyncio.sleep(0.05)  # polling interval between health probes
-        finally:
-            await channel.close()
+
+        def exited() -> str | None:
+            if node.process is not None and node.process.returncode is not None:
+                return (f"exited with status {node.process.returncode}: "
+                        f"{last_line(node.log_path)}")
+            return None
+
+        problem = await wait_serving(node.address, timeout_seconds, exited)
+        if problem is not None:
+            raise ClusterStartError(f"node {node_id} {problem} (log: {node.log_path})")
 
     async def start(self, timeout_seconds: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +204,8 @@ class LocalCluster:
         return path
 
     def describe(self) -> dict[str, Any]:
-        return {"nodes": [node.describe() for node in self.nodes.values()]}
+        return {"groups": self.groups, "engine": self.engine,
+                "nodes": [node.describe() for node in self.nodes.values()]}
 
     async def stop_node(self, node_id: NodeId, sig: int = signal.SIGTERM) -> int | None:
         """Signal one node and wait for it; SIGKILL if it outlives the stop timeout."""

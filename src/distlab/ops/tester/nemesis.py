@@ -1,0 +1,175 @@
+"""The nemesis: applies one fault at a time to a cluster, and heals it.
+
+The faults themselves are the fault injector's (distlab.ops.faults): kills and pauses need
+control of the members (the processes of a cluster the tester started, or the containers of
+a compose project); partitions go through every node's Admin.SetFault. Every fault is healed
+before the next one starts, and `heal_all` undoes whatever may be left (a paused process, a
+partition) at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from random import Random
+
+from distlab.check.tester.report import FaultRecord
+from distlab.check.tester.schedule import (
+    Partition,
+    choose_partition,
+    is_kill,
+    is_partition,
+    is_pause,
+    targets_leader,
+)
+from distlab.core.ids import NodeId
+from distlab.ops.faults import FaultInjector, NodeControl, describe_all
+from distlab.ops.status import ClusterTimeout, collect_status, leadership, wait_for_leader
+from distlab.wire.addresses import Address
+
+# Partitions are set, and healed, with a few attempts: a node that is restarting or briefly
+# overloaded must not keep its partition for the rest of the run.
+ISOLATION_ATTEMPTS = 10
+
+
+class NemesisError(RuntimeError):
+    """A fault that cannot be applied to this cluster (for instance a kill without the
+    node processes)."""
+
+
+@dataclass(slots=True)
+class ActiveFault:
+    fault: str
+    kind: str
+    description: str
+    targets: tuple[NodeId, ...]
+    start_ns: int
+    partition: Partition | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class Nemesis:
+    """Faults on the members in `addresses`; `control` is given when the tester can stop and
+    start the members (needed for kill and pause)."""
+
+    def __init__(self, addresses: Mapping[NodeId, Address], rng: Random,
+                 control: NodeControl | None = None) -> None:
+        self._addresses = dict(addresses)
+        self._rng = rng
+        self._injector = FaultInjector(addresses, control)
+        self._killed: set[NodeId] = set()
+        self._paused: set[NodeId] = set()
+
+    @property
+    def nodes(self) -> list[NodeId]:
+        return sorted(self._addresses)
+
+    async def close(self) -> None:
+        await self._injector.close()
+
+    # ---- looking at the cluster ----
+
+    def _reachable(self) -> dict[NodeId, Address]:
+        """The members that can answer: neither killed nor paused by this nemesis."""
+        return {node: address for node, address in self._addresses.items()
+                if node not in self._killed and node not in self._paused}
+
+    async def leader(self) -> NodeId | None:
+        """The leader of group 0 (the one the `-leader` faults aim at), among the members
+        that answer; None when there is none."""
+        current = leadership(await collect_status(self._reachable()))
+        return current.leaders.get(0)
+
+    async def wait_for_leader(self, timeout: float) -> dict[int, NodeId] | None:
+        """Group -> leader once every group has one; None when `timeout` passes first."""
+        try:
+            return await wait_for_leader(self._reachable(), timeout)
+        except ClusterTimeout:
+            return None
+
+    # ---- faults ----
+
+    def check_supported(self, fault: str) -> None:
+        if (is_kill(fault) or is_pause(fault)) and self._injector.control is None:
+            raise NemesisError(f"{fault} needs the node processes: it works on a cluster "
+                               "the tester starts, not on one given with --cluster")
+        if is_partition(fault) and len(self._addresses) < 2:
+            raise NemesisError(f"{fault} needs at least two nodes")
+
+    async def start(self, fault: str) -> ActiveFault:
+        """Apply `fault` and return what was done; the caller heals it with `heal`."""
+        self.check_supported(fault)
+        leader = await self.leader()
+        if is_partition(fault):
+            return await self._partition(fault, leader)
+        target = leader if targets_leader(fault) and leader is not None else \
+            self._rng.choice(self.nodes)
+        role = "leader " if target == leader else ""
+        start_ns = time.monotonic_ns()
+        if is_kill(fault):
+            await self._injector.kill(target)
+            self._killed.add(target)
+            return ActiveFault(fault, "kill", f"kill {role}node {target}", (target,), start_ns)
+        if is_pause(fault):
+            await self._injector.pause(target)
+            self._paused.add(target)
+            return ActiveFault(fault, "pause", f"pause {role}node {target}", (target,),
+                               start_ns)
+        raise NemesisError(f"unknown fault {fault!r}")
+
+    async def heal(self, active: ActiveFault) -> FaultRecord:
+        """Undo `active`: restart the killed node, resume the paused one, or reconnect."""
+        if active.kind == "kill":
+            for node in active.targets:
+                error = await self._restart(node)
+                if error:
+                    active.errors.append(error)
+        elif active.kind == "pause":
+            for node in active.targets:
+                await self._injector.resume(node)
+                self._paused.discard(node)
+        elif active.kind == "partition":
+            active.errors.extend(await self._heal_partitions())
+        return FaultRecord(active.fault, active.kind, active.description,
+                           tuple(int(node) for node in active.targets), active.start_ns,
+                           time.monotonic_ns(), tuple(active.errors))
+
+    async def heal_all(self) -> list[str]:
+        """Whatever state the run left: resume paused nodes, restart killed ones, and
+        clear every node's partition. Returns the problems met."""
+        errors = []
+        for node in sorted(self._paused):
+            await self._injector.resume(node)
+        self._paused.clear()
+        for node in sorted(self._killed):
+            error = await self._restart(node)
+            if error:
+                errors.append(error)
+        if self._injector.partitioned:
+            errors.extend(await self._heal_partitions())
+        return errors
+
+    async def _partition(self, fault: str, leader: NodeId | None) -> ActiveFault:
+        partition = choose_partition(fault, self.nodes, self._rng, leader)
+        start_ns = time.monotonic_ns()
+        isolation = partition.isolation(self.nodes)
+        outcomes = await self._injector.isolate(isolation, attempts=ISOLATION_ATTEMPTS)
+        errors = describe_all(outcomes)[1]
+        targets = tuple(node for node in self.nodes if isolation[node])
+        description = f"partition {partition.shape}: {partition.description}"
+        if partition.shape.endswith("leader") and leader is not None:
+            description += f" (leader {leader})"
+        return ActiveFault(fault, "partition", description, targets, start_ns, partition,
+                           errors)
+
+    async def _heal_partitions(self) -> list[str]:
+        """Reconnect every node; the problems met (nodes that never answered)."""
+        outcomes = await self._injector.heal_partitions(attempts=ISOLATION_ATTEMPTS)
+        return describe_all(outcomes)[1]
+
+    async def _restart(self, node: NodeId) -> str | None:
+        error = await self._injector.restart(node)
+        if error is None:
+            self._killed.discard(node)
+        return error

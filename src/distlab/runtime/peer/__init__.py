@@ -1,0 +1,23 @@
+"""The node's peer transport, shared by every protocol instance the node hosts.
+
+One long-lived gRPC stream per ordered pair of nodes (as etcd's peer streams) carries
+envelopes `(service, group, payload, trace context)` for every instance: the consensus groups,
+and later a chain replica and the transaction roles. `PeerTransport` is the sending half: a
+bounded queue, a stream, a prober and the bulk transfers per peer. `PeerServicer` is the
+receiving half, the Peer gRPC service, and `PeerRouter` hands what it receives to each
+instance. A message on a stream costs a stream write rather than a whole unary call, which in
+Python is several times cheaper in CPU and in latency.
+
+Trace context crosses inside the envelope (a message on a stream is not a call, so the gRPC
+interceptors cannot carry it): the sender's `<service>.send` span is the parent of the
+receiver's `<service>.receive` span, and both join the trace of the operation the message
+belongs to. Stream writes have no reply to time, so the round-trip histogram comes from a
+prober calling each peer once a second, as etcd's does.
+"""
+
+from distlab.runtime.peer._router import Deliver, Delivery, MalformedPayload, PeerRouter
+from distlab.runtime.peer._servicer import PeerServicer
+from distlab.runtime.peer._transport import PeerTransport
+
+__all__ = ["Deliver", "Delivery", "MalformedPayload", "PeerRouter", "PeerServicer",
+           "PeerTransport"]

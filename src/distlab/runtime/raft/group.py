@@ -1,0 +1,143 @@
+"""One Raft group hosted on a node: the core under the generic driver, and the capabilities
+(membership changes, leadership transfer) Admin uses without knowing it is Raft."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from distlab.core.capabilities import Members
+from distlab.core.ids import NodeId
+from distlab.core.replicated_log import StateMachine
+from distlab.core.status import EngineStatus
+from distlab.protocols import raft
+from distlab.runtime.host.driver import Driver, Timing
+from distlab.runtime.host.machine import AddressBook, HostedMachine, member_address_record
+from distlab.runtime.host.metrics import DriverMetrics
+from distlab.runtime.host.ports import Clock, Transport
+from distlab.runtime.raft.storage import DurableStorage
+
+log = logging.getLogger(__name__)
+
+ENGINE = "raft"
+
+# Builds the group's transport given where to report snapshot outcomes (the driver, which
+# itself needs the transport: the callback closes the loop).
+TransportFactory = Callable[[Callable[[NodeId, bool], None]], Transport]
+
+
+@dataclass(frozen=True, slots=True)
+class RaftTiming:
+    """The driver's timing plus Raft's timeouts, in ticks."""
+
+    driver: Timing = field(default_factory=Timing)
+    election_ticks: int = 10
+    # At most 10 heartbeats a second, as the 6.5840 lab asks of a Raft implementation.
+    heartbeat_ticks: int = 2
+
+
+class RaftGroup:
+    """Implements `ReplicatedLog`, `MembershipChanges` and `LeadershipTransfer` for one group."""
+
+    def __init__(self, driver: Driver[raft.Raft]) -> None:
+        self.driver = driver
+        self.group = driver.group
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        node_id: NodeId,
+        group: int,
+        voters: frozenset[NodeId],
+        storage: DurableStorage,
+        machine: StateMachine,
+        addresses: AddressBook,
+        transport: TransportFactory,
+        clock: Clock,
+        rng: random.Random,
+        timing: RaftTiming | None = None,
+        planted_bugs: frozenset[str] = frozenset(),
+        on_failure: Callable[[BaseException], None] = lambda error: None,
+    ) -> RaftGroup:
+        """A group restored from `storage`; `voters` bootstraps a brand-new one (empty: join).
+        `planted_bugs` (names of `raft.BUG_CATALOGUE`) is for the simulator's bug hunts only.
+
+        Raises ValueError when the stored snapshot cannot be read.
+        """
+        timing = timing or RaftTiming()
+        hosted = HostedMachine(machine, addresses)
+        snapshot = storage.snapshot()
+        if snapshot is not None:
+            hosted.restore(snapshot.data)
+            log.info("group %d: restored snapshot at index %d from disk", group,
+                     snapshot.meta.last_index)
+        config = raft.Config(
+            node_id=node_id, voters=voters, election_ticks=timing.election_ticks,
+            heartbeat_ticks=timing.heartbeat_ticks, planted_bugs=planted_bugs,
+        )
+        core = raft.Raft(config, storage, rng)
+        reports: list[Driver[raft.Raft]] = []
+        driver: Driver[raft.Raft] = Driver(
+            node_id=node_id, group=group, core=core, machine=hosted, storage=storage,
+            transport=transport(lambda peer, ok: reports[0].report_snapshot(peer, ok)),
+            clock=clock, metrics=DriverMetrics(ENGINE, group), timing=timing.driver,
+            on_failure=on_failure,
+        )
+        reports.append(driver)
+        return cls(driver)
+
+    def start(self) -> None:
+        self.driver.start()
+
+    async def stop(self) -> None:
+        await self.driver.stop()
+
+    async def propose(self, command: bytes) -> bytes:
+        return await self.driver.propose(command)
+
+    async def read_barrier(self) -> None:
+        await self.driver.read_barrier()
+
+    def status(self) -> EngineStatus:
+        return self.driver.status()
+
+    def members(self) -> Members:
+        membership = self.driver.core.membership
+        return Members(voters=membership.voters, learners=membership.learners)
+
+    def voters(self) -> frozenset[NodeId]:
+        return self.driver.core.membership.voters
+
+    async def add_member(self, node: NodeId, address: str) -> None:
+        """Record `node`'s address in the log, then add it as a learner (promoted when caught
+        up). Raises NotLeader, or ValueError when a membership change is already under way."""
+        await self.driver.propose_envelope(member_address_record(node, address))
+        if not await self.driver.request(lambda core: core.add_member(node)):
+            raise ValueError(f"group {self.group}: cannot add node {node} now (a change is in "
+                             "progress, or it is already a member)")
+
+    async def remove_member(self, node: NodeId) -> None:
+        if not self.driver.core.is_leader():
+            raise self.driver.not_leader()
+        if not await self.driver.request(lambda core: core.remove_member(node)):
+            raise ValueError(f"group {self.group}: cannot remove node {node} now (not a member, "
+                             "the last voter, or another change is in progress)")
+
+    async def transfer_leadership(self, target: NodeId) -> bool:
+        if not self.driver.core.is_leader():
+            raise self.driver.not_leader()
+        if target == self.driver.node_id:
+            return True
+        started: bool = await self.driver.request(
+            lambda core: core.transfer_leadership(target))
+        return started
+
+    def caught_up(self) -> dict[NodeId, bool]:
+        """For a leader: whether each peer has every entry and was heard from lately."""
+        core = self.driver.core
+        last = core.last_log_index()
+        return {peer: match >= last and active
+                for peer, (match, active) in core.leader_progress().items()}

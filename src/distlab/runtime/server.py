@@ -1,0 +1,219 @@
+"""One server start-up for every distlab process (node, MapReduce coordinator and worker).
+
+A `Server` is one gRPC port with the process's services, gRPC health and reflection, the
+tracing interceptors, and optionally the Prometheus /metrics endpoint on a second port:
+
+    server = Server(config.listen, tracing=tracing, metrics=config.metrics)
+    server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
+                       admin_pb2_grpc.add_AdminServicer_to_server, AdminServicer(...))
+    server.add_collector(EngineStatusCollector(driver.status))
+    server.on_stop(driver.stop)
+    await server.start()       # binds every address first; ConfigError names the setting
+    ...
+    await server.stop()        # health NOT_SERVING, grace for in-flight calls, the on_stop
+                               # steps (last added first), metrics, then the span flush
+
+Start-up binds every address before serving anything, so a port in use is reported as a
+configuration problem rather than discovered by the first client. Shutdown stops accepting
+calls, gives in-flight ones a short grace, runs the process's own steps, and flushes buffered
+spans last, so the spans of those steps are exported too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import REGISTRY
+from prometheus_client.registry import Collector
+
+from distlab.telemetry.metrics import MetricsServer, start_metrics_server
+from distlab.telemetry.tracing import Tracing
+from distlab.wire.addresses import Address, ConfigError
+
+log = logging.getLogger(__name__)
+
+# Together these keep a clean shutdown within two seconds.
+SHUTDOWN_GRACE_SECONDS = 0.5
+SPAN_FLUSH_TIMEOUT_MILLIS = 1000
+
+SERVER_OPTIONS: Sequence[tuple[str, Any]] = (
+    # grpc sets SO_REUSEPORT by default, which lets a second process bind a port already in use
+    # and silently split the traffic; a server must own its port or fail to start.
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+)
+
+Servicer = TypeVar("Servicer")
+T = TypeVar("T")
+StopStep = Callable[[], Awaitable[object] | object]
+
+
+def ensure_bindable(address: Address, setting: str) -> None:
+    """Raise ConfigError, with the system's reason, when `address` cannot be bound.
+
+    gRPC reports a failed bind only as a generic error after logging its own lines, so the
+    address is tried with a plain socket first to give one clear line naming the setting.
+    """
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ConfigError(f"{setting} {address}: {error.strerror}") from error
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As gRPC does: lets a restarted server reuse its port while old connections linger in
+        # TIME_WAIT, yet still fails when another process is listening there.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as error:
+            raise ConfigError(f"{setting} {address}: cannot bind ({error.strerror})") from error
+
+
+class Server:
+    """A process's gRPC server, its health and reflection, /metrics, and orderly shutdown.
+
+    `listen` may have port 0 (any free port; `address` tells the one bound). `tracing`, when
+    given, provides the server interceptors (unless `interceptors` replaces them) and is shut
+    down (its spans flushed) last in `stop`. `listen_setting` and `metrics_setting` name the
+    settings in error messages.
+    """
+
+    def __init__(
+        self,
+        listen: Address,
+        *,
+        tracing: Tracing | None = None,
+        interceptors: Sequence[Any] | None = None,
+        metrics: Address | None = None,
+        listen_setting: str = "LISTEN_ADDR",
+        metrics_setting: str = "METRICS_ADDR",
+        shutdown_grace_seconds: float = SHUTDOWN_GRACE_SECONDS,
+    ) -> None:
+        self._listen = listen
+        self._tracing = tracing
+        self._metrics_address = metrics
+        self._listen_setting = listen_setting
+        self._metrics_setting = metrics_setting
+        self._grace = shutdown_grace_seconds
+        if interceptors is None:
+            interceptors = tracing.server_interceptors() if tracing is not None else ()
+        self._server = grpc.aio.server(interceptors=list(interceptors),
+                                       options=list(SERVER_OPTIONS))
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        self._service_names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        self._collectors: list[Collector] = []
+        self._registered: list[Collector] = []
+        self._stop_steps: list[StopStep] = []
+        self._metrics: MetricsServer | None = None
+        self._address: Address | None = None
+        self._started = False
+        self._stopped = False
+
+    @property
+    def address(self) -> Address:
+        """The address bound (with the port chosen when `listen` asked for port 0)."""
+        if self._address is None:
+            raise RuntimeError("the server is not started")
+        return self._address
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self._metrics.port if self._metrics is not None else None
+
+    def add_service(self, service: ServiceDescriptor,
+                    add_to_server: Callable[[Servicer, grpc.aio.Server], None],
+                    servicer: Servicer) -> None:
+        """Serve `servicer` (listed by reflection under `service`'s full name)."""
+        assert not self._started, "services are added before the server starts"
+        add_to_server(servicer, self._server)
+        self._service_names.append(service.full_name)
+
+    def add_collector(self, collector: Collector) -> None:
+        """A Prometheus collector registered while the server runs (needs `metrics`)."""
+        assert not self._started, "collectors are added before the server starts"
+        self._collectors.append(collector)
+
+    def on_stop(self, step: StopStep) -> None:
+        """Run `step` (a function, or one returning an awaitable) in `stop`, after gRPC has
+        stopped and before the spans are flushed; the steps run last added first."""
+        self._stop_steps.append(step)
+
+    async def start(self) -> Address:
+        """Bind every address, then serve; raises ConfigError naming the setting that cannot
+        be bound (nothing is left running then)."""
+        assert not self._started, "a server starts once"
+        self._started = True
+        reflection.enable_server_reflection([*self._service_names, reflection.SERVICE_NAME],
+                                            self._server)
+        ensure_bindable(self._listen, self._listen_setting)
+        try:
+            port = self._server.add_insecure_port(str(self._listen))
+        except RuntimeError as error:
+            raise ConfigError(f"{self._listen_setting} {self._listen}: cannot bind (address in "
+                              "use or not available)") from error
+        self._address = Address(self._listen.host, port)
+        if self._metrics_address is not None:
+            try:
+                self._metrics = start_metrics_server(self._metrics_address.host,
+                                                     self._metrics_address.port)
+            except OSError as error:
+                await self._server.stop(None)
+                raise ConfigError(f"{self._metrics_setting} {self._metrics_address}: cannot "
+                                  f"bind ({error.strerror})") from error
+        for collector in self._collectors:
+            REGISTRY.register(collector)
+            self._registered.append(collector)
+        await self._server.start()
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        return self._address
+
+    async def stop(self) -> None:
+        """Stop serving and release everything; safe to call once whatever `start` did."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(self._grace)
+        for step in reversed(self._stop_steps):
+            outcome = step()
+            if inspect.isawaitable(outcome):
+                await outcome
+        if self._metrics is not None:
+            self._metrics.close()
+        for collector in self._registered:
+            REGISTRY.unregister(collector)
+        self._registered.clear()
+        if self._tracing is not None:
+            self._tracing.shutdown(SPAN_FLUSH_TIMEOUT_MILLIS)
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+async def run_until_signalled(serve: Callable[[asyncio.Event], Awaitable[T]]) -> T:
+    """`serve(stop)`, where `stop` is set on SIGTERM or SIGINT: a process's main loop."""
+    stop = asyncio.Event()
+    running = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        running.add_signal_handler(signum, stop.set)
+    try:
+        return await serve(stop)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            running.remove_signal_handler(signum)
