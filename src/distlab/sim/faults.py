@@ -61,7 +61,50 @@ def _leader(world: World, group: int) -> NodeId | None:
 def _crash_leader(world: World, fault: Fault) -> None:
     leader = _leader(world, int(fault.values[0]))
     if leader is not None:
-        world.crash(leader, power_loss=bool(fault.values[1]), torn=bool(fault.values[2]))
+        _crash_and_return(world, leader, fault.values[1:])
+
+
+def _crash_and_return(world: World, node: NodeId, values: Sequence[float]) -> None:
+    """`values`: power loss, torn, and milliseconds until it restarts (-1: it stays down)."""
+    world.crash(node, power_loss=bool(values[0]), torn=bool(values[1]))
+    if values[2] >= 0:
+        world.loop.call_later(values[2] / 1000.0, world.start, node)
+
+
+def _crash_new_leader(world: World, fault: Fault) -> None:
+    """Wait for the group's next leader, and crash it `values[1]` ms into its term."""
+    group = int(fault.values[0])
+    current = _leadership(world, group)
+    deadline = world.now + NEW_LEADER_WAIT_SECONDS
+
+    def look() -> None:
+        leadership = _leadership(world, group)
+        if leadership is not None and leadership != current:
+            world.loop.call_later(fault.values[1] / 1000.0, strike, leadership)
+        elif world.now < deadline:
+            world.loop.call_later(NEW_LEADER_POLL_SECONDS, look)
+
+    def strike(leadership: tuple[NodeId, int]) -> None:
+        if _leadership(world, group) == leadership:
+            world.note(f"fault: the new leader n{leadership[0]} of group {group} crashes")
+            _crash_and_return(world, leadership[0], fault.values[2:])
+
+    look()
+
+
+def _leadership(world: World, group: int) -> tuple[NodeId, int] | None:
+    """The group's latest leader and its term, if it has one."""
+    leaders = world.leaders(group)
+    if not leaders:
+        return None
+    driver = world.driver(leaders[-1], group)
+    assert driver is not None
+    return leaders[-1], driver.status().term
+
+
+def _describe_return(values: Sequence[float]) -> str:
+    text = " (power loss" + (", torn write)" if values[1] else ")") if values[0] else ""
+    return text + (f", back {values[2]:.0f} ms later" if values[2] >= 0 else "")
 
 
 def _isolate_leader(world: World, fault: Fault) -> None:
@@ -94,10 +137,14 @@ FAULT_KINDS: dict[str, FaultKind] = {
         lambda w, f: w.crash(f.nodes[0])),
     "crash-leader": FaultKind(
         "network",
-        lambda f: (f"crash the leader of group {int(f.values[0])}"
-                   + (" (power loss" + (", torn write)" if f.values[2] else ")")
-                      if f.values[1] else "")),
+        lambda f: f"crash the leader of group {int(f.values[0])}"
+                  + _describe_return(f.values[1:]),
         _crash_leader),
+    "crash-new-leader": FaultKind(
+        "network",
+        lambda f: f"crash the next new leader of group {int(f.values[0])} "
+                  f"{f.values[1]:.0f} ms into its term" + _describe_return(f.values[2:]),
+        _crash_new_leader),
     "restart": FaultKind(
         "network", lambda f: f"restart {_names(f.nodes)} if down", _restart),
     "disconnect": FaultKind(
@@ -154,6 +201,9 @@ FAULT_KINDS: dict[str, FaultKind] = {
 }
 
 FAMILIES = ("network", "disk", "clock")
+# A fault that waits for a new leader looks this often, for this long.
+NEW_LEADER_POLL_SECONDS = 0.005
+NEW_LEADER_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +248,8 @@ def draw_schedule(rng: Random, nodes: Sequence[NodeId], groups: int, chaos_ms: f
 
 
 DEFAULT_WEIGHTS: dict[str, int] = {
-    "crash": 4, "crash-leader": 6, "restart": 12, "disconnect": 3, "connect": 4,
-    "partition": 5, "isolate-leader": 5, "cut-links": 3, "heal": 6, "network": 5,
+    "crash": 4, "crash-leader": 5, "crash-new-leader": 2, "restart": 12, "disconnect": 3,
+    "connect": 4, "partition": 5, "isolate-leader": 5, "cut-links": 3, "heal": 6, "network": 5,
     "power-loss": 4, "power-loss-in-fsync": 4, "fail-fsync": 1, "corrupt": 1, "slow-disk": 5,
     "clock-rate": 3, "clock-jump": 1,
 }
@@ -210,10 +260,14 @@ def _draw(kind: str, at: float, rng: Random, nodes: Sequence[NodeId], groups: in
     node = (rng.choice(nodes),)
     if kind in ("crash", "restart", "disconnect", "connect", "fail-fsync", "corrupt"):
         return Fault(at, kind, node)
-    if kind == "crash-leader":
+    if kind in ("crash-leader", "crash-new-leader"):
         power_loss = mix.lose_unsynced and rng.random() < 0.5
         torn = power_loss and rng.random() < 0.5
-        return Fault(at, kind, (), (rng.randrange(groups), float(power_loss), float(torn)))
+        back = rng.choice((-1.0, -1.0, 20.0, 100.0, 400.0))
+        crash = (float(power_loss), float(torn), back)
+        if kind == "crash-leader":
+            return Fault(at, kind, (), (rng.randrange(groups), *crash))
+        return Fault(at, kind, (), (rng.randrange(groups), rng.uniform(0.0, 40.0), *crash))
     if kind == "power-loss":
         return Fault(at, kind, node, (float(rng.random() < 0.5),))
     if kind == "power-loss-in-fsync":

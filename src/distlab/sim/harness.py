@@ -40,6 +40,17 @@ CONVERGE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
+class Tuning:
+    """How a sweep that hunts one planted bug shapes its runs, so that the bug shows within
+    a few hundred seeds: which faults come more often, which options and workload."""
+
+    weights: Mapping[str, int] = field(default_factory=dict)
+    options: Callable[[Any], Any] | None = None
+    workload: Mapping[str, Any] = field(default_factory=dict)
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolSpec:
     """What a protocol registers with the harness."""
 
@@ -53,8 +64,8 @@ class ProtocolSpec:
     # Fault kinds of its own (name -> weight, kind), drawn beside the shared ones.
     extra_faults: Mapping[str, tuple[int, FaultKind, Callable[..., Fault]]] = field(
         default_factory=dict)
-    # Fault weights that make each planted bug show quickly, where the defaults do not.
-    bug_weights: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # How to hunt each planted bug, where the default runs would take long to show it.
+    tuning: Mapping[str, Tuning] = field(default_factory=dict)
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {}
@@ -156,9 +167,15 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
         raise ValueError(f"unknown bug {sorted(unknown)[0]!r} for {spec.name}")
     size = nodes if nodes is not None else nodes_for_seed(seed)
     rng = Random(f"{spec.name}/{seed}/{size}")
-    options = spec.plant(spec.draw_options(rng), bugs)
+    tunings = [spec.tuning[name] for name in sorted(bugs) if name in spec.tuning]
+    options = spec.draw_options(rng)
+    for tuning in tunings:
+        if tuning.options is not None:
+            options = tuning.options(options)
+    options = spec.plant(options, bugs)
     groups = rng.choice((1, 2, 2, 3))
-    conditions = PRESETS[rng.choice(sorted(PRESETS))]
+    networks = [name for tuning in tunings for name in tuning.networks] or sorted(PRESETS)
+    conditions = PRESETS[rng.choice(networks)]
     settings = []
     for _ in range(size):
         rate = 1.0 + rng.uniform(-0.1, 0.1) if mix.clock else 1.0
@@ -168,8 +185,9 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
                                      lose_unsynced=mix.lose_unsynced))
     workload = WorkloadSettings(clients=rng.choice((3, 4, 5)), keys=rng.choice((3, 5, 8)))
     weights: dict[str, int] = dict(faults.DEFAULT_WEIGHTS)
-    for name in sorted(bugs):
-        weights.update(spec.bug_weights.get(name, {}))
+    for tuning in tunings:
+        workload = replace(workload, **tuning.workload)
+        weights.update(tuning.weights)
     extra = {kind: (weight, draw) for kind, (weight, _, draw) in spec.extra_faults.items()}
     schedule = _draw_schedule(rng, size, groups, chaos_ms, mix, weights, extra)
     return RunPlan(

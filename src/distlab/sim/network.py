@@ -139,6 +139,13 @@ class Endpoint(Protocol):
     def report_snapshot(self, peer: NodeId, succeeded: bool) -> None: ...
 
 
+# A link that carries more than this many messages of one group in one window is in a storm:
+# a sound protocol sends a bounded number per round trip (heartbeats, a window of appends),
+# far below it; a core that answers every message with more messages does not.
+STORM_WINDOW_SECONDS = 0.1
+STORM_MESSAGES = 400
+
+
 class Network:
     """Carries messages between instances, `group` by `group`, on the virtual-time loop."""
 
@@ -149,14 +156,19 @@ class Network:
         kinds: MessageKinds,
         endpoint: Callable[[NodeId, int], Endpoint | None],
         call_later: Callable[..., Any],
+        now: Callable[[], float],
         note: Callable[[str], None] | None,
+        on_storm: Callable[[str], None],
         conditions: NetworkConditions = RELIABLE,
     ) -> None:
         self._rng = rng
         self._kinds = kinds
         self._endpoint = endpoint
         self._call_later = call_later
+        self._now = now
         self._note = note
+        self._on_storm = on_storm
+        self._traffic: dict[tuple[NodeId, NodeId, int], list[int]] = {}
         self.conditions = conditions
         self.topology = Topology()
         self._reported_unreachable: set[tuple[NodeId, int, NodeId]] = set()
@@ -170,6 +182,7 @@ class Network:
         request = kinds.is_request(message)
         self.messages_sent += 1
         self.sent_by_type[type(message).__name__] += 1
+        self._count(sender, recipient, group)
         if request:
             self.requests_sent += 1
         reachable = self.topology.can_deliver(sender, recipient)
@@ -185,6 +198,20 @@ class Network:
             return
         for delay_ms in delays:
             self._call_later(delay_ms / 1000.0, self._arrive, group, message)
+
+    def _count(self, sender: NodeId, recipient: NodeId, group: int) -> None:
+        window = int(self._now() / STORM_WINDOW_SECONDS)
+        traffic = self._traffic.get((sender, recipient, group))
+        if traffic is None:
+            self._traffic[(sender, recipient, group)] = [window, 1]
+        elif traffic[0] != window:
+            traffic[0], traffic[1] = window, 1
+        else:
+            traffic[1] += 1
+            if traffic[1] == STORM_MESSAGES:
+                self._on_storm(
+                    f"message storm: n{sender}->n{recipient} carried {STORM_MESSAGES} messages "
+                    f"of group {group} within {STORM_WINDOW_SECONDS * 1000:.0f} ms")
 
     def _arrive(self, group: int, message: Any) -> None:
         kinds = self._kinds

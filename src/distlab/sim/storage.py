@@ -29,6 +29,15 @@ class DurableFormat(Protocol):
         ...
 
 
+# A core that hands out this many Readys without virtual time moving is spinning: a real node
+# would burn its CPU for ever. No sane burst of inputs comes near it.
+READYS_PER_INSTANT = 10_000
+
+
+class Livelock(RuntimeError):
+    """An instance keeps producing Readys and time cannot move on."""
+
+
 class InstanceGone(asyncio.CancelledError):
     """The instance's node crashed: its task is being torn down, and writes nothing."""
 
@@ -37,18 +46,22 @@ class SimStorage:
     """Implements `distlab.runtime.host.ports.Storage` for one instance."""
 
     def __init__(self, disk: SimDisk, group: int, durable_format: DurableFormat,
-                 alive: Callable[[], bool]) -> None:
+                 alive: Callable[[], bool], now: Callable[[], float]) -> None:
         self._disk = disk
         self._group = group
         self._format = durable_format
         self._alive = alive
+        self._now = now
         self._closed = False
+        self._instant = -1.0
+        self._readys_at_instant = 0
 
     def needs_disk(self, ready: Any) -> bool:
         return self._format.needs_disk(ready)
 
     async def persist(self, ready: Any) -> None:
         self._require_alive()
+        self._count_ready()
         snapshot_file, records = self._format.encode_ready(ready)
         disk = self._disk
         if snapshot_file is not None:
@@ -71,6 +84,16 @@ class SimStorage:
 
     def close(self) -> None:
         self._closed = True
+
+    def _count_ready(self) -> None:
+        now = self._now()
+        if now != self._instant:
+            self._instant, self._readys_at_instant = now, 0
+            return
+        self._readys_at_instant += 1
+        if self._readys_at_instant >= READYS_PER_INSTANT:
+            raise Livelock(f"{self._readys_at_instant} Readys at t={now * 1000:.3f}ms without "
+                           "time moving on: the core never settles")
 
     def _require_alive(self) -> None:
         if self._closed or not self._alive():

@@ -176,8 +176,8 @@ class World:
         note = self.note if trace else None
         self.network = Network(
             rng=Random(self.rng.getrandbits(64)), kinds=self.engine.kinds,
-            endpoint=self._endpoint, call_later=self.loop.call_later, note=note,
-            conditions=conditions)
+            endpoint=self._endpoint, call_later=self.loop.call_later, now=self.loop.time,
+            note=note, on_storm=self.fail, conditions=conditions)
         self.addresses = AddressBook({node: f"n{node}" for node in self.voters})
         self._metrics = [DriverMetrics(self.engine.name, group) for group in range(groups)]
         chosen = list(settings) if settings is not None else [NodeSettings()] * nodes
@@ -323,7 +323,8 @@ class World:
                 return False
             driver: Driver[Any] = Driver(
                 node_id=node_id, group=group, core=instance.core, machine=hosted,
-                storage=SimStorage(node.disk, group, instance.durable_format, alive),
+                storage=SimStorage(node.disk, group, instance.durable_format, alive,
+                                   self.loop.time),
                 transport=SimTransport(self.network, node_id, group, alive,
                                        self.engine.message_sent),
                 clock=node.clock,

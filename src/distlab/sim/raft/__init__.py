@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from random import Random
 
+from distlab.protocols.raft import BUG_CATALOGUE
 from distlab.runtime.host.driver import Timing
 from distlab.sim import harness
 from distlab.sim.raft.engine import RaftEngine, RaftOptions
@@ -37,6 +38,18 @@ def timing(options: RaftOptions) -> Timing:
     return Timing(tick_seconds=TICK_SECONDS, snapshot_entries=options.snapshot_entries)
 
 
+# How a sweep hunts the bugs that the default runs take long to show. A stale read needs a
+# deposed leader that keeps serving while a new one takes writes: leaders cut off from the
+# rest (and no check-quorum to make them step down), few keys, mostly reads.
+TUNING = {
+    "read-without-confirm": harness.Tuning(
+        options=lambda options: replace(options, check_quorum=False),
+        weights={"isolate-leader": 20, "heal": 3, "crash-leader": 2, "crash-new-leader": 1,
+                 "crash": 1, "power-loss": 1, "power-loss-in-fsync": 1},
+        workload={"keys": 2, "mix": (6, 3, 1, 0)},
+    ),
+}
+
 SPEC = harness.ProtocolSpec(
     name="raft",
     summary="Raft groups under the real driver, KV store sharded over them",
@@ -44,6 +57,8 @@ SPEC = harness.ProtocolSpec(
     plant=plant,
     make_engine=make_engine,
     timing=timing,
+    bugs=BUG_CATALOGUE,
+    tuning=TUNING,
 )
 
 harness.register(SPEC)

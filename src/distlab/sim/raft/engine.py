@@ -8,22 +8,21 @@ behaviour changes; planted bugs come in through the core's own configuration.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from random import Random
-from typing import Any, cast
+from typing import Any
 
-from distlab.core.consensus import ConsensusCore
 from distlab.core.ids import NodeId
 from distlab.protocols.raft import (
     Config,
     InstallSnapshot,
     Raft,
     Ready,
+    Role,
     describe,
     is_request,
 )
 from distlab.sim.disk import Record
-from distlab.sim.raft._core_shim import DriverCoreMixin
 from distlab.sim.raft.invariants import InvariantViolation, RaftInvariants
 from distlab.sim.raft.storage import RaftFormat, recover
 from distlab.sim.world import Instance, World
@@ -44,18 +43,16 @@ class RaftOptions:
     planted_bugs: frozenset[str] = frozenset()
 
     def config(self, node: NodeId, voters: frozenset[NodeId]) -> Config:
-        config = Config(
+        return Config(
             node_id=node, voters=voters, election_ticks=self.election_ticks,
             heartbeat_ticks=self.heartbeat_ticks,
             max_inflight_appends=self.max_inflight_appends,
             max_entries_per_message=self.max_entries_per_message,
-            check_quorum=self.check_quorum, pre_vote=self.pre_vote)
-        if self.planted_bugs:
-            config = replace(config, planted_bugs=self.planted_bugs)  # type: ignore[call-arg]
-        return config
+            check_quorum=self.check_quorum, pre_vote=self.pre_vote,
+            planted_bugs=self.planted_bugs)
 
 
-class SimRaft(Raft, DriverCoreMixin):
+class SimRaft(Raft):
     """The Raft core, reporting each acknowledged Ready to its group's checker."""
 
     observer: Callable[[SimRaft, Ready], None] | None = None
@@ -116,7 +113,7 @@ class RaftEngine:
         core.observer = self._observer(node, checker)
         self.cores[(node, group)] = core
         snapshot = stored.snapshot()
-        return Instance(cast(ConsensusCore, core), RaftFormat(stored.hard_state()),
+        return Instance(core, RaftFormat(stored.hard_state()),
                         snapshot.data if snapshot is not None else None)
 
     def instance_stopped(self, node: NodeId, group: int) -> None:
@@ -128,13 +125,24 @@ class RaftEngine:
     def message_sent(self, node: NodeId, group: int, message: Any) -> None:
         core = self.cores.get((node, group))
         if core is not None:
-            checker = self.checkers[group]
-            self._guard(lambda: checker.message_sent(node, core, message))
+            try:
+                self.checkers[group].message_sent(node, core, message)
+            except InvariantViolation as violation:
+                self._world.fail(f"invariant violated: {violation}")
 
     def _observer(self, node: NodeId, checker: RaftInvariants
                   ) -> Callable[[SimRaft, Ready], None]:
+        world = self._world
+        seen = [(Role.FOLLOWER, -1)]
+
         def observe(core: SimRaft, ready: Ready) -> None:
-            self._guard(lambda: checker.after_ready(node, core, ready))
+            try:
+                checker.after_ready(node, core, ready)
+            except InvariantViolation as violation:
+                world.fail(f"invariant violated: {violation}")
+            if world.trace is not None and (core.role, core.term) != seen[0]:
+                seen[0] = (core.role, core.term)
+                world.note(f"n{node} g{checker.group} is {core.role.value} in term {core.term}")
 
         return observe
 

@@ -5,12 +5,15 @@ and keeps records that outlive crashes: which member led which term, every (inde
 ever written to a log, every committed entry and the term in which it was first known to be
 committed, and every vote granted. The properties (Raft paper, Figure 3):
 
-- election safety: at most one leader per term;
+- election safety: at most one leader per term, and a leader of term T was granted votes in
+  term T by a majority;
 - log matching: two logs holding an entry with the same index and term agree on it and on
   everything before it (checked inductively: the same (index, term) always carries the same
   command and follows the same previous term);
 - leader completeness: an entry committed in term T is in the log of every leader of every
   term after T (a stale leader of an earlier term need not hold it);
+- the commitment rule (section 5.4.2): a leader moves its commit index by counting replicas
+  only onto an entry of its own term (older entries commit with it, by log matching);
 - state-machine safety: no two members apply different entries at one index, and each
   member applies in index order, each entry once per incarnation;
 - commit and applied indexes never go back; a member restarts with a commit index whose
@@ -29,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distlab.core.ids import NodeId
+from distlab.core.quorum import majority
 from distlab.protocols.raft import (
     AppendEntriesReply,
     Entry,
@@ -63,6 +67,7 @@ class _Committed:
 class _Cursor:
     commit: int
     applied: int
+    led_term: int = 0  # the term it led in when last seen, 0 when it was not leading
 
 
 class RaftInvariants:
@@ -78,6 +83,9 @@ class RaftInvariants:
         # entry (index, term) it acknowledged to a leader, which it must not forget.
         self.sent_terms: dict[NodeId, int] = {}
         self.acknowledged: dict[NodeId, tuple[int, int]] = {}
+        # Each member's log as the checker last saw it: (index of its first entry - 1, the
+        # terms of its entries), to tell a rightful truncation from a wrongful one.
+        self._logs: dict[NodeId, tuple[int, list[int]]] = {}
         self._cursors: dict[NodeId, _Cursor] = {}
         self._rafts: dict[NodeId, Raft] = {}
         self.checks = 0
@@ -87,6 +95,7 @@ class RaftInvariants:
     def node_started(self, node: NodeId, raft: Raft) -> None:
         self._rafts[node] = raft
         log = raft.log
+        self._logs[node] = (log.snapshot_index, [entry.term for entry in log.entries])
         self._cursors[node] = _Cursor(log.committed, log.applied)
         for index in range(log.snapshot_index + 1, log.committed + 1):
             entry = log.entry_at(index)
@@ -146,8 +155,10 @@ class RaftInvariants:
                 f"but {meta.last_index}/{known.entry.term if known else 0} was committed")
             self._cursors[node].applied = meta.last_index
             self.acknowledged.pop(node, None)  # the log it had is replaced by the snapshot's
+            self._logs[node] = (raft.log.snapshot_index, [e.term for e in raft.log.entries])
         if ready.entries:
             self._check_written(node, raft, ready.entries)
+            self._check_truncation(node, ready.entries)
             acknowledged = self.acknowledged.get(node)
             if acknowledged is not None and ready.entries[0].index <= acknowledged[0]:
                 # A newer leader replaced what this member had acknowledged to an older one.
@@ -166,16 +177,26 @@ class RaftInvariants:
                       f"n{node} commit index went back {cursor.commit} -> {committed}")
         self._require(log.applied >= cursor.applied,
                       f"n{node} applied index went back {cursor.applied} -> {log.applied}")
+        leading = raft.role is Role.LEADER
         if committed > cursor.commit:
+            if leading and cursor.led_term == raft.term:
+                term = log.term_at(committed)
+                self._require(
+                    term == raft.term,
+                    f"commitment rule: n{node}, leader of term {raft.term}, moved its commit "
+                    f"index to {committed}/{term}, an entry of an older term, by counting "
+                    "replicas (only entries of the current term commit that way: section 5.4.2)")
             for index in range(max(cursor.commit, log.snapshot_index) + 1, committed + 1):
                 entry = log.entry_at(index)
                 assert entry is not None
                 self._record_committed(node, raft, entry)
             cursor.commit = committed
-        if raft.role is Role.LEADER:
+        cursor.led_term = raft.term if leading else 0
+        if leading:
             leader = self.leaders.get(raft.term)
             if leader is None:
                 self.leaders[raft.term] = node
+                self._check_elected(node, raft)
                 self._check_leader_complete(node, raft)
             else:
                 self._require(leader == node,
@@ -199,6 +220,25 @@ class RaftInvariants:
                               f"{record} but it was written before as {known}")
             previous_term = entry.term
 
+    def _check_truncation(self, node: NodeId, entries: tuple[Entry, ...]) -> None:
+        """Entries are replaced from `entries[0]` on; what followed may go only if one of
+        them conflicts (AppendEntries rule 3: a matching append never truncates)."""
+        base, terms = self._logs[node]
+        first = entries[0].index - base - 1
+        end = first + len(entries)
+        if first < 0:
+            entries = entries[-first:]
+            first = 0
+        if end < len(terms):
+            conflict = any(terms[first + offset] != entry.term
+                           for offset, entry in enumerate(entries))
+            self._require(
+                conflict,
+                f"n{node} cut its log after {base + end} (entries {base + end + 1}.."
+                f"{base + len(terms)}) for an append of entries that all match it")
+        del terms[first:]
+        terms.extend(entry.term for entry in entries)
+
     def _record_committed(self, node: NodeId, raft: Raft, entry: Entry) -> None:
         known = self.committed.get(entry.index)
         if known is None:
@@ -210,6 +250,16 @@ class RaftInvariants:
             self._require(known.entry == entry,
                           f"state machine safety: n{node} committed {_describe(entry)}, but "
                           f"{_describe(known.entry)} was committed there")
+
+    def _check_elected(self, node: NodeId, raft: Raft) -> None:
+        voters = raft.membership.voters
+        granted = sorted(voter for voter in voters
+                         if self.votes.get((voter, raft.term)) == node)
+        self._require(
+            len(granted) >= majority(len(voters)),
+            f"election rule: n{node} leads term {raft.term} with the votes of "
+            f"{', '.join(f'n{v}' for v in granted) or 'nobody'} granted in that term, not a "
+            f"majority of {len(voters)}")
 
     def _check_leader_complete(self, node: NodeId, raft: Raft) -> None:
         for index, known in self.committed.items():
