@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from distlab.runtime.sim.lab import LabCluster, MakeCluster
-from distlab.runtime.sim.world import SimOptions
+from distlab.sim.raft.lab import LabCluster, MakeCluster, SimOptions
 
 CLUSTERS_KEY = pytest.StashKey[list[LabCluster]]()
 
@@ -46,6 +45,8 @@ def make_cluster(request: pytest.FixtureRequest) -> Iterator[MakeCluster]:
         return cluster
 
     yield make
+    for cluster in created:
+        cluster.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

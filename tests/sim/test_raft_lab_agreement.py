@@ -7,7 +7,7 @@ cluster may put it a little later; each test checks indexes against what the clu
 from __future__ import annotations
 
 from distlab.core.ids import NodeId
-from distlab.runtime.sim.lab import ELECTION_TIMEOUT_MS, LabCluster, MakeCluster, command
+from distlab.sim.raft.lab import ELECTION_TIMEOUT_MS, LabCluster, MakeCluster, command
 
 
 def _after(node: NodeId, offset: int, n: int) -> NodeId:

@@ -8,7 +8,7 @@ of the lab's, and tests compare indexes relative to what the cluster returned.
 from __future__ import annotations
 
 from distlab.core.ids import NodeId
-from distlab.runtime.sim.lab import ELECTION_TIMEOUT_MS, MakeCluster
+from distlab.sim.raft.lab import ELECTION_TIMEOUT_MS, MakeCluster
 
 
 def test_initial_election_and_term_stability(make_cluster: MakeCluster) -> None:

@@ -7,7 +7,7 @@ node from that. Figure 8 and the churn tests run the lab's 1000 iterations and 2
 from __future__ import annotations
 
 from distlab.core.ids import NodeId
-from distlab.runtime.sim.lab import (
+from distlab.sim.raft.lab import (
     ELECTION_TIMEOUT_MS,
     LabCluster,
     MakeCluster,

@@ -8,7 +8,7 @@ InstallSnapshot, and a restarted node reloads its snapshot before replaying the 
 from __future__ import annotations
 
 from distlab.core.ids import NodeId
-from distlab.runtime.sim.lab import (
+from distlab.sim.raft.lab import (
     SNAPSHOT_INTERVAL,
     LabCluster,
     MakeCluster,

@@ -75,7 +75,7 @@ def test_a_torn_last_record_is_truncated_at_recovery() -> None:
         loop.run_until_complete(write())
         disk.crash(power_loss=True, torn=True)
         recovered = disk.recover()
-        assert [r.body for r in recovered.records[0]][0] == b"durable"
+        assert recovered.records[0][0].body == b"durable"
         if recovered.torn_bytes:
             torn_seen = True
             assert len(recovered.records[0]) == 1

@@ -1,7 +1,9 @@
-"""`distlab sim raft`: deterministic simulations of Raft, one seed or a sweep of many.
+"""`distlab sim PROTOCOL`: deterministic simulations, one seed or a sweep of many.
 
 `--seed N` replays one run and prints its event trace; `--seeds K [--start S]` runs K seeds
-and lists every one that failed. A failing seed replays exactly with `--seed`.
+and lists every one that failed (with `--bug NAME`, the sweep stops at the first); `--shrink`
+reduces the failing run's fault schedule and prints what is left; `--list-bugs` prints the
+protocol's bug catalogue. A failing seed replays exactly with `--seed`.
 """
 
 from __future__ import annotations
@@ -12,99 +14,193 @@ import sys
 import time
 from typing import Any
 
-from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError
-from distlab.runtime.sim.swarm import CHAOS_MS, CLUSTER_SIZES, RunResult, run_seed
+from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNKNOWN, UsageError
+from distlab.sim import harness
+from distlab.sim.faults import FAMILIES, FaultMix
+from distlab.sim.harness import CHAOS_MS, CLUSTER_SIZES, RunResult
 
 
 def register(subparsers: Any) -> None:
+    names = [spec.name for spec in harness.protocols()]
     parser = subparsers.add_parser(
         "sim",
         help="deterministic simulations and seed sweeps",
-        description="Run protocols on virtual time with seeded faults.",
-    )
-    protocols = parser.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
-    raft = protocols.add_parser(
-        "raft",
-        help="random fault schedules against Raft, invariants checked at every step",
         description=(
-            "Run one seed with its event trace (--seed N) or sweep many seeds (--seeds K "
-            "--start S). Cluster sizes default to 3, 5 and 7 by seed. Exit status 1 if any "
-            "run violates an invariant or fails to recover."
+            "Run a protocol's real driver and cores on virtual time with seeded network, "
+            "disk and clock faults, every invariant checked at every step and the clients' "
+            "history checked for linearizability. Run one seed with its event trace (--seed "
+            "N) or sweep many (--seeds K). Cluster sizes default to 3, 5 and 7 by seed. Exit "
+            "status 1 if a run fails."
         ),
     )
-    which = raft.add_mutually_exclusive_group(required=True)
-    which.add_argument("--seed", type=int, help="replay one seed and print its trace")
+    parser.add_argument("protocol", choices=names, metavar="PROTOCOL",
+                        help=f"the protocol to simulate: {', '.join(names)}")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--seed", type=int, help="run one seed and print its trace")
     which.add_argument("--seeds", type=int, metavar="K", help="run K seeds")
-    raft.add_argument("--start", type=int, default=1, help="first seed of a sweep (default 1)")
-    raft.add_argument("--nodes", type=int, choices=CLUSTER_SIZES,
-                      help="cluster size (default: 3, 5 or 7 chosen by seed)")
-    raft.add_argument("--chaos-ms", type=int, default=CHAOS_MS, metavar="MS",
-                      help=f"virtual milliseconds of faults before recovery (default {CHAOS_MS})")
-    raft.add_argument("--no-trace", action="store_true", help="with --seed: only the outcome")
-    raft.add_argument("--json", action="store_true", help="print JSON")
-    raft.set_defaults(handler=run)
+    parser.add_argument("--start", type=int, default=1, help="first seed of a sweep (default 1)")
+    parser.add_argument("--nodes", type=int, choices=CLUSTER_SIZES,
+                        help="cluster size (default: 3, 5 or 7 chosen by seed)")
+    parser.add_argument("--bug", action="append", default=[], metavar="NAME",
+                        help="plant a bug of the catalogue (see --list-bugs); a sweep stops at "
+                             "the first failing seed")
+    parser.add_argument("--list-bugs", action="store_true",
+                        help="print the bug catalogue, one 'NAME: what it breaks' a line")
+    parser.add_argument("--shrink", action="store_true",
+                        help="reduce the failing run's fault schedule and print it")
+    parser.add_argument("--jobs", type=int, default=1, metavar="J",
+                        help="run a sweep in J processes (default 1)")
+    parser.add_argument("--chaos-ms", type=float, default=CHAOS_MS, metavar="MS",
+                        help=f"virtual milliseconds of faults before healing (default "
+                             f"{CHAOS_MS:g})")
+    for family in FAMILIES:
+        parser.add_argument(f"--no-{family}-faults", action="store_true",
+                            help=f"draw no {family} faults")
+    parser.add_argument("--keep-unsynced", action="store_true",
+                        help="disks never lose what was written but not fsynced")
+    parser.add_argument("--no-trace", action="store_true", help="with --seed: only the outcome")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    spec = harness.protocol(args.protocol)
+    if args.list_bugs:
+        for name, breaks in sorted(spec.bugs.items()):
+            print(f"{name}: {breaks}")
+        return EXIT_OK
+    unknown = [name for name in args.bug if name not in spec.bugs]
+    if unknown:
+        raise UsageError(f"unknown bug {unknown[0]!r} for {spec.name}; see --list-bugs")
     if args.chaos_ms < 0:
         raise UsageError("--chaos-ms must not be negative")
-    if args.seed is not None:
-        return _run_one(args)
-    if args.seeds < 1:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.seed is None and args.seeds is None:
+        raise UsageError("give --seed N, --seeds K or --list-bugs")
+    if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
-    return _run_sweep(args)
+    mix = FaultMix(network=not args.no_network_faults, disk=not args.no_disk_faults,
+                   clock=not args.no_clock_faults, lose_unsynced=not args.keep_unsynced)
+    bugs = frozenset(args.bug)
+    if args.seed is not None:
+        return _run_one(spec, args, bugs, mix)
+    return _run_sweep(spec, args, bugs, mix)
 
 
-def _run_one(args: argparse.Namespace) -> int:
-    trace = not args.no_trace
-    result, cluster = run_seed(args.seed, args.nodes, trace=trace, chaos_ms=args.chaos_ms)
+def _run_one(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: frozenset[str],
+             mix: FaultMix) -> int:
+    trace = not args.no_trace and not args.shrink
+    plan = harness.plan_run(spec, args.seed, args.nodes, bugs=bugs, mix=mix,
+                            chaos_ms=args.chaos_ms)
+    result, world = harness.execute(spec, plan, trace=trace)
+    if args.shrink:
+        return _shrink(spec, plan, result, args)
     if args.json:
-        body = result.as_dict()
-        if trace and cluster is not None:
-            body["trace"] = cluster.trace_lines
+        body: dict[str, Any] = result.as_dict()
+        body["replay"] = plan.replay_command()
+        if trace:
+            body["trace"] = world.trace
         print(json.dumps(body, indent=2))
     else:
-        if trace and cluster is not None:
-            sys.stdout.write(cluster.trace_text())
+        if trace:
+            sys.stdout.write(world.trace_text())
         print(_outcome(result))
-    return EXIT_OK if result.ok else EXIT_CHECK_FAILED
+    return _status(result)
 
 
-def _run_sweep(args: argparse.Namespace) -> int:
+def _run_sweep(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: frozenset[str],
+               mix: FaultMix) -> int:
+    seeds = range(args.start, args.start + args.seeds)
+
+    def show(result: RunResult) -> None:
+        if not result.ok and not args.json:
+            print(_outcome(result), flush=True)
+
     started = time.monotonic()
-    failures: list[RunResult] = []
-    runs = 0
-    events = 0
-    for seed in range(args.start, args.start + args.seeds):
-        result, _ = run_seed(seed, args.nodes, chaos_ms=args.chaos_ms)
-        runs += 1
-        events += result.events
-        if not result.ok:
-            failures.append(result)
-            if not args.json:
-                print(_outcome(result), flush=True)
-    elapsed = time.monotonic() - started
+    report = harness.sweep(spec, seeds, args.nodes, bugs=bugs, mix=mix,
+                           stop_after_failures=1 if bugs or args.shrink else None,
+                           chaos_ms=args.chaos_ms, jobs=args.jobs, on_result=show)
+    wall_seconds = time.monotonic() - started
+    results, failures = report.results, report.failures
+    rate = len(results) / wall_seconds if wall_seconds > 0 else 0.0
     if args.json:
         print(json.dumps({
-            "runs": runs,
-            "first_seed": args.start,
-            "last_seed": args.start + args.seeds - 1,
-            "failed": len(failures),
-            "failures": [failure.as_dict() for failure in failures],
-            "events": events,
-            "wall_seconds": round(elapsed, 3),
+            "protocol": spec.name, "bugs": sorted(bugs), "runs": len(results),
+            "first_seed": seeds.start, "last_seed": results[-1].seed if results else None,
+            "failed": len(failures), "failures": [failure.as_dict() for failure in failures],
+            "unknown": [result.seed for result in report.unknown],
+            "messages": sum(result.messages for result in results),
+            "wall_seconds": round(wall_seconds, 3),
+            "seeds_per_second": round(rate, 2),
         }, indent=2))
     else:
-        print(f"{runs} runs (seeds {args.start}..{args.start + args.seeds - 1}), "
-              f"{len(failures)} failed, {events} events, {elapsed:.1f} s")
+        last = results[-1].seed if results else seeds.start
+        print(f"{len(results)} runs (seeds {seeds.start}..{last}), {len(failures)} failed, "
+              f"{len(report.unknown)} unknown, {wall_seconds:.1f} s, {rate:.1f} seeds/s")
         if failures:
-            print("failing seeds: " + " ".join(str(failure.seed) for failure in failures))
-    return EXIT_CHECK_FAILED if failures else EXIT_OK
+            first = failures[0]
+            print(f"first failing seed: {first.seed}")
+            if len(failures) > 1:
+                print("failing seeds: " + " ".join(str(failure.seed) for failure in failures))
+            print(f"replay: {_replay(spec, first, args, bugs, mix)}")
+        elif bugs:
+            print(f"no run failed with {', '.join(sorted(bugs))} planted")
+    if failures and args.shrink:
+        plan = harness.plan_run(spec, failures[0].seed, args.nodes, bugs=bugs, mix=mix,
+                                chaos_ms=args.chaos_ms)
+        return _shrink(spec, plan, failures[0], args)
+    if failures:
+        return EXIT_CHECK_FAILED
+    return EXIT_UNKNOWN if report.unknown else EXIT_OK
+
+
+def _shrink(spec: harness.ProtocolSpec, plan: harness.RunPlan, result: RunResult,
+            args: argparse.Namespace) -> int:
+    from distlab.sim.shrink import shrink
+
+    if result.ok:
+        print(_outcome(result))
+        print(f"seed {plan.seed} does not fail: nothing to shrink")
+        return _status(result)
+    shrunk = shrink(spec, plan)
+    if args.json:
+        print(json.dumps({
+            "seed": plan.seed, "original_faults": len(plan.schedule),
+            "faults": [{"at_ms": fault.at_ms, "kind": fault.kind, "what": fault.describe()}
+                       for fault in shrunk.schedule],
+            "runs": shrunk.runs, "failure": shrunk.result.failure,
+        }, indent=2))
+    else:
+        print(f"seed {plan.seed}: {len(plan.schedule)} fault events shrunk to "
+              f"{len(shrunk.schedule)} in {shrunk.runs} runs; still failing with them alone:")
+        for fault in shrunk.schedule:
+            print(f"  {fault.describe()}")
+        print(f"failure: {shrunk.result.failure}")
+    return EXIT_CHECK_FAILED
+
+
+def _replay(spec: harness.ProtocolSpec, result: RunResult, args: argparse.Namespace,
+            bugs: frozenset[str], mix: FaultMix) -> str:
+    plan = harness.plan_run(spec, result.seed, args.nodes, bugs=bugs, mix=mix,
+                            chaos_ms=args.chaos_ms)
+    return plan.replay_command()
+
+
+def _status(result: RunResult) -> int:
+    if not result.ok:
+        return EXIT_CHECK_FAILED
+    return EXIT_UNKNOWN if result.unknown else EXIT_OK
 
 
 def _outcome(result: RunResult) -> str:
-    if result.ok:
-        return (f"seed {result.seed} ({result.nodes} nodes): ok, "
-                f"{result.commands_committed} commands acknowledged, "
-                f"{result.virtual_ms} ms virtual, {result.events} events")
-    return f"seed {result.seed} ({result.nodes} nodes): FAILED: {result.failure}"
+    where = f"seed {result.seed} ({result.nodes} nodes, {result.groups} groups)"
+    if not result.ok:
+        return f"{where}: FAILED: {result.failure}"
+    operations = result.operations
+    detected = (f", {len(result.detected_faults)} disk faults detected"
+                if result.detected_faults else "")
+    return (f"{where}: ok, {result.verdict}, {operations['ok']} operations ok, "
+            f"{operations['fail']} failed, {operations['info']} indeterminate, "
+            f"{result.faults} faults{detected}, {result.virtual_ms:.0f} ms virtual, "
+            f"{result.messages} messages")

@@ -15,7 +15,9 @@ shrinking works.
 from __future__ import annotations
 
 import asyncio
-import time
+import concurrent.futures
+import functools
+import multiprocessing
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -121,8 +123,9 @@ class RunPlan:
         faults_off = "".join(f" --no-{family}-faults" for family in faults.FAMILIES
                              if not getattr(self.mix, family))
         unsynced = "" if self.mix.lose_unsynced else " --keep-unsynced"
+        chaos = "" if self.chaos_ms == CHAOS_MS else f" --chaos-ms {self.chaos_ms:g}"
         return (f"distlab sim {self.protocol} --seed {self.seed} --nodes {self.nodes}"
-                f"{bug}{faults_off}{unsynced}")
+                f"{bug}{faults_off}{unsynced}{chaos}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +318,6 @@ def run_seed(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
 @dataclass(slots=True)
 class SweepReport:
     results: list[RunResult]
-    wall_seconds: float
 
     @property
     def failures(self) -> list[RunResult]:
@@ -328,22 +330,39 @@ class SweepReport:
 
 def sweep(spec: ProtocolSpec, seeds: range, nodes: int | None = None, *,
           bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
-          stop_after_failures: int | None = None, chaos_ms: float = CHAOS_MS,
+          stop_after_failures: int | None = None, chaos_ms: float = CHAOS_MS, jobs: int = 1,
           on_result: Callable[[RunResult], None] | None = None) -> SweepReport:
-    started = time.monotonic()
+    """Run every seed of `seeds` (in `jobs` processes), in seed order as far as results go:
+    stopping after the first failures stops at the lowest failing seeds."""
     results = []
-    for result in _results(spec, seeds, nodes, bugs, mix, chaos_ms):
+    failures = 0
+    for result in _results(spec, seeds, nodes, bugs, mix, chaos_ms, jobs):
         results.append(result)
         if on_result is not None:
             on_result(result)
-        if (stop_after_failures is not None
-                and sum(not r.ok for r in results) >= stop_after_failures):
+        failures += not result.ok
+        if stop_after_failures is not None and failures >= stop_after_failures:
             break
-    return SweepReport(results, time.monotonic() - started)
+    return SweepReport(results)
 
 
 def _results(spec: ProtocolSpec, seeds: range, nodes: int | None, bugs: frozenset[str],
-             mix: FaultMix, chaos_ms: float) -> Iterator[RunResult]:
-    for seed in seeds:
-        result, _ = run_seed(spec, seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
-        yield result
+             mix: FaultMix, chaos_ms: float, jobs: int) -> Iterator[RunResult]:
+    run = functools.partial(_run_registered, spec.name, nodes, bugs, mix, chaos_ms)
+    if jobs <= 1 or len(seeds) <= 1:
+        yield from map(run, seeds)
+        return
+    # Each seed is a run of its own, so processes share nothing; forked, they inherit the
+    # registry (a spec holds functions, which do not travel by pickle).
+    pool = concurrent.futures.ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("fork"))
+    try:
+        yield from pool.map(run, seeds, chunksize=max(1, min(16, len(seeds) // (4 * jobs))))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_registered(name: str, nodes: int | None, bugs: frozenset[str], mix: FaultMix,
+                    chaos_ms: float, seed: int) -> RunResult:
+    result, _ = run_seed(protocol(name), seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
+    return result

@@ -184,15 +184,31 @@ class World:
         if len(chosen) != nodes:
             raise ValueError(f"{len(chosen)} node settings for {nodes} nodes")
         self.nodes: dict[NodeId, SimNode] = {}
+        # The voters each node bootstraps with: the initial cluster, or none for a node that
+        # joins later and learns the membership from the leader.
+        self._bootstrap: dict[NodeId, frozenset[NodeId]] = {}
         for node_id, node_settings in zip(sorted(self.voters), chosen, strict=True):
-            disk = SimDisk(rng=Random(self.rng.getrandbits(64)), loop=self.loop, note=note,
-                           name=f"n{node_id} disk", fsync_ms=node_settings.fsync_ms,
-                           lose_unsynced=node_settings.lose_unsynced)
-            clock = NodeClock(self.loop, offset=node_settings.clock_offset,
-                              rate=node_settings.clock_rate)
-            self.nodes[node_id] = SimNode(node_id, disk, clock)
+            self._add(node_id, node_settings, self.voters)
         self._log_handler = _TraceHandler(self)
         self.note(f"start seed={seed} nodes={nodes} groups={groups} network={conditions.name}")
+
+    def _add(self, node_id: NodeId, settings: NodeSettings,
+             bootstrap: frozenset[NodeId]) -> None:
+        note = self.note if self.trace is not None else None
+        disk = SimDisk(rng=Random(self.rng.getrandbits(64)), loop=self.loop, note=note,
+                       name=f"n{node_id} disk", fsync_ms=settings.fsync_ms,
+                       lose_unsynced=settings.lose_unsynced)
+        clock = NodeClock(self.loop, offset=settings.clock_offset, rate=settings.clock_rate)
+        self.nodes[node_id] = SimNode(node_id, disk, clock)
+        self._bootstrap[node_id] = bootstrap
+
+    def add_node(self, node_id: NodeId, settings: NodeSettings = NodeSettings()) -> None:
+        """A brand-new machine that knows no membership: it waits to be added by a leader."""
+        if node_id in self.nodes:
+            raise ValueError(f"n{node_id} already exists")
+        self._add(node_id, settings, frozenset())
+        self.addresses.learn(node_id, f"n{node_id}")
+        self.note(f"n{node_id} added (not yet a member)")
 
     # ------------------------------------------------------------------ time
 
@@ -311,7 +327,7 @@ class World:
         for group in range(self.groups):
             try:
                 instance = self.engine.start_instance(
-                    node_id, group, self.voters, recovered.records.get(group, ()),
+                    node_id, group, self._bootstrap[node_id], recovered.records.get(group, ()),
                     recovered.snapshots.get(group), Random(self.rng.getrandbits(64)))
                 hosted = HostedMachine(self._make_machine(node_id, group), self.addresses)
                 if instance.snapshot_data is not None:

@@ -20,7 +20,7 @@ from distlab.protocols.raft import (
     TimeoutNow,
 )
 from distlab.protocols.raft.progress import ProgressState
-from distlab.runtime.sim.world import SimOptions, Simulation
+from distlab.sim.raft.lab import SimOptions, Simulation
 from tests.unit.raft.raft_harness import N1, N2, N3, VOTERS, drain, elect, make
 
 
@@ -176,7 +176,7 @@ def test_read_index_waits_for_a_heartbeat_round_and_fails_on_a_deposed_leader() 
 def test_leadership_transfer_with_timeout_now() -> None:
     sim, leader = settled()
     target = next(node for node in sim.nodes if node != leader)
-    assert sim.raft(leader).transfer_leadership(target)
+    assert sim.request(leader, lambda core: core.transfer_leadership(target))
     sim.run_for(5)  # well under an election timeout
     sim.run_until(lambda: sim.leaders() == [target], 200)
     assert sim.leaders() == [target]
@@ -197,15 +197,15 @@ def test_a_new_member_joins_as_learner_then_is_promoted() -> None:
     for i in range(20):
         sim.propose(leader, b"before-%d" % i)
     sim.run_for(200)
-    assert sim.raft(leader).add_member(new)
+    assert sim.request(leader, lambda core: core.add_member(new))
     assert new in sim.raft(leader).membership.learners
-    assert not sim.raft(leader).add_member(NodeId(5))  # one change at a time
+    assert not sim.request(leader, lambda core: core.add_member(NodeId(5)))  # one at a time
     assert sim.run_until(lambda: new in sim.raft(leader).membership.voters, 2_000)
     sim.run_for(300)
     assert sim.raft(new).membership.voters == frozenset({1, 2, 3, 4})
     assert sim.nodes[new].state_machine.commands == sim.nodes[leader].state_machine.commands
     # and removing the leader makes it step down once the change commits
-    assert sim.raft(leader).remove_member(leader)
+    assert sim.request(leader, lambda core: core.remove_member(leader))
     assert sim.run_until(lambda: sim.raft(leader).role is not Role.LEADER, 1_000)
     assert sim.run_until(lambda: len(sim.leaders()) == 1, 5_000)
     assert sim.leaders()[0] != leader
