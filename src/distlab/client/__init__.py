@@ -1,7 +1,8 @@
 """Clients of a distlab cluster's services.
 
-`KVClient` talks to the replicated KV store. Its failures say whether the operation took
-effect: `Definite` (it did not) or `Indefinite` (it may have).
+`KVClient` talks to the replicated KV store, whose keys and values are byte strings (given as
+`bytes`, or as `str` standing for their UTF-8 bytes). Its failures say whether the operation
+took effect: `Definite` (it did not) or `Indefinite` (it may have).
 """
 
 from distlab.client._errors import (
@@ -11,6 +12,7 @@ from distlab.client._errors import (
     KVError,
     Rejected,
     Unavailable,
+    Unreachable,
 )
 from distlab.client._kv import KVClient
 
@@ -22,4 +24,5 @@ __all__ = [
     "KVError",
     "Rejected",
     "Unavailable",
+    "Unreachable",
 ]
