@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError, format_table
-from distlab.ops.local_cluster import ClusterStartError, LocalCluster
+from distlab.cli.waiting import progress_lines
+from distlab.ops.local_cluster import ClusterStartError, LocalCluster, NodeExit
 from distlab.runtime import loop
 from distlab.runtime.config import ENGINES, MAX_GROUPS
 
@@ -55,10 +57,13 @@ async def serve_cluster(cluster: LocalCluster, as_json: bool) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(signum, stop.set)
     try:
-        await cluster.start()
+        async with progress_lines("distlab up", lambda seconds: (
+                f"waiting for {len(cluster.nodes)} nodes to serve ({seconds:.0f} s)")):
+            await cluster.start()
     except ClusterStartError as error:
         print(f"distlab up: error: {error}", file=sys.stderr)
         return EXIT_CHECK_FAILED
+    watch = asyncio.create_task(cluster.watch_exits(report_exit))
     try:
         if as_json:
             print(json.dumps(cluster.describe(), indent=2), flush=True)
@@ -73,5 +78,12 @@ async def serve_cluster(cluster: LocalCluster, as_json: bool) -> int:
                   f"{cluster.data_dir / 'cluster.json'}    (Ctrl-C stops the cluster)", flush=True)
         await stop.wait()
     finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
         await cluster.stop()
     return EXIT_OK
+
+
+def report_exit(node_exit: NodeExit) -> None:
+    print(f"distlab up: {node_exit.describe()}", file=sys.stderr, flush=True)

@@ -121,7 +121,7 @@ class _Attempts:
 
     def unreachable(self) -> Unreachable:
         causes = "; ".join(f"{address} ({cause})" for address, cause in self.refused.items())
-        return Unreachable(f"{self.description}: no member accepts connections: {causes}")
+        return Unreachable(f"{self.description}: cannot connect to any member: {causes}")
 
     def exhausted(self) -> KVError:
         message = (f"{self.description}: no outcome within {self.budget_seconds:g} s; "

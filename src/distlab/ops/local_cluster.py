@@ -22,6 +22,9 @@ from typing import Any
 
 from distlab.core.ids import NodeId
 from distlab.runtime.health import is_serving
+from distlab.storage.errors import StorageError
+from distlab.storage.layout import WAL_DIRECTORY
+from distlab.storage.wal import check_not_open
 from distlab.wire.addresses import Address
 from distlab.wire.channels import open_channel
 
@@ -57,6 +60,26 @@ class LocalNode:
             "data_dir": str(self.data_dir),
             "log": str(self.log_path),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeExit:
+    """A node process that ended, and what its log said last."""
+
+    node_id: NodeId
+    pid: int
+    returncode: int
+    last_log_line: str
+
+    def describe(self) -> str:
+        if self.returncode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                how = f"was killed by signal {-self.returncode}"
+        else:
+            how = f"exited with status {self.returncode}"
+        return f"node {self.node_id} (pid {self.pid}) {how}; last log line: {self.last_log_line}"
 
 
 async def wait_serving(address: Address | str, timeout_seconds: float,
@@ -148,8 +171,15 @@ class LocalCluster:
         return ",".join(f"{node.node_id}={node.address}" for node in self.nodes.values())
 
     async def start_node(self, node_id: NodeId) -> None:
+        """Spawn the node's process; ClusterStartError if its data directory is in use."""
         node = self.nodes[node_id]
         node.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # The node would fail the same way, but its one line would land in a log file that
+            # the process already running there keeps writing to.
+            check_not_open(node.data_dir / WAL_DIRECTORY)
+        except StorageError as error:
+            raise ClusterStartError(f"node {node_id} cannot start: {error}") from None
         env = {
             **os.environ,
             **self.extra_env,
@@ -187,9 +217,9 @@ class LocalCluster:
 
     async def start(self, timeout_seconds: float = 20.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for node_id in self.nodes:
-            await self.start_node(node_id)
         try:
+            for node_id in self.nodes:
+                await self.start_node(node_id)
             await asyncio.gather(*(self.wait_serving(n, timeout_seconds) for n in self.nodes))
         except ClusterStartError:
             await self.stop()
@@ -223,6 +253,18 @@ class LocalCluster:
 
     async def stop(self) -> None:
         await asyncio.gather(*(self.stop_node(node_id) for node_id in self.nodes))
+
+    async def watch_exits(self, on_exit: Callable[[NodeExit], None]) -> None:
+        """Call `on_exit` as each node process running now ends, until every one has or the
+        watch is cancelled (cancel it before stopping the nodes on purpose)."""
+
+        async def watch(node: LocalNode, process: asyncio.subprocess.Process) -> None:
+            returncode = await process.wait()
+            on_exit(NodeExit(node.node_id, process.pid, returncode, last_line(node.log_path)))
+
+        await asyncio.gather(*(
+            watch(node, node.process) for node in self.nodes.values()
+            if node.process is not None and node.process.returncode is None))
 
 
 def last_line(path: Path) -> str:

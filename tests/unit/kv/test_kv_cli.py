@@ -13,7 +13,7 @@ from distlab.apps.kv import KVStateMachine
 from distlab.cli.main import main
 from distlab.ops.load import LoadResult, measure_load, percentile, summarize
 from distlab.ops.local_cluster import free_loopback_ports
-from tests.unit.kv.kv_harness import kv_server_thread
+from tests.unit.kv.kv_harness import FollowerLog, kv_server_thread
 
 
 def kv(capsys: pytest.CaptureFixture[str], address: str, *args: str) -> tuple[int, str, str]:
@@ -73,9 +73,24 @@ def test_every_member_refusing_is_one_line_at_once_and_exit_2(
         assert main(["kv", *operation, "--cluster", cluster, "--timeout", "600"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1
-        assert "no member accepts connections" in err and "Connection refused" in err
+        assert "cannot connect to any member" in err and "Connection refused" in err
         assert all(f"127.0.0.1:{port}" in err for port in ports)
     assert "the put did not happen" in err
+
+
+def test_a_command_that_waits_says_so_every_few_seconds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with kv_server_thread(log=FollowerLog(None, None)) as address:
+        status = main(["kv", "get", "k", "--cluster", f"1={address}", "--timeout", "2.5"])
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert status == 3
+    # One line after a second (the next is due after four), however many attempts were made.
+    [waiting] = [line for line in lines if line.startswith("distlab kv: no answer after ")]
+    assert "of 2.5 s" in waiting and "not the leader" in waiting
+    assert "\r" not in err
+    assert lines[-1].startswith("distlab kv: error: get 'k': no outcome within 2.5 s")
 
 
 def test_bytes_in_every_form_and_values_from_files(
