@@ -269,7 +269,7 @@ class KVServicer(kv_pb2_grpc.KVServicer):
     ) -> Response:
         span = trace.get_current_span()
         span.set_attribute("kv.op", op)
-        if key:
+        if key and span.is_recording():
             span.set_attribute("kv.key", printable(key))
         try:
             response = await handle()
