@@ -1,9 +1,12 @@
 """Clients of a distlab cluster's services.
 
 `KVClient` talks to the replicated KV store. Its failures say whether the operation took
-effect: `Definite` (it did not) or `Indefinite` (it may have).
+effect: `Definite` (it did not) or `Indefinite` (it may have). `AdminClient` sends membership
+changes and leadership transfers to each group's leader, found the same way
+(`LeaderDirectory`).
 """
 
+from distlab.client._admin import AdminClient, AdminError
 from distlab.client._errors import (
     Definite,
     Indefinite,
@@ -13,13 +16,17 @@ from distlab.client._errors import (
     Unavailable,
 )
 from distlab.client._kv import KVClient
+from distlab.client._leaders import LeaderDirectory
 
 __all__ = [
+    "AdminClient",
+    "AdminError",
     "Definite",
     "Indefinite",
     "InvalidRequest",
     "KVClient",
     "KVError",
+    "LeaderDirectory",
     "Rejected",
     "Unavailable",
 ]
