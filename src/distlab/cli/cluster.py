@@ -89,7 +89,8 @@ def update_cluster_file(args: argparse.Namespace, address: str | None,
         if args.action == "add":
             assert address is not None
             record_member(path, node, address)
-            return f"{path}: node {node} added (`distlab up` restarts it from its directory)"
+            return (f"{path}: node {node} added; `distlab up` restarts it from "
+                    f"{path.parent / f'node-{node}'}")
         forget_member(path, node)
     except ClusterFileError as error:
         return f"distlab cluster: the change is made, but {error}"
