@@ -25,7 +25,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "cluster", help="change membership or hand over leadership",
         description="Membership changes go to the leader of each group, one server at a "
-        "time.")
+        "time, found from every member's status and the NOT_LEADER hints. When the cluster "
+        "comes from a cluster file (--cluster-file, or data/cluster.json), an add or remove "
+        "made in every group is written back to it, so `distlab up` restarts the members the "
+        "cluster has now.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="add a node (started with --join) as a learner; it "
                              "becomes a voter once caught up")
