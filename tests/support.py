@@ -69,23 +69,26 @@ def pid_alive(pid: int) -> bool:
 class UpProcess:
     """`distlab up` running in the background, and the cluster.json it wrote."""
 
-    def __init__(self, data_dir: Path, nodes: int, extra_env: dict[str, str] | None = None,
-                 extra_args: Sequence[str] = ()):
+    def __init__(self, data_dir: Path, nodes: int | None,
+                 extra_env: dict[str, str] | None = None, extra_args: Sequence[str] = ()):
+        """`nodes` None starts the cluster `data_dir` holds again (no --nodes)."""
         self.data_dir = data_dir
+        self.cluster_file = data_dir / "cluster.json"
+        # Once every node serves, `distlab up` writes the file anew (a restart too: new pids).
+        self._previous = self.cluster_file.read_text() if self.cluster_file.exists() else None
+        size = [] if nodes is None else ["--nodes", str(nodes)]
         self.process = subprocess.Popen(
-            distlab_command("up", "--nodes", str(nodes), "--data-dir", str(data_dir),
-                            *extra_args),
+            distlab_command("up", *size, "--data-dir", str(data_dir), *extra_args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(extra_env or {})},
         )
-        self.cluster_file = data_dir / "cluster.json"
         wait_for(self._ready, timeout=60, what="distlab up to write cluster.json")
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             _, stderr = self.process.communicate()
             pytest.fail(f"distlab up exited with {self.process.returncode}: {stderr.strip()}")
-        return self.cluster_file.exists()
+        return self.cluster_file.exists() and self.cluster_file.read_text() != self._previous
 
     def description(self) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(self.cluster_file.read_text())

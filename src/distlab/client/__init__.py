@@ -2,9 +2,12 @@
 
 `KVClient` talks to the replicated KV store, whose keys and values are byte strings (given as
 `bytes`, or as `str` standing for their UTF-8 bytes). Its failures say whether the operation
-took effect: `Definite` (it did not) or `Indefinite` (it may have).
+took effect: `Definite` (it did not) or `Indefinite` (it may have). `AdminClient` sends
+membership changes and leadership transfers to each group's leader, found the same way
+(`LeaderDirectory`).
 """
 
+from distlab.client._admin import AdminClient, AdminError
 from distlab.client._errors import (
     Definite,
     Indefinite,
@@ -15,13 +18,17 @@ from distlab.client._errors import (
     Unreachable,
 )
 from distlab.client._kv import KVClient
+from distlab.client._leaders import LeaderDirectory
 
 __all__ = [
+    "AdminClient",
+    "AdminError",
     "Definite",
     "Indefinite",
     "InvalidRequest",
     "KVClient",
     "KVError",
+    "LeaderDirectory",
     "Rejected",
     "Unavailable",
     "Unreachable",

@@ -41,14 +41,15 @@ from distlab.client._errors import (
     Unavailable,
     Unreachable,
 )
+from distlab.client._leaders import LeaderDirectory
 from distlab.core.ids import NodeId
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
 from distlab.wire.channels import open_channel
 from distlab.wire.kv_bytes import KVBytes, describe, printable, to_bytes, to_text
 from distlab.wire.metadata import ERROR_REASON, REASON_SESSION_EXPIRED, REASON_VALUE_TOO_LARGE
-from distlab.wire.not_leader import NotLeaderHint, decode_not_leader, trailers_of
+from distlab.wire.not_leader import decode_not_leader, trailers_of
 from distlab.wire.sharding import group_of
-from distlab.wire.status import group_count, group_statuses
+from distlab.wire.status import group_count
 
 DEFAULT_CALL_TIMEOUT_SECONDS = 1.0
 DEFAULT_OPERATION_TIMEOUT_SECONDS = 10.0
@@ -163,14 +164,9 @@ class KVClient:
         interceptors: Sequence[Any] = (),
         fail_when_unreachable: bool = False,
     ) -> None:
-        if isinstance(cluster, Mapping):
-            self._members = {int(node_id): str(address) for node_id, address in cluster.items()}
-            self._addresses = [self._members[node_id] for node_id in sorted(self._members)]
-        else:
-            self._members = {}
-            self._addresses = [str(address) for address in cluster]
-        if not self._addresses:
-            raise ValueError("a KV client needs at least one member address")
+        self._directory = LeaderDirectory(cluster)
+        # The directory's own tables, which every attempt reads and updates.
+        self._members, self._addresses = self._directory.members, self._directory.addresses
         if call_timeout <= 0 or operation_timeout <= 0:
             raise ValueError("timeouts must be positive")
         self.call_timeout = call_timeout
@@ -182,8 +178,7 @@ class KVClient:
         # Learned once, from the first node that answers Admin.Status.
         self._group_count: int | None = None
         self._learning = asyncio.Lock()
-        # Group -> the member that last answered as its leader (or was named as such).
-        self._leaders: dict[int, str] = {}
+        self._leaders = self._directory.leaders
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, kv_pb2_grpc.KVAsyncStub] = {}
         self._idle_sessions: dict[int, list[_Session]] = {}
@@ -208,7 +203,7 @@ class KVClient:
     def leader_of(self, group: int) -> str:
         """The member the next call for `group` goes to first: the last one that answered as
         its leader, or was named so."""
-        return self._leaders.get(group, self._addresses[0])
+        return self._directory.leader_of(group)
 
     async def group_count(self, *, budget: float | None = None) -> int:
         """How many groups the store is sharded over (asking a node the first time)."""
@@ -358,7 +353,7 @@ class KVClient:
                 redirects += 1
                 address = self._leaders[group] = hint
                 continue
-            address = self._next_address(address)
+            address = self._directory.next_after(address)
             failures_since_pause += 1
             if failures_since_pause >= len(self._addresses):
                 # Every member failed in turn: likely an election; give it time.
@@ -406,7 +401,7 @@ class KVClient:
                         return 1  # a bare KV server: one log, one group
                     self._record_failure(error, address, attempts)
                     continue
-                self._learn_from(address, status)
+                self._directory.learn_from(address, status)
                 return group_count(status)
             if self.fail_when_unreachable and attempts.refused.keys() >= set(self._addresses):
                 raise attempts.unreachable()
@@ -415,17 +410,6 @@ class KVClient:
                 raise attempts.exhausted()
             await asyncio.sleep(min(backoff, remaining))
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-
-    def _learn_from(self, address: str, status: admin_pb2.NodeStatus) -> None:
-        """Who `address` is, and the leaders it knows of, as far as this client can reach
-        them."""
-        if status.node_id and status.node_id not in self._members:
-            self._members[status.node_id] = address
-        for group in group_statuses(status):
-            if group.role == "leader":
-                self._leaders[group.group] = address
-            elif group.leader_id in self._members:
-                self._leaders[group.group] = self._members[group.leader_id]
 
     def _record_failure(self, error: grpc.aio.AioRpcError, address: str, attempts: _Attempts
                         ) -> None:
@@ -451,7 +435,7 @@ class KVClient:
         self._record_failure(error, address, attempts)
         hint = decode_not_leader(error)
         if hint is not None:
-            return self._leader_hint(hint)
+            return self._directory.follow(hint)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             # Every attempt carried the same request, so none of them was accepted either.
             raise InvalidRequest(details)
@@ -472,21 +456,6 @@ class KVClient:
         if not never_sent(error) and attempts.writes:
             attempts.maybe_applied = True
         return None
-
-    def _leader_hint(self, hint: NotLeaderHint) -> str | None:
-        if hint.leader_id is not None and hint.leader_id in self._members:
-            return self._members[hint.leader_id]
-        address = hint.leader_address
-        if address and address not in self._addresses:
-            self._addresses.append(address)
-        return address or None
-
-    def _next_address(self, address: str) -> str:
-        try:
-            position = self._addresses.index(address)
-        except ValueError:
-            return self._addresses[0]
-        return self._addresses[(position + 1) % len(self._addresses)]
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)

@@ -38,6 +38,12 @@ class RaftTiming:
     heartbeat_ticks: int = 2
 
 
+def is_blank(storage: DurableStorage) -> bool:
+    """Whether `storage` holds nothing yet: no term, no vote, no entry, no snapshot."""
+    return (storage.hard_state() == raft.HardState() and storage.snapshot() is None
+            and not storage.entries())
+
+
 class RaftGroup:
     """Implements `ReplicatedLog`, `MembershipChanges` and `LeadershipTransfer` for one group."""
 
@@ -69,6 +75,13 @@ class RaftGroup:
         """
         timing = timing or RaftTiming()
         hosted = HostedMachine(machine, addresses)
+        if voters and is_blank(storage):
+            # The bootstrap configuration goes to disk as the snapshot at index 0 (as etcd's
+            # Bootstrap does), so a restart takes the membership from disk, then from the
+            # log, and never again from the start-up list, which may have changed since.
+            storage.save_snapshot(raft.Snapshot(
+                raft.SnapshotMeta(0, 0, raft.Membership(voters)), hosted.snapshot()))
+            log.info("group %d: bootstrapped with voters %s", group, sorted(voters))
         snapshot = storage.snapshot()
         if snapshot is not None:
             hosted.restore(snapshot.data)
