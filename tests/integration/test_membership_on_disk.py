@@ -22,14 +22,19 @@ def config(data_dir: Path, members: dict[int, int], join: bool = False) -> NodeC
                       join=join)
 
 
-async def voters_after_start(node: NodeConfig) -> set[int]:
-    """The voters of group 0 once the node has read its disk (nothing is started)."""
+async def voters_after_start(node: NodeConfig, run: bool = True) -> set[int]:
+    """The voters of group 0 once the node has read its disk; with `run`, its groups are
+    then started and stopped (no peer is there to answer)."""
     stores = open_node_storage(node.data_dir, groups=1)
     peer = PeerTransport(node.node_id, 1, PeerChannels(node.peers))
     try:
         host = build_host(node, stores, peer, PeerRouter(), [KVStateMachine()],
                           on_failure=lambda error: None)
-        return set(host.groups[0].members().voters)
+        voters = set(host.groups[0].members().voters)
+        if run:
+            host.start()
+            await host.stop()
+        return voters
     finally:
         await peer.close()
         stores.close()
@@ -37,6 +42,8 @@ async def voters_after_start(node: NodeConfig) -> set[int]:
 
 async def test_the_bootstrap_membership_is_kept_on_disk(tmp_path: Path) -> None:
     data_dir = tmp_path / "node-1"
+    # A node that never started (its port was taken, say) recorded nothing.
+    assert await voters_after_start(config(data_dir, {1: 7001, 2: 7002}), run=False) == {1, 2}
     assert await voters_after_start(config(data_dir, {1: 7001, 2: 7002, 3: 7003})) == {1, 2, 3}
     # Started again with another list: the configuration it bootstrapped with stands.
     assert await voters_after_start(config(data_dir, {1: 7001, 4: 7004})) == {1, 2, 3}
