@@ -23,6 +23,8 @@ from distlab.check.tester.report import HISTORY_FILE
 from distlab.check.tester.schedule import (
     FAULTS,
     ScheduleError,
+    describe_plan,
+    fit_warning,
     is_kill,
     is_pause,
     parse_nemesis,
@@ -206,6 +208,14 @@ def run(args: argparse.Namespace) -> int:
     progress = progress_printer()
     progress(f"report in {settings.report_dir}; seed {settings.seed}; "
              f"nemesis {','.join(settings.faults) or 'none'}")
+    if settings.faults:
+        planned = plan_schedule(settings.faults, settings.nemesis_interval,
+                                settings.time_limit)
+        progress(f"fault windows: {describe_plan(planned)} (a heal that takes time moves the "
+                 "windows after it back as long)")
+        warning = fit_warning(settings.faults, settings.nemesis_interval, settings.time_limit)
+        if warning is not None:
+            progress(f"warning: {warning}")
     outcome = loop.run(run_until_interrupted(settings, progress))
     if outcome is None:
         return common.EXIT_INTERRUPTED

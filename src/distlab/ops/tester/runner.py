@@ -23,7 +23,7 @@ from typing import Any
 from distlab.check import CheckResult, HistoryRecorder, Verdict, check, load_history
 from distlab.check.tester.mix import Mix
 from distlab.check.tester.report import HISTORY_FILE, FaultRecord, summarize_history, write_report
-from distlab.check.tester.schedule import FaultSchedule
+from distlab.check.tester.schedule import FaultSchedule, left_out
 from distlab.core.ids import NodeId
 from distlab.ops.faults import ComposeContainers, LocalProcesses, NodeControl
 from distlab.ops.local_cluster import ClusterStartError, LocalCluster
@@ -164,6 +164,7 @@ class _Run:
         self.history_path = history_path
         self.addresses = addresses
         self.faults: list[FaultRecord] = []
+        self.not_run: tuple[str, ...] = ()
         self.current: ActiveFault | None = None
         self.origin_ns = time.monotonic_ns()
         self.finish_ns = self.origin_ns
@@ -203,6 +204,9 @@ class _Run:
                 healthy_since = (record.end_ns - self.origin_ns) / 1e9
                 self.progress(f"healed: {record.description}"
                               + (f" ({'; '.join(record.errors)})" if record.errors else ""))
+            self.not_run = left_out(settings.faults, (record.fault for record in self.faults))
+            if self.not_run:
+                self.progress(f"warning: no time was left for {', '.join(self.not_run)}")
             await self._sleep_until(settings.time_limit, workers)
             workload.stop()
             await workers
@@ -261,7 +265,8 @@ def _check_and_report(settings: RunSettings, run: _Run, history_path: Path,
         settings.report_dir, result=result, summary=summary, faults=run.faults,
         origin_ns=run.origin_ns, finish_ns=run.finish_ns, settings=settings.describe(),
         exit_status=exit_status,
-        extra={"final_reads": run.final_values, "heal_errors": run.heal_errors,
+        extra={"faults_not_run": list(run.not_run), "final_reads": run.final_values,
+               "heal_errors": run.heal_errors,
                "client_errors": run.unexpected[:50]})
     return RunOutcome(result.verdict, exit_status, settings.report_dir, document)
 
