@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 from distlab.telemetry.metrics import MetricsServer, start_metrics_server
 from distlab.telemetry.tracing import Tracing
 from distlab.wire.addresses import Address, ConfigError
+from distlab.wire.channels import SERVER_KEEPALIVE_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,13 @@ SERVER_OPTIONS: Sequence[tuple[str, Any]] = (
     ("grpc.so_reuseport", 0),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    *SERVER_KEEPALIVE_OPTIONS,
 )
+
+# The logger of grpc's asyncio server, and the start of the message it logs (at ERROR, with a
+# traceback) when a handler's answer cannot be sent.
+GRPC_SERVER_LOGGER = "grpc._cython.cygrpc"
+UNSENDABLE_ANSWER = "ExecuteBatchError raised in core by servicer method"
 
 Servicer = TypeVar("Servicer")
 T = TypeVar("T")
@@ -78,6 +85,35 @@ def ensure_bindable(address: Address, setting: str) -> None:
             probe.bind(sockaddr)
         except OSError as error:
             raise ConfigError(f"{setting} {address}: cannot bind ({error.strerror})") from error
+
+
+class UnsendableAnswerFilter(logging.Filter):
+    """Turns grpc's ExecuteBatchError report of an answer it could not send into a debug line.
+
+    The batch fails because the call had already ended: the client's deadline passed, or it
+    cancelled, while the handler was finishing (under load, at the deadline of every slow
+    request). grpc drops the error silently once it has seen the call end, and logs it with
+    a traceback when that news is still on its way inside grpc; either way the answer is
+    gone and the client holds DEADLINE_EXCEEDED or CANCELLED, an outcome it handles (a
+    retried write is deduplicated by its request id). Nothing is wrong with the node.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg.startswith(UNSENDABLE_ANSWER)):
+            return True
+        method = record.getMessage().removeprefix(UNSENDABLE_ANSWER).strip(" []")
+        record.msg = "the answer of %s was not sent: the call had ended (deadline or cancel)"
+        record.args = (method or "a call",)
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_unsendable_answers() -> None:
+    """Install `UnsendableAnswerFilter` on grpc's server logger, once per process."""
+    logger = logging.getLogger(GRPC_SERVER_LOGGER)
+    if not any(isinstance(existing, UnsendableAnswerFilter) for existing in logger.filters):
+        logger.addFilter(UnsendableAnswerFilter())
 
 
 class Server:
@@ -108,6 +144,7 @@ class Server:
         self._grace = shutdown_grace_seconds
         if interceptors is None:
             interceptors = tracing.server_interceptors() if tracing is not None else ()
+        quiet_unsendable_answers()
         self._server = grpc.aio.server(interceptors=list(interceptors),
                                        options=list(SERVER_OPTIONS))
         self._health = health.aio.HealthServicer()
