@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -37,11 +37,16 @@ def scrape(url: str) -> str:
         return str(response.read().decode())
 
 
-async def listed_services(address: str) -> list[str]:
+async def listed_services(address: str, version: str = "v1alpha") -> list[str]:
+    """The services reflection lists, asked in `version`; v1's messages are v1alpha's field for
+    field, so the v1alpha classes write and read both."""
     async with open_channel(address) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        info = channel.stream_stream(
+            f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
         request = reflection_pb2.ServerReflectionRequest(list_services="")
-        async for reply in stub.ServerReflectionInfo(iter([request])):
+        async for reply in info(iter([request])):
             return sorted(service.name for service in reply.list_services_response.service)
     raise AssertionError("no reflection reply")
 
@@ -75,9 +80,11 @@ async def test_serves_health_reflection_and_metrics_then_stops_in_order() -> Non
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=5)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        assert await listed_services(str(bound)) == [
-            "distlab.v1.Worker", "grpc.health.v1.Health",
-            "grpc.reflection.v1alpha.ServerReflection"]
+        for version in ("v1", "v1alpha"):
+            assert await listed_services(str(bound), version) == [
+                "distlab.v1.Worker", "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection"]
         page = await asyncio.to_thread(scrape, f"http://{LOOPBACK}:{metrics_port}/metrics")
         assert "distlab_test_server_gauge 7.0" in page
     finally:

@@ -1,7 +1,8 @@
 """One server start-up for every distlab process (node, MapReduce coordinator and worker).
 
-A `Server` is one gRPC port with the process's services, gRPC health and reflection, the
-tracing interceptors, and optionally the Prometheus /metrics endpoint on a second port:
+A `Server` is one gRPC port with the process's services, gRPC health and reflection (v1 and
+v1alpha), the tracing interceptors, and optionally the Prometheus /metrics endpoint on a
+second port:
 
     server = Server(config.listen, tracing=tracing, metrics=config.metrics)
     server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
@@ -32,10 +33,10 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
 from prometheus_client.registry import Collector
 
+from distlab.runtime.reflection import enable_reflection
 from distlab.telemetry.metrics import MetricsServer, start_metrics_server
 from distlab.telemetry.tracing import Tracing
 from distlab.wire.addresses import Address, ConfigError
@@ -192,8 +193,7 @@ class Server:
         be bound (nothing is left running then)."""
         assert not self._started, "a server starts once"
         self._started = True
-        reflection.enable_server_reflection([*self._service_names, reflection.SERVICE_NAME],
-                                            self._server)
+        enable_reflection(self._service_names, self._server)
         ensure_bindable(self._listen, self._listen_setting)
         try:
             port = self._server.add_insecure_port(str(self._listen))
