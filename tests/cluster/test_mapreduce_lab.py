@@ -259,24 +259,29 @@ def serving(address: str) -> bool:
 
 def test_mr_run_and_seq_commands(tmp_path: Path) -> None:
     """The user's path: `distlab mr run` starts its processes, shows progress lines when
-    stderr is not a terminal, prints where the output is, and matches `distlab mr seq`."""
+    stderr is not a terminal, prints where the output is, and matches `distlab mr seq`,
+    each in its own default directory."""
     pattern = str(DATA / "pg-*.txt")
-    out = tmp_path / "out"
     run = subprocess.run(
         distlab_command("mr", "run", "--app", "wc", "--input", pattern, "--reduces", "3",
-                        "--workers", "2", "--output", str(out), "--run-dir",
-                        str(tmp_path / "run")),
+                        "--workers", "2", "--run-dir", str(tmp_path / "run")),
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
+    out = tmp_path / "mr-output"
     assert f"{out}/mr-out-*" in run.stdout
     progress = [line for line in run.stderr.splitlines() if line.startswith("job 1 ")]
     assert progress and progress[-1].startswith("job 1 done: map 8/8"), run.stderr
-    seq = run_distlab("mr", "seq", "--app", "wc", "--input", pattern, "--output",
-                      str(tmp_path / "seq"))
+    assert "\x1b" not in run.stderr and "\r" not in run.stderr, "control characters off a tty"
+    seq = subprocess.run(
+        distlab_command("mr", "seq", "--app", "wc", "--input", pattern),
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert seq.returncode == 0, seq.stderr
-    assert output_lines(out) == output_lines(tmp_path / "seq")
-    assert len(list(out.glob("mr-out-*"))) == 3
+    reference = tmp_path / "mr-seq-output"
+    assert str(reference / "mr-out-0") in seq.stdout
+    # `cat mr-output/mr-out-*` is the distributed run's output alone, each key once.
+    assert sorted(path.name for path in out.iterdir()) == ["mr-out-0", "mr-out-1", "mr-out-2"]
+    assert output_lines(out) == output_lines(reference)
     # Every child process it started is gone.
     for log in (tmp_path / "run").glob("*.log"):
         assert "stopped" in log.read_text(), log

@@ -1,7 +1,7 @@
 """`distlab mr`: MapReduce jobs, their coordinator and workers, and the sequential reference.
 
     distlab mr run --app wc --input 'DIR/*.txt' --reduces R [--workers W] [--output DIR]
-    distlab mr seq --app wc --input 'DIR/*.txt' [--output DIR]
+    distlab mr seq --app wc --input 'DIR/*.txt' [--output DIR]    (default ./mr-seq-output)
     distlab mr coordinator [--listen ADDR] [--data-dir DIR] [--metrics ADDR] [--task-timeout S]
     distlab mr worker --coordinator ADDR [--listen ADDR] [--work-dir DIR] [--id ID]
     distlab mr submit --coordinator ADDR --app wc --input ... --reduces R [--wait]
@@ -59,6 +59,9 @@ from distlab.wire.addresses import Address, ConfigError, parse_address
 
 DEFAULT_COORDINATOR_LISTEN = "0.0.0.0:7070"
 DEFAULT_OUTPUT = "mr-output"
+# Its own directory, so that the reference's mr-out-0 never lands among (and replaces the first
+# of) a distributed run's files, and `cat mr-output/mr-out-*` counts every key once.
+DEFAULT_SEQ_OUTPUT = "mr-seq-output"
 PROGRESS_LINE_SECONDS = 2.0
 
 
@@ -77,7 +80,8 @@ def register(subparsers: Any) -> None:
     _register_status(commands)
 
 
-def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True) -> None:
+def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True,
+                       default_output: str = DEFAULT_OUTPUT) -> None:
     parser.add_argument("--app", required=True,
                         help="wc, indexer, grep, ..., a dotted module name or a .py file")
     parser.add_argument("--input", required=True, action="append", metavar="GLOB",
@@ -88,8 +92,8 @@ def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True) ->
         parser.add_argument("--split-mb", type=float, default=0, metavar="MB",
                             help="cut larger files into map tasks of about this size "
                             f"(coordinator default {DEFAULT_SPLIT_BYTES // 2**20})")
-    parser.add_argument("--output", type=Path, default=Path(DEFAULT_OUTPUT), metavar="DIR",
-                        help=f"where mr-out-* go (./{DEFAULT_OUTPUT})")
+    parser.add_argument("--output", type=Path, default=Path(default_output), metavar="DIR",
+                        help=f"where mr-out-* go (./{default_output})")
 
 
 def _register_run(commands: Any) -> None:
@@ -116,9 +120,11 @@ def _register_run(commands: Any) -> None:
 def _register_seq(commands: Any) -> None:
     parser = commands.add_parser(
         "seq", help="the sequential reference: same apps, same output format",
-        description="Run every map then every reduce in this process, into OUTPUT/mr-out-0.",
+        description="Run every map then every reduce in this process, into OUTPUT/mr-out-0 "
+        f"(OUTPUT is ./{DEFAULT_SEQ_OUTPUT} unless given, apart from `mr run`'s "
+        f"./{DEFAULT_OUTPUT}).",
     )
-    _add_job_arguments(parser, reduces=False)
+    _add_job_arguments(parser, reduces=False, default_output=DEFAULT_SEQ_OUTPUT)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run_seq)
 
