@@ -148,7 +148,7 @@ def test_node_serves_reflection_v1_listing_every_distlab_service(
         assert listed == node_services | {"grpc.health.v1.Health",
                                           "grpc.reflection.v1.ServerReflection",
                                           "grpc.reflection.v1alpha.ServerReflection"}
-        symbols = sorted(node_services) + ["grpc.reflection.v1.ServerReflection"]
+        symbols = [*sorted(node_services), "grpc.reflection.v1.ServerReflection"]
         answers = ask_reflection_v1(channel, *(
             reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
             for symbol in symbols))
