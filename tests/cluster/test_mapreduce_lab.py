@@ -26,7 +26,7 @@ from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.runtime.mapreduce.client import job_status, submit_job
 from distlab.runtime.mapreduce.sequential import run_sequential
-from tests.support import distlab_command, run_distlab, wait_for
+from tests.support import distlab_command, run_distlab, run_on_terminal, wait_for
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mapreduce"
 INPUTS = sorted(DATA.glob("pg-*.txt"))
@@ -285,6 +285,20 @@ def test_mr_run_and_seq_commands(tmp_path: Path) -> None:
     # Every child process it started is gone.
     for log in (tmp_path / "run").glob("*.log"):
         assert "stopped" in log.read_text(), log
+
+
+def test_mr_run_on_a_terminal_draws_a_live_progress_bar(tmp_path: Path) -> None:
+    status, written = run_on_terminal(
+        distlab_command("mr", "run", "--app", "wc", "--input", str(DATA / "pg-*.txt"),
+                        "--reduces", "3", "--workers", "2", "--run-dir", str(tmp_path / "run")),
+        cwd=tmp_path)
+    assert status == 0, written
+    # rich's bar: its line drawn in box characters, redrawn in place, at 100% when done.
+    assert "\u2501" in written and "\x1b[" in written and "\r" in written, written
+    assert "100%" in written, written
+    # The phase lines are printed above the bar, and the result after it.
+    assert "job 1 done: map 8/8" in written
+    assert f"{tmp_path / 'mr-output'}/mr-out-*" in written
 
 
 def test_signals_stop_a_worker_cleanly(processes: MapReduceProcesses) -> None:
