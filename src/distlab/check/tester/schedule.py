@@ -176,12 +176,12 @@ def fit_warning(faults: Sequence[str], interval: float, time_limit: float) -> st
                f"leaves no window for {', '.join(at_risk)} once heals take their time")
     return (f"--time-limit {time_limit:g} {outcome}: each fault needs a healthy "
             f"{interval:g} s and its {interval:g} s window, and a heal takes up "
-            f"to {HEAL_ALLOWANCE_SECONDS:g} s, so {_count(faults)} need {needed:g} s; "
+            f"to {HEAL_ALLOWANCE_SECONDS:g} s, so {_count(faults)} {needed:g} s; "
             f"try {advice}")
 
 
 def _count(faults: Sequence[str]) -> str:
-    return f"{len(faults)} faults" if len(faults) != 1 else "one fault"
+    return f"{len(faults)} faults need" if len(faults) != 1 else "one fault needs"
 
 
 def is_kill(fault: str) -> bool:

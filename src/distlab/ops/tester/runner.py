@@ -122,7 +122,8 @@ async def run_test(settings: RunSettings, reporter: Reporter) -> RunOutcome:
         data_dir = settings.data_dir or settings.report_dir / "cluster"
         cluster = LocalCluster.plan(settings.nodes, data_dir, groups=settings.groups)
         reporter.log(f"starting {settings.nodes} nodes, {settings.groups} "
-                 f"group{'s' if settings.groups != 1 else ''} (data and logs in {data_dir})")
+                     f"group{'s' if settings.groups != 1 else ''} (data and logs in "
+                     f"{data_dir})")
         await cluster.start()
         addresses = {node_id: node.address for node_id, node in cluster.nodes.items()}
     control: NodeControl | None = None
@@ -186,10 +187,10 @@ class _Run:
         settings = self.settings
         leaders = await self.nemesis.wait_for_leader(LEADER_WAIT_SECONDS)
         self.reporter.log("leaders: " + ", ".join(f"group {group}: node {node}"
-                                              for group, node in sorted(leaders.items()))
-                      if leaders is not None else
-                      f"a group has no leader after {LEADER_WAIT_SECONDS:.0f} s; "
-                      "starting anyway")
+                                                  for group, node in sorted(leaders.items()))
+                          if leaders is not None else
+                          f"a group has no leader after {LEADER_WAIT_SECONDS:.0f} s; "
+                          "starting anyway")
         schedule = FaultSchedule(settings.faults, settings.nemesis_interval,
                                  settings.time_limit)
         workload_rng = Random(f"{settings.seed}/workload")
@@ -213,7 +214,7 @@ class _Run:
                 self.faults.append(record)
                 healthy_since = (record.end_ns - self.origin_ns) / 1e9
                 self.reporter.log(f"healed: {record.description}"
-                              + (f" ({'; '.join(record.errors)})" if record.errors else ""))
+                                  + (f" ({'; '.join(record.errors)})" if record.errors else ""))
             self.not_run = left_out(settings.faults, (record.fault for record in self.faults))
             if self.not_run:
                 self.reporter.log(f"warning: no time was left for {', '.join(self.not_run)}")
@@ -222,7 +223,7 @@ class _Run:
             await workers
             self.heal_errors = await self.nemesis.heal_all()
             self.reporter.log(f"time limit reached after {workload.tally.total} operations; "
-                          f"healed everything, quiet for {settings.quiet:g} s")
+                              f"healed everything, quiet for {settings.quiet:g} s")
             await self.nemesis.wait_for_leader(LEADER_WAIT_SECONDS)
             await asyncio.sleep(settings.quiet)  # the quiet period is the point: no faults
             self.final_values = await workload.final_reads()
