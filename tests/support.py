@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import pty
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +33,43 @@ def run_distlab(*args: str, env: dict[str, str] | None = None, timeout: float = 
         distlab_command(*args), capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def run_on_terminal(command: Sequence[str], *, cwd: Path | None = None, timeout: float = 120,
+                    columns: int = 120) -> tuple[int, str]:
+    """Run `command` with a pseudo-terminal as its stdin, stdout and stderr, as in a person's
+    shell; (exit status, everything it wrote, decoded)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns)}
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
+                               env=env, start_new_session=True)
+    os.close(slave)
+    written = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last writer closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+        else:
+            pytest.fail(f"{command[:4]} still running after {timeout:.0f} s")
+        status = process.wait(timeout=30)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return status, written.decode(errors="replace")
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, what: str,

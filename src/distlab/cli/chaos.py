@@ -256,6 +256,10 @@ def report(args: argparse.Namespace, outcome: Outcome, reports: list[NodeReport]
     if outcome.done or outcome.failed:
         print()
     print(status_table(reports))
+    # As `distlab status` does: the table says a node is down, this line says why.
+    for row in reports:
+        if row.error:
+            print(f"node {row.id or row.address} is down: {row.error}")
 
 
 def run_demo(args: argparse.Namespace, cluster: dict[NodeId, Address],
