@@ -7,13 +7,14 @@ PROTOS := $(wildcard $(PROTO_DIR)/*.proto)
 NODES ?= 3
 
 .PHONY: help venv proto proto-check lint typecheck test test-fast local-up bench clean \
-	wheels base-image image up down chaos-demo test-docker
+	wheels base-image image up down clean-volumes chaos-demo test-docker
 
 help:
 	@echo "make test     install into $(VENV), check generated code, lint, type-check, run every test"
 	@echo "make local-up run a local $(NODES)-node cluster of processes (Ctrl-C stops it)"
 	@echo "make up       build the image and start the Docker Compose cluster (OBSERVABILITY=1 adds"
-	@echo "              Jaeger, Prometheus and Grafana); make down stops it"
+	@echo "              Jaeger, Prometheus and Grafana); make down stops it and keeps the volumes,"
+	@echo "              make clean-volumes stops it and deletes them"
 	@echo "make chaos-demo  write, kill the leader's container, show nothing was lost"
 	@echo "make proto    regenerate src/distlab/proto from $(PROTO_DIR)"
 	@echo "make bench    run the benchmarks in bench/"
@@ -97,8 +98,14 @@ up: image
 	@for attempt in $$(seq 30); do $(VENV)/bin/distlab chaos status >/dev/null 2>&1 && break; sleep 1; done
 	$(VENV)/bin/distlab chaos status
 
+# The volumes (each node's data, the MapReduce files) outlive `down`, so the next `make up`
+# resumes the same cluster; `clean-volumes` deletes them too.
 down:
 	$(COMPOSE) --profile observability down
+	@echo "stopped; the volumes (node data, MapReduce files) are kept: make clean-volumes deletes them"
+
+clean-volumes:
+	$(COMPOSE) --profile observability down --volumes
 
 chaos-demo: venv
 	$(VENV)/bin/distlab chaos demo

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import pty
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +33,43 @@ def run_distlab(*args: str, env: dict[str, str] | None = None, timeout: float = 
         distlab_command(*args), capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def run_on_terminal(command: Sequence[str], *, cwd: Path | None = None, timeout: float = 120,
+                    columns: int = 120) -> tuple[int, str]:
+    """Run `command` with a pseudo-terminal as its stdin, stdout and stderr, as in a person's
+    shell; (exit status, everything it wrote, decoded)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns)}
+    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
+                               env=env, start_new_session=True)
+    os.close(slave)
+    written = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the last writer closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+        else:
+            pytest.fail(f"{command[:4]} still running after {timeout:.0f} s")
+        status = process.wait(timeout=30)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return status, written.decode(errors="replace")
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, what: str,
@@ -69,23 +111,26 @@ def pid_alive(pid: int) -> bool:
 class UpProcess:
     """`distlab up` running in the background, and the cluster.json it wrote."""
 
-    def __init__(self, data_dir: Path, nodes: int, extra_env: dict[str, str] | None = None,
-                 extra_args: Sequence[str] = ()):
+    def __init__(self, data_dir: Path, nodes: int | None,
+                 extra_env: dict[str, str] | None = None, extra_args: Sequence[str] = ()):
+        """`nodes` None starts the cluster `data_dir` holds again (no --nodes)."""
         self.data_dir = data_dir
+        self.cluster_file = data_dir / "cluster.json"
+        # Once every node serves, `distlab up` writes the file anew (a restart too: new pids).
+        self._previous = self.cluster_file.read_text() if self.cluster_file.exists() else None
+        size = [] if nodes is None else ["--nodes", str(nodes)]
         self.process = subprocess.Popen(
-            distlab_command("up", "--nodes", str(nodes), "--data-dir", str(data_dir),
-                            *extra_args),
+            distlab_command("up", *size, "--data-dir", str(data_dir), *extra_args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(extra_env or {})},
         )
-        self.cluster_file = data_dir / "cluster.json"
         wait_for(self._ready, timeout=60, what="distlab up to write cluster.json")
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             _, stderr = self.process.communicate()
             pytest.fail(f"distlab up exited with {self.process.returncode}: {stderr.strip()}")
-        return self.cluster_file.exists()
+        return self.cluster_file.exists() and self.cluster_file.read_text() != self._previous
 
     def description(self) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(self.cluster_file.read_text())

@@ -26,7 +26,7 @@ from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.runtime.mapreduce.client import job_status, submit_job
 from distlab.runtime.mapreduce.sequential import run_sequential
-from tests.support import distlab_command, run_distlab, wait_for
+from tests.support import distlab_command, run_distlab, run_on_terminal, wait_for
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mapreduce"
 INPUTS = sorted(DATA.glob("pg-*.txt"))
@@ -259,27 +259,46 @@ def serving(address: str) -> bool:
 
 def test_mr_run_and_seq_commands(tmp_path: Path) -> None:
     """The user's path: `distlab mr run` starts its processes, shows progress lines when
-    stderr is not a terminal, prints where the output is, and matches `distlab mr seq`."""
+    stderr is not a terminal, prints where the output is, and matches `distlab mr seq`,
+    each in its own default directory."""
     pattern = str(DATA / "pg-*.txt")
-    out = tmp_path / "out"
     run = subprocess.run(
         distlab_command("mr", "run", "--app", "wc", "--input", pattern, "--reduces", "3",
-                        "--workers", "2", "--output", str(out), "--run-dir",
-                        str(tmp_path / "run")),
+                        "--workers", "2", "--run-dir", str(tmp_path / "run")),
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
+    out = tmp_path / "mr-output"
     assert f"{out}/mr-out-*" in run.stdout
     progress = [line for line in run.stderr.splitlines() if line.startswith("job 1 ")]
     assert progress and progress[-1].startswith("job 1 done: map 8/8"), run.stderr
-    seq = run_distlab("mr", "seq", "--app", "wc", "--input", pattern, "--output",
-                      str(tmp_path / "seq"))
+    assert "\x1b" not in run.stderr and "\r" not in run.stderr, "control characters off a tty"
+    seq = subprocess.run(
+        distlab_command("mr", "seq", "--app", "wc", "--input", pattern),
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert seq.returncode == 0, seq.stderr
-    assert output_lines(out) == output_lines(tmp_path / "seq")
-    assert len(list(out.glob("mr-out-*"))) == 3
+    reference = tmp_path / "mr-seq-output"
+    assert str(reference / "mr-out-0") in seq.stdout
+    # `cat mr-output/mr-out-*` is the distributed run's output alone, each key once.
+    assert sorted(path.name for path in out.iterdir()) == ["mr-out-0", "mr-out-1", "mr-out-2"]
+    assert output_lines(out) == output_lines(reference)
     # Every child process it started is gone.
     for log in (tmp_path / "run").glob("*.log"):
         assert "stopped" in log.read_text(), log
+
+
+def test_mr_run_on_a_terminal_draws_a_live_progress_bar(tmp_path: Path) -> None:
+    status, written = run_on_terminal(
+        distlab_command("mr", "run", "--app", "wc", "--input", str(DATA / "pg-*.txt"),
+                        "--reduces", "3", "--workers", "2", "--run-dir", str(tmp_path / "run")),
+        cwd=tmp_path)
+    assert status == 0, written
+    # rich's bar: its line drawn in box characters, redrawn in place, at 100% when done.
+    assert "\u2501" in written and "\x1b[" in written and "\r" in written, written
+    assert "100%" in written, written
+    # The phase lines are printed above the bar, and the result after it.
+    assert "job 1 done: map 8/8" in written
+    assert f"{tmp_path / 'mr-output'}/mr-out-*" in written
 
 
 def test_signals_stop_a_worker_cleanly(processes: MapReduceProcesses) -> None:

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from prometheus_client.parser import text_string_to_metric_families
 
 from distlab.ops.local_cluster import free_loopback_ports
+from distlab.proto import admin_pb2, kv_pb2, peer_pb2
 from tests.support import distlab_command, run_distlab, wait_for
 
 
@@ -119,6 +122,43 @@ def test_node_serves_reflection_and_metrics(
     for name in ("distlab_raft_has_leader", "distlab_raft_is_leader", "distlab_raft_term"):
         assert families[name].type == "gauge"
         assert [sample.value for sample in families[name].samples] == [0.0]
+
+
+def ask_reflection_v1(channel: grpc.Channel, *requests: reflection_pb2.ServerReflectionRequest
+                      ) -> list[reflection_pb2.ServerReflectionResponse]:
+    """Ask `grpc.reflection.v1`, as grpcurl does first. Its messages are v1alpha's field for
+    field (grpc-proto's two reflection.proto files differ only in the package name), so the
+    v1alpha classes write and read them."""
+    info = channel.stream_stream(
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+    return list(info(iter(requests), timeout=5))
+
+
+def test_node_serves_reflection_v1_listing_every_distlab_service(
+    running_node: subprocess.Popen[str], ports: list[int]
+) -> None:
+    node_services = {service.full_name for module in (admin_pb2, kv_pb2, peer_pb2)
+                     for service in module.DESCRIPTOR.services_by_name.values()}
+    with grpc.insecure_channel(f"127.0.0.1:{ports[0]}") as channel:
+        (listing,) = ask_reflection_v1(
+            channel, reflection_pb2.ServerReflectionRequest(list_services=""))
+        listed = {service.name for service in listing.list_services_response.service}
+        assert listed == node_services | {"grpc.health.v1.Health",
+                                          "grpc.reflection.v1.ServerReflection",
+                                          "grpc.reflection.v1alpha.ServerReflection"}
+        symbols = [*sorted(node_services), "grpc.reflection.v1.ServerReflection"]
+        answers = ask_reflection_v1(channel, *(
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+            for symbol in symbols))
+    for symbol, answer in zip(symbols, answers, strict=True):
+        assert answer.WhichOneof("message_response") == "file_descriptor_response", answer
+        files = [descriptor_pb2.FileDescriptorProto.FromString(data)
+                 for data in answer.file_descriptor_response.file_descriptor_proto]
+        package, _, name = symbol.rpartition(".")
+        assert any(file.package == package and name in [s.name for s in file.service]
+                   for file in files), (symbol, [file.name for file in files])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -1,8 +1,10 @@
-"""The replicated key-value store: a deterministic state machine over string keys and values.
+"""The replicated key-value store: a deterministic state machine over byte-string keys and values.
 
 Commands and results are the `KVCommand` / `KVResult` protobuf messages of kv.proto: a put of
 a 100-byte value encodes and decodes in a couple of microseconds, well below what one log
-entry costs anyway, and the same bytes are readable by any protobuf tool.
+entry costs anyway, and the same bytes are readable by any protobuf tool. Keys and values are
+`bytes` fields; commands and snapshots from the builds that declared them `string` decode
+unchanged, since protobuf encodes both alike.
 
 Exactly-once writes follow the client sessions of the Raft dissertation (§6.3): a client first
 opens a session (its own random id, registered through the log), then numbers its writes
@@ -27,7 +29,10 @@ from google.protobuf.message import DecodeError
 from distlab.proto import kv_pb2
 
 MAX_KEY_BYTES = 4096
+# etcd's order of magnitude (its default request limit is 1.5 MiB): a value is a record, not a
+# file, and every replica holds every value of its group in memory.
 MAX_VALUE_BYTES = 1024 * 1024
+MAX_VALUE_TEXT = "1 MiB"
 DEFAULT_MAX_SESSIONS = 10_000
 
 SNAPSHOT_MAGIC = b"DLKV"
@@ -64,11 +69,10 @@ _SESSION_EXPIRED_RESULT = encode_result(SESSION_EXPIRED, detail="session is not 
 _STALE_RESULT = encode_result(STALE_SEQUENCE, detail="sequence is older than the session's last")
 
 
-def utf8_length(text: str) -> int:
-    """The UTF-8 size of `text`, without encoding it when the answer is plain from its length."""
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-8"))
+def value_too_large(what: str, size: int | str) -> str:
+    """The one-line refusal of a value above MAX_VALUE_BYTES, naming the limit."""
+    return (f"{what} is {size} bytes, above the limit of {MAX_VALUE_BYTES} bytes "
+            f"({MAX_VALUE_TEXT})")
 
 
 @dataclass(slots=True)
@@ -87,13 +91,13 @@ class KVStateMachine:
     def __init__(self, max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
         assert max_sessions >= 1, "the store needs room for at least one session"
         self.max_sessions = max_sessions
-        self._data: dict[str, str] = {}
+        self._data: dict[bytes, bytes] = {}
         self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._applied_index = 0
 
     # ---- reads (local; linearizable only after the engine's read barrier) ----
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: bytes) -> bytes | None:
         return self._data.get(key)
 
     @property
@@ -198,12 +202,11 @@ class KVStateMachine:
             return _OK_RESULT
         if op == "append":
             key = message.append.key
-            current = data.get(key, "")
-            size = utf8_length(current) + utf8_length(message.append.value)
+            current = data.get(key, b"")
+            size = len(current) + len(message.append.value)
             if size > MAX_VALUE_BYTES:
                 return encode_result(
-                    VALUE_TOO_LARGE,
-                    detail=f"the value would grow to {size} bytes, above {MAX_VALUE_BYTES}",
+                    VALUE_TOO_LARGE, detail=value_too_large("the value after the append", size)
                 )
             data[key] = current + message.append.value
             return _OK_RESULT
@@ -245,26 +248,26 @@ def read_snapshot_body(data: bytes) -> kv_pb2.KVSnapshotBody:
 
 # ---- command builders, shared by the servicer and tests ----
 
-def put_command(client_id: int, sequence: int, key: str, value: str) -> bytes:
+def put_command(client_id: int, sequence: int, key: bytes, value: bytes) -> bytes:
     return kv_pb2.KVCommand(
         client_id=client_id, sequence=sequence, put=kv_pb2.PutOp(key=key, value=value)
     ).SerializeToString()
 
 
-def append_command(client_id: int, sequence: int, key: str, value: str) -> bytes:
+def append_command(client_id: int, sequence: int, key: bytes, value: bytes) -> bytes:
     return kv_pb2.KVCommand(
         client_id=client_id, sequence=sequence, append=kv_pb2.AppendOp(key=key, value=value)
     ).SerializeToString()
 
 
-def delete_command(client_id: int, sequence: int, key: str) -> bytes:
+def delete_command(client_id: int, sequence: int, key: bytes) -> bytes:
     return kv_pb2.KVCommand(
         client_id=client_id, sequence=sequence, delete=kv_pb2.DeleteOp(key=key)
     ).SerializeToString()
 
 
 def cas_command(
-    client_id: int, sequence: int, key: str, expected: str | None, value: str
+    client_id: int, sequence: int, key: bytes, expected: bytes | None, value: bytes
 ) -> bytes:
     op = kv_pb2.CompareAndSetOp(key=key, value=value)
     if expected is not None:

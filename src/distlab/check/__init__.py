@@ -17,7 +17,13 @@ from distlab.check._checker import (
 )
 from distlab.check._edn import parse_edn_log, parse_jepsen_log, read_edn_log, read_jepsen_log
 from distlab.check._formats import READERS, detect_format, load_history
-from distlab.check._history import History, HistoryError, Operation, Value
+from distlab.check._history import (
+    History,
+    HistoryError,
+    Operation,
+    Value,
+    describe_operation_count,
+)
 from distlab.check._html import render_html
 from distlab.check._jsonl import parse_history, read_history
 from distlab.check._models import MODELS, Model
@@ -39,6 +45,7 @@ __all__ = [
     "Value",
     "Verdict",
     "check",
+    "describe_operation_count",
     "detect_format",
     "load_history",
     "parse_edn_log",

@@ -11,11 +11,14 @@ Two formats, both with one event per line and the line number standing in for ti
 * `edn`: EDN maps, one per line, as the MIT 6.824 key/value tests record them, e.g.
   `{:process 0, :type :ok, :f :get, :key "5", :value ""}`. There a get of a key never
   written returns "" (not nil), so such histories carry `absent=""`.
+
+The EDN itself is read by the edn_format package.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from distlab.check._history import FUNCTIONS, History, HistoryBuilder, HistoryError, Value
@@ -32,102 +35,88 @@ def _read_text(path: str | Path) -> str:
         raise HistoryError(str(path), None, f"cannot read: {error}") from error
 
 
-# -- a small EDN reader: enough for Jepsen's maps, vectors, strings, keywords, numbers ----
+# -- EDN, read by edn_format ----------------------------------------------------------------
+#
+# edn_format reads every Jepsen and Knossos log of the test data (tests/unit/check reads them
+# all). It builds a parser for each call, about half a millisecond, so a log's values are read
+# in one call with a marker between lines, by which each value is matched to its line: a
+# value that runs over its line (an unclosed string, a trailing `#_`) or a line with two
+# values breaks the alternation of values and markers. Only then are the lines read one at a
+# time, to name the line at fault. The package is imported when a log is read, not with the
+# checker, which most commands use without ever reading EDN.
 
-
-class Keyword(str):
-    """An EDN keyword (`:ok`), kept apart from strings so `:ok` never equals `"ok"`."""
-
-    __slots__ = ()
+_LINE_END = "distlab/line-end"
 
 
 class EdnError(ValueError):
     pass
 
 
-_TOKEN = re.compile(r"""
-    (?P<space>[\s,]+)
-  | (?P<string>"(?:[^"\\]|\\.)*")
-  | (?P<open>[\[{(])
-  | (?P<close>[\]})])
-  | (?P<atom>[^\s,\[\]{}()"]+)
-""", re.VERBOSE)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
-_CLOSERS = {"[": "]", "(": ")", "{": "}"}
+def read_edn_values(lines: Sequence[tuple[int, str]], source: str, what: str) -> list[object]:
+    """The one EDN value on each of `lines` (line number, text), in order; a HistoryError
+    names the first line that does not hold exactly one readable value, as `what: why`."""
+    import edn_format
 
-
-def parse_edn(text: str) -> object:
-    """Parse one EDN value (maps become dicts with Keyword or value keys)."""
-    tokens: list[tuple[str | None, str]] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if match is None:
-            raise EdnError(f"unreadable text at column {position + 1}")
-        if match.lastgroup != "space":
-            tokens.append((match.lastgroup, match.group()))
-        position = match.end()
-    value, used = _parse_value(tokens, 0)
-    if used != len(tokens):
-        raise EdnError("trailing text after the value")
-    return value
-
-
-def _parse_value(tokens: list[tuple[str | None, str]], position: int) -> tuple[object, int]:
-    if position >= len(tokens):
-        raise EdnError("unexpected end of line")
-    kind, text = tokens[position]
-    if kind == "string":
-        return _unescape(text[1:-1]), position + 1
-    if kind == "atom":
-        return _atom(text), position + 1
-    if kind == "open":
-        items: list[object] = []
-        position += 1
-        closer = _CLOSERS[text]
-        while True:
-            if position >= len(tokens):
-                raise EdnError(f"missing {closer!r}")
-            if tokens[position] == ("close", closer):
-                position += 1
-                break
-            item, position = _parse_value(tokens, position)
-            items.append(item)
-        if text != "{":
-            return items, position
-        if len(items) % 2:
-            raise EdnError("a map needs an even number of forms")
+    if not lines:
+        return []
+    marker = edn_format.Keyword(_LINE_END)
+    try:
+        read = list(edn_format.loads_all(f"\n:{_LINE_END}\n".join(text for _, text in lines),
+                                         write_ply_tables=False))
+    except Exception:  # whatever it was, the line-by-line reading below names it
+        read = []
+    values, markers = read[0::2], read[1::2]
+    if (len(read) == 2 * len(lines) - 1 and all(m == marker for m in markers)
+            and not any(value == marker for value in values)):
+        return values
+    values = []
+    for number, text in lines:
         try:
-            return dict(zip(items[::2], items[1::2], strict=True)), position
-        except TypeError:
-            raise EdnError("unhashable map key") from None
-    raise EdnError(f"unexpected {text!r}")
+            found = list(edn_format.loads_all(text, write_ply_tables=False))
+        # EDNDecodeError mostly, but an unknown tag raises NotImplementedError, and the
+        # library documents no complete list: any failure here is the line's.
+        except Exception as error:
+            reason = str(error)
+            if reason == "EOF Reached":
+                reason = "the line ends inside a [...], {...} or (...)"
+            raise HistoryError(source, number, f"{what}: {reason}") from None
+        if len(found) != 1:
+            raise HistoryError(source, number, f"{what}: the line holds {len(found)} EDN "
+                               "values, not one")
+        values.append(found[0])
+    return values
 
 
-def _unescape(body: str) -> str:
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), body)
+def keyword_name(value: object) -> str | None:
+    """`ok` for the EDN keyword `:ok`; None for anything else."""
+    from edn_format import Keyword
 
-
-def _atom(text: str) -> object:
-    if text == "nil":
-        return None
-    if text in ("true", "false"):
-        return text == "true"
-    if text.startswith(":") and len(text) > 1:
-        return Keyword(text[1:])
-    if re.fullmatch(r"[+-]?\d+N?", text):
-        return int(text.rstrip("N"))
-    if re.fullmatch(r"[+-]?\d+\.\d*(?:[eE][+-]?\d+)?M?", text):
-        return float(text.rstrip("M"))
-    raise EdnError(f"unknown symbol {text!r}")
+    return value.name if isinstance(value, Keyword) else None
 
 
 def _history_value(value: object) -> Value:
-    if isinstance(value, list):
+    """An EDN value as the history carries it: vectors and lists become tuples, integers and
+    decimals (`3N`, `1.5M`) plain numbers."""
+    from decimal import Decimal
+
+    from edn_format import ImmutableList
+
+    if isinstance(value, ImmutableList | list | tuple):
         return tuple(_history_value(item) for item in value)
+    if isinstance(value, Decimal):
+        return float(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    raise EdnError(f"unsupported value {value!r}")
+    raise EdnError(f"unsupported value {_edn_text(value)}")
+
+
+def _edn_text(value: object) -> str:
+    import edn_format
+
+    try:
+        return str(edn_format.dumps(value))
+    except Exception:  # a value the writer has no form for: Python's is still telling
+        return repr(value)
 
 
 # -- Jepsen etcd logs ---------------------------------------------------------------------
@@ -139,6 +128,8 @@ def read_jepsen_log(path: str | Path) -> History:
 
 def parse_jepsen_log(text: str, source: str = "<jepsen log>") -> History:
     builder = HistoryBuilder(source)
+    events: list[tuple[int, int, str, str, str, bool]] = []
+    values: list[tuple[int, str]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         match = _JEPSEN_LINE.match(raw)
         if match is None:
@@ -149,13 +140,23 @@ def parse_jepsen_log(text: str, source: str = "<jepsen log>") -> History:
         if name not in _JEPSEN_FUNCTIONS:
             raise HistoryError(source, number, f"unknown operation {rest!r}: expected "
                                ":read, :write or :cas")
+        events.append((number, process, kind, name, rest, len(fields) > 1))
+        if len(fields) > 1:
+            values.append((number, fields[1]))
+    read = iter(read_edn_values(values, source, "unreadable value"))
+    for number, process, kind, name, rest, has_value in events:
         f = _JEPSEN_FUNCTIONS[name]
+        raw_value = next(read) if has_value else None
+        # `:timed-out` (a keyword where a value goes) says the client never heard back.
+        timed_out = keyword_name(raw_value) is not None
         try:
-            value = _history_value(parse_edn(fields[1])) if len(fields) > 1 else None
+            value = None if timed_out else _history_value(raw_value)
         except EdnError as error:
             raise HistoryError(source, number, f"unreadable value: {error}") from None
-        timed_out = isinstance(value, Keyword)
         if kind == "invoke":
+            if timed_out:
+                raise builder.error(number, f"an invoke of {name} cannot carry "
+                                    f"{rest.split()[-1]}")
             builder.invoke(number, process, f, None, _invoke_argument(builder, number, f, value),
                            number)
         elif kind == "ok":
@@ -191,40 +192,41 @@ def read_edn_log(path: str | Path) -> History:
 
 
 def parse_edn_log(text: str, source: str = "<edn log>") -> History:
+    from edn_format import ImmutableDict
+
     builder = HistoryBuilder(source)
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip() or raw.lstrip().startswith(";"):
-            continue
-        try:
-            event = parse_edn(raw)
-        except EdnError as error:
-            raise HistoryError(source, number, f"not an EDN map: {error}") from None
-        if not isinstance(event, dict):
+    lines = [(number, raw) for number, raw in enumerate(text.splitlines(), start=1)
+             if raw.strip() and not raw.lstrip().startswith(";")]
+    for (number, _), event in zip(lines, read_edn_values(lines, source, "not an EDN map"),
+                               strict=True):
+        if not isinstance(event, ImmutableDict | dict):
             raise HistoryError(source, number, "expected an EDN map {...}")
-        fields = {str(k): v for k, v in event.items() if isinstance(k, Keyword)}
+        fields = {name: value for key, value in event.items()
+                  if (name := keyword_name(key)) is not None}
         process = fields.get("process")
-        kind = fields.get("type")
-        f = fields.get("f")
+        kind = keyword_name(fields.get("type"))
+        f = keyword_name(fields.get("f"))
         if not isinstance(process, int) or isinstance(process, bool):
-            raise builder.error(number, f":process must be an integer, not {process!r}")
-        if not (isinstance(kind, Keyword) and kind in ("invoke", "ok", "fail", "info")):
+            raise builder.error(number, f":process must be an integer, not "
+                                f"{_edn_text(process)}")
+        if kind not in ("invoke", "ok", "fail", "info"):
             raise builder.error(number, f":type must be :invoke, :ok, :fail or :info, "
-                                f"not {kind!r}")
-        if not (isinstance(f, Keyword) and f in FUNCTIONS):
+                                f"not {_edn_text(fields.get('type'))}")
+        if f not in FUNCTIONS:
             raise builder.error(number, f":f must be one of :{', :'.join(FUNCTIONS)}, "
-                                f"not {f!r}")
+                                f"not {_edn_text(fields.get('f'))}")
         key = fields.get("key")
         if not (key is None or isinstance(key, str | int)) or isinstance(key, bool):
-            raise builder.error(number, f":key must be a string or an integer, not {key!r}")
+            raise builder.error(number, f":key must be a string or an integer, not "
+                                f"{_edn_text(key)}")
         try:
             value = _history_value(fields.get("value"))
         except EdnError as error:
             raise builder.error(number, str(error)) from None
-        name = str(f)
         if kind == "invoke":
-            builder.invoke(number, process, name, key,
-                           _invoke_argument(builder, number, name, value), number)
+            builder.invoke(number, process, f, key,
+                           _invoke_argument(builder, number, f, value), number)
         else:
-            result: Value = value if name == "get" else (True if name == "cas" else None)
-            builder.complete(number, process, str(kind), name, key, result, number)
+            result: Value = value if f == "get" else (True if f == "cas" else None)
+            builder.complete(number, process, kind, f, key, result, number)
     return builder.finish("edn", absent="", default_model="kv")

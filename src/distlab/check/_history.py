@@ -88,12 +88,26 @@ class History:
     default_model: str = "kv"
     torn_tail_line: int | None = None
 
+    def describe_count(self) -> str:
+        """How many operations, in the words of `describe_operation_count`."""
+        indeterminate = sum(operation.status == "info" for operation in self.operations)
+        return describe_operation_count(len(self.operations) + self.failed, self.failed,
+                                        indeterminate)
+
     @property
     def keys(self) -> list[Key]:
         seen: dict[Key, None] = {}
         for operation in self.operations:
             seen.setdefault(operation.key, None)
         return list(seen)
+
+
+def describe_operation_count(total: int, failed: int, indeterminate: int) -> str:
+    """A history's operation count as every page and summary gives it: each invoke is one
+    operation, failed ones included, and the checker leaves the failed ones out because a
+    failed operation did not happen."""
+    return (f"{total} operations: {total - failed} checked ({indeterminate} indeterminate), "
+            f"{failed} failed and left out of the check")
 
 
 def freeze(value: object) -> Value:

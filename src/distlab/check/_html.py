@@ -70,9 +70,7 @@ def render_html(result: CheckResult) -> str:
         "<table>",
         _row("model", result.model),
         _row("format", history.format),
-        _row("operations", f"{len(history.operations)} "
-             f"({sum(op.status == 'info' for op in history.operations)} indeterminate, "
-             f"{history.failed} failed and dropped)"),
+        _row("operations", history.describe_count()),
         _row("partitions", str(len(result.partitions))),
         _row("check time", f"{result.elapsed:.3f} s"),
         "</table>",

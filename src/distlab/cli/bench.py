@@ -12,7 +12,8 @@ import json
 import sys
 from typing import Any
 
-from distlab.cli.common import EXIT_OK, EXIT_UNKNOWN, UsageError, format_table
+from distlab.cli.common import EXIT_OK, EXIT_UNKNOWN, UsageError, print_table
+from distlab.cli.progress import Progress
 from distlab.cli.targets import add_cluster_arguments, resolve_cluster
 from distlab.client import KVError
 from distlab.ops.load import KVLoad, run_kv_workload, run_processes, summarize
@@ -74,10 +75,19 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     try:
-        if args.processes == 1:
-            result = loop.run(run_kv_workload(workload))
-        else:
-            result = run_processes(workload, args.processes)
+        with Progress("distlab bench kv", total=args.duration, json=args.json,
+                      prefix=lambda: "distlab bench: ") as progress:
+            progress.update(0, status="warming up: a write per client in every group")
+
+            def watch(seconds: float, acknowledged: int, failed: int) -> None:
+                rate = acknowledged / seconds if seconds > 0 else 0.0
+                progress.update(seconds, status=f"{seconds:.1f} of {args.duration:g} s: "
+                                f"{acknowledged} ops ({rate:.0f}/s), {failed} failed")
+
+            if args.processes == 1:
+                result = loop.run(run_kv_workload(workload, watch=watch))
+            else:
+                result = run_processes(workload, args.processes, watch=watch)
     except KVError as error:
         print(f"distlab bench: error: the cluster did not take the warm-up writes: {error}",
               file=sys.stderr)
@@ -91,12 +101,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         latency = summary["latency_ms"]
-        print(format_table(
+        print_table(
             ("clients", "ops", "ops/s", "p50 ms", "p99 ms", "max ms", "failed"),
             [[args.clients, summary["ops"], f"{summary['ops_per_second']:.0f}",
               f"{latency['p50']:.2f}", f"{latency['p99']:.2f}", f"{latency['max']:.2f}",
               summary["definite_failures"] + summary["indefinite_failures"]]],
-        ))
+        )
         if summary["first_error"]:
             print(f"first error: {summary['first_error']}")
     return EXIT_OK if summary["ops"] else EXIT_UNKNOWN

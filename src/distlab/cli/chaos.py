@@ -38,7 +38,7 @@ from distlab.core.ids import NodeId
 from distlab.ops import docker
 from distlab.ops.chaos_demo import DemoFailed, kill_leader_demo
 from distlab.ops.faults import ComposeContainers, FaultError, FaultInjector, describe_all
-from distlab.ops.status import NodeReport, collect_status, wait_answering
+from distlab.ops.status import NodeReport, assess, collect_status, wait_answering
 from distlab.runtime import loop
 from distlab.wire.addresses import Address, ConfigError
 
@@ -204,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
     reports = loop.run(wait_answering(cluster, recovering, RECOVERY_WAIT_SECONDS))
     report(args, outcome, reports)
     if args.action == "status":
-        return EXIT_OK if all(row.up for row in reports) else EXIT_CHECK_FAILED
+        # As `distlab status` judges: every node up and a member, every group led.
+        return EXIT_OK if assess(reports).healthy else EXIT_CHECK_FAILED
     return EXIT_CHECK_FAILED if outcome.failed else EXIT_OK
 
 
@@ -255,6 +256,10 @@ def report(args: argparse.Namespace, outcome: Outcome, reports: list[NodeReport]
     if outcome.done or outcome.failed:
         print()
     print(status_table(reports))
+    # As `distlab status` does: the table says a node is down, this line says why.
+    for row in reports:
+        if row.error:
+            print(f"node {row.id or row.address} is down: {row.error}")
 
 
 def run_demo(args: argparse.Namespace, cluster: dict[NodeId, Address],

@@ -1,17 +1,26 @@
-"""What every sub-command shares: exit statuses, the usage error, table printing."""
+"""What every sub-command shares: exit statuses, the usage error, tables (laid out by rich)."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNKNOWN = 3
 EXIT_INTERRUPTED = 130
+
+# Wide enough for any table distlab prints: rich lays a table out within a console width,
+# and a row cut or folded at a terminal's edge is worse than one that runs past it.
+_TABLE_MAX_WIDTH = 1000
 
 
 class UsageError(Exception):
@@ -26,10 +35,35 @@ class ArgumentParser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], header_style: str
+           ) -> Table:
+    """Columns two spaces apart, fitted to their content, never wrapped; None shows as -."""
+    table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1),
+                  header_style=header_style, show_lines=False)
+    for header in headers:
+        table.add_column(Text(str(header)), no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*(Text("-" if value is None else str(value)) for value in row))
+    return table
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain left-aligned text table, widths fitted to the content."""
-    cells = [[str(h) for h in headers], *[["-" if v is None else str(v) for v in r] for r in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
-    return "\n".join(lines)
+    """The table as plain text (no colour, the same in a pipe as on a terminal)."""
+    buffer = io.StringIO()
+    # As wide as it needs: a table is never wrapped to fit a terminal.
+    console = Console(file=buffer, width=_TABLE_MAX_WIDTH, no_color=True, highlight=False,
+                      emoji=False, force_terminal=False)
+    console.print(_table(headers, rows, header_style=""))
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+                file: TextIO | None = None) -> None:
+    """Print the table to `file` (stdout), its header in bold on a terminal; elsewhere it is
+    `format_table`'s plain text."""
+    stream = file if file is not None else sys.stdout
+    if not stream.isatty():
+        print(format_table(headers, rows), file=stream)
+        return
+    console = Console(file=stream, width=_TABLE_MAX_WIDTH, highlight=False, emoji=False)
+    console.print(_table(headers, rows, header_style="bold"), crop=False)

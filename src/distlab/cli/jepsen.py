@@ -23,12 +23,15 @@ from distlab.check.tester.report import HISTORY_FILE
 from distlab.check.tester.schedule import (
     FAULTS,
     ScheduleError,
+    describe_plan,
+    fit_warning,
     is_kill,
     is_pause,
     parse_nemesis,
     plan_schedule,
 )
 from distlab.cli import common
+from distlab.cli.progress import Progress
 from distlab.cli.targets import resolve_members
 from distlab.core.ids import NodeId
 from distlab.ops.docker import compose_node_addresses
@@ -190,23 +193,28 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         compose_project=args.project)
 
 
-def progress_printer() -> Callable[[str], None]:
-    """Progress lines on stderr, each with the seconds since the command started."""
+def elapsed_prefix() -> Callable[[], str]:
+    """`distlab test [ 12.3 s]: `, the seconds since the command started, before each line."""
     started = time.monotonic()
-
-    def progress(line: str) -> None:
-        elapsed = time.monotonic() - started
-        print(f"distlab test [{elapsed:5.1f} s]: {line}", file=sys.stderr, flush=True)
-
-    return progress
+    return lambda: f"distlab test [{time.monotonic() - started:5.1f} s]: "
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    progress = progress_printer()
-    progress(f"report in {settings.report_dir}; seed {settings.seed}; "
-             f"nemesis {','.join(settings.faults) or 'none'}")
-    outcome = loop.run(run_until_interrupted(settings, progress))
+    with Progress("distlab test", total=settings.time_limit, json=args.json,
+                  prefix=elapsed_prefix()) as progress:
+        progress.log(f"report in {settings.report_dir}; seed {settings.seed}; "
+                     f"nemesis {','.join(settings.faults) or 'none'}")
+        if settings.faults:
+            planned = plan_schedule(settings.faults, settings.nemesis_interval,
+                                    settings.time_limit)
+            progress.log(f"fault windows: {describe_plan(planned)} (a heal that takes time "
+                         "moves the windows after it back as long)")
+            warning = fit_warning(settings.faults, settings.nemesis_interval,
+                                  settings.time_limit)
+            if warning is not None:
+                progress.log(f"warning: {warning}")
+        outcome = loop.run(run_until_interrupted(settings, progress))
     if outcome is None:
         return common.EXIT_INTERRUPTED
     if isinstance(outcome, str):

@@ -133,11 +133,9 @@ def result_json(result: CheckResult) -> dict[str, Any]:
 
 def result_text(result: CheckResult, html: str | None = None) -> str:
     history = result.history
-    indeterminate = sum(op.status == "info" for op in history.operations)
     rows: list[tuple[str, str]] = [
         ("history", f"{history.source} ({history.format})"),
-        ("operations", f"{len(history.operations)} ({indeterminate} indeterminate, "
-                       f"{history.failed} failed and dropped)"),
+        ("operations", history.describe_count()),
         ("model", f"{result.model}, {len(result.partitions)} partition"
                   + ("s" if len(result.partitions) != 1 else "")),
         ("verdict", result.verdict.value + (f": {result.reason}" if result.reason else "")),

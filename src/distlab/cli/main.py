@@ -55,7 +55,16 @@ def invoked_command(argv: Sequence[str]) -> str | None:
     return argv[0] if argv and argv[0] in COMMANDS else None
 
 
+# gRPC's C core writes its own log lines to stderr (`fork_posix.cc:71 ... skipping fork()
+# handlers` when a node is started, transport details), which land in the middle of a
+# command's output and of node logs. It reads this variable once, when grpc is imported, so
+# the default is set before any command's module is; GRPC_VERBOSITY=INFO (or DEBUG, ERROR)
+# brings the lines back. Processes the command starts inherit the setting.
+GRPC_VERBOSITY_DEFAULT = "NONE"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("GRPC_VERBOSITY", GRPC_VERBOSITY_DEFAULT)
     arguments = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(invoked_command(arguments)).parse_args(arguments)
     try:

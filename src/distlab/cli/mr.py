@@ -1,7 +1,7 @@
 """`distlab mr`: MapReduce jobs, their coordinator and workers, and the sequential reference.
 
     distlab mr run --app wc --input 'DIR/*.txt' --reduces R [--workers W] [--output DIR]
-    distlab mr seq --app wc --input 'DIR/*.txt' [--output DIR]
+    distlab mr seq --app wc --input 'DIR/*.txt' [--output DIR]    (default ./mr-seq-output)
     distlab mr coordinator [--listen ADDR] [--data-dir DIR] [--metrics ADDR] [--task-timeout S]
     distlab mr worker --coordinator ADDR [--listen ADDR] [--work-dir DIR] [--id ID]
     distlab mr submit --coordinator ADDR --app wc --input ... --reduces R [--wait]
@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import grpc
 
@@ -32,8 +32,9 @@ from distlab.cli.common import (
     EXIT_UNKNOWN,
     EXIT_USAGE,
     UsageError,
-    format_table,
+    print_table,
 )
+from distlab.cli.progress import Progress
 from distlab.ops.local_mapreduce import LocalMapReduce
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.protocols.mapreduce import SchedulerConfig
@@ -59,7 +60,9 @@ from distlab.wire.addresses import Address, ConfigError, parse_address
 
 DEFAULT_COORDINATOR_LISTEN = "0.0.0.0:7070"
 DEFAULT_OUTPUT = "mr-output"
-PROGRESS_LINE_SECONDS = 2.0
+# Its own directory, so that the reference's mr-out-0 never lands among (and replaces the first
+# of) a distributed run's files, and `cat mr-output/mr-out-*` counts every key once.
+DEFAULT_SEQ_OUTPUT = "mr-seq-output"
 
 
 def register(subparsers: Any) -> None:
@@ -77,7 +80,8 @@ def register(subparsers: Any) -> None:
     _register_status(commands)
 
 
-def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True) -> None:
+def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True,
+                       default_output: str = DEFAULT_OUTPUT) -> None:
     parser.add_argument("--app", required=True,
                         help="wc, indexer, grep, ..., a dotted module name or a .py file")
     parser.add_argument("--input", required=True, action="append", metavar="GLOB",
@@ -88,8 +92,8 @@ def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True) ->
         parser.add_argument("--split-mb", type=float, default=0, metavar="MB",
                             help="cut larger files into map tasks of about this size "
                             f"(coordinator default {DEFAULT_SPLIT_BYTES // 2**20})")
-    parser.add_argument("--output", type=Path, default=Path(DEFAULT_OUTPUT), metavar="DIR",
-                        help=f"where mr-out-* go (./{DEFAULT_OUTPUT})")
+    parser.add_argument("--output", type=Path, default=Path(default_output), metavar="DIR",
+                        help=f"where mr-out-* go (./{default_output})")
 
 
 def _register_run(commands: Any) -> None:
@@ -116,9 +120,11 @@ def _register_run(commands: Any) -> None:
 def _register_seq(commands: Any) -> None:
     parser = commands.add_parser(
         "seq", help="the sequential reference: same apps, same output format",
-        description="Run every map then every reduce in this process, into OUTPUT/mr-out-0.",
+        description="Run every map then every reduce in this process, into OUTPUT/mr-out-0 "
+        f"(OUTPUT is ./{DEFAULT_SEQ_OUTPUT} unless given, apart from `mr run`'s "
+        f"./{DEFAULT_OUTPUT}).",
     )
-    _add_job_arguments(parser, reduces=False)
+    _add_job_arguments(parser, reduces=False, default_output=DEFAULT_SEQ_OUTPUT)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run_seq)
 
@@ -260,51 +266,38 @@ def _megabytes(count: int) -> str:
     return f"{count / 1e6:.1f} MB"
 
 
-class ProgressDisplay:
-    """A live bar on a terminal; otherwise a line every few seconds and on phase changes."""
+def describe_progress(progress: pb.JobProgress) -> str:
+    """`job 1 mapping: map 3/8 (1.2 MB/3.3 MB), reduce 0/3, 2.0s ETA 3s`."""
+    total = progress.maps_total + progress.reduces_total
+    fraction = (progress.maps_done + progress.reduces_done) / total if total else 0.0
+    eta = ""
+    if 0 < fraction < 1:
+        eta = f" ETA {progress.elapsed_seconds * (1 - fraction) / fraction:.0f}s"
+    return (
+        f"job {progress.job_id} {STATE_NAMES[progress.state]}: "
+        f"map {progress.maps_done}/{progress.maps_total} "
+        f"({_megabytes(progress.map_bytes_done)}/{_megabytes(progress.input_bytes)}), "
+        f"reduce {progress.reduces_done}/{progress.reduces_total}, "
+        f"{progress.elapsed_seconds:.1f}s{eta}"
+    )
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._last_line_at = 0.0
-        self._last_state = -1
 
-    @staticmethod
-    def describe(progress: pb.JobProgress) -> tuple[float, str]:
-        total = progress.maps_total + progress.reduces_total
-        fraction = (progress.maps_done + progress.reduces_done) / total if total else 0.0
-        eta = ""
-        if 0 < fraction < 1:
-            eta = f" ETA {progress.elapsed_seconds * (1 - fraction) / fraction:.0f}s"
-        text = (
-            f"job {progress.job_id} {STATE_NAMES[progress.state]}: "
-            f"map {progress.maps_done}/{progress.maps_total} "
-            f"({_megabytes(progress.map_bytes_done)}/{_megabytes(progress.input_bytes)}), "
-            f"reduce {progress.reduces_done}/{progress.reduces_total}, "
-            f"{progress.elapsed_seconds:.1f}s{eta}"
-        )
-        return fraction, text
+class JobDisplay:
+    """A job's progress snapshots shown through `Progress`: tasks done of all tasks on the
+    bar, and each change of phase (queued, mapping, reducing, done) as a line of its own."""
 
-    def update(self, progress: pb.JobProgress) -> None:
-        fraction, text = self.describe(progress)
-        if self._tty:
-            width = 24
-            filled = int(width * fraction)
-            bar = "#" * filled + "-" * (width - filled)
-            self._stream.write(f"\r[{bar}] {text}\x1b[K")
-            self._stream.flush()
-            return
-        now = time.monotonic()
-        if progress.state != self._last_state or now - self._last_line_at >= PROGRESS_LINE_SECONDS:
-            self._stream.write(text + "\n")
-            self._stream.flush()
-            self._last_line_at = now
-            self._last_state = progress.state
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._state = -1
 
-    def finish(self) -> None:
-        if self._tty:
-            self._stream.write("\n")
-            self._stream.flush()
+    def __call__(self, snapshot: pb.JobProgress) -> None:
+        text = describe_progress(snapshot)
+        if snapshot.state != self._state:
+            self._state = snapshot.state
+            self._progress.log(text)
+        total = snapshot.maps_total + snapshot.reduces_total
+        self._progress.update(snapshot.maps_done + snapshot.reduces_done,
+                              total=total or None, status=text)
 
 
 def report_result(progress: pb.JobProgress, as_json: bool) -> int:
@@ -387,14 +380,13 @@ async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, w
         else:
             print(f"job {submitted.job_id} submitted ({submitted.queued_behind} ahead)")
         return EXIT_OK
-    display = ProgressDisplay(sys.stderr)
-    try:
-        final = await follow_to_end(address, submitted.job_id, display.update)
-    except CoordinatorGone as error:
-        print(f"distlab mr: error: {error}", file=sys.stderr)
-        return EXIT_UNKNOWN
-    finally:
-        display.finish()
+    with Progress(f"job {submitted.job_id}", json=as_json) as progress:
+        try:
+            final = await follow_to_end(address, submitted.job_id, JobDisplay(progress))
+        except CoordinatorGone as error:
+            progress.close()
+            print(f"distlab mr: error: {error}", file=sys.stderr)
+            return EXIT_UNKNOWN
     return report_result(final, as_json)
 
 
@@ -417,7 +409,7 @@ def run_status(args: argparse.Namespace) -> int:
         row = progress_dict(progress)
         columns = ("job_id", "app", "state", "maps_done", "maps_total", "reduces_done",
                    "reduces_total", "maps_reexecuted", "elapsed_seconds")
-        print(format_table(columns, [[row[column] for column in columns]]))
+        print_table(columns, [[row[column] for column in columns]])
         if progress.error:
             print(f"error: {progress.error}")
     return EXIT_OK

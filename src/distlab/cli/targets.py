@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 from distlab.cli.common import UsageError
 from distlab.core.ids import NodeId
-from distlab.ops.local_cluster import CLUSTER_FILE
+from distlab.ops.local_cluster import CLUSTER_FILE, ClusterFileError
+from distlab.ops.local_cluster import read_cluster_file as read_description
 from distlab.ops.status import identify
 from distlab.runtime import loop
 from distlab.wire.addresses import Address, ConfigError, parse_address, parse_cluster_list
@@ -70,15 +70,25 @@ def resolve_members(cluster: str | None, cluster_file: Path | None) -> dict[Node
 
 def read_cluster_file(path: Path) -> dict[NodeId, Address]:
     try:
-        document = json.loads(path.read_text())
+        document = read_description(path)
         nodes = {
             NodeId(int(entry["id"])): parse_address(str(entry["address"]), f"{path}")
             for entry in document["nodes"]
         }
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror}") from error
+    except ClusterFileError as error:
+        raise UsageError(str(error)) from error
     except (ValueError, KeyError, TypeError, ConfigError) as error:
         raise UsageError(f"{path} is not a cluster file of `distlab up`: {error}") from error
     if not nodes:
         raise UsageError(f"{path} lists no nodes")
     return nodes
+
+
+def cluster_file_in_use(cluster: str | None, cluster_file: Path | None) -> Path | None:
+    """The cluster file `resolve_cluster` reads for these arguments, or None when the
+    cluster comes from --cluster or $DISTLAB_CLUSTER."""
+    if cluster is not None:
+        return None
+    if cluster_file is not None:
+        return cluster_file
+    return None if os.environ.get("DISTLAB_CLUSTER") else DEFAULT_CLUSTER_FILE

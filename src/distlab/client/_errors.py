@@ -34,6 +34,11 @@ class Unavailable(Definite):
     have been applied (every member was unreachable or not the leader)."""
 
 
+class Unreachable(Unavailable):
+    """Every member refused the connection, so the operation was never sent: nothing listens
+    at the addresses given. Raised at once by a client made with `fail_when_unreachable`."""
+
+
 class Indefinite(KVError):
     """The operation may or may not have taken effect: an attempt reached a member and its
     outcome never came back before the time budget ran out."""

@@ -10,7 +10,11 @@ Each operation has a time budget. Within it the client sends to the member it be
 leads the key's group, follows NOT_LEADER's hint to the real leader, and retries attempts
 whose outcome is unknown with the same request id (session and sequence), which the store
 applies at most once. When the budget runs out the failure says whether the operation may
-have happened.
+have happened. A client made with `fail_when_unreachable` does not wait for the budget when
+every member refuses the connection: it fails at once (`Unreachable`), since nothing was sent.
+
+Keys and values are byte strings: each method takes `bytes`, or a `str` standing for its UTF-8
+bytes (see `distlab.wire.kv_bytes`); `get` answers a `str`, `get_bytes` the bytes.
 
 Sessions: every write needs a session of its group's store with one write outstanding at a
 time, so the client keeps a pool per group: a concurrent write takes an idle session or opens
@@ -23,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
@@ -35,14 +39,17 @@ from distlab.client._errors import (
     KVError,
     Rejected,
     Unavailable,
+    Unreachable,
 )
+from distlab.client._leaders import LeaderDirectory
 from distlab.core.ids import NodeId
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc
 from distlab.wire.channels import open_channel
+from distlab.wire.kv_bytes import KVBytes, describe, printable, to_bytes, to_text
 from distlab.wire.metadata import ERROR_REASON, REASON_SESSION_EXPIRED, REASON_VALUE_TOO_LARGE
-from distlab.wire.not_leader import NotLeaderHint, decode_not_leader, trailers_of
+from distlab.wire.not_leader import decode_not_leader, trailers_of
 from distlab.wire.sharding import group_of
-from distlab.wire.status import group_count, group_statuses
+from distlab.wire.status import group_count
 
 DEFAULT_CALL_TIMEOUT_SECONDS = 1.0
 DEFAULT_OPERATION_TIMEOUT_SECONDS = 10.0
@@ -70,6 +77,23 @@ def never_sent(error: grpc.aio.AioRpcError) -> bool:
     )
 
 
+def connect_failure(error: grpc.aio.AioRpcError) -> str | None:
+    """Why the call could not connect ("Connection refused"), or None when it reached a server
+    (or may have)."""
+    if not never_sent(error):
+        return None
+    return (error.details() or "").rsplit(": ", 1)[-1]
+
+
+def encoded(what: str, data: KVBytes) -> bytes:
+    """The bytes of a key or value; a `str` that stands for no bytes is an invalid request."""
+    try:
+        return to_bytes(data)
+    except UnicodeEncodeError as error:
+        raise InvalidRequest(f"{what} {describe(data)} is not encodable: {error.reason} "
+                             f"at position {error.start}") from None
+
+
 def bind_session(
     send: Callable[[kv_pb2_grpc.KVAsyncStub, float, int, int], Awaitable[R]],
     client_id: int, sequence: int,
@@ -93,6 +117,12 @@ class _Attempts:
     writes: bool
     maybe_applied: bool = False
     last_error: str = "no attempt finished"
+    # Member -> why it could not be connected to, for the members that refused in a row.
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def unreachable(self) -> Unreachable:
+        causes = "; ".join(f"{address} ({cause})" for address, cause in self.refused.items())
+        return Unreachable(f"{self.description}: cannot connect to any member: {causes}")
 
     def exhausted(self) -> KVError:
         message = (f"{self.description}: no outcome within {self.budget_seconds:g} s; "
@@ -119,6 +149,10 @@ class KVClient:
     which works when the nodes' own addresses are not reachable from here, as with Docker) or a
     list of addresses. `call_timeout` bounds each RPC; `operation_timeout` bounds each
     operation with all its retries. `interceptors` are gRPC client interceptors (tracing).
+    With `fail_when_unreachable`, an operation fails at once with `Unreachable` when every
+    member refuses the connection and no earlier attempt may have been applied, rather than
+    retrying until its budget runs out (a command line wants that answer; a long-running
+    client riding out a restart of the whole cluster does not).
     """
 
     def __init__(
@@ -128,25 +162,23 @@ class KVClient:
         call_timeout: float = DEFAULT_CALL_TIMEOUT_SECONDS,
         operation_timeout: float = DEFAULT_OPERATION_TIMEOUT_SECONDS,
         interceptors: Sequence[Any] = (),
+        fail_when_unreachable: bool = False,
     ) -> None:
-        if isinstance(cluster, Mapping):
-            self._members = {int(node_id): str(address) for node_id, address in cluster.items()}
-            self._addresses = [self._members[node_id] for node_id in sorted(self._members)]
-        else:
-            self._members = {}
-            self._addresses = [str(address) for address in cluster]
-        if not self._addresses:
-            raise ValueError("a KV client needs at least one member address")
+        self._directory = LeaderDirectory(cluster)
+        # The directory's own tables, which every attempt reads and updates.
+        self._members, self._addresses = self._directory.members, self._directory.addresses
         if call_timeout <= 0 or operation_timeout <= 0:
             raise ValueError("timeouts must be positive")
         self.call_timeout = call_timeout
         self.operation_timeout = operation_timeout
+        self.fail_when_unreachable = fail_when_unreachable
+        # The last failed attempt of any operation, described: what a waiting caller shows.
+        self.last_failure: str | None = None
         self._interceptors = list(interceptors)
         # Learned once, from the first node that answers Admin.Status.
         self._group_count: int | None = None
         self._learning = asyncio.Lock()
-        # Group -> the member that last answered as its leader (or was named as such).
-        self._leaders: dict[int, str] = {}
+        self._leaders = self._directory.leaders
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, kv_pb2_grpc.KVAsyncStub] = {}
         self._idle_sessions: dict[int, list[_Session]] = {}
@@ -171,59 +203,71 @@ class KVClient:
     def leader_of(self, group: int) -> str:
         """The member the next call for `group` goes to first: the last one that answered as
         its leader, or was named so."""
-        return self._leaders.get(group, self._addresses[0])
+        return self._directory.leader_of(group)
 
     async def group_count(self, *, budget: float | None = None) -> int:
         """How many groups the store is sharded over (asking a node the first time)."""
-        attempts = self._attempts("group count", "", budget, writes=False)
+        attempts = self._attempts("group count", b"", budget, writes=False)
         return await self._groups(self._deadline(attempts), attempts)
 
-    async def group_of(self, key: str, *, budget: float | None = None) -> int:
+    async def group_of(self, key: KVBytes, *, budget: float | None = None) -> int:
         """The group `key` belongs to."""
-        return group_of(key, await self.group_count(budget=budget))
+        return group_of(encoded("key", key), await self.group_count(budget=budget))
 
     # ---- operations ----
 
-    async def get(self, key: str, *, budget: float | None = None) -> str | None:
-        """The value of `key`, or None when it is absent (a linearizable read).
+    async def get(self, key: KVBytes, *, budget: float | None = None) -> str | None:
+        """The value of `key` in its `str` form, or None when it is absent (a linearizable
+        read). A read changes nothing, so when it fails it fails definitely."""
+        value = await self.get_bytes(key, budget=budget)
+        return None if value is None else to_text(value)
 
-        A read changes nothing, so when it fails it fails definitely.
-        """
-        request = kv_pb2.GetRequest(key=key)
-        with self._span("get", key) as span:
-            attempts = self._attempts("get", key, budget, writes=False)
+    async def get_bytes(self, key: KVBytes, *, budget: float | None = None) -> bytes | None:
+        """The value of `key`, or None when it is absent (a linearizable read)."""
+        raw_key = encoded("key", key)
+        request = kv_pb2.GetRequest(key=raw_key)
+        with self._span("get", raw_key) as span:
+            attempts = self._attempts("get", raw_key, budget, writes=False)
             deadline = self._deadline(attempts)
-            group = await self._group_of(key, deadline, attempts, span)
+            group = await self._group_of(raw_key, deadline, attempts, span)
             response = await self._rpc(
                 lambda stub, t: stub.Get(request, timeout=t), deadline, attempts, group)
         return response.value if response.found else None
 
-    async def put(self, key: str, value: str, *, budget: float | None = None) -> None:
-        await self._write("put", key, budget, lambda stub, t, cid, seq: stub.Put(
-            kv_pb2.PutRequest(client_id=cid, sequence=seq, key=key, value=value), timeout=t))
+    async def put(self, key: KVBytes, value: KVBytes, *, budget: float | None = None) -> None:
+        raw_key, raw_value = encoded("key", key), encoded("value", value)
+        await self._write("put", raw_key, budget, lambda stub, t, cid, seq: stub.Put(
+            kv_pb2.PutRequest(client_id=cid, sequence=seq, key=raw_key, value=raw_value),
+            timeout=t))
 
-    async def append(self, key: str, value: str, *, budget: float | None = None) -> None:
-        """Append `value` to the current value of `key` (a missing key counts as "")."""
-        await self._write("append", key, budget, lambda stub, t, cid, seq: stub.Append(
-            kv_pb2.AppendRequest(client_id=cid, sequence=seq, key=key, value=value), timeout=t))
+    async def append(self, key: KVBytes, value: KVBytes, *, budget: float | None = None
+                     ) -> None:
+        """Append `value` to the current value of `key` (a missing key counts as empty)."""
+        raw_key, raw_value = encoded("key", key), encoded("value", value)
+        await self._write("append", raw_key, budget, lambda stub, t, cid, seq: stub.Append(
+            kv_pb2.AppendRequest(client_id=cid, sequence=seq, key=raw_key, value=raw_value),
+            timeout=t))
 
-    async def delete(self, key: str, *, budget: float | None = None) -> bool:
+    async def delete(self, key: KVBytes, *, budget: float | None = None) -> bool:
         """Delete `key`; True when it existed."""
-        response = await self._write("delete", key, budget, lambda stub, t, cid, seq:
+        raw_key = encoded("key", key)
+        response = await self._write("delete", raw_key, budget, lambda stub, t, cid, seq:
                                      stub.Delete(kv_pb2.DeleteRequest(
-                                         client_id=cid, sequence=seq, key=key), timeout=t))
+                                         client_id=cid, sequence=seq, key=raw_key), timeout=t))
         return response.found
 
     async def cas(
-        self, key: str, expected: str | None, value: str, *, budget: float | None = None
+        self, key: KVBytes, expected: KVBytes | None, value: KVBytes, *,
+        budget: float | None = None,
     ) -> bool:
         """Set `key` to `value` if its current value is `expected` (None: if it is absent).
 
         False is a definite answer: the values differed and nothing changed.
         """
-        request = kv_pb2.CompareAndSetRequest(key=key, value=value)
+        raw_key = encoded("key", key)
+        request = kv_pb2.CompareAndSetRequest(key=raw_key, value=encoded("value", value))
         if expected is not None:
-            request.expected = expected
+            request.expected = encoded("expected value", expected)
 
         def send(stub: kv_pb2_grpc.KVAsyncStub, t: float, cid: int, seq: int
                  ) -> Awaitable[kv_pb2.CompareAndSetResponse]:
@@ -231,13 +275,13 @@ class KVClient:
             request.sequence = seq
             return stub.CompareAndSet(request, timeout=t)
 
-        response = await self._write("cas", key, budget, send)
+        response = await self._write("cas", raw_key, budget, send)
         return response.ok
 
     # ---- retries and sessions ----
 
     async def _write(
-        self, op: str, key: str, budget: float | None,
+        self, op: str, key: bytes, budget: float | None,
         send: Callable[[kv_pb2_grpc.KVAsyncStub, float, int, int], Awaitable[R]],
     ) -> R:
         with self._span(op, key) as span:
@@ -302,11 +346,14 @@ class KVClient:
             else:
                 self._leaders[group] = address
                 return response
+            if (self.fail_when_unreachable and not attempts.maybe_applied
+                    and attempts.refused.keys() >= set(self._addresses)):
+                raise attempts.unreachable()
             if hint is not None and hint != address and redirects <= len(self._addresses):
                 redirects += 1
                 address = self._leaders[group] = hint
                 continue
-            address = self._next_address(address)
+            address = self._directory.next_after(address)
             failures_since_pause += 1
             if failures_since_pause >= len(self._addresses):
                 # Every member failed in turn: likely an election; give it time.
@@ -318,7 +365,8 @@ class KVClient:
                 failures_since_pause = 0
                 redirects = 0
 
-    async def _group_of(self, key: str, deadline: float, attempts: _Attempts, span: Any) -> int:
+    async def _group_of(self, key: bytes, deadline: float, attempts: _Attempts, span: Any
+                        ) -> int:
         group = group_of(key, await self._groups(deadline, attempts))
         span.set_attribute("kv.group", group)
         return group
@@ -351,32 +399,30 @@ class KVClient:
                 except grpc.aio.AioRpcError as error:
                     if error.code() == grpc.StatusCode.UNIMPLEMENTED:
                         return 1  # a bare KV server: one log, one group
-                    attempts.last_error = self._describe_failure(error, address)
+                    self._record_failure(error, address, attempts)
                     continue
-                self._learn_from(address, status)
+                self._directory.learn_from(address, status)
                 return group_count(status)
+            if self.fail_when_unreachable and attempts.refused.keys() >= set(self._addresses):
+                raise attempts.unreachable()
             remaining = deadline - clock.time()
             if remaining <= 0:
                 raise attempts.exhausted()
             await asyncio.sleep(min(backoff, remaining))
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    def _learn_from(self, address: str, status: admin_pb2.NodeStatus) -> None:
-        """Who `address` is, and the leaders it knows of, as far as this client can reach
-        them."""
-        if status.node_id and status.node_id not in self._members:
-            self._members[status.node_id] = address
-        for group in group_statuses(status):
-            if group.role == "leader":
-                self._leaders[group.group] = address
-            elif group.leader_id in self._members:
-                self._leaders[group.group] = self._members[group.leader_id]
-
-    def _describe_failure(self, error: grpc.aio.AioRpcError, address: str) -> str:
-        if never_sent(error):
-            cause = (error.details() or "").rsplit(": ", 1)[-1]
-            return f"cannot connect to {address} ({cause})"
-        return f"{address} answered {error.code().name}: {error.details() or ''}"
+    def _record_failure(self, error: grpc.aio.AioRpcError, address: str, attempts: _Attempts
+                        ) -> None:
+        """Note what a failed attempt says about `address`, for the messages and for telling
+        an unreachable cluster from a busy one."""
+        cause = connect_failure(error)
+        if cause is None:
+            attempts.refused.clear()
+            attempts.last_error = f"{address} answered {error.code().name}: {error.details() or ''}"
+        else:
+            attempts.refused[address] = cause
+            attempts.last_error = f"cannot connect to {address} ({cause})"
+        self.last_failure = attempts.last_error
 
     def _classify(
         self, error: grpc.aio.AioRpcError, address: str, attempts: _Attempts
@@ -386,13 +432,16 @@ class KVClient:
         code = error.code()
         details = error.details() or ""
         reason = trailers_of(error).get(ERROR_REASON)
-        attempts.last_error = self._describe_failure(error, address)
+        self._record_failure(error, address, attempts)
         hint = decode_not_leader(error)
         if hint is not None:
-            return self._leader_hint(hint)
+            return self._directory.follow(hint)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             # Every attempt carried the same request, so none of them was accepted either.
             raise InvalidRequest(details)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+            # A message over gRPC's size limit is refused before any handler sees it.
+            raise attempts.escalate(InvalidRequest(f"the request is too large: {details}"))
         if code == grpc.StatusCode.FAILED_PRECONDITION and reason == REASON_VALUE_TOO_LARGE:
             # The store's own answer for this request id: applied once, changing nothing.
             raise Rejected(details)
@@ -408,21 +457,6 @@ class KVClient:
             attempts.maybe_applied = True
         return None
 
-    def _leader_hint(self, hint: NotLeaderHint) -> str | None:
-        if hint.leader_id is not None and hint.leader_id in self._members:
-            return self._members[hint.leader_id]
-        address = hint.leader_address
-        if address and address not in self._addresses:
-            self._addresses.append(address)
-        return address or None
-
-    def _next_address(self, address: str) -> str:
-        try:
-            position = self._addresses.index(address)
-        except ValueError:
-            return self._addresses[0]
-        return self._addresses[(position + 1) % len(self._addresses)]
-
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
@@ -435,18 +469,18 @@ class KVClient:
             stub = self._stubs[address] = kv_pb2_grpc.KVStub(self._channel(address))
         return stub
 
-    def _attempts(self, op: str, key: str, budget: float | None, writes: bool) -> _Attempts:
+    def _attempts(self, op: str, key: bytes, budget: float | None, writes: bool) -> _Attempts:
         seconds = self.operation_timeout if budget is None else budget
         if seconds <= 0:
             raise ValueError("the time budget must be positive")
-        return _Attempts(f"{op} {key!r}" if key else op, seconds, writes)
+        return _Attempts(f"{op} {describe(key)}" if key else op, seconds, writes)
 
     def _deadline(self, attempts: _Attempts) -> float:
         return asyncio.get_running_loop().time() + attempts.budget_seconds
 
-    def _span(self, op: str, key: str) -> Any:
+    def _span(self, op: str, key: bytes) -> Any:
         return self._tracer.start_as_current_span(
-            f"kv {op}", attributes={"kv.op": op, "kv.key": key})
+            f"kv {op}", attributes={"kv.op": op, "kv.key": printable(key)})
 
 
 

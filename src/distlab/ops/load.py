@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import multiprocessing
+import queue
 import random
 import time
 from array import array
@@ -26,6 +27,12 @@ from distlab.wire.sharding import group_of
 
 Operation = Callable[[int], Awaitable[None]]
 """One operation of client number N; raises on failure."""
+
+Watcher = Callable[[float, int, int], None]
+"""Told, about twice a second while a load runs: seconds measured, operations acknowledged,
+operations failed."""
+
+WATCH_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -92,11 +99,13 @@ def summarize(result: LoadResult) -> dict[str, Any]:
 async def measure_load(
     clients: int, duration_seconds: float, operation: Operation,
     is_definite: Callable[[BaseException], bool] = lambda error: False,
+    watch: Watcher | None = None,
 ) -> LoadResult:
     """Run `clients` closed loops of `operation` for `duration_seconds` and time each call.
 
     A failed operation is counted (as definite when `is_definite` says so) and the loop goes
-    on: a benchmark through a leader change should show the dip, not stop.
+    on: a benchmark through a leader change should show the dip, not stop. `watch`, when
+    given, is told how far the load has got while it runs.
     """
     results = [LoadResult() for _ in range(clients)]
     started = time.perf_counter()
@@ -118,7 +127,23 @@ async def measure_load(
                 continue
             result.latencies.append(clock() - begin)
 
-    await asyncio.gather(*(client_loop(n) for n in range(clients)))
+    def counts() -> tuple[int, int]:
+        return (sum(len(r.latencies) for r in results),
+                sum(r.definite_failures + r.indefinite_failures for r in results))
+
+    async def watch_loop(watch: Watcher) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+            watch(min(time.perf_counter() - started, duration_seconds), *counts())
+
+    watching = asyncio.create_task(watch_loop(watch)) if watch is not None else None
+    try:
+        await asyncio.gather(*(client_loop(n) for n in range(clients)))
+    finally:
+        if watching is not None:
+            watching.cancel()
+    if watch is not None:
+        watch(duration_seconds, *counts())
     total = LoadResult(elapsed_seconds=time.perf_counter() - started)
     for result in results:
         total.merge(result)
@@ -158,10 +183,10 @@ def kv_operation(client: KVClient, workload: KVLoad) -> Operation:
     return operation
 
 
-async def run_kv_workload(workload: KVLoad, ready: Callable[[], Awaitable[None]] | None = None
-                          ) -> LoadResult:
+async def run_kv_workload(workload: KVLoad, ready: Callable[[], Awaitable[None]] | None = None,
+                          watch: Watcher | None = None) -> LoadResult:
     """Warm up (one write per client in every group: sessions opened, leaders found), wait
-    for `ready`, then measure."""
+    for `ready`, then measure (telling `watch` how it goes)."""
     client = KVClient(workload.addresses, call_timeout=workload.call_timeout,
                       operation_timeout=max(5.0, workload.call_timeout * 5))
     async with client:
@@ -172,7 +197,7 @@ async def run_kv_workload(workload: KVLoad, ready: Callable[[], Awaitable[None]]
             await ready()
         return await measure_load(
             workload.clients, workload.duration_seconds, kv_operation(client, workload),
-            is_definite=lambda error: isinstance(error, Definite),
+            is_definite=lambda error: isinstance(error, Definite), watch=watch,
         )
 
 
@@ -191,14 +216,21 @@ def warmup_keys(per_group: int, groups: int) -> list[str]:
     return keys
 
 
-def worker_process(workload: KVLoad, barrier: Any, results: Any) -> None:
-    """Body of one load process: its share of the clients, started with the others."""
+def worker_process(workload: KVLoad, barrier: Any, results: Any, counters: Any = None,
+                   slot: int = 0) -> None:
+    """Body of one load process: its share of the clients, started with the others; its
+    progress goes into `counters[3 * slot:3 * slot + 3]` (seconds, acknowledged, failed)."""
 
     async def ready() -> None:
         await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
 
+    def watch(seconds: float, acknowledged: int, failed: int) -> None:
+        if counters is not None:
+            with counters.get_lock():
+                counters[3 * slot:3 * slot + 3] = [seconds, acknowledged, failed]
+
     try:
-        result = loop.run(run_kv_workload(workload, ready))
+        result = loop.run(run_kv_workload(workload, ready, watch))
     except Exception as error:
         # Release the other processes waiting at the barrier, and tell the parent why.
         barrier.abort()
@@ -207,31 +239,53 @@ def worker_process(workload: KVLoad, barrier: Any, results: Any) -> None:
     results.put(result.to_wire())
 
 
-def run_processes(workload: KVLoad, processes: int) -> LoadResult:
+def run_processes(workload: KVLoad, processes: int, watch: Watcher | None = None
+                  ) -> LoadResult:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(processes)
     results = context.Queue()
+    counters = context.Array("d", 3 * processes)
     shares = [workload.clients // processes + (1 if i < workload.clients % processes else 0)
               for i in range(processes)]
     children = [
         context.Process(
             target=worker_process,
-            args=(replace(workload, clients=share, seed=workload.seed + i), barrier, results),
+            args=(replace(workload, clients=share, seed=workload.seed + i), barrier, results,
+                  counters, i),
             daemon=True,
         )
         for i, share in enumerate(shares)
     ]
     for child in children:
         child.start()
+
+    def tell() -> None:
+        if watch is None:
+            return
+        with counters.get_lock():
+            slots = [counters[3 * i:3 * i + 3] for i in range(processes)]
+        watch(max(slot[0] for slot in slots), int(sum(slot[1] for slot in slots)),
+              int(sum(slot[2] for slot in slots)))
+
     total = LoadResult()
     errors: list[str] = []
+    deadline = time.monotonic() + workload.duration_seconds + 120
     try:
-        for _ in children:
-            wire = results.get(timeout=workload.duration_seconds + 120)
+        received = 0
+        while received < len(children):
+            try:
+                wire = results.get(timeout=WATCH_INTERVAL_SECONDS)
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise
+                tell()
+                continue
+            received += 1
             if "error" in wire:
                 errors.append(wire["error"])
             else:
                 total.merge(LoadResult.from_wire(wire))
+        tell()
     finally:
         for child in children:
             child.join(timeout=5)

@@ -4,6 +4,11 @@ for the cluster to reach a state (every group led, a node caught up, nodes answe
 Each node is asked directly (Admin.Status, with a deadline), so what is reported is what every
 node says of itself rather than what one node believes of the others. A cluster is given as
 node id -> address, or as a plain list of addresses whose ids the nodes tell.
+
+A group has a leader only when a majority of its voters agree: the node says it leads the
+group, and enough of the voters it names say, in the same term, that it does. One node's
+claim alone proves nothing (a deposed leader cut off from the others still claims), and a
+cluster whose nodes all campaign has no leader at all, however many nodes answer.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
 
 from distlab.core.ids import NodeId
+from distlab.core.quorum import majority
 from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.wire.addresses import Address
 from distlab.wire.channels import open_channel
@@ -46,14 +52,24 @@ class GroupReport:
     voters: tuple[int, ...] = ()
     learners: tuple[int, ...] = ()
 
+    @property
+    def members(self) -> frozenset[int]:
+        return frozenset(self.voters) | frozenset(self.learners)
+
     def as_json(self) -> dict[str, Any]:
         return {"group": self.group, "role": self.role, "term": self.term,
-                "leader": self.leader, "commit": self.commit, "applied": self.applied}
+                "leader": self.leader, "commit": self.commit, "applied": self.applied,
+                "voters": list(self.voters), "learners": list(self.learners)}
 
 
 @dataclass(frozen=True, slots=True)
 class NodeReport:
-    """One node's answer to Admin.Status, or why it gave none (`health` is then "down")."""
+    """One node's answer to Admin.Status, or why it gave none.
+
+    `health` is "up", "down" (no answer; `error` says why) or "wrong-node" (another node
+    answers at the address); `assess` also marks a node that answers but that the cluster
+    does not count as a member: "removed", or "joining" (started to join, not added yet).
+    """
 
     id: NodeId | None
     address: str
@@ -161,11 +177,14 @@ async def identify(addresses: Sequence[Address | str],
 
 @dataclass(slots=True)
 class Leadership:
-    """Who leads each group, as the answering nodes report it."""
+    """Who leads each group, as a majority of its voters among the answering nodes agree."""
 
     group_count: int
     leaders: dict[int, NodeId] = field(default_factory=dict)
     terms: dict[int, int] = field(default_factory=dict)
+    # Each led group's membership as its leader reports it: voters, then learners.
+    voters: dict[int, frozenset[int]] = field(default_factory=dict)
+    learners: dict[int, frozenset[int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -176,17 +195,122 @@ class Leadership:
 
 
 def leadership(reports: Sequence[NodeReport], exclude: Collection[NodeId] = ()) -> Leadership:
-    """Each group's leader: the node that says it leads the group in the highest term."""
+    """Each group's leader: a node that says it leads the group, in the highest such term,
+    and that a majority of the voters it names (itself included) agree on, each saying in
+    that term that it leads. A node that reports no voters (one that predates membership in
+    Status) is taken at its word."""
     answering = [report for report in reports if report.up and report.id not in exclude]
     count = max((len(report.groups) for report in answering), default=1)
     result = Leadership(count)
     for report in answering:
         assert report.id is not None
         for group in report.groups:
-            if group.role == "leader" and group.term >= result.terms.get(group.group, -1):
-                result.leaders[group.group] = report.id
-                result.terms[group.group] = group.term
+            if group.role != "leader" or group.term < result.terms.get(group.group, -1):
+                continue
+            if group.voters and not _agreed(report.id, group, answering):
+                continue
+            result.leaders[group.group] = report.id
+            result.terms[group.group] = group.term
+            result.voters[group.group] = frozenset(group.voters)
+            result.learners[group.group] = frozenset(group.learners)
     return result
+
+
+def _agreed(leader: NodeId, claim: GroupReport, answering: Sequence[NodeReport]) -> bool:
+    followers = {report.id for report in answering
+                 if (group := report.group(claim.group)) is not None
+                 and group.leader == leader and group.term == claim.term}
+    return len(followers & set(claim.voters)) >= majority(len(claim.voters))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterHealth:
+    """What `assess` found: every report (with the membership verdict in `health`), each
+    group's agreed leader, and one line for each thing wrong, none when the cluster is
+    healthy; `notes` are worth telling but wrong nothing."""
+
+    reports: tuple[NodeReport, ...]
+    leadership: Leadership
+    problems: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def groups_json(self) -> list[dict[str, Any]]:
+        current = self.leadership
+        return [{"group": group, "leader": current.leaders.get(group),
+                 "term": current.terms.get(group),
+                 "voters": sorted(current.voters.get(group, ())),
+                 "learners": sorted(current.learners.get(group, ()))}
+                for group in range(current.group_count)]
+
+
+def assess(reports: Sequence[NodeReport]) -> ClusterHealth:
+    """Whether the cluster is healthy: every node answers as itself and is a member, and
+    every group has a leader a majority of its voters agree on.
+
+    A node's membership is judged, group by group, by the agreed leader's view, or by the
+    node's own where the group has no leader; a node that is a member of no group is
+    "removed" (a problem: it still runs, but counts for nothing), or "joining" when it knows
+    of no membership at all (started with --join and not added yet: a note).
+    """
+    current = leadership(reports)
+    problems: list[str] = []
+    notes: list[str] = []
+    judged: list[NodeReport] = []
+    for report in reports:
+        if not report.up:
+            problems.append(f"node {report.id or report.address} is {report.health}: "
+                            f"{report.error}")
+            judged.append(report)
+            continue
+        assert report.id is not None
+        verdict = _membership_verdict(report, current)
+        if verdict == "removed":
+            problems.append(f"node {report.id} answers but is not a member of any group "
+                            "(removed); stop it, or add it again with `distlab cluster add`")
+        elif verdict == "joining":
+            notes.append(f"node {report.id} waits to be added (`distlab cluster add "
+                         f"{report.id} {report.address}`)")
+        judged.append(report if verdict is None else replace(report, health=verdict))
+    listed = {report.id for report in reports}
+    for group in current.missing():
+        problems.append(f"group {group} has no leader that a majority of its voters agree "
+                        f"on: {_claims(group, reports)}")
+    for group, voters in sorted(current.voters.items()):
+        unlisted = sorted(voters - listed)
+        if unlisted:
+            notes.append(f"group {group}: voter(s) {', '.join(map(str, unlisted))} not in the "
+                         "cluster list, so not asked")
+    return ClusterHealth(tuple(judged), current, tuple(problems), tuple(notes))
+
+
+def _membership_verdict(report: NodeReport, current: Leadership) -> str | None:
+    """None for a member of some group; else "removed" or "joining"."""
+    assert report.id is not None
+    for group in report.groups:
+        if group.group in current.leaders:
+            members = current.voters[group.group] | current.learners[group.group]
+            # A leader that names no members predates membership in Status: no verdict.
+            if report.id in members or not members:
+                return None
+        elif report.id in group.members:
+            return None
+    return "removed" if any(group.members for group in report.groups) else "joining"
+
+
+def _claims(group: int, reports: Sequence[NodeReport]) -> str:
+    """What the answering nodes say of `group`, briefly: `node 1 pre-candidate (term 3)`."""
+    said = []
+    for report in reports:
+        state = report.group(group) if report.up else None
+        if state is None:
+            continue
+        leader = f", follows {state.leader}" if state.leader and state.role != "leader" else ""
+        said.append(f"node {report.id} {state.role} (term {state.term}{leader})")
+    return "; ".join(said) or "no node answers"
 
 
 async def wait_for_leader(members: Members, timeout: float, *,

@@ -10,16 +10,16 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class GetRequest(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    def __init__(self, key: _Optional[str] = ...) -> None: ...
+    key: bytes
+    def __init__(self, key: _Optional[bytes] = ...) -> None: ...
 
 class GetResponse(_message.Message):
     __slots__ = ("found", "value")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     found: bool
-    value: str
-    def __init__(self, found: _Optional[bool] = ..., value: _Optional[str] = ...) -> None: ...
+    value: bytes
+    def __init__(self, found: _Optional[bool] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class PutRequest(_message.Message):
     __slots__ = ("client_id", "sequence", "key", "value")
@@ -29,9 +29,9 @@ class PutRequest(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     client_id: int
     sequence: int
-    key: str
-    value: str
-    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    key: bytes
+    value: bytes
+    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class PutResponse(_message.Message):
     __slots__ = ()
@@ -45,9 +45,9 @@ class AppendRequest(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     client_id: int
     sequence: int
-    key: str
-    value: str
-    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    key: bytes
+    value: bytes
+    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class AppendResponse(_message.Message):
     __slots__ = ()
@@ -60,8 +60,8 @@ class DeleteRequest(_message.Message):
     KEY_FIELD_NUMBER: _ClassVar[int]
     client_id: int
     sequence: int
-    key: str
-    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[str] = ...) -> None: ...
+    key: bytes
+    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[bytes] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("found",)
@@ -78,10 +78,10 @@ class CompareAndSetRequest(_message.Message):
     VALUE_FIELD_NUMBER: _ClassVar[int]
     client_id: int
     sequence: int
-    key: str
-    expected: str
-    value: str
-    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[str] = ..., expected: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    key: bytes
+    expected: bytes
+    value: bytes
+    def __init__(self, client_id: _Optional[int] = ..., sequence: _Optional[int] = ..., key: _Optional[bytes] = ..., expected: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class CompareAndSetResponse(_message.Message):
     __slots__ = ("ok",)
@@ -123,33 +123,33 @@ class PutOp(_message.Message):
     __slots__ = ("key", "value")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    value: str
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    key: bytes
+    value: bytes
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class AppendOp(_message.Message):
     __slots__ = ("key", "value")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    value: str
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    key: bytes
+    value: bytes
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class DeleteOp(_message.Message):
     __slots__ = ("key",)
     KEY_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    def __init__(self, key: _Optional[str] = ...) -> None: ...
+    key: bytes
+    def __init__(self, key: _Optional[bytes] = ...) -> None: ...
 
 class CompareAndSetOp(_message.Message):
     __slots__ = ("key", "expected", "value")
     KEY_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    expected: str
-    value: str
-    def __init__(self, key: _Optional[str] = ..., expected: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    key: bytes
+    expected: bytes
+    value: bytes
+    def __init__(self, key: _Optional[bytes] = ..., expected: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class OpenSessionOp(_message.Message):
     __slots__ = ()
@@ -183,9 +183,9 @@ class KVSnapshotEntry(_message.Message):
     __slots__ = ("key", "value")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    key: str
-    value: str
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    key: bytes
+    value: bytes
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class KVSnapshotSession(_message.Message):
     __slots__ = ("client_id", "last_sequence", "last_result")

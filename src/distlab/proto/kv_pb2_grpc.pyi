@@ -4,6 +4,11 @@ isort:skip_file
 KV: the linearizable key-value store, sharded over the node's replicated groups: key k
 belongs to group crc32(k) % group_count (Admin.Status tells group_count).
 
+Keys and values are byte strings: any bytes, not only UTF-8. They were `string` fields before,
+which protobuf encodes exactly as `bytes`, so commands and snapshots written then read back
+unchanged (an older build refuses a key or value that is not UTF-8: upgrade every node before
+writing one). Limits: a key is 1 to 4096 bytes, a value at most 1 MiB (1048576 bytes).
+
 Errors (gRPC status codes), and whether the operation took effect:
   FAILED_PRECONDITION  definite: not applied. With trailing metadata `error-reason: not-leader`,
                        `group`, and `leader-id` and `leader-address` (when a leader is known)

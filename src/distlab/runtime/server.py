@@ -1,7 +1,8 @@
 """One server start-up for every distlab process (node, MapReduce coordinator and worker).
 
-A `Server` is one gRPC port with the process's services, gRPC health and reflection, the
-tracing interceptors, and optionally the Prometheus /metrics endpoint on a second port:
+A `Server` is one gRPC port with the process's services, gRPC health and reflection (v1 and
+v1alpha), the tracing interceptors, and optionally the Prometheus /metrics endpoint on a
+second port:
 
     server = Server(config.listen, tracing=tracing, metrics=config.metrics)
     server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
@@ -32,13 +33,14 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY
 from prometheus_client.registry import Collector
 
+from distlab.runtime.reflection import enable_reflection
 from distlab.telemetry.metrics import MetricsServer, start_metrics_server
 from distlab.telemetry.tracing import Tracing
 from distlab.wire.addresses import Address, ConfigError
+from distlab.wire.channels import SERVER_KEEPALIVE_OPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,13 @@ SERVER_OPTIONS: Sequence[tuple[str, Any]] = (
     ("grpc.so_reuseport", 0),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    *SERVER_KEEPALIVE_OPTIONS,
 )
+
+# The logger of grpc's asyncio server, and the start of the message it logs (at ERROR, with a
+# traceback) when a handler's answer cannot be sent.
+GRPC_SERVER_LOGGER = "grpc._cython.cygrpc"
+UNSENDABLE_ANSWER = "ExecuteBatchError raised in core by servicer method"
 
 Servicer = TypeVar("Servicer")
 T = TypeVar("T")
@@ -78,6 +86,35 @@ def ensure_bindable(address: Address, setting: str) -> None:
             probe.bind(sockaddr)
         except OSError as error:
             raise ConfigError(f"{setting} {address}: cannot bind ({error.strerror})") from error
+
+
+class UnsendableAnswerFilter(logging.Filter):
+    """Turns grpc's ExecuteBatchError report of an answer it could not send into a debug line.
+
+    The batch fails because the call had already ended: the client's deadline passed, or it
+    cancelled, while the handler was finishing (under load, at the deadline of every slow
+    request). grpc drops the error silently once it has seen the call end, and logs it with
+    a traceback when that news is still on its way inside grpc; either way the answer is
+    gone and the client holds DEADLINE_EXCEEDED or CANCELLED, an outcome it handles (a
+    retried write is deduplicated by its request id). Nothing is wrong with the node.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg.startswith(UNSENDABLE_ANSWER)):
+            return True
+        method = record.getMessage().removeprefix(UNSENDABLE_ANSWER).strip(" []")
+        record.msg = "the answer of %s was not sent: the call had ended (deadline or cancel)"
+        record.args = (method or "a call",)
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_unsendable_answers() -> None:
+    """Install `UnsendableAnswerFilter` on grpc's server logger, once per process."""
+    logger = logging.getLogger(GRPC_SERVER_LOGGER)
+    if not any(isinstance(existing, UnsendableAnswerFilter) for existing in logger.filters):
+        logger.addFilter(UnsendableAnswerFilter())
 
 
 class Server:
@@ -108,6 +145,7 @@ class Server:
         self._grace = shutdown_grace_seconds
         if interceptors is None:
             interceptors = tracing.server_interceptors() if tracing is not None else ()
+        quiet_unsendable_answers()
         self._server = grpc.aio.server(interceptors=list(interceptors),
                                        options=list(SERVER_OPTIONS))
         self._health = health.aio.HealthServicer()
@@ -155,8 +193,7 @@ class Server:
         be bound (nothing is left running then)."""
         assert not self._started, "a server starts once"
         self._started = True
-        reflection.enable_server_reflection([*self._service_names, reflection.SERVICE_NAME],
-                                            self._server)
+        enable_reflection(self._service_names, self._server)
         ensure_bindable(self._listen, self._listen_setting)
         try:
             port = self._server.add_insecure_port(str(self._listen))

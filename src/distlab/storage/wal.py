@@ -231,6 +231,13 @@ def _acquire_directory_lock(directory: Path) -> int:
     return fd
 
 
+def check_not_open(directory: Path) -> None:
+    """Raise the StorageError that opening the log at `directory` would raise because another
+    process has it open; a directory that does not exist holds no open log."""
+    if directory.is_dir():
+        os.close(_acquire_directory_lock(directory))
+
+
 class WriteAheadLog:
     """A directory of segment files, appended to at the end, synced in groups.
 

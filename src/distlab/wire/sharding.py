@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import zlib
 
+from distlab.wire.kv_bytes import KVBytes, to_bytes
 
-def group_of(key: str, groups: int) -> int:
-    """`crc32(key) % groups`, over the key's UTF-8 bytes (zlib's CRC-32)."""
+
+def group_of(key: KVBytes, groups: int) -> int:
+    """`crc32(key) % groups`, over the key's bytes (a `str` key: its UTF-8 bytes; zlib's
+    CRC-32)."""
     assert groups >= 1, groups
     if groups == 1:
         return 0
-    return zlib.crc32(key.encode("utf-8")) % groups
+    return zlib.crc32(to_bytes(key)) % groups

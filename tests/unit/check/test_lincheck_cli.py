@@ -111,7 +111,8 @@ MALFORMED = [
               "INFO  jepsen.util - 0\t:ok\t:read\t[1 2\n", 2, "unreadable value"),
     ("h.log", "INFO  jepsen.util - 0\t:invoke\t:frob\t1\n", 1, "unknown operation"),
     ("h.edn", '{:process 0, :type :invoke, :f :get, :key "0", :value nil}\n'
-              '{:process 0, :type :ok, :f :get, :key "0", :value "x"\n', 2, "missing '}'"),
+              '{:process 0, :type :ok, :f :get, :key "0", :value "x"\n', 2,
+     "not an EDN map: the line ends inside"),
     ("h.edn", '{:process 0, :type :begin, :f :get, :key "0", :value nil}\n', 1,
      ":type must be"),
 ]

@@ -92,3 +92,37 @@ def test_edn_completion_of_another_function_is_refused() -> None:
     with pytest.raises(HistoryError, match=r"x\.edn:2: process 0 completes .put. but invoked"):
         parse_edn_log('{:process 0, :type :invoke, :f :get, :key "0", :value nil}\n'
                       '{:process 0, :type :ok, :f :put, :key "0", :value "a"}\n', "x.edn")
+
+
+def test_every_log_of_the_test_data_is_read_whole() -> None:
+    """Each log's EDN is read in one go and matched back to its lines: every invoke line is
+    one operation, on its own line, in every Jepsen and Knossos log."""
+    logs = sorted((DATA / "jepsen").glob("*.log")) + sorted((DATA / "kv").glob("*.txt"))
+    assert len(logs) == 109
+    for path in logs:
+        history = load_history(path)
+        lines = path.read_text().splitlines()
+        invokes = [number for number, line in enumerate(lines, start=1)
+                   if ":invoke" in line]
+        assert len(history.operations) + history.failed == len(invokes), path.name
+        assert {op.call_line for op in history.operations} <= set(invokes), path.name
+
+
+def test_a_bad_line_in_the_middle_is_named() -> None:
+    good = '{:process 0, :type :invoke, :f :get, :key "0", :value nil}\n'
+    with pytest.raises(HistoryError, match=r"x\.edn:3: not an EDN map: the line holds 2"):
+        parse_edn_log(good + '{:process 0, :type :ok, :f :get, :key "0", :value nil}\n'
+                      + good.strip() + " " + good, "x.edn")
+    with pytest.raises(HistoryError, match=r"x\.edn:2: not an EDN map: "):
+        parse_edn_log(good + '{:process 0, :type :ok, :f :get, :key "0", :value #frob 1}\n',
+                      "x.edn")
+
+
+def test_a_value_that_runs_over_its_line_is_named_not_matched_to_the_next_line() -> None:
+    good = '{:process 0, :type :invoke, :f :get, :key "0", :value nil}'
+    # Line 2 holds two maps and line 3's string runs on into line 4: as many values as lines
+    # once read together, so only the lines themselves can tell.
+    text = "\n".join([good, good + " " + good, '{:process 1, :type :invoke, :f :put, :key "a',
+                      'b", :value "v"}']) + "\n"
+    with pytest.raises(HistoryError, match=r"x\.edn:2: not an EDN map: the line holds 2"):
+        parse_edn_log(text, "x.edn")

@@ -139,17 +139,19 @@ async def kv_server(
 
 
 @contextmanager
-def kv_server_thread(machine: KVStateMachine | None = None) -> Iterator[str]:
-    """A single-member KV server on its own event loop thread, for testing code that runs
-    its own loop (the command line)."""
+def kv_server_thread(machine: KVStateMachine | None = None, log: ReplicatedLog | None = None
+                     ) -> Iterator[str]:
+    """A KV server (over `log`, by default a single member's) on its own event loop thread,
+    for testing code that runs its own loop (the command line)."""
     machine = machine if machine is not None else KVStateMachine()
+    served_log = log if log is not None else SingleMemberLog(machine)
     started = threading.Event()
     address: list[str] = []
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
     async def serve() -> None:
-        async with kv_server(SingleMemberLog(machine), machine) as bound:
+        async with kv_server(served_log, machine) as bound:
             address.append(bound)
             started.set()
             await stop.wait()

@@ -8,7 +8,14 @@ import pytest
 
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
-from distlab.client import Indefinite, InvalidRequest, KVClient, Rejected, Unavailable
+from distlab.client import (
+    Indefinite,
+    InvalidRequest,
+    KVClient,
+    Rejected,
+    Unavailable,
+    Unreachable,
+)
 from distlab.core.replicated_log import OutcomeUnknown
 from distlab.core.status import EngineStatus
 from distlab.ops.local_cluster import free_loopback_ports
@@ -51,7 +58,7 @@ async def test_the_client_follows_the_leader_address_hint() -> None:
             assert client.leader_address == leader
     # One refusal taught the client where the leader is; it did not go back.
     assert follower_log.calls == 1
-    assert machine.get("k") == "v"
+    assert machine.get(b"k") == b"v"
 
 
 async def test_the_leader_id_hint_is_resolved_through_the_clients_own_addresses() -> None:
@@ -63,7 +70,7 @@ async def test_the_leader_id_hint_is_resolved_through_the_clients_own_addresses(
                 KVClient({1: follower, 3: leader}) as client:
             await client.put("k", "v")
             assert client.leader_address == leader
-    assert machine.get("k") == "v"
+    assert machine.get(b"k") == b"v"
 
 
 async def test_an_unknown_outcome_is_retried_with_the_same_request_id() -> None:
@@ -76,7 +83,7 @@ async def test_an_unknown_outcome_is_retried_with_the_same_request_id() -> None:
                 KVClient([flaky_address]) as retrying:
             await retrying.append("k", "x")
     # The append reached the log three times (twice its outcome was lost) and was applied once.
-    assert machine.get("k") == "x"
+    assert machine.get(b"k") == b"x"
     assert [operation_of(entry) for entry in inner.entries].count("append") == 3
 
 
@@ -86,6 +93,19 @@ async def test_an_unreachable_cluster_is_a_definite_failure_for_writes() -> None
                         operation_timeout=0.6) as client:
         with pytest.raises(Unavailable, match="cannot connect"):
             await client.put("k", "v")
+
+
+async def test_a_client_told_to_fail_at_once_does_when_every_member_refuses() -> None:
+    ports = free_loopback_ports(2)
+    async with KVClient([f"127.0.0.1:{port}" for port in ports], operation_timeout=600,
+                        fail_when_unreachable=True) as client:
+        # The budget is far beyond the test's own timeout: only failing at once passes.
+        for operation in (client.get("k"), client.put("k", "v")):
+            with pytest.raises(Unreachable, match="cannot connect to any member") as caught:
+                await asyncio.wait_for(operation, 30)
+            assert all(f"127.0.0.1:{port} (Connection refused)" in str(caught.value)
+                       for port in ports)
+            assert caught.value.definite
 
 
 async def test_a_cluster_without_a_leader_is_a_definite_failure() -> None:
@@ -114,9 +134,35 @@ async def test_invalid_requests_fail_definitely_without_retries() -> None:
         with pytest.raises(InvalidRequest, match="empty"):
             await client.put("", "v")
         await client.put("k", "x" * (kv.MAX_VALUE_BYTES // 2 + 1))
-        with pytest.raises(Rejected, match="grow"):
+        with pytest.raises(Rejected, match="after the append is 1048577 bytes, above the limit"):
             await client.append("k", "y" * (kv.MAX_VALUE_BYTES // 2))
-    assert machine.get("k") == "x" * (kv.MAX_VALUE_BYTES // 2 + 1)
+    assert machine.get(b"k") == b"x" * (kv.MAX_VALUE_BYTES // 2 + 1)
+
+
+async def test_keys_and_values_are_bytes_and_str_stands_for_utf8() -> None:
+    machine = KVStateMachine()
+    async with kv_server(SingleMemberLog(machine), machine) as address, \
+            KVClient([address]) as client:
+        await client.put(b"\xff", b"\xfe\x00")
+        await client.put("clé", "välue")
+        assert await client.get_bytes("\udcff") == b"\xfe\x00"
+        assert await client.get(b"\xff") == "\udcfe\x00"
+        assert await client.cas(b"\xff", "\udcfe\x00", b"\x80")
+        assert await client.get_bytes("clé") == "välue".encode()
+        with pytest.raises(InvalidRequest, match="key '\\\\ud800' is not encodable"):
+            await client.put("\ud800", "v")
+    assert machine.get(b"\xff") == b"\x80"
+    assert machine.get("clé".encode()) == "välue".encode()
+
+
+async def test_a_request_above_grpcs_message_limit_fails_definitely_at_once() -> None:
+    machine = KVStateMachine()
+    log = SingleMemberLog(machine)
+    async with kv_server(log, machine) as address, \
+            KVClient([address], operation_timeout=600) as client:
+        with pytest.raises(InvalidRequest, match="too large"):
+            await asyncio.wait_for(client.put("k", b"x" * (65 * 1024 * 1024)), 30)
+    assert machine.get(b"k") is None
 
 
 async def test_an_expired_session_is_replaced_when_nothing_was_applied() -> None:
@@ -126,7 +172,7 @@ async def test_an_expired_session_is_replaced_when_nothing_was_applied() -> None
         await first.put("a", "1")
         await second.put("b", "2")  # its session evicts the first client's
         await first.append("a", "+")
-    assert machine.get("a") == "1+"
+    assert machine.get(b"a") == b"1+"
 
 
 class EvictsAfterApplying:
@@ -158,7 +204,7 @@ async def test_an_expired_session_after_an_unknown_outcome_is_indefinite() -> No
     async with kv_server(log, machine) as address, KVClient([address]) as client:
         with pytest.raises(Indefinite, match="session expired"):
             await client.append("k", "payload")
-    assert machine.get("k") == "payload"  # it had in fact happened
+    assert machine.get(b"k") == b"payload"  # it had in fact happened
 
 
 async def test_concurrent_writes_use_separate_sessions_and_all_apply_once() -> None:
@@ -167,6 +213,6 @@ async def test_concurrent_writes_use_separate_sessions_and_all_apply_once() -> N
             KVClient([address]) as client:
         await asyncio.gather(*(client.append("k", str(n)) for n in range(8)))
         await asyncio.gather(*(client.append("k", str(n)) for n in range(8)))
-    value = machine.get("k")
-    assert value is not None and sorted(value) == sorted("0123456701234567")
+    value = machine.get(b"k")
+    assert value is not None and sorted(value) == sorted(b"0123456701234567")
     assert 1 <= machine.session_count() <= 8

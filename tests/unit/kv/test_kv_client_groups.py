@@ -49,8 +49,8 @@ async def test_each_key_goes_to_its_groups_leader() -> None:
         assert client.leader_of(1) == cluster.addresses[2]
     for key in KEYS:
         group = group_of(key, 2)
-        assert cluster.machines[group].get(key) == f"v-{key}"
-        assert cluster.machines[1 - group].get(key) is None
+        assert cluster.machines[group].get(key.encode()) == f"v-{key}".encode()
+        assert cluster.machines[1 - group].get(key.encode()) is None
     assert {group_of(key, 2) for key in KEYS} == {0, 1}
     # Status named both leaders: no request went to a follower, and G was asked once.
     assert [follower.calls for follower in cluster.followers] == [0, 0]
@@ -65,6 +65,6 @@ async def test_a_plain_address_list_learns_the_other_leader_from_a_hint() -> Non
         for key in keys:
             await client.append(key, "x")
         assert client.leader_of(1) == cluster.addresses[2]
-    assert all(cluster.machines[1].get(key) == "x" for key in keys)
+    assert all(cluster.machines[1].get(key.encode()) == b"x" for key in keys)
     # Node 1 refused once (the session's opening), naming node 2; then the client went there.
     assert cluster.followers[1].calls == 1

@@ -34,29 +34,29 @@ async def test_writes_and_reads_go_through_the_log() -> None:
     log = SingleMemberLog(machine)
     async with kv_server(log, machine) as address, open_channel(address) as channel:
         stub = kv_pb2_grpc.KVStub(channel)
-        assert not (await stub.Get(kv_pb2.GetRequest(key="k"), timeout=5)).found
+        assert not (await stub.Get(kv_pb2.GetRequest(key=b"k"), timeout=5)).found
         await stub.OpenSession(kv_pb2.OpenSessionRequest(client_id=CLIENT), timeout=5)
-        await stub.Put(kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key="k", value="a"),
+        await stub.Put(kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key=b"k", value=b"a"),
                        timeout=5)
-        await stub.Append(kv_pb2.AppendRequest(client_id=CLIENT, sequence=2, key="k", value="b"),
+        await stub.Append(kv_pb2.AppendRequest(client_id=CLIENT, sequence=2, key=b"k", value=b"b"),
                           timeout=5)
-        got = await stub.Get(kv_pb2.GetRequest(key="k"), timeout=5)
-        assert (got.found, got.value) == (True, "ab")
+        got = await stub.Get(kv_pb2.GetRequest(key=b"k"), timeout=5)
+        assert (got.found, got.value) == (True, b"ab")
 
         mismatch = await stub.CompareAndSet(kv_pb2.CompareAndSetRequest(
-            client_id=CLIENT, sequence=3, key="k", expected="zz", value="c"), timeout=5)
+            client_id=CLIENT, sequence=3, key=b"k", expected=b"zz", value=b"c"), timeout=5)
         assert not mismatch.ok
         match = await stub.CompareAndSet(kv_pb2.CompareAndSetRequest(
-            client_id=CLIENT, sequence=4, key="k", expected="ab", value="c"), timeout=5)
+            client_id=CLIENT, sequence=4, key=b"k", expected=b"ab", value=b"c"), timeout=5)
         assert match.ok
         absent = await stub.CompareAndSet(kv_pb2.CompareAndSetRequest(
-            client_id=CLIENT, sequence=5, key="new", value="n"), timeout=5)
-        assert absent.ok and machine.get("new") == "n"
+            client_id=CLIENT, sequence=5, key=b"new", value=b"n"), timeout=5)
+        assert absent.ok and machine.get(b"new") == b"n"
 
         assert (await stub.Delete(kv_pb2.DeleteRequest(
-            client_id=CLIENT, sequence=6, key="k"), timeout=5)).found
+            client_id=CLIENT, sequence=6, key=b"k"), timeout=5)).found
         assert not (await stub.Delete(kv_pb2.DeleteRequest(
-            client_id=CLIENT, sequence=7, key="k"), timeout=5)).found
+            client_id=CLIENT, sequence=7, key=b"k"), timeout=5)).found
     assert len(log.entries) == 8  # the session and seven writes; reads add no entries
     assert log.read_barriers == 2
 
@@ -67,10 +67,10 @@ async def test_a_retried_write_is_answered_without_applying_it_again() -> None:
             open_channel(address) as channel:
         stub = kv_pb2_grpc.KVStub(channel)
         await stub.OpenSession(kv_pb2.OpenSessionRequest(client_id=CLIENT), timeout=5)
-        request = kv_pb2.AppendRequest(client_id=CLIENT, sequence=1, key="k", value="x")
+        request = kv_pb2.AppendRequest(client_id=CLIENT, sequence=1, key=b"k", value=b"x")
         await stub.Append(request, timeout=5)
         await stub.Append(request, timeout=5)
-    assert machine.get("k") == "x"
+    assert machine.get(b"k") == b"x"
 
 
 async def test_not_leader_names_the_leader_in_trailing_metadata() -> None:
@@ -80,8 +80,8 @@ async def test_not_leader_names_the_leader_in_trailing_metadata() -> None:
             open_channel(address) as channel:
         stub = kv_pb2_grpc.KVStub(channel)
         error = await call_error(stub.Put(
-            kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key="k", value="v"), timeout=5))
-        read_error = await call_error(stub.Get(kv_pb2.GetRequest(key="k"), timeout=5))
+            kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key=b"k", value=b"v"), timeout=5))
+        read_error = await call_error(stub.Get(kv_pb2.GetRequest(key=b"k"), timeout=5))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "not the leader" in (error.details() or "")
     assert trailers(error) == {"error-reason": "not-leader", "group": "0", "leader-id": "3",
@@ -94,7 +94,7 @@ async def test_not_leader_without_a_known_leader_has_no_leader_metadata() -> Non
     async with kv_server(FollowerLog(None, None), KVStateMachine()) as address, \
             open_channel(address) as channel:
         error = await call_error(kv_pb2_grpc.KVStub(channel).Get(
-            kv_pb2.GetRequest(key="k"), timeout=5))
+            kv_pb2.GetRequest(key=b"k"), timeout=5))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert trailers(error) == {"error-reason": "not-leader", "group": "0"}
 
@@ -114,14 +114,15 @@ async def test_outcome_unknown_is_unavailable() -> None:
 @pytest.mark.parametrize(
     ("request_kind", "fields", "message"),
     [
-        ("put", {"client_id": CLIENT, "sequence": 1, "key": "", "value": "v"}, "empty"),
-        ("put", {"client_id": CLIENT, "sequence": 1, "key": "k",
-                 "value": "x" * (kv.MAX_VALUE_BYTES + 1)}, "above the limit"),
-        ("put", {"client_id": CLIENT, "sequence": 1, "key": "k" * (kv.MAX_KEY_BYTES + 1),
-                 "value": "v"}, "key is longer"),
-        ("put", {"client_id": 0, "sequence": 1, "key": "k", "value": "v"}, "client_id"),
-        ("append", {"client_id": CLIENT, "sequence": 0, "key": "k", "value": "v"}, "sequence"),
-        ("get", {"key": ""}, "empty"),
+        ("put", {"client_id": CLIENT, "sequence": 1, "key": b"", "value": b"v"}, "empty"),
+        ("put", {"client_id": CLIENT, "sequence": 1, "key": b"k",
+                 "value": b"x" * (kv.MAX_VALUE_BYTES + 1)},
+         "value is 1048577 bytes, above the limit of 1048576 bytes (1 MiB)"),
+        ("put", {"client_id": CLIENT, "sequence": 1, "key": b"k" * (kv.MAX_KEY_BYTES + 1),
+                 "value": b"v"}, "key is longer"),
+        ("put", {"client_id": 0, "sequence": 1, "key": b"k", "value": b"v"}, "client_id"),
+        ("append", {"client_id": CLIENT, "sequence": 0, "key": b"k", "value": b"v"}, "sequence"),
+        ("get", {"key": b""}, "empty"),
     ],
 )
 async def test_invalid_requests_are_refused_before_the_log(
@@ -148,13 +149,13 @@ async def test_an_unknown_session_is_aborted_and_a_stale_sequence_too() -> None:
             open_channel(address) as channel:
         stub = kv_pb2_grpc.KVStub(channel)
         expired = await call_error(stub.Put(
-            kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key="k", value="v"), timeout=5))
+            kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key=b"k", value=b"v"), timeout=5))
         await stub.OpenSession(kv_pb2.OpenSessionRequest(client_id=CLIENT), timeout=5)
         for sequence in (1, 2):
             await stub.Put(kv_pb2.PutRequest(
-                client_id=CLIENT, sequence=sequence, key="k", value="v"), timeout=5)
+                client_id=CLIENT, sequence=sequence, key=b"k", value=b"v"), timeout=5)
         stale = await call_error(stub.Put(
-            kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key="k", value="v"), timeout=5))
+            kv_pb2.PutRequest(client_id=CLIENT, sequence=1, key=b"k", value=b"v"), timeout=5))
     assert expired.code() == grpc.StatusCode.ABORTED
     assert trailers(expired) == {"error-reason": "session-expired"}
     assert stale.code() == grpc.StatusCode.ABORTED
@@ -167,14 +168,14 @@ async def test_an_append_past_the_limit_is_a_failed_precondition() -> None:
             open_channel(address) as channel:
         stub = kv_pb2_grpc.KVStub(channel)
         await stub.OpenSession(kv_pb2.OpenSessionRequest(client_id=CLIENT), timeout=5)
-        half = "x" * (kv.MAX_VALUE_BYTES // 2 + 1)
+        half = b"x" * (kv.MAX_VALUE_BYTES // 2 + 1)
         await stub.Append(kv_pb2.AppendRequest(
-            client_id=CLIENT, sequence=1, key="k", value=half), timeout=5)
+            client_id=CLIENT, sequence=1, key=b"k", value=half), timeout=5)
         error = await call_error(stub.Append(kv_pb2.AppendRequest(
-            client_id=CLIENT, sequence=2, key="k", value=half), timeout=5))
+            client_id=CLIENT, sequence=2, key=b"k", value=half), timeout=5))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert trailers(error) == {"error-reason": "value-too-large"}
-    assert machine.get("k") == half
+    assert machine.get(b"k") == half
 
 
 async def test_the_server_span_names_the_operation_and_key() -> None:
@@ -190,7 +191,7 @@ async def test_the_server_span_names_the_operation_and_key() -> None:
     interceptor = aio_server_interceptor(tracer_provider=provider)
     async with kv_server(SingleMemberLog(machine), machine, [interceptor]) as address, \
             open_channel(address) as channel:
-        await kv_pb2_grpc.KVStub(channel).Get(kv_pb2.GetRequest(key="traced"), timeout=5)
+        await kv_pb2_grpc.KVStub(channel).Get(kv_pb2.GetRequest(key=b"traced"), timeout=5)
     [span] = exporter.get_finished_spans()
     assert span.attributes is not None
     assert (span.attributes["kv.op"], span.attributes["kv.key"]) == ("get", "traced")

@@ -119,6 +119,18 @@ def test_axes_ticks_and_legend_are_there() -> None:
     assert "time since the start of the run (s)" in texts
 
 
+def test_the_legend_lists_only_the_faults_that_ran() -> None:
+    kill_only = [window for window in WINDOWS if window.kind == "kill"]
+    texts = [t.text or "" for t in
+             parse(render_latency_svg(POINTS, kill_only, duration=10)).iter(f"{SVG}text")]
+    assert "kill window" in texts
+    assert "partition window" not in texts and "pause window" not in texts
+    texts = [t.text or "" for t in
+             parse(render_latency_svg(POINTS, [], duration=10)).iter(f"{SVG}text")]
+    assert not any(text.endswith(" window") for text in texts)
+    assert "none injected" in texts
+
+
 def test_an_empty_run_still_draws_valid_axes() -> None:
     root = parse(render_latency_svg([], [], duration=0))
     texts = [t.text for t in root.iter(f"{SVG}text")]

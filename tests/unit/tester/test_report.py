@@ -102,3 +102,28 @@ def test_a_stale_read_makes_the_report_say_not_linearizable(tmp_path: Path) -> N
     assert document["checker"]["violation_key"] == "k"
     assert "not linearizable" in (tmp_path / INDEX_FILE).read_text()
     assert "No faults were injected" in (tmp_path / INDEX_FILE).read_text()
+
+
+def test_the_index_and_the_timeline_count_the_operations_the_same_way(
+        tmp_path: Path) -> None:
+    history_text = "\n".join(LINES)
+    result = check(parse_history(history_text, "history.jsonl"), "kv")
+    document = write_report(tmp_path, result=result, summary=summarize_history(LINES),
+                            faults=[FAULT], origin_ns=0, finish_ns=300 * MS, settings={},
+                            exit_status=0)
+    # Six invokes: the failed cas did not happen, so the checker leaves it out; the append
+    # that ended info and the get left open are the indeterminate ones.
+    assert document["operations"] == 6
+    said = "6 operations: 5 checked (2 indeterminate), 1 failed and left out of the check"
+    assert said in (tmp_path / INDEX_FILE).read_text()
+    assert said in (tmp_path / TIMELINE_FILE).read_text()
+
+
+def test_the_index_names_the_faults_that_never_got_a_window(tmp_path: Path) -> None:
+    result = check(parse_history("\n".join(LINES), "history.jsonl"), "kv")
+    write_report(tmp_path, result=result, summary=summarize_history(LINES), faults=[FAULT],
+                 origin_ns=0, finish_ns=300 * MS, settings={}, exit_status=0,
+                 extra={"faults_not_run": ["pause", "partition"]})
+    index = (tmp_path / INDEX_FILE).read_text()
+    assert "Named but never run (no time was left for their window): pause, partition." \
+        in index

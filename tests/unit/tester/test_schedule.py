@@ -13,11 +13,14 @@ from distlab.check.tester.schedule import (
     PlannedFault,
     ScheduleError,
     choose_partition,
+    describe_plan,
+    fit_warning,
     halves,
     isolate,
     majorities_ring,
     parse_nemesis,
     plan_schedule,
+    time_limit_for_each,
 )
 from distlab.core.ids import NodeId
 from distlab.core.quorum import majority
@@ -63,6 +66,41 @@ def test_each_healthy_interval_counts_from_when_the_heal_finished() -> None:
     assert second == PlannedFault(17.5, 22.5, "pause")
     assert schedule.next_fault(31) is None  # would end at 41, past the limit
     assert schedule.next_fault(29.0) == PlannedFault(34, 39, "kill")
+
+
+def test_a_plan_with_slow_heals_moves_each_later_window_back() -> None:
+    planned = plan_schedule(("kill", "pause", "partition"), 10, 60, heal_seconds=2)
+    assert [(p.start, p.end, p.fault) for p in planned] == [(10, 20, "kill"),
+                                                            (32, 42, "pause")]
+    assert describe_plan(planned) == "10-20 s kill, 32-42 s pause"
+    assert describe_plan(()) == "none"
+
+
+def test_the_warning_names_the_faults_a_time_limit_leaves_out() -> None:
+    faults = ("kill", "pause", "partition")
+    # 40 s of 10 s windows after 10 s healthy stretches: kill and pause only.
+    warning = fit_warning(faults, 10, 40)
+    assert warning is not None
+    assert warning.startswith("--time-limit 40 leaves no window for partition:")
+    assert "try --time-limit 64 or --nemesis-interval 6" in warning
+    # 60 s fits all three only if every heal is instant.
+    warning = fit_warning(faults, 10, 60)
+    assert warning is not None and "no window for partition once heals take" in warning
+    assert time_limit_for_each(faults, 10) == 64
+    assert fit_warning(faults, 10, 64) is None
+    assert fit_warning(("kill",), 10, 20) is None  # the last heal may end after the limit
+    assert fit_warning((), 10, 5) is None
+
+
+@pytest.mark.parametrize(("count", "interval", "time_limit"),
+                         [(3, 10, 40), (2, 7, 29), (4, 5, 31), (5, 10, 100)])
+def test_the_interval_the_warning_offers_fits_every_fault(count: int, interval: float,
+                                                          time_limit: float) -> None:
+    faults = ("kill", "pause", "partition", "kill-leader", "pause-leader")[:count]
+    warning = fit_warning(faults, interval, time_limit)
+    assert warning is not None
+    offered = float(warning.rsplit("--nemesis-interval ", 1)[1])
+    assert fit_warning(faults, offered, time_limit) is None
 
 
 def test_schedule_needs_positive_interval_and_limit() -> None:

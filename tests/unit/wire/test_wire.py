@@ -7,7 +7,9 @@ import zlib
 import grpc
 import pytest
 
+from distlab.runtime.server import SERVER_OPTIONS
 from distlab.wire.addresses import Address, ConfigError, parse_cluster_list
+from distlab.wire.channels import CHANNEL_OPTIONS
 from distlab.wire.not_leader import NotLeaderHint, decode_not_leader, encode_not_leader
 from distlab.wire.sharding import group_of
 
@@ -67,3 +69,16 @@ def test_a_keys_group_is_crc32_of_its_utf8_bytes() -> None:
         assert group_of(key, 7) == zlib.crc32(key.encode("utf-8")) % 7
     spread = {group_of(f"key-{n}", 3) for n in range(100)}
     assert spread == {0, 1, 2}
+
+
+def test_servers_accept_the_keepalive_pings_clients_send() -> None:
+    """A client pinging sooner than the server allows has its connection closed with GOAWAY
+    too_many_pings; the server's floor must sit below the client's interval, and hold with
+    no calls in flight and no data sent."""
+    client, server = dict(CHANNEL_OPTIONS), dict(SERVER_OPTIONS)
+    interval = client["grpc.keepalive_time_ms"]
+    # gRPC's server default is five minutes; anything above the client's interval strikes.
+    floor = server.get("grpc.http2.min_ping_interval_without_data_ms", 300_000)
+    assert floor < interval
+    assert client.get("grpc.http2.max_pings_without_data") == 0
+    assert server.get("grpc.keepalive_permit_without_calls") == 1

@@ -208,8 +208,13 @@ def _legend(points: Sequence[LatencyPoint], windows: Sequence[ShadedWindow]) -> 
     x = float(LEFT)
     parts.append(f'<text x="{x:.0f}" y="{y + 4}" font-weight="bold">fault</text>')
     x += 62
-    kinds = list(FAULT_COLOURS)
-    kinds += sorted({w.kind for w in windows} - set(kinds))
+    # Only the kinds that ran: a legend entry with no band to match would suggest a fault
+    # that never happened.
+    ran = {w.kind for w in windows}
+    kinds = [kind for kind in FAULT_COLOURS if kind in ran]
+    kinds += sorted(ran - set(kinds))
+    if not kinds:
+        parts.append(f'<text x="{x:.0f}" y="{y + 4}">none injected</text>')
     for kind in kinds:
         colour = FAULT_COLOURS.get(kind, DEFAULT_FAULT_COLOUR)
         parts.append(f'<rect x="{x - 5:.1f}" y="{y - 6}" width="14" height="12" '

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from distlab.check import CheckResult, Verdict, render_html
+from distlab.check import CheckResult, Verdict, describe_operation_count, render_html
 from distlab.check.tester.latency import LatencyPoint, ShadedWindow, render_latency_svg
 
 HISTORY_FILE = "history.jsonl"
@@ -196,6 +196,12 @@ nav a { margin-right: 1.2em; } img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
+def operation_count(document: Mapping[str, Any]) -> str:
+    """The run's operation count, said as the checker's timeline says it."""
+    totals = document["totals"]
+    return describe_operation_count(document["operations"], totals["fail"], totals["info"])
+
+
 def render_index(document: Mapping[str, Any]) -> str:
     """index.html: the verdict, the settings, counts, faults, and links to the rest."""
     verdict = str(document["verdict"])
@@ -209,8 +215,8 @@ def render_index(document: Mapping[str, Any]) -> str:
         "</head><body>",
         "<h1>distlab test</h1>",
         f"<p>Verdict: <span class='verdict {css}'>{escape(verdict)}</span>{reason}; "
-        f"{document['operations']} operations in {document['duration_seconds']:g} s, "
-        f"checked in {checker['elapsed_seconds']:g} s.</p>",
+        f"{escape(operation_count(document))}; the run took "
+        f"{document['duration_seconds']:g} s, the check {checker['elapsed_seconds']:g} s.</p>",
         f"<nav><a href='{TIMELINE_FILE}'>checker timeline</a>"
         f"<a href='{LATENCY_FILE}'>latency plot</a>"
         f"<a href='{HISTORY_FILE}'>history (JSON lines)</a>"
@@ -244,6 +250,10 @@ def render_index(document: Mapping[str, Any]) -> str:
         parts.append("</table>")
     else:
         parts.append("<p>No faults were injected.</p>")
+    not_run = document.get("faults_not_run") or []
+    if not_run:
+        parts.append(f"<p>Named but never run (no time was left for their window): "
+                     f"{escape(', '.join(not_run))}.</p>")
     parts.append("<h2>Settings</h2><table>")
     for name, value in document["settings"].items():
         parts.append(f"<tr><th>{escape(str(name))}</th><td>{escape(str(value))}</td></tr>")

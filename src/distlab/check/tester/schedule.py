@@ -10,7 +10,9 @@ Faults are taken from the requested list in turn, so every kind gets a window as
 the time limit allows. Healing takes time (a killed node must restart), so at run time each
 healthy stretch is measured from when the heal finished, not from when it was due: the
 cluster always gets its full healthy interval, and `FaultSchedule` hands out the windows
-one at a time. `plan_schedule` is the same schedule with instant heals.
+one at a time. `plan_schedule` is the same schedule with heals of a given length (instant
+by default), which is what a run prints at its start; `fit_warning` says when a time limit
+leaves a named fault without a window.
 
 Which node a fault hits, and the shape of a partition, are drawn at run time from a
 seeded `random.Random`, so a seed replays the same choices.
@@ -22,6 +24,7 @@ link in both directions, so a shape is a graph of who can still talk to whom.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from random import Random
@@ -54,6 +57,12 @@ FAULTS: dict[str, str] = {
     f"partition-{PARTITION_MAJORITIES_RING}": "every node sees a majority, no two the same",
     f"partition-{PARTITION_ISOLATE_LEADER}": "cut the leader off from the others",
 }
+
+
+# The plan counts heals as instant, but a killed node takes a moment to restart and serve,
+# and the next healthy interval only starts then; allowing this much per fault keeps
+# every planned window inside the time limit.
+HEAL_ALLOWANCE_SECONDS = 2.0
 
 
 class ScheduleError(ValueError):
@@ -113,18 +122,66 @@ class FaultSchedule:
         return PlannedFault(start, end, fault)
 
 
-def plan_schedule(faults: Sequence[str], interval: float, time_limit: float
-                  ) -> tuple[PlannedFault, ...]:
-    """Every window a run gets when heals are instant: fault windows of `interval`
-    seconds, each followed by as long a healthy interval, the first after one healthy
-    interval; a window that would end after `time_limit` is left out."""
+def plan_schedule(faults: Sequence[str], interval: float, time_limit: float,
+                  heal_seconds: float = 0.0) -> tuple[PlannedFault, ...]:
+    """Every window a run gets when each heal takes `heal_seconds` (instant by default):
+    fault windows of `interval` seconds, each followed by the heal and as long a healthy
+    interval, the first after one healthy interval; a window that would end after
+    `time_limit` is left out."""
     schedule = FaultSchedule(faults, interval, time_limit)
     planned: list[PlannedFault] = []
     healthy_since = 0.0
     while (window := schedule.next_fault(healthy_since)) is not None:
         planned.append(window)
-        healthy_since = window.end
+        healthy_since = window.end + heal_seconds
     return tuple(planned)
+
+
+def left_out(faults: Sequence[str], ran: Iterable[str]) -> tuple[str, ...]:
+    """The faults of `faults` not among those that `ran` (or are planned), in order."""
+    running = set(ran)
+    return tuple(fault for fault in faults if fault not in running)
+
+
+def time_limit_for_each(faults: Sequence[str], interval: float) -> float:
+    """The shortest time limit that runs every fault once: a healthy interval and a window
+    per fault, and the heal allowance for every fault but the last, so that slow heals push
+    no window out (the last heal may finish after the time limit)."""
+    return len(faults) * 2 * interval + max(len(faults) - 1, 0) * HEAL_ALLOWANCE_SECONDS
+
+
+def describe_plan(planned: Sequence[PlannedFault]) -> str:
+    """`10-20 s kill, 30-40 s pause` (or `none`)."""
+    return ", ".join(f"{window.start:g}-{window.end:g} s {window.fault}"
+                     for window in planned) or "none"
+
+
+def fit_warning(faults: Sequence[str], interval: float, time_limit: float) -> str | None:
+    """Why some of `faults` get no window within `time_limit` (or none once heals take
+    their usual time), and the settings that run each once; None when each fits."""
+    instant = plan_schedule(faults, interval, time_limit)
+    slow = plan_schedule(faults, interval, time_limit, HEAL_ALLOWANCE_SECONDS)
+    missing = left_out(faults, (window.fault for window in instant))
+    at_risk = left_out(faults, (window.fault for window in slow))
+    if not at_risk:
+        return None
+    needed = time_limit_for_each(faults, interval)
+    # The longest interval whose plan, heal allowances included, fits the time limit.
+    heals = (len(faults) - 1) * HEAL_ALLOWANCE_SECONDS
+    shorter = math.floor((time_limit - heals) / (2 * len(faults)) * 10) / 10
+    advice = f"--time-limit {math.ceil(needed):d}"
+    if shorter > 0:
+        advice += f" or --nemesis-interval {shorter:g}"
+    outcome = (f"leaves no window for {', '.join(missing)}" if missing else
+               f"leaves no window for {', '.join(at_risk)} once heals take their time")
+    return (f"--time-limit {time_limit:g} {outcome}: each fault needs a healthy "
+            f"{interval:g} s and its {interval:g} s window, and a heal takes up "
+            f"to {HEAL_ALLOWANCE_SECONDS:g} s, so {_count(faults)} {needed:g} s; "
+            f"try {advice}")
+
+
+def _count(faults: Sequence[str]) -> str:
+    return f"{len(faults)} faults need" if len(faults) != 1 else "one fault needs"
 
 
 def is_kill(fault: str) -> bool:

@@ -14,16 +14,16 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from random import Random
-from typing import Any
+from typing import Any, Protocol
 
 from distlab.check import CheckResult, HistoryRecorder, Verdict, check, load_history
 from distlab.check.tester.mix import Mix
 from distlab.check.tester.report import HISTORY_FILE, FaultRecord, summarize_history, write_report
-from distlab.check.tester.schedule import FaultSchedule
+from distlab.check.tester.schedule import FaultSchedule, left_out
 from distlab.core.ids import NodeId
 from distlab.ops.faults import ComposeContainers, LocalProcesses, NodeControl
 from distlab.ops.local_cluster import ClusterStartError, LocalCluster
@@ -31,7 +31,9 @@ from distlab.ops.tester.nemesis import ActiveFault, Nemesis
 from distlab.ops.tester.workload import Clients, Workload
 from distlab.wire.addresses import Address
 
-PROGRESS_INTERVAL_SECONDS = 2.0
+# How often the counts are handed to the reporter (a bar redraws them; plain output prints a
+# line at its own, slower pace).
+PROGRESS_INTERVAL_SECONDS = 0.5
 LEADER_WAIT_SECONDS = 30.0
 CHECK_MEMORY_BYTES = 1024 * 2**20
 STALE_READS_VARIABLE = "DISTLAB_UNSAFE_STALE_READS"
@@ -95,14 +97,22 @@ class RunOutcome:
     document: dict[str, Any]
 
 
-Progress = Callable[[str], None]
+class Reporter(Protocol):
+    """Where a run tells how it is going (distlab.cli.progress.Progress is one): `log` for
+    events (a fault, a heal, a phase), `update` for the workload's seconds so far and its
+    counts."""
+
+    def log(self, line: str) -> None: ...
+
+    def update(self, completed: float | None = None, *, total: float | None = None,
+               status: str | None = None) -> None: ...
 
 
 def key_names(count: int) -> list[str]:
     return [f"k{index}" for index in range(count)]
 
 
-async def run_test(settings: RunSettings, progress: Progress) -> RunOutcome:
+async def run_test(settings: RunSettings, reporter: Reporter) -> RunOutcome:
     """The whole run; raises ClusterStartError when a cluster to start does not come up."""
     settings.report_dir.mkdir(parents=True, exist_ok=True)
     history_path = settings.report_dir / HISTORY_FILE
@@ -111,8 +121,9 @@ async def run_test(settings: RunSettings, progress: Progress) -> RunOutcome:
     if addresses is None:
         data_dir = settings.data_dir or settings.report_dir / "cluster"
         cluster = LocalCluster.plan(settings.nodes, data_dir, groups=settings.groups)
-        progress(f"starting {settings.nodes} nodes, {settings.groups} "
-                 f"group{'s' if settings.groups != 1 else ''} (data and logs in {data_dir})")
+        reporter.log(f"starting {settings.nodes} nodes, {settings.groups} "
+                     f"group{'s' if settings.groups != 1 else ''} (data and logs in "
+                     f"{data_dir})")
         await cluster.start()
         addresses = {node_id: node.address for node_id, node in cluster.nodes.items()}
     control: NodeControl | None = None
@@ -121,16 +132,16 @@ async def run_test(settings: RunSettings, progress: Progress) -> RunOutcome:
     elif settings.compose:
         control = ComposeContainers(settings.compose_project, addresses)
     try:
-        run = _Run(settings, addresses, control, history_path, progress)
+        run = _Run(settings, addresses, control, history_path, reporter)
         await run.execute()
     finally:
         if cluster is not None:
-            progress("stopping the cluster")
+            reporter.log("stopping the cluster")
             await cluster.stop()
-    return _check_and_report(settings, run, history_path, progress)
+    return _check_and_report(settings, run, history_path, reporter)
 
 
-async def run_until_interrupted(settings: RunSettings, progress: Progress
+async def run_until_interrupted(settings: RunSettings, reporter: Reporter
                                 ) -> RunOutcome | str | None:
     """The run, or None when SIGINT/SIGTERM stopped it (after healing and stopping the
     cluster), or a message when no verdict could be reached."""
@@ -140,9 +151,9 @@ async def run_until_interrupted(settings: RunSettings, progress: Progress
     for signum in (signal.SIGINT, signal.SIGTERM):
         running.add_signal_handler(signum, task.cancel)
     try:
-        return await run_test(settings, progress)
+        return await run_test(settings, reporter)
     except asyncio.CancelledError:
-        progress("interrupted; faults healed and the cluster stopped")
+        reporter.log("interrupted; faults healed and the cluster stopped")
         return None
     except ClusterStartError as error:
         return f"the cluster did not start: {error}"
@@ -155,15 +166,16 @@ class _Run:
     """The live part of a run, and what it leaves for the report."""
 
     def __init__(self, settings: RunSettings, addresses: Mapping[NodeId, Address],
-                 control: NodeControl | None, history_path: Path, progress: Progress) -> None:
+                 control: NodeControl | None, history_path: Path, reporter: Reporter) -> None:
         self.settings = settings
-        self.progress = progress
+        self.reporter = reporter
         self.nemesis = Nemesis(addresses, Random(f"{settings.seed}/nemesis"), control)
         for fault in settings.faults:
             self.nemesis.check_supported(fault)
         self.history_path = history_path
         self.addresses = addresses
         self.faults: list[FaultRecord] = []
+        self.not_run: tuple[str, ...] = ()
         self.current: ActiveFault | None = None
         self.origin_ns = time.monotonic_ns()
         self.finish_ns = self.origin_ns
@@ -174,11 +186,11 @@ class _Run:
     async def execute(self) -> None:
         settings = self.settings
         leaders = await self.nemesis.wait_for_leader(LEADER_WAIT_SECONDS)
-        self.progress("leaders: " + ", ".join(f"group {group}: node {node}"
-                                              for group, node in sorted(leaders.items()))
-                      if leaders is not None else
-                      f"a group has no leader after {LEADER_WAIT_SECONDS:.0f} s; "
-                      "starting anyway")
+        self.reporter.log("leaders: " + ", ".join(f"group {group}: node {node}"
+                                                  for group, node in sorted(leaders.items()))
+                          if leaders is not None else
+                          f"a group has no leader after {LEADER_WAIT_SECONDS:.0f} s; "
+                          "starting anyway")
         schedule = FaultSchedule(settings.faults, settings.nemesis_interval,
                                  settings.time_limit)
         workload_rng = Random(f"{settings.seed}/workload")
@@ -189,33 +201,36 @@ class _Run:
                             settings.rate, settings.concurrency, workload_rng)
         self.origin_ns = time.monotonic_ns()
         workers = asyncio.create_task(workload.run())
-        reporter = asyncio.create_task(self._report_progress(workload))
+        counting = asyncio.create_task(self._report_progress(workload))
         try:
             healthy_since = 0.0
             while (planned := schedule.next_fault(healthy_since)) is not None:
                 await self._sleep_until(planned.start, workers)
                 self.current = await self.nemesis.start(planned.fault)
-                self.progress(f"fault: {self.current.description}")
+                self.reporter.log(f"fault: {self.current.description}")
                 await self._sleep_until(planned.end, workers)
                 record = await self.nemesis.heal(self.current)
                 self.current = None
                 self.faults.append(record)
                 healthy_since = (record.end_ns - self.origin_ns) / 1e9
-                self.progress(f"healed: {record.description}"
-                              + (f" ({'; '.join(record.errors)})" if record.errors else ""))
+                self.reporter.log(f"healed: {record.description}"
+                                  + (f" ({'; '.join(record.errors)})" if record.errors else ""))
+            self.not_run = left_out(settings.faults, (record.fault for record in self.faults))
+            if self.not_run:
+                self.reporter.log(f"warning: no time was left for {', '.join(self.not_run)}")
             await self._sleep_until(settings.time_limit, workers)
             workload.stop()
             await workers
             self.heal_errors = await self.nemesis.heal_all()
-            self.progress(f"time limit reached after {workload.tally.total} operations; "
-                          f"healed everything, quiet for {settings.quiet:g} s")
+            self.reporter.log(f"time limit reached after {workload.tally.total} operations; "
+                              f"healed everything, quiet for {settings.quiet:g} s")
             await self.nemesis.wait_for_leader(LEADER_WAIT_SECONDS)
             await asyncio.sleep(settings.quiet)  # the quiet period is the point: no faults
             self.final_values = await workload.final_reads()
-            self.progress(f"final reads: {len(self.final_values)} of {settings.keys} keys")
+            self.reporter.log(f"final reads: {len(self.final_values)} of {settings.keys} keys")
         finally:
             self.finish_ns = time.monotonic_ns()
-            reporter.cancel()
+            counting.cancel()
             workload.stop()
             if not workers.done():
                 workers.cancel()
@@ -245,13 +260,14 @@ class _Run:
             tally = workload.tally
             elapsed = (time.monotonic_ns() - self.origin_ns) / 1e9
             fault = self.current.description if self.current is not None else "none"
-            self.progress(f"{elapsed:6.1f} s: {tally.total} operations (ok {tally.ok}, "
-                          f"fail {tally.fail}, info {tally.info}); fault: {fault}")
+            self.reporter.update(min(elapsed, self.settings.time_limit), status=(
+                f"{elapsed:6.1f} s: {tally.total} operations (ok {tally.ok}, fail {tally.fail}, "
+                f"info {tally.info}); fault: {fault}"))
 
 
 def _check_and_report(settings: RunSettings, run: _Run, history_path: Path,
-                      progress: Progress) -> RunOutcome:
-    progress(f"checking {history_path} (budget {settings.check_timeout:g} s)")
+                      reporter: Reporter) -> RunOutcome:
+    reporter.log(f"checking {history_path} (budget {settings.check_timeout:g} s)")
     history = load_history(history_path, "jsonl")
     result: CheckResult = check(history, "kv", timeout=settings.check_timeout,
                                 max_memory_bytes=CHECK_MEMORY_BYTES)
@@ -261,7 +277,8 @@ def _check_and_report(settings: RunSettings, run: _Run, history_path: Path,
         settings.report_dir, result=result, summary=summary, faults=run.faults,
         origin_ns=run.origin_ns, finish_ns=run.finish_ns, settings=settings.describe(),
         exit_status=exit_status,
-        extra={"final_reads": run.final_values, "heal_errors": run.heal_errors,
+        extra={"faults_not_run": list(run.not_run), "final_reads": run.final_values,
+               "heal_errors": run.heal_errors,
                "client_errors": run.unexpected[:50]})
     return RunOutcome(result.verdict, exit_status, settings.report_dir, document)
 

@@ -78,12 +78,21 @@ class MembershipChanges(RaftRoles):
         for member in sorted(membership.members):
             if member not in self.progress:
                 self.progress[member] = Progress(next_index, self.config.max_inflight_appends)
-        for member in list(self.progress):
-            if member not in membership.members and member != self.id:
-                del self.progress[member]
+        # A member being removed keeps its progress, and so keeps receiving the log, until
+        # the change commits: it learns of its own removal from the entry and stops
+        # campaigning, rather than calling elections nobody answers for ever. It no longer
+        # counts towards any quorum (those count the voters).
 
-    def _step_down_if_removed(self) -> None:
-        if self.id not in self.membership.voters and self.log.committed >= self._config_index:
+    def _after_membership_commit(self) -> None:
+        """Once the latest change is committed: forget removed members, and step down if
+        this leader removed itself."""
+        if self.log.committed < self._config_index:
+            return
+        members = self.membership.members
+        for member in list(self.progress):
+            if member not in members and member != self.id:
+                del self.progress[member]
+        if self.id not in self.membership.voters:
             self._become_follower(self.term, NO_NODE)  # we removed ourselves
 
     # ------------------------------------------------------------------ any member

@@ -133,7 +133,7 @@ class Replication(RaftRoles):
 
     def _after_commit(self) -> None:
         self._register_reads_awaiting_term_commit()
-        self._step_down_if_removed()
+        self._after_membership_commit()
 
     # ------------------------------------------------------------------ sending
 

@@ -23,6 +23,7 @@ from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
 from distlab.proto import kv_pb2, kv_pb2_grpc
+from distlab.wire.kv_bytes import printable
 from distlab.wire.metadata import (
     ERROR_REASON,
     REASON_OUTCOME_UNKNOWN,
@@ -70,22 +71,18 @@ class Rejection(Exception):
         self.metadata = metadata
 
 
-def check_key(key: str) -> None:
+def check_key(key: bytes) -> None:
     if not key:
         raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "key must not be empty")
-    if kv.utf8_length(key) > kv.MAX_KEY_BYTES:
+    if len(key) > kv.MAX_KEY_BYTES:
         raise Rejection(
             grpc.StatusCode.INVALID_ARGUMENT, f"key is longer than {kv.MAX_KEY_BYTES} bytes"
         )
 
 
-def check_value(value: str, what: str = "value") -> None:
-    size = kv.utf8_length(value)
-    if size > kv.MAX_VALUE_BYTES:
-        raise Rejection(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"{what} is {size} bytes, above the limit of {kv.MAX_VALUE_BYTES}",
-        )
+def check_value(value: bytes, what: str = "value") -> None:
+    if len(value) > kv.MAX_VALUE_BYTES:
+        raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, kv.value_too_large(what, len(value)))
 
 
 def check_session(client_id: int, sequence: int) -> None:
@@ -232,14 +229,14 @@ class KVServicer(kv_pb2_grpc.KVServicer):
                                    kv.open_session_command(request.client_id))
             return kv_pb2.OpenSessionResponse()
 
-        return await self._serve("open_session", "", context, write, group=request.group)
+        return await self._serve("open_session", b"", context, write, group=request.group)
 
     # ---- plumbing ----
 
-    def _shard(self, key: str) -> Shard:
+    def _shard(self, key: bytes) -> Shard:
         return self._shards[group_of(key, len(self._shards))]
 
-    async def _propose(self, key: str, command: bytes) -> kv_pb2.KVResult:
+    async def _propose(self, key: bytes, command: bytes) -> kv_pb2.KVResult:
         return await self._propose_to(self._shard(key), command)
 
     async def _propose_to(self, shard: Shard, command: bytes) -> kv_pb2.KVResult:
@@ -267,13 +264,13 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             ) from error
 
     async def _serve(
-        self, op: str, key: str, context: Context, handle: Callable[[], Awaitable[Response]],
+        self, op: str, key: bytes, context: Context, handle: Callable[[], Awaitable[Response]],
         group: int = 0,
     ) -> Response:
         span = trace.get_current_span()
         span.set_attribute("kv.op", op)
-        if key:
-            span.set_attribute("kv.key", key)
+        if key and span.is_recording():
+            span.set_attribute("kv.key", printable(key))
         try:
             response = await handle()
         except NotLeader as error:

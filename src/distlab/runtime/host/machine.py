@@ -3,8 +3,8 @@
 Commands are wrapped in a one-byte envelope so that the host can keep records of its own in
 the replicated log: today the address book (members added at run time announce their
 address through the log, so every member, and a member restarted from a snapshot, can reach
-them). Snapshots carry the address book in a small header before the application's state.
-This is shared by every engine: a second engine reuses it rather than copying it.
+them). Snapshots carry those recorded addresses in a small header before the application's
+state. This is shared by every engine: a second engine reuses it rather than copying it.
 """
 
 from __future__ import annotations
@@ -20,27 +20,51 @@ log = logging.getLogger(__name__)
 
 APP_COMMAND = b"A"
 MEMBER_ADDRESS = b"M"
-SNAPSHOT_FORMAT = 1
+# Format 2 keeps only the recorded addresses ("recorded"); format 1 kept every address the
+# node knew ("addresses"), its start-up list included, and is still read.
+SNAPSHOT_FORMAT = 2
+OLD_SNAPSHOT_FORMATS = (1,)
 
 
 class AddressBook:
-    """Every member's address, shared by all the instances of a node."""
+    """Every member's address, shared by all the instances of a node.
 
-    def __init__(self, addresses: Mapping[NodeId, str],
+    Two sources, and the log wins: the start-up list (CLUSTER_NODES) says where the members
+    are as this node was told at start, and the address records of the log (a member added
+    at run time announces its address there) say where the cluster itself last recorded a
+    member. Only the records travel in snapshots: a snapshot that carried the start-up list
+    too would bring back, after a restart on other ports, the addresses of the previous run.
+    """
+
+    def __init__(self, configured: Mapping[NodeId, str],
                  on_learn: Callable[[NodeId, str], None] = lambda node, address: None) -> None:
-        self._addresses = dict(addresses)
+        self._configured = dict(configured)
+        self._recorded: dict[NodeId, str] = {}
         self._on_learn = on_learn
 
     def get(self, node: NodeId) -> str | None:
-        return self._addresses.get(node)
+        return self._recorded.get(node) or self._configured.get(node)
 
     def items(self) -> list[tuple[NodeId, str]]:
-        return sorted(self._addresses.items())
+        return sorted({**self._configured, **self._recorded}.items())
+
+    def recorded(self) -> list[tuple[NodeId, str]]:
+        """The addresses the log recorded, which a snapshot keeps."""
+        return sorted(self._recorded.items())
 
     def learn(self, node: NodeId, address: str) -> None:
-        if self._addresses.get(node) != address:
-            self._addresses[node] = address
+        """`node` is at `address`, as a record of the log says: that wins from now on."""
+        before = self.get(node)
+        self._recorded[node] = address
+        if before != address:
             self._on_learn(node, address)
+
+    def learn_if_unknown(self, node: NodeId, address: str) -> None:
+        """`node` was at `address` when an old snapshot was taken (one that kept every address
+        without telling the recorded ones apart): a fallback only, for a node no other source
+        names."""
+        if self.get(node) is None:
+            self.learn(node, address)
 
 
 def app_command(command: bytes) -> bytes:
@@ -80,7 +104,7 @@ class HostedMachine:
     def snapshot(self) -> bytes:
         header = json.dumps({
             "format": SNAPSHOT_FORMAT,
-            "addresses": {str(node): address for node, address in self.addresses.items()},
+            "recorded": {str(node): address for node, address in self.addresses.recorded()},
         }).encode()
         return len(header).to_bytes(4, "big") + header + self.machine.snapshot()
 
@@ -91,9 +115,15 @@ class HostedMachine:
             header = json.loads(data[4 : 4 + size])
         except ValueError as error:
             raise ValueError(f"unreadable snapshot header: {error}") from error
-        if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
-            found = header.get("format") if isinstance(header, dict) else None
+        found = header.get("format") if isinstance(header, dict) else None
+        if found == SNAPSHOT_FORMAT:
+            addresses, learn = header.get("recorded"), self.addresses.learn
+        elif found in OLD_SNAPSHOT_FORMATS:
+            addresses, learn = header.get("addresses"), self.addresses.learn_if_unknown
+        else:
             raise ValueError(f"snapshot format {found} is not {SNAPSHOT_FORMAT}")
-        for node_text, address in header["addresses"].items():
-            self.addresses.learn(NodeId(int(node_text)), str(address))
+        if not isinstance(addresses, dict):
+            raise ValueError(f"snapshot header of format {found} lists no addresses")
+        for node_text, address in addresses.items():
+            learn(NodeId(int(node_text)), str(address))
         self.machine.restore(data[4 + size :])

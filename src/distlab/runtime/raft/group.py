@@ -38,12 +38,23 @@ class RaftTiming:
     heartbeat_ticks: int = 2
 
 
+def is_blank(storage: DurableStorage) -> bool:
+    """Whether `storage` holds nothing yet: no term, no vote, no entry, no snapshot."""
+    return (storage.hard_state() == raft.HardState() and storage.snapshot() is None
+            and not storage.entries())
+
+
 class RaftGroup:
     """Implements `ReplicatedLog`, `MembershipChanges` and `LeadershipTransfer` for one group."""
 
-    def __init__(self, driver: Driver[raft.Raft]) -> None:
+    def __init__(self, driver: Driver[raft.Raft], storage: DurableStorage,
+                 bootstrap: raft.Snapshot | None = None) -> None:
+        """`bootstrap`: the configuration to record on disk when the group starts (its
+        storage was blank and it was given voters)."""
         self.driver = driver
         self.group = driver.group
+        self._storage = storage
+        self._bootstrap = bootstrap
 
     @classmethod
     def build(
@@ -72,8 +83,13 @@ class RaftGroup:
         snapshot = storage.snapshot()
         if snapshot is not None:
             hosted.restore(snapshot.data)
-            log.info("group %d: restored snapshot at index %d from disk", group,
-                     snapshot.meta.last_index)
+            if snapshot.meta.last_index > 0:  # index 0 only records the bootstrap voters
+                log.info("group %d: restored snapshot at index %d from disk", group,
+                         snapshot.meta.last_index)
+        bootstrap = None
+        if voters and is_blank(storage):
+            bootstrap = raft.Snapshot(raft.SnapshotMeta(0, 0, raft.Membership(voters)),
+                                      hosted.snapshot())
         config = raft.Config(
             node_id=node_id, voters=voters, election_ticks=timing.election_ticks,
             heartbeat_ticks=timing.heartbeat_ticks, planted_bugs=planted_bugs,
@@ -87,9 +103,18 @@ class RaftGroup:
             on_failure=on_failure,
         )
         reports.append(driver)
-        return cls(driver)
+        return cls(driver, storage, bootstrap)
 
     def start(self) -> None:
+        if self._bootstrap is not None:
+            # The bootstrap configuration goes to disk as the snapshot at index 0 (as etcd's
+            # Bootstrap does), so a restart takes the membership from disk, then from the
+            # log, and never again from the start-up list, which may have changed since.
+            # Only now, once the node serves: a start that failed records nothing.
+            self._storage.save_snapshot(self._bootstrap)
+            log.info("group %d: bootstrapped with voters %s", self.group,
+                     sorted(self._bootstrap.meta.membership.voters))
+            self._bootstrap = None
         self.driver.start()
 
     async def stop(self) -> None:
