@@ -186,13 +186,17 @@ class KVWorkload:
             client.sessions.add(group)
         client.sequence += 1
         sequence = client.sequence
+        # The store holds bytes; the history speaks text, as a client's users do.
+        key_bytes = key.encode()
         if f == "put":
-            command = kv.put_command(client.client_id, sequence, key, value)
+            command = kv.put_command(client.client_id, sequence, key_bytes, value.encode())
         elif f == "append":
-            command = kv.append_command(client.client_id, sequence, key, value)
+            command = kv.append_command(client.client_id, sequence, key_bytes, value.encode())
         else:
             expected, new = value
-            command = kv.cas_command(client.client_id, sequence, key, expected, new)
+            command = kv.cas_command(client.client_id, sequence, key_bytes,
+                                     None if expected is None else expected.encode(),
+                                     new.encode())
         recorded = list(value) if f == "cas" else value
         self._record(client.process, "invoke", f, key, recorded)
         try:
@@ -224,7 +228,8 @@ class KVWorkload:
 
         async def read(driver: Driver[Any]) -> str | None:
             await driver.read_barrier()
-            return cast(KVStateMachine, driver.machine.machine).get(key)
+            found = cast(KVStateMachine, driver.machine.machine).get(key.encode())
+            return None if found is None else found.decode()
 
         try:
             value = await self._call(client, group, deadline, read)
