@@ -19,7 +19,7 @@ import concurrent.futures
 import functools
 import multiprocessing
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from random import Random
 from typing import Any
@@ -31,7 +31,7 @@ from distlab.runtime.host.driver import Timing
 from distlab.sim import faults
 from distlab.sim.faults import Fault, FaultKind, FaultMix
 from distlab.sim.network import PRESETS, RELIABLE, NetworkConditions
-from distlab.sim.workload import KVWorkload, WorkloadSettings
+from distlab.sim.workload import KVWorkload, Workload, WorkloadSettings
 from distlab.sim.world import Engine, NodeSettings, SimulationFailure, World
 
 CLUSTER_SIZES = (3, 5, 7)
@@ -53,6 +53,16 @@ class Tuning:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtraFault:
+    """A fault kind of a protocol's own, drawn beside the shared ones."""
+
+    weight: int
+    kind: FaultKind
+    # (at ms, the run's generator, the node ids, the number of groups) -> the event
+    draw: Callable[[float, Random, Sequence[NodeId], int], Fault]
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolSpec:
     """What a protocol registers with the harness."""
 
@@ -63,9 +73,9 @@ class ProtocolSpec:
     make_engine: Callable[[World, Any], Engine]
     timing: Callable[[Any], Timing]
     bugs: Mapping[str, str] = field(default_factory=dict)
-    # Fault kinds of its own (name -> weight, kind), drawn beside the shared ones.
-    extra_faults: Mapping[str, tuple[int, FaultKind, Callable[..., Fault]]] = field(
-        default_factory=dict)
+    extra_faults: Mapping[str, ExtraFault] = field(default_factory=dict)
+    # Its clients: by default the KV store's, whose history the linearizability checker reads.
+    make_workload: Callable[[World, Random, WorkloadSettings], Workload] = KVWorkload
     # How to hunt each planted bug, where the default runs would take long to show it.
     tuning: Mapping[str, Tuning] = field(default_factory=dict)
 
@@ -77,8 +87,8 @@ def register(spec: ProtocolSpec) -> None:
     if spec.name in PROTOCOLS:
         raise ValueError(f"protocol {spec.name!r} is already registered")
     PROTOCOLS[spec.name] = spec
-    for kind, (_, fault_kind, _) in spec.extra_faults.items():
-        faults.FAULT_KINDS.setdefault(kind, fault_kind)
+    for name, extra in spec.extra_faults.items():
+        faults.FAULT_KINDS.setdefault(name, extra.kind)
 
 
 def protocol(name: str) -> ProtocolSpec:
@@ -191,8 +201,7 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
     for tuning in tunings:
         workload = replace(workload, **tuning.workload)
         weights.update(tuning.weights)
-    extra = {kind: (weight, draw) for kind, (weight, _, draw) in spec.extra_faults.items()}
-    schedule = _draw_schedule(rng, size, groups, chaos_ms, mix, weights, extra)
+    schedule = _draw_schedule(rng, size, groups, chaos_ms, mix, weights, spec.extra_faults)
     return RunPlan(
         protocol=spec.name, seed=seed, nodes=size, groups=groups, chaos_ms=chaos_ms,
         options=options, bugs=bugs, conditions=conditions, node_settings=tuple(settings),
@@ -202,24 +211,22 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
 
 
 def _draw_schedule(rng: Random, size: int, groups: int, chaos_ms: float, mix: FaultMix,
-                   weights: dict[str, int],
-                   extra: Mapping[str, tuple[int, Callable[..., Fault]]]) -> list[Fault]:
+                   weights: dict[str, int], extra: Mapping[str, ExtraFault]) -> list[Fault]:
     ids = [NodeId(i) for i in range(1, size + 1)]
-    for kind, (weight, _) in extra.items():
-        weights.setdefault(kind, weight)
     shared = {kind: weight for kind, weight in weights.items() if kind in faults.DEFAULT_WEIGHTS}
     schedule = faults.draw_schedule(rng, ids, groups, chaos_ms, mix, shared)
     # The protocol's own kinds, as a second stream of events over the same window.
-    for kind, (_, draw) in extra.items():
-        weight = weights.get(kind, 0)
-        if weight and mix.network:
+    for name, fault in extra.items():
+        weight = weights.get(name, fault.weight)
+        family_on = getattr(mix, fault.kind.family)
+        if weight and family_on:
             at = 0.0
             gap = mix.mean_gap_ms * sum(shared.values()) / weight
             while True:
                 at += rng.expovariate(1.0 / gap)
                 if at >= chaos_ms:
                     break
-                schedule.append(draw(round(at, 1), rng, ids, groups))
+                schedule.append(fault.draw(round(at, 1), rng, ids, groups))
     schedule.sort(key=lambda fault: fault.at_ms)
     return _one_corrupt_node(schedule)
 
@@ -249,7 +256,7 @@ def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False
         conditions=plan.conditions, trace=trace, replay_hint=plan.replay_command())
     world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "
                f"{len(plan.schedule)} faults, options {plan.options}")
-    workload = KVWorkload(world, Random(plan.workload_seed), plan.workload)
+    workload = spec.make_workload(world, Random(plan.workload_seed), plan.workload)
     verdict = "not checked"
     try:
         world.run(_main(world, workload, plan))
@@ -271,7 +278,7 @@ def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False
         fingerprint=fingerprint), world
 
 
-async def _main(world: World, workload: KVWorkload, plan: RunPlan) -> None:
+async def _main(world: World, workload: Workload, plan: RunPlan) -> None:
     for node, gap in zip(sorted(world.nodes), plan.start_gaps_ms, strict=True):
         world.start(node)
         await asyncio.sleep(gap / 1000.0)

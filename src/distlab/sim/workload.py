@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from random import Random
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
@@ -69,6 +69,21 @@ class WorkloadSettings:
     operation_seconds: float = 2.0
     # Relative weights of get, put, append, cas.
     mix: tuple[int, int, int, int] = (4, 3, 2, 1)
+
+
+class Workload(Protocol):
+    """Clients of a protocol's service, their history, and its check."""
+
+    lines: list[str]
+    completed: dict[str, int]
+
+    async def run_clients(self, until: float) -> None: ...
+
+    async def converge(self, timeout: float) -> str | None:
+        """After healing: a problem with progress, or None."""
+        ...
+
+    def check(self) -> CheckResult: ...
 
 
 class _Definite(Exception):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from random import Random
 
+from distlab.core.ids import NodeId
 from distlab.protocols.raft import BUG_CATALOGUE
 from distlab.runtime.host.driver import Timing
 from distlab.sim import harness
+from distlab.sim.faults import Fault, FaultKind
 from distlab.sim.raft.engine import RaftEngine, RaftOptions
 from distlab.sim.world import World
 
@@ -38,6 +41,24 @@ def timing(options: RaftOptions) -> Timing:
     return Timing(tick_seconds=TICK_SECONDS, snapshot_entries=options.snapshot_entries)
 
 
+def _transfer_leadership(world: World, fault: Fault) -> None:
+    """The group's leader hands over to the target (TimeoutNow), as Admin asks it to."""
+    group, target = int(fault.values[0]), fault.nodes[0]
+    leaders = world.leaders(group)
+    driver = world.driver(leaders[-1], group) if leaders else None
+    if driver is not None:
+        world.loop.create_task(driver.request(lambda core: core.transfer_leadership(target)))
+
+
+def _draw_transfer(at: float, rng: Random, nodes: Sequence[NodeId], groups: int) -> Fault:
+    return Fault(at, "transfer-leadership", (rng.choice(nodes),), (rng.randrange(groups),))
+
+
+TRANSFER = harness.ExtraFault(
+    weight=3, draw=_draw_transfer,
+    kind=FaultKind("network", lambda f: f"the leader of group {int(f.values[0])} transfers "
+                   f"leadership to n{f.nodes[0]}", _transfer_leadership))
+
 # How a sweep hunts the bugs that the default runs take long to show. A stale read needs a
 # deposed leader that keeps serving while a new one takes writes: leaders cut off from the
 # rest (and no check-quorum to make them step down), few keys, mostly reads.
@@ -59,6 +80,7 @@ SPEC = harness.ProtocolSpec(
     timing=timing,
     bugs=BUG_CATALOGUE,
     tuning=TUNING,
+    extra_faults={"transfer-leadership": TRANSFER},
 )
 
 harness.register(SPEC)
