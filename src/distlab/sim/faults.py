@@ -188,8 +188,8 @@ FAULT_KINDS: dict[str, FaultKind] = {
         "disk", lambda f: f"a record on {_names(f.nodes)}'s disk rots; it restarts",
         _corrupt),
     "slow-disk": FaultKind(
-        "disk", lambda f: f"{_names(f.nodes)}'s fsyncs take {f.values[0]:.0f}-"
-                          f"{f.values[1]:.0f} ms",
+        "disk", lambda f: f"{_names(f.nodes)}'s fsyncs take {f.values[0]:g}-"
+                          f"{f.values[1]:g} ms",
         lambda w, f: w.set_fsync_latency(f.nodes[0], f.values[0], f.values[1])),
     # --- clocks
     "clock-rate": FaultKind(

@@ -59,15 +59,28 @@ TRANSFER = harness.ExtraFault(
     kind=FaultKind("network", lambda f: f"the leader of group {int(f.values[0])} transfers "
                    f"leadership to n{f.nodes[0]}", _transfer_leadership))
 
-# How a sweep hunts the bugs that the default runs take long to show. A stale read needs a
-# deposed leader that keeps serving while a new one takes writes: leaders cut off from the
-# rest (and no check-quorum to make them step down), few keys, mostly reads.
+# How a sweep hunts the bugs that the default runs take long to show.
 TUNING = {
+    # A stale read needs a deposed leader that keeps serving while a new one takes writes:
+    # leaders cut off from the rest and nothing else going wrong, no check-quorum to make
+    # them step down, few keys, mostly reads.
     "read-without-confirm": harness.Tuning(
         options=lambda options: replace(options, check_quorum=False),
-        weights={"isolate-leader": 20, "heal": 3, "crash-leader": 2, "crash-new-leader": 1,
-                 "crash": 1, "power-loss": 1, "power-loss-in-fsync": 1},
-        workload={"keys": 2, "mix": (6, 3, 1, 0)},
+        weights={"isolate-leader": 20, "heal": 2, "restart": 4, "partition": 2,
+                 "crash": 0, "crash-leader": 0, "crash-new-leader": 0, "power-loss": 0,
+                 "power-loss-in-fsync": 0, "corrupt": 0, "fail-fsync": 0,
+                 "transfer-leadership": 0},
+        workload={"keys": 2, "clients": 5, "mix": (6, 3, 1, 0)},
+        networks=("reliable", "reordering"),
+    ),
+    # A stale vote must reach a candidate that has moved on to a newer term: frequent
+    # elections (no pre-vote holding candidacies back, shorter timeouts, new leaders cut off
+    # and killed) and vote replies held back by the network.
+    "stale-vote-count": harness.Tuning(
+        options=lambda options: replace(options, pre_vote=False, election_ticks=6,
+                                        heartbeat_ticks=2),
+        weights={"crash-new-leader": 6, "isolate-leader": 8},
+        networks=("long-reordering", "unreliable+long-reordering"),
     ),
 }
 
