@@ -50,6 +50,8 @@ class Instance:
     durable_format: DurableFormat
     # The state machine's state to restore before the driver starts (from a snapshot).
     snapshot_data: bytes | None
+    # Records the instance writes to its log as it opens, before it runs.
+    startup_records: Sequence[tuple[int, bytes]] = ()
 
 
 class Engine(Protocol):
@@ -332,6 +334,8 @@ class World:
                 hosted = HostedMachine(self._make_machine(node_id, group), self.addresses)
                 if instance.snapshot_data is not None:
                     hosted.restore(instance.snapshot_data)
+                for kind, body in instance.startup_records:
+                    node.disk.write(group, kind, body)
             except Exception as error:  # a log that recovers into an impossible state
                 self.fail(f"n{node_id} group {group} cannot restart from its disk: "
                           f"{type(error).__name__}: {error}")

@@ -114,7 +114,8 @@ class RaftEngine:
         self.cores[(node, group)] = core
         snapshot = stored.snapshot()
         return Instance(core, RaftFormat(stored.hard_state()),
-                        snapshot.data if snapshot is not None else None)
+                        snapshot.data if snapshot is not None else None,
+                        startup_records=stored.startup_records)
 
     def instance_stopped(self, node: NodeId, group: int) -> None:
         core = self.cores.pop((node, group), None)

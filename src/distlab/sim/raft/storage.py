@@ -117,6 +117,10 @@ class RecoveredLog:
         self._offset = 0  # the index the snapshot (or the compaction record) covers
         self._offset_term = 0
         self._entries: list[Entry] = []
+        # Records to write before the member runs: the compaction a snapshot file implies
+        # when the crash lost the log's own record of it (the real store does the same when
+        # it opens), so that what is appended next follows it in the log too.
+        self.startup_records: list[tuple[int, bytes]] = []
 
     def hard_state(self) -> HardState:
         return self._hard_state
@@ -166,7 +170,9 @@ def recover(records: Sequence[Record], snapshot_file: bytes | None) -> Recovered
     if snapshot_file is not None:
         snapshot = decode_snapshot_file(snapshot_file)
         # The file is written before its compaction record, which a crash may have lost.
-        log._compact(snapshot.meta.last_index, snapshot.meta.last_term)
+        if snapshot.meta.last_index > log._offset:
+            log._compact(snapshot.meta.last_index, snapshot.meta.last_term)
+            log.startup_records.append((COMPACTED, _encode_meta(snapshot.meta)))
         log._snapshot = snapshot
     if log._snapshot is None and log._offset:
         raise RaftRecoveryError(f"the log was compacted to {log._offset} but no snapshot "
