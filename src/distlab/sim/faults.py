@@ -78,6 +78,8 @@ def _crash_new_leader(world: World, fault: Fault) -> None:
     deadline = world.now + NEW_LEADER_WAIT_SECONDS
 
     def look() -> None:
+        if not world.faults_enabled:
+            return
         leadership = _leadership(world, group)
         if leadership is not None and leadership != current:
             world.loop.call_later(fault.values[1] / 1000.0, strike, leadership)
@@ -85,7 +87,7 @@ def _crash_new_leader(world: World, fault: Fault) -> None:
             world.loop.call_later(NEW_LEADER_POLL_SECONDS, look)
 
     def strike(leadership: tuple[NodeId, int]) -> None:
-        if _leadership(world, group) == leadership:
+        if world.faults_enabled and _leadership(world, group) == leadership:
             world.note(f"fault: the new leader n{leadership[0]} of group {group} crashes")
             _crash_and_return(world, leadership[0], fault.values[2:])
 
@@ -305,5 +307,7 @@ def _draw(kind: str, at: float, rng: Random, nodes: Sequence[NodeId], groups: in
 
 
 def apply(world: World, fault: Fault) -> None:
+    if not world.faults_enabled:
+        return
     world.note(f"fault: {FAULT_KINDS[fault.kind].describe(fault)}")
     FAULT_KINDS[fault.kind].apply(world, fault)

@@ -293,6 +293,7 @@ async def _main(world: World, workload: Workload, plan: RunPlan) -> None:
 
 def _heal(world: World) -> None:
     world.note("recovery: heal the network, fix disks and clocks, restart every node")
+    world.faults_enabled = False
     world.heal()
     world.set_conditions(RELIABLE)
     for node_id, node in sorted(world.nodes.items()):

@@ -170,6 +170,8 @@ class World:
         self.failure: str | None = None
         self.finished = False
         self.detected_faults: list[str] = []
+        # Whether faults may still strike; once the run heals, delayed ones stand down.
+        self.faults_enabled = True
         self.loop = VirtualTimeLoop()
         self.rng = Random(f"world/{seed}")
         self.voters = frozenset(NodeId(i) for i in range(1, nodes + 1))
@@ -468,7 +470,7 @@ class World:
 
         def strike(remaining: float) -> None:
             def cut() -> None:
-                if node.incarnation != incarnation or not node.up:
+                if node.incarnation != incarnation or not node.up or not self.faults_enabled:
                     return
                 self._crash(node_id, power_loss=True, torn=torn, why="power loss in fsync")
                 if back_after is not None:
