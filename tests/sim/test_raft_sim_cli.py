@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
 from distlab.cli.main import main
 from distlab.protocols.raft import BUG_CATALOGUE
+from tests.support import run_on_terminal
 
 
 def test_single_seed_prints_a_readable_trace(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,3 +78,16 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["sim", "paxos-that-is-not", "--seed", "1"])
     assert exited.value.code == 2
+
+
+def test_a_sweep_shows_a_progress_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
+    command = [sys.executable, "-m", "distlab", "sim", "raft", "--seeds", "200"]
+    code, screen = run_on_terminal(command, timeout=300)
+    assert code == 0, screen
+    assert "distlab sim raft" in screen and "100%" in screen, screen[-2000:]
+    assert "\x1b[" in screen  # drawn live, with the terminal's control sequences
+    piped = subprocess.run([*command[:-1], "20"], capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    for text in (piped.stdout, piped.stderr):
+        assert "\x1b" not in text and "\r" not in text
+    assert "20 runs" in piped.stdout

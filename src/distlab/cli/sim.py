@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNKNOWN, UsageError
+from distlab.cli.progress import Progress
 from distlab.sim import harness
 from distlab.sim.faults import FAMILIES, FaultMix
 from distlab.sim.harness import CHAOS_MS, CLUSTER_SIZES, RunResult
@@ -113,14 +114,25 @@ def _run_sweep(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: froze
                mix: FaultMix) -> int:
     seeds = range(args.start, args.start + args.seeds)
 
-    def show(result: RunResult) -> None:
-        if not result.ok and not args.json:
-            print(_outcome(result), flush=True)
-
+    done = failed = 0
     started = time.monotonic()
-    report = harness.sweep(spec, seeds, args.nodes, bugs=bugs, mix=mix,
-                           stop_after_failures=1 if bugs or args.shrink else None,
-                           chaos_ms=args.chaos_ms, jobs=args.jobs, on_result=show)
+    # A live bar on a terminal, plain status lines (stderr) otherwise; every failure is a
+    # line of its own.
+    with Progress(f"distlab sim {args.protocol}", total=len(seeds), json=args.json) as progress:
+
+        def show(result: RunResult) -> None:
+            nonlocal done, failed
+            done += 1
+            if not result.ok:
+                failed += 1
+                if not args.json:
+                    # On stdout, as the summary; a live bar keeps it above itself.
+                    print(_outcome(result), flush=True)
+            progress.update(done, status=f"seed {result.seed}, {failed} failed")
+
+        report = harness.sweep(spec, seeds, args.nodes, bugs=bugs, mix=mix,
+                               stop_after_failures=1 if bugs or args.shrink else None,
+                               chaos_ms=args.chaos_ms, jobs=args.jobs, on_result=show)
     wall_seconds = time.monotonic() - started
     results, failures = report.results, report.failures
     rate = len(results) / wall_seconds if wall_seconds > 0 else 0.0
