@@ -93,7 +93,8 @@ class Footprint(NamedTuple):
       a delete tests nothing; an append depends on the whole state (`inspects_all`).
     * `required`: the value it can only be accepted in (a get, a cas that swapped).
     * `written`: the value it may leave whatever the state it found (a put, a delete, a
-      cas that swapped or may have); an append may leave any string (`writes_strings`).
+      cas that swapped or may have); an append leaves a string that ends with what it
+      appends (`suffix`).
     * `blind`: it accepts every state and leaves `written` (put, delete).
     * `read_only`: it never changes the state (a completed get, a cas that found
       another value); a read-only get is accepted exactly in its `required` state.
@@ -105,7 +106,7 @@ class Footprint(NamedTuple):
     inspects_all: bool = False
     required: tuple[Value, ...] = ()
     written: tuple[Value, ...] = ()
-    writes_strings: bool = False
+    suffix: tuple[str, ...] = ()
     blind: bool = False
     read_only: bool = False
     volatile: bool = False
@@ -122,7 +123,9 @@ def footprint(operation: Operation, absent: Value) -> Footprint:
     if f == "delete":
         return Footprint(written=(absent,), blind=True)
     if f == "append":
-        return Footprint(inspects_all=True, writes_strings=True, volatile=True)
+        appended = operation.value
+        return Footprint(inspects_all=True, volatile=True,
+                         suffix=(appended,) if isinstance(appended, str) else ())
     if f == "cas":
         value = operation.value
         assert isinstance(value, tuple) and len(value) == 2, value

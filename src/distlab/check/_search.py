@@ -53,7 +53,7 @@ operation tells apart (its `Footprint`), and:
 from __future__ import annotations
 
 import sys
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -79,6 +79,9 @@ _NO_FACTS = (0, 0, 0, 0)
 # staying there), or any other operation (the model says).
 _READS = -2
 _ASK_MODEL = -3
+# The ids of the unobserved state and of the unobserved string.
+_UNOBSERVED = 0
+_UNOBSERVED_STRING = 1
 
 Transition = Callable[[Operation, Value], tuple[bool, Value]]
 Footprints = Callable[[Operation], Footprint]
@@ -132,10 +135,13 @@ class PartitionSearch:
         self._states: list[Value] = []
         self._state_ids: dict[object, int] = {}
         # Per interned state: the completed gets it satisfies, the completed operations
-        # that require it, the operations that inspect it, those that may write it.
+        # that require it, those that may write it.
         self._readers: list[int] = []
         self._requirers: list[int] = []
-        self._inspectors: list[int] = []
+        # Per interned state: the operations whose presence keeps it observed, and the
+        # unobserved state it stands for when none is left.
+        self._observers: list[int] = []
+        self._unobserved_of: list[int] = []
         self._writers: list[int] = []
         self._seen: list[set[int]] = []
         self._moves: list[dict[int, int]] = [{} for _ in range(count)]
@@ -153,8 +159,10 @@ class PartitionSearch:
         self.transitions = 0
         self.steps = 0
         self.outcome: Outcome | None = None
+        # The two unobserved states come first, as ids 0 and 1.
+        self._unobserved_ids = ((self._intern(self._unobserved),
+                                 self._intern(self._unobserved_string)) if register else ())
         initial_id = self._intern(initial)
-        self._unobserved_id = self._intern(self._unobserved) if self._register else -1
         # How the search moves each operation without asking the model: to the state a
         # blind write leaves, or (a read-only get) staying where it is accepted.
         self._targets = [_ASK_MODEL] * count
@@ -178,8 +186,8 @@ class PartitionSearch:
         else:
             first = len(indeterminate)
             state_id = initial_id
-            if register and not self._inspectors[initial_id]:
-                state_id = self._unobserved_id
+            if register and not self._observers[initial_id]:
+                state_id = self._unobserved_of[initial_id]
             untried, untried_info = self._narrow(
                 state_id, 0, first, self._near[first], self._early_masks[self._early[first]])
             self._stack.append([state_id, untried, untried_info, first, -1])
@@ -204,7 +212,8 @@ class PartitionSearch:
         self._seen = []
         self._moves = []
         self._stack = []
-        self._readers = self._requirers = self._inspectors = self._writers = []
+        self._readers = self._requirers = self._writers = []
+        self._observers = self._unobserved_of = []
         self.entries = self.transitions = self._state_bytes = self._table_bytes = 0
 
     def _candidate_tables(self, optional: int) -> tuple[list[int], list[int], list[int]]:
@@ -282,7 +291,9 @@ class PartitionSearch:
         # Per value: [gets that read it, completed operations that require it,
         # operations that inspect it, operations that may write it].
         facts: dict[object, list[int]] = {}
-        self._appends = self._string_writers = self._volatile = self._blind = 0
+        self._appends = self._volatile = self._blind = 0
+        # Appends by the length and the value of what they append.
+        self._suffixes: dict[int, dict[str, int]] = {}
         for position, (op, fp) in enumerate(zip(self.operations, footprints, strict=True)):
             bit = 1 << position
             for value in fp.required:
@@ -297,8 +308,9 @@ class PartitionSearch:
                 facts.setdefault(identity(value), [0, 0, 0, 0])[3] |= bit
             if fp.inspects_all:
                 self._appends |= bit
-            if fp.writes_strings:
-                self._string_writers |= bit
+            for suffix in fp.suffix:
+                by_value = self._suffixes.setdefault(len(suffix), {})
+                by_value[suffix] = by_value.get(suffix, 0) | bit
             if fp.volatile:
                 self._volatile |= bit
             if fp.blind:
@@ -309,11 +321,22 @@ class PartitionSearch:
                           for key, entry in facts.items()}
         self._written_inspectors = [
             facts[identity(fp.written[0])][2] if fp.blind else 0 for fp in footprints]
-        # A value that no operation inspects stands for every unobserved state.
+        # Inspected strings in order, so that those starting with a given string are a
+        # run of them.
+        strings = sorted((key, entry[2]) for key, entry in facts.items()
+                         if isinstance(key, str) and entry[2])
+        self._inspected_strings = [value for value, _ in strings]
+        self._inspected_string_masks = [mask for _, mask in strings]
+        # A value that no operation inspects stands for every unobserved state; a string
+        # that no inspected string starts with, for every unobserved string.
         unobserved: Value = ("unobserved",)
         while facts.get(identity(unobserved), _NO_FACTS)[2]:
             unobserved = (unobserved,)
         self._unobserved = unobserved
+        unobserved_string = "\x00unobserved"
+        while self._string_observers(unobserved_string):
+            unobserved_string = "\x00" + unobserved_string
+        self._unobserved_string = unobserved_string
         # Where every value written is a string or None (or a tuple of them), states are
         # their own interning key.
         self._plain = _plain(self._initial) and all(_plain(value) for fp in footprints
@@ -324,8 +347,26 @@ class PartitionSearch:
         initial = identity(self._initial)
         for key, (_, requirers, _, writers) in self._facts_of.items():
             if (self._register and requirers and not writers and key != initial
-                    and not (self._string_writers and isinstance(key, str))):
+                    and not (isinstance(key, str) and self._appending(key))):
                 self._hopeless |= requirers
+
+    def _string_observers(self, value: str) -> int:
+        """The operations that inspect a string starting with `value`."""
+        observers = 0
+        index = bisect_left(self._inspected_strings, value)
+        while (index < len(self._inspected_strings)
+               and self._inspected_strings[index].startswith(value)):
+            observers |= self._inspected_string_masks[index]
+            index += 1
+        return observers
+
+    def _appending(self, value: str) -> int:
+        """The appends that may leave `value`: those of a suffix of it."""
+        appends = 0
+        for length, by_value in self._suffixes.items():
+            if length <= len(value):
+                appends |= by_value.get(value[len(value) - length:], 0)
+        return appends
 
     def _intern(self, state: Value) -> int:
         key = state if self._plain else identity(state)
@@ -341,10 +382,17 @@ class PartitionSearch:
                     identity(state), _NO_FACTS)
                 self._readers.append(readers)
                 self._requirers.append(requirers)
-                # An append tells every state from every other.
-                self._inspectors.append(inspectors | self._appends)
-                self._writers.append(
-                    writers | self._string_writers if isinstance(state, str) else writers)
+                if isinstance(state, str):
+                    # What appends make of a string only matters to an operation that
+                    # inspects a string starting with it.
+                    self._observers.append(self._string_observers(state))
+                    self._unobserved_of.append(_UNOBSERVED_STRING)
+                    writers |= self._appending(state)
+                else:
+                    # An append tells any other state from every other.
+                    self._observers.append(inspectors | self._appends)
+                    self._unobserved_of.append(_UNOBSERVED)
+                self._writers.append(writers)
         return state_id
 
     def _narrow(self, state_id: int, linearized: int, first: int, untried: int,
@@ -370,7 +418,7 @@ class PartitionSearch:
             chosen = self._first_allowed(forced, first, linearized)
             if chosen:
                 return chosen, 0
-        if (state_id == self._unobserved_id and not self._volatile & ~linearized):
+        if state_id in self._unobserved_ids and not self._volatile & ~linearized:
             writes = untried & (self._blind >> first)
             chosen = self._first_allowed(writes, first, linearized, unseen_write=True)
             if chosen:
@@ -428,8 +476,8 @@ class PartitionSearch:
         register = self._register
         requirers = self._requirers
         writers = self._writers
-        inspectors = self._inspectors
-        unobserved_id = self._unobserved_id
+        observers = self._observers
+        unobserved_of = self._unobserved_of
         hopeless = self._hopeless
         narrow = self._narrow
         targets = self._targets
@@ -496,10 +544,10 @@ class PartitionSearch:
                         best_depth = len(stack) + 1
                         self._best_path = [f[4] for f in stack[1:]] + [position]
                     continue
-                if not inspectors[after] & ~extended:
+                if not observers[after] & ~extended:
                     # No remaining operation tells this state from any other unobserved
-                    # one.
-                    after = unobserved_id
+                    # one (of its kind).
+                    after = unobserved_of[after]
             first = (~open_first & (open_first + 1)).bit_length() - 1
             if hopeless and hopeless >> first & 1:
                 self.steps += steps

@@ -133,8 +133,9 @@ def test_equal_looking_values_of_different_types_are_different_states() -> None:
 
 
 def test_an_append_can_bring_back_a_value_that_a_later_read_needs() -> None:
-    h = history(op(1, "put", "a", call=0, ret=1), op(1, "put", "", call=2, ret=3),
-                op(1, "append", "a", call=4, ret=5), op(2, "get", result="a", call=0, ret=7))
+    h = history(op(1, "put", "a", call=0, ret=1), op(2, "get", result="a", call=0, ret=9),
+                op(1, "put", "", call=2, ret=3), op(1, "append", "a", call=4, ret=5),
+                op(1, "get", result="a", call=6, ret=7))
     assert check(h, "kv").verdict is OK
     # Without the append, the read of "a" must come before "" was put.
     h = history(op(1, "put", "a", call=0, ret=1), op(1, "put", "", call=2, ret=3),

@@ -305,6 +305,47 @@ def test_the_register_rules_agree_with_brute_force(operations: list[Operation]) 
         assert violation.outcome.stuck
 
 
+@st.composite
+def append_histories(draw: st.DrawFn) -> list[Operation]:
+    """Up to six puts, appends, deletes and gets run one after another on one key, each
+    stretched into an interval around its moment, some left indeterminate, and at times
+    one read changed: values are prefixes of one another, so what appends make of a
+    state matters to later reads, as the unobserved-string rule must respect."""
+    operations = []
+    state: Value = None
+    for i in range(draw(st.integers(1, 6))):
+        f = draw(st.sampled_from(("get", "get", "put", "append", "append", "delete")))
+        value: Value = None
+        result: Value = None
+        if f == "get":
+            result = state
+        elif f == "put":
+            value = state = draw(st.sampled_from(("", "x", "y")))
+        elif f == "append":
+            value = draw(st.sampled_from(("x", "y")))
+            state = ("" if state is None else str(state)) + value
+        else:
+            state = None
+        moment = 10 * i + 5
+        call = moment - draw(st.integers(0, 12))
+        ret = None if f != "get" and draw(st.integers(0, 5)) == 0 else (
+            moment + draw(st.integers(0, 12)))
+        operations.append(op(i, f, value, result, call=call, ret=ret))
+    reads = [i for i, o in enumerate(operations) if o.f == "get"]
+    if reads and draw(st.booleans()):
+        target = draw(st.sampled_from(reads))
+        operations[target] = replace(operations[target], result=draw(
+            st.sampled_from((None, "", "x", "y", "xy", "yx", "xx", "xyx"))))
+    return operations
+
+
+@settings(max_examples=400, deadline=None)
+@given(append_histories())
+def test_the_rules_agree_with_brute_force_on_appends(operations: list[Operation]) -> None:
+    expected = Verdict.LINEARIZABLE if brute_force(operations) else Verdict.NOT_LINEARIZABLE
+    assert check(history(*operations), "kv").verdict is expected
+
+
 @settings(max_examples=150, deadline=None)
 @given(register_histories(), register_histories())
 def test_one_object_for_all_keys_agrees_with_one_per_key(
@@ -351,7 +392,9 @@ def test_a_footprint_describes_what_apply_does(operation: Operation, absent: Val
             assert ok is same(state, fp.required[0])
         if fp.required and ok:
             assert same(state, fp.required[0])
-        if ok and not fp.writes_strings:
+        if ok and fp.suffix:
+            assert isinstance(after, str) and after.endswith(fp.suffix[0])
+        if ok and not fp.suffix:
             # It leaves the state it found or the value it writes.
             assert after is state or any(same(after, w) for w in fp.written)
         if fp.inspects_all:
