@@ -13,11 +13,17 @@ Representation, chosen for CPython:
   linearized operations (a Python int) is the operation that must be linearized
   soonest; the candidates are the operations invoked before that one returned, from
   precomputed tables, minus those already linearized;
-* model states are interned to small ints, and each (operation, state) transition is
-  computed once;
+* model states are interned to small ints (values that Python finds equal but the
+  models do not, such as 1 and True, stay apart), and each (operation, state)
+  transition is computed once; on a register, puts and deletes go to their value's
+  state and gets stay where they are accepted without asking the model;
 * the memo is one set of linearized-bitsets per state.
 
-Pruning rules that keep every verdict:
+A linearization the search finds is replayed through the model and checked against real
+time before the verdict is given.
+
+Pruning rules that keep every verdict (each is checked against brute force in the
+tests):
 
 * indeterminate operations may be left out, so the search succeeds as soon as every
   operation that completed is linearized;
@@ -25,26 +31,30 @@ Pruning rules that keep every verdict:
   any state. If one was invoked no later and returned no later than the other, any
   linearization that puts the later one first stays valid with the two swapped, so the
   search only tries them in that order;
-* a read-only operation (a get) that the current state satisfies is linearized at once,
-  with no alternative tried: moving it to the front of any valid continuation keeps the
-  continuation valid, since it changes nothing and real time lets it come next;
-  candidates the current state cannot satisfy (gets of other values) are not tried.
+* a read-only candidate (a get, a cas that found another value) that the current state
+  satisfies is linearized at once, with no alternative tried: moving it to the front
+  of any valid continuation keeps the continuation valid, since it changes nothing and
+  real time lets it come next.
 
-When the state is one register (`register`), the search also knows which states an
-operation tells apart (its `Footprint`), and:
+On one key's register (`register`), the search also knows which states an operation
+tells apart (its `Footprint`). Without the rules below, many concurrent writers of one
+key made it try every order of writes that no read could tell apart:
 
-* a state that no remaining operation inspects (no get reads it, no cas expects it, no
-  append remains) is unobserved: every such state behaves the same in any continuation,
-  so all are remembered as one, and a configuration reached with another unobserved
-  state is not explored again;
+* gets that the current state does not satisfy are not tried;
+* a state that no remaining operation inspects (no get reads it, no cas expects it) is
+  unobserved, and every unobserved state behaves the same in any continuation: all are
+  remembered as one, so a configuration reached again with another unobserved state is
+  not explored again. While appends remain, this holds for strings that no remaining
+  operation inspects a string starting with (whatever is appended to them stays
+  unobserved), and other states are never unobserved;
 * in an unobserved state, a put or delete of a value that no remaining operation
-  inspects is linearized at once (unless an operation that acts on unobserved states
-  differently from observed ones remains: a cas that found another value, an
-  indeterminate cas, an append). In any valid continuation such a write is followed by
+  inspects is linearized at once, unless an operation remains that acts on unobserved
+  states differently from observed ones (a cas that found another value, an
+  indeterminate cas, an append): in any valid continuation such a write is followed by
   another write or by nothing, so it can move to the front;
 * leaving a state that a remaining operation requires (a get of it, a cas from it)
-  when no remaining operation can write it again is never tried: that operation could
-  never be linearized;
+  when no remaining operation can write it again (puts of it, cas to it, appends of a
+  suffix of it) is never tried: that operation could never be linearized;
 * a completed operation that requires a value nothing writes (and that is not the
   initial state) can never be linearized: the search stops with a violation once that
   operation is the next to return.
@@ -82,6 +92,8 @@ _ASK_MODEL = -3
 # The ids of the unobserved state and of the unobserved string.
 _UNOBSERVED = 0
 _UNOBSERVED_STRING = 1
+# The transitions of an operation the model is never asked about: none, ever.
+_NO_MOVES: dict[int, int] = {}
 
 Transition = Callable[[Operation, Value], tuple[bool, Value]]
 Footprints = Callable[[Operation], Footprint]
@@ -125,26 +137,26 @@ class PartitionSearch:
         self._optional = (1 << len(indeterminate)) - 1
         self._all = (1 << count) - 1
         self._near, self._early, self._early_masks = self._candidate_tables(len(indeterminate))
-        self._order_masks, self._order_shifts = self._ordering_masks()
+        self._order_masks, self._order_shifts = self._ordering_masks(register)
         self._gets = sum(1 << position for position, op in enumerate(self.operations)
                          if op.f == "get" and op.status == "ok")
         self._register = register
-        self._read_only = 0
         footprints = [footprint(op) for op in self.operations]
         self._register_tables(footprints)
         self._states: list[Value] = []
         self._state_ids: dict[object, int] = {}
-        # Per interned state: the completed gets it satisfies, the completed operations
-        # that require it, those that may write it.
+        # Per interned state: the completed gets it satisfies and those it does not, the
+        # completed operations that require it, those that may write it.
         self._readers: list[int] = []
+        self._others_read: list[int] = []
         self._requirers: list[int] = []
+        self._writers: list[int] = []
         # Per interned state: the operations whose presence keeps it observed, and the
         # unobserved state it stands for when none is left.
         self._observers: list[int] = []
         self._unobserved_of: list[int] = []
-        self._writers: list[int] = []
+        # Per interned state: the configurations explored (their linearized sets).
         self._seen: list[set[int]] = []
-        self._moves: list[dict[int, int]] = [{} for _ in range(count)]
         # Long histories remember configurations in a compact form (see run); short
         # ones are faster remembering the bitset itself.
         self._compact = count > _COMPACT_ABOVE
@@ -159,9 +171,10 @@ class PartitionSearch:
         self.transitions = 0
         self.steps = 0
         self.outcome: Outcome | None = None
-        # The two unobserved states come first, as ids 0 and 1.
-        self._unobserved_ids = ((self._intern(self._unobserved),
-                                 self._intern(self._unobserved_string)) if register else ())
+        if register:
+            unobserved_ids = (self._intern(self._unobserved),
+                              self._intern(self._unobserved_string))
+            assert unobserved_ids == (_UNOBSERVED, _UNOBSERVED_STRING), unobserved_ids
         initial_id = self._intern(initial)
         # How the search moves each operation without asking the model: to the state a
         # blind write leaves, or (a read-only get) staying where it is accepted.
@@ -172,6 +185,9 @@ class PartitionSearch:
                     self._targets[position] = self._intern(fp.written[0])
                 elif self._gets >> position & 1:
                     self._targets[position] = _READS
+        # Transitions the model was asked for, per operation and state.
+        self._moves: list[dict[int, int]] = [{} if target == _ASK_MODEL else _NO_MOVES
+                                             for target in self._targets]
         # A frame: [state id, untried completed candidates shifted right by `first`,
         # untried indeterminate candidates, `first`, operation taken to get here]; the
         # linearized set of the top frame is kept apart, as one int.
@@ -212,7 +228,7 @@ class PartitionSearch:
         self._seen = []
         self._moves = []
         self._stack = []
-        self._readers = self._requirers = self._writers = []
+        self._readers = self._others_read = self._requirers = self._writers = []
         self._observers = self._unobserved_of = []
         self.entries = self.transitions = self._state_bytes = self._table_bytes = 0
 
@@ -223,24 +239,24 @@ class PartitionSearch:
         indeterminate ones are a prefix of the low bits (`early` counts them). Both stay
         proportional to the overlap of operations, not to the length of the history."""
         count = len(self.operations)
-        operations = self.operations
-        by_call = sorted(range(optional, count), key=lambda j: operations[j].call)
+        calls = [op.call for op in self.operations]
+        returns = [_returned(op) for op in self.operations[optional:]]
+        by_call = sorted(range(optional, count), key=calls.__getitem__)
+        call_order = [calls[j] for j in by_call]
         near = [0] * count
         # The completed operations from e on that were invoked by the time e returned,
         # relative to e; as e moves on, that time only grows.
         window = 0
         added = 0
-        for e in range(optional, count):
+        total = len(by_call)
+        for e, returned in enumerate(returns, optional):
             window >>= 1
-            returned = _returned(operations[e])
-            while added < len(by_call) and operations[by_call[added]].call <= returned:
+            while added < total and call_order[added] <= returned:
                 window |= 1 << (by_call[added] - e)
                 added += 1
             near[e] = window
-        info_calls = [op.call for op in self.operations[:optional]]
-        early = [0] * count
-        for e in range(optional, count):
-            early[e] = bisect_right(info_calls, _returned(self.operations[e]))
+        info_calls = calls[:optional]
+        early = [0] * optional + [bisect_right(info_calls, returned) for returned in returns]
         early_masks = [(1 << k) - 1 for k in range(optional + 1)]
         return near, early, early_masks
 
@@ -251,16 +267,29 @@ class PartitionSearch:
         return ((self._near[first] << first) | self._early_masks[self._early[first]]
                 ) & ~linearized
 
-    def _ordering_masks(self) -> tuple[list[int], list[int]]:
+    def _ordering_masks(self, register: bool) -> tuple[list[int], list[int]]:
         """For each operation, the same-effect operations that must be linearized first,
         as a mask shifted right by the paired shift. Only operations still open when
-        the later one is invoked are listed: real time already orders the others."""
+        the later one is invoked are listed: real time already orders the others.
+        A register's search never chooses between gets (one is taken at once, or none
+        is tried), so there they are left out."""
         classes: dict[tuple[str, object, object, str], list[int]] = {}
+        key: tuple[str, object, object, str]
         for position, op in enumerate(self.operations):
-            result = op.result if op.f in ("get", "cas") else None
-            kind = op.status if op.f == "cas" else "any"
-            classes.setdefault((op.f, identity(op.value), identity(result), kind),
-                               []).append(position)
+            f = op.f
+            if f == "get":
+                if register:
+                    continue
+                key = (f, None, identity(op.result), "any")
+            elif f == "cas":
+                key = (f, identity(op.value), identity(op.result), op.status)
+            else:
+                key = (f, identity(op.value), None, "any")
+            members = classes.get(key)
+            if members is None:
+                classes[key] = [position]
+            else:
+                members.append(position)
         infinity = float("inf")
         masks = [0] * len(self.operations)
         shifts = [0] * len(self.operations)
@@ -291,32 +320,47 @@ class PartitionSearch:
         # Per value: [gets that read it, completed operations that require it,
         # operations that inspect it, operations that may write it].
         facts: dict[object, list[int]] = {}
-        self._appends = self._volatile = self._blind = 0
+        appends = volatile = blind = read_only = 0
         # Appends by the length and the value of what they append.
-        self._suffixes: dict[int, dict[str, int]] = {}
+        suffixes: dict[int, dict[str, int]] = {}
         for position, (op, fp) in enumerate(zip(self.operations, footprints, strict=True)):
             bit = 1 << position
-            for value in fp.required:
-                entry = facts.setdefault(identity(value), [0, 0, 0, 0])
+            (inspected, inspects_all, required, written, suffix, is_blind, is_read_only,
+             is_volatile) = fp
+            for value in required:
+                key = identity(value)
+                entry = facts.get(key)
+                if entry is None:
+                    entry = facts[key] = [0, 0, 0, 0]
                 if op.status == "ok":
                     entry[1] |= bit
-                    if fp.read_only:
+                    if is_read_only:
                         entry[0] |= bit
-            for value in fp.inspected:
-                facts.setdefault(identity(value), [0, 0, 0, 0])[2] |= bit
-            for value in fp.written:
-                facts.setdefault(identity(value), [0, 0, 0, 0])[3] |= bit
-            if fp.inspects_all:
-                self._appends |= bit
-            for suffix in fp.suffix:
-                by_value = self._suffixes.setdefault(len(suffix), {})
-                by_value[suffix] = by_value.get(suffix, 0) | bit
-            if fp.volatile:
-                self._volatile |= bit
-            if fp.blind:
-                self._blind |= bit
-            if fp.read_only:
-                self._read_only |= bit
+            for value in inspected:
+                key = identity(value)
+                entry = facts.get(key)
+                if entry is None:
+                    entry = facts[key] = [0, 0, 0, 0]
+                entry[2] |= bit
+            for value in written:
+                key = identity(value)
+                entry = facts.get(key)
+                if entry is None:
+                    entry = facts[key] = [0, 0, 0, 0]
+                entry[3] |= bit
+            if inspects_all:
+                appends |= bit
+                for value in suffix:
+                    by_value = suffixes.setdefault(len(value), {})
+                    by_value[value] = by_value.get(value, 0) | bit
+            if is_volatile:
+                volatile |= bit
+            if is_blind:
+                blind |= bit
+            if is_read_only:
+                read_only |= bit
+        self._appends, self._volatile, self._blind = appends, volatile, blind
+        self._read_only, self._suffixes = read_only, suffixes
         self._facts_of = {key: (entry[0], entry[1], entry[2], entry[3])
                           for key, entry in facts.items()}
         self._written_inspectors = [
@@ -324,7 +368,7 @@ class PartitionSearch:
         # Inspected strings in order, so that those starting with a given string are a
         # run of them.
         strings = sorted((key, entry[2]) for key, entry in facts.items()
-                         if isinstance(key, str) and entry[2])
+                         if appends and isinstance(key, str) and entry[2])
         self._inspected_strings = [value for value, _ in strings]
         self._inspected_string_masks = [mask for _, mask in strings]
         # A value that no operation inspects stands for every unobserved state; a string
@@ -339,8 +383,8 @@ class PartitionSearch:
         self._unobserved_string = unobserved_string
         # Where every value written is a string or None (or a tuple of them), states are
         # their own interning key.
-        self._plain = _plain(self._initial) and all(_plain(value) for fp in footprints
-                                                    for value in fp.written)
+        self._plain = not self._register and _plain(self._initial) and all(
+            _plain(value) for fp in footprints for value in fp.written)
         # Completed operations that require a value that nothing writes (a compound
         # state is never such a value, so this is for a register only).
         self._hopeless = 0
@@ -353,9 +397,9 @@ class PartitionSearch:
     def _string_observers(self, value: str) -> int:
         """The operations that inspect a string starting with `value`."""
         observers = 0
-        index = bisect_left(self._inspected_strings, value)
-        while (index < len(self._inspected_strings)
-               and self._inspected_strings[index].startswith(value)):
+        strings = self._inspected_strings
+        index = bisect_left(strings, value)
+        while index < len(strings) and strings[index].startswith(value):
             observers |= self._inspected_string_masks[index]
             index += 1
         return observers
@@ -376,18 +420,22 @@ class PartitionSearch:
             self._state_ids[key] = state_id
             self._states.append(state)
             self._seen.append(set())
-            self._state_bytes += _STATE_BYTES + _value_bytes(state)
+            self._state_bytes += _STATE_BYTES + (
+                _value_bytes(state) if isinstance(state, tuple) else sys.getsizeof(state))
             if self._register:
                 readers, requirers, inspectors, writers = self._facts_of.get(
                     identity(state), _NO_FACTS)
                 self._readers.append(readers)
+                self._others_read.append(self._gets & ~readers)
                 self._requirers.append(requirers)
                 if isinstance(state, str):
                     # What appends make of a string only matters to an operation that
                     # inspects a string starting with it.
-                    self._observers.append(self._string_observers(state))
+                    self._observers.append(self._string_observers(state) if self._appends
+                                           else inspectors)
                     self._unobserved_of.append(_UNOBSERVED_STRING)
-                    writers |= self._appending(state)
+                    if self._suffixes:
+                        writers |= self._appending(state)
                 else:
                     # An append tells any other state from every other.
                     self._observers.append(inspectors | self._appends)
@@ -397,9 +445,9 @@ class PartitionSearch:
 
     def _narrow(self, state_id: int, linearized: int, first: int, untried: int,
                 untried_info: int) -> tuple[int, int]:
-        """The candidates of a register's configuration worth trying (as in a frame):
-        one, if a rule says it may come next at once, else all but the gets that the
-        state does not satisfy."""
+        """The candidates of a configuration worth trying, as a frame holds them: one, if
+        a rule says it may come next at once, else all of them but (on a register) the
+        gets that the state does not satisfy."""
         if not self._register:
             # The state is compound: ask the model which read-only candidates it allows.
             observers = untried & (self._read_only >> first)
@@ -411,14 +459,12 @@ class PartitionSearch:
                         and self._cached_move(position, state_id) >= 0):
                     return bit, 0
             return untried, untried_info
-        readers = self._readers[state_id]
-        untried &= ~((self._gets & ~readers) >> first)
-        forced = untried & (readers >> first)
+        untried &= ~(self._others_read[state_id] >> first)
+        forced = untried & (self._readers[state_id] >> first)
         if forced:
-            chosen = self._first_allowed(forced, first, linearized)
-            if chosen:
-                return chosen, 0
-        if state_id in self._unobserved_ids and not self._volatile & ~linearized:
+            # The ordering rule leaves a register's gets alone.
+            return forced & -forced, 0
+        if state_id <= _UNOBSERVED_STRING and not self._volatile & ~linearized:
             writes = untried & (self._blind >> first)
             chosen = self._first_allowed(writes, first, linearized, unseen_write=True)
             if chosen:
@@ -583,14 +629,25 @@ class PartitionSearch:
         return self.outcome
 
     def _finish(self, linearizable: bool, path: list[int]) -> None:
+        """Record the outcome, after confirming the (partial) linearization with the
+        model and with real time: no operation comes after one that was invoked after
+        it returned."""
         states: list[Value] = []
         state = self._initial
         linearized = 0
+        latest_call = -sys.maxsize
         for position in path:
-            ok, state = self._transition(self.operations[position], state)
+            operation = self.operations[position]
+            ok, state = self._transition(operation, state)
             assert ok, "a recorded linearization must replay"
+            assert operation.ret is None or operation.ret >= latest_call, \
+                "a recorded linearization must respect real time"
+            assert not linearized >> position & 1, "an operation is linearized once"
+            latest_call = max(latest_call, operation.call)
             states.append(state)
             linearized |= 1 << position
+        assert not linearizable or linearized | self._optional == self._all, \
+            "a linearization holds every completed operation"
         stuck: tuple[Operation, ...] = ()
         if not linearizable:
             open_mask = self._candidates_after(linearized)
