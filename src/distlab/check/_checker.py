@@ -8,7 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from distlab.check._history import History, Key, Operation, Value
-from distlab.check._models import MODELS, Model, apply, has_effect_or_constraint
+from distlab.check._models import (
+    MODELS,
+    Model,
+    apply,
+    footprint,
+    has_effect_or_constraint,
+)
 from distlab.check._search import Outcome, PartitionSearch
 
 # Candidate moves a partition may try before the next one takes its turn. Small enough
@@ -75,7 +81,8 @@ def check(history: History, model: str | Model | None = None, *, partition: bool
     for key, label, operations in groups:
         initial, transition = _specification(history, operations, partition)
         searches.append((key, label, operations, PartitionSearch(
-            [op for op in operations if has_effect_or_constraint(op)], initial, transition)))
+            [op for op in operations if has_effect_or_constraint(op)], initial, transition,
+            lambda op: footprint(op, history.absent), register=partition)))
 
     reason = ""
     peak = 0

@@ -14,6 +14,7 @@ The state of a key is its value, or the history's `absent` value while it has no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from distlab.check._history import History, HistoryError, Operation, Value
 
@@ -79,6 +80,78 @@ def apply(operation: Operation, state: Value, absent: Value) -> tuple[bool, Valu
             return not matches, state
         return matches, new
     raise AssertionError(f"unknown function {f!r}")
+
+
+class Footprint(NamedTuple):
+    """How an operation's acceptance and effect depend on the state of its register.
+
+    The search's pruning rules and its shortcuts around `apply` rest on these facts.
+    Each field holds at most one value (a tuple, since None is a value):
+
+    * `inspected`: the one value whose presence the operation tests; in every other state
+      it behaves the same (a get tests its result, a cas its expected value). A put or
+      a delete tests nothing; an append depends on the whole state (`inspects_all`).
+    * `required`: the value it can only be accepted in (a get, a cas that swapped).
+    * `written`: the value it may leave whatever the state it found (a put, a delete, a
+      cas that swapped or may have); an append leaves a string that ends with what it
+      appends (`suffix`).
+    * `blind`: it accepts every state and leaves `written` (put, delete).
+    * `read_only`: it never changes the state (a completed get, a cas that found
+      another value); a read-only get is accepted exactly in its `required` state.
+    * `volatile`: it is accepted in states it does not inspect, yet acts differently in
+      the one it does (a cas that found another value, an indeterminate cas, an append).
+    """
+
+    inspected: tuple[Value, ...] = ()
+    inspects_all: bool = False
+    required: tuple[Value, ...] = ()
+    written: tuple[Value, ...] = ()
+    suffix: tuple[str, ...] = ()
+    blind: bool = False
+    read_only: bool = False
+    volatile: bool = False
+
+
+def footprint(operation: Operation, absent: Value) -> Footprint:
+    """The operation's footprint under `apply`."""
+    f = operation.f
+    if f == "get":
+        return Footprint(inspected=(operation.result,), required=(operation.result,),
+                         read_only=operation.status == "ok")
+    if f == "put":
+        return Footprint(written=(operation.value,), blind=True)
+    if f == "delete":
+        return Footprint(written=(absent,), blind=True)
+    if f == "append":
+        appended = operation.value
+        return Footprint(inspects_all=True, volatile=True,
+                         suffix=(appended,) if isinstance(appended, str) else ())
+    if f == "cas":
+        value = operation.value
+        assert isinstance(value, tuple) and len(value) == 2, value
+        expected, new = value
+        if operation.status == "info":
+            return Footprint(inspected=(expected,), written=(new,), volatile=True)
+        if operation.result is False:
+            return Footprint(inspected=(expected,), read_only=True, volatile=True)
+        return Footprint(inspected=(expected,), required=(expected,), written=(new,))
+    raise AssertionError(f"unknown function {f!r}")
+
+
+def identity(value: Value) -> object:
+    """A key under which two values are equal exactly when `same` says so (as dict keys,
+    1, 1.0 and True would be one). Strings and None are their own key, since no other
+    value equals them; the others are paired with their types, which no value holds."""
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is tuple:
+        assert isinstance(value, tuple)
+        kinds = tuple(map(type, value))
+        if tuple in kinds:
+            return (tuple, tuple(identity(item) for item in value))
+        return (value, kinds)
+    return (kind, value)
 
 
 def has_effect_or_constraint(operation: Operation) -> bool:

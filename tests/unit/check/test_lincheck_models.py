@@ -117,3 +117,27 @@ def test_many_equal_concurrent_writes_do_not_blow_up_the_search() -> None:
     result = check(history(*operations), "register")
     assert result.verdict is OK
     assert result.partitions[0].steps < 10_000
+
+
+def test_equal_looking_values_of_different_types_are_different_states() -> None:
+    # 1 == True == 1.0 in Python; as states (and as effects) they must stay apart.
+    for first, second in ((1, True), (True, 1), (1, 1.0), ((1,), (True,))):
+        h = history(op(1, "put", first, call=0, ret=1), op(2, "put", second, call=2, ret=3),
+                    op(3, "get", result=second, call=4, ret=5))
+        assert check(h, "register").verdict is OK, (first, second)
+        assert check(h, "register", partition=False).verdict is OK, (first, second)
+        together = history(op(1, "put", first, call=0, ret=10),
+                           op(2, "put", second, call=0, ret=10),
+                           op(3, "get", result=first, call=11, ret=12))
+        assert check(together, "register").verdict is OK, (first, second)
+
+
+def test_an_append_can_bring_back_a_value_that_a_later_read_needs() -> None:
+    h = history(op(1, "put", "a", call=0, ret=1), op(2, "get", result="a", call=0, ret=9),
+                op(1, "put", "", call=2, ret=3), op(1, "append", "a", call=4, ret=5),
+                op(1, "get", result="a", call=6, ret=7))
+    assert check(h, "kv").verdict is OK
+    # Without the append, the read of "a" must come before "" was put.
+    h = history(op(1, "put", "a", call=0, ret=1), op(1, "put", "", call=2, ret=3),
+                op(2, "get", result="a", call=4, ret=7))
+    assert check(h, "kv").verdict is BAD

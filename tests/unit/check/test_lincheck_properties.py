@@ -29,7 +29,7 @@ from distlab.check import (
     read_history,
 )
 from distlab.check import _search as search_module
-from distlab.check._models import apply
+from distlab.check._models import apply, footprint, same
 from tests.unit.check.lincheck_support import history, op
 
 KEYS = ("a", "b", "c")
@@ -261,3 +261,151 @@ def test_the_compact_memo_agrees_with_brute_force(operations: list[Operation]) -
     expected = Verdict.LINEARIZABLE if brute_force(operations) else Verdict.NOT_LINEARIZABLE
     with mock.patch.object(search_module, "_COMPACT_ABOVE", 0):
         assert check(history(*operations), "kv").verdict is expected
+
+
+# -- the register rules, against brute force ----------------------------------------------
+
+REGISTER_VALUES = ("x", "y", "z")
+
+
+@st.composite
+def register_histories(draw: st.DrawFn) -> list[Operation]:
+    """Up to six overlapping gets, puts, deletes and cas on one key, some indeterminate,
+    with values that may be read, written twice or never read: the shapes that the
+    register rules (forced reads and writes, unobserved and stranded states) act on."""
+    operations = []
+    for process in range(draw(st.integers(1, 6))):
+        f = draw(st.sampled_from(("get", "get", "put", "put", "delete", "cas")))
+        call = draw(st.integers(0, 8))
+        ret = None if draw(st.integers(0, 4)) == 0 else call + draw(st.integers(0, 6))
+        value: Value = None
+        result: Value = None
+        if f == "get":
+            result = draw(st.sampled_from((None, *REGISTER_VALUES)))
+            ret = call + 1 if ret is None else ret
+        elif f == "put":
+            value = draw(st.sampled_from(REGISTER_VALUES))
+        elif f == "cas":
+            value = (draw(st.sampled_from((None, *REGISTER_VALUES))),
+                     draw(st.sampled_from(REGISTER_VALUES)))
+            result = None if ret is None else draw(st.booleans())
+        operations.append(op(process, f, value, result, call=call, ret=ret))
+    return operations
+
+
+@settings(max_examples=400, deadline=None)
+@given(register_histories())
+def test_the_register_rules_agree_with_brute_force(operations: list[Operation]) -> None:
+    expected = Verdict.LINEARIZABLE if brute_force(operations) else Verdict.NOT_LINEARIZABLE
+    result = check(history(*operations), "kv")
+    assert result.verdict is expected
+    if expected is Verdict.NOT_LINEARIZABLE:
+        violation = result.violation
+        assert violation is not None and violation.outcome is not None
+        assert violation.outcome.stuck
+
+
+@st.composite
+def append_histories(draw: st.DrawFn) -> list[Operation]:
+    """Up to six puts, appends, deletes and gets run one after another on one key, each
+    stretched into an interval around its moment, some left indeterminate, and at times
+    one read changed: values are prefixes of one another, so what appends make of a
+    state matters to later reads, as the unobserved-string rule must respect."""
+    operations = []
+    state: Value = None
+    for i in range(draw(st.integers(1, 6))):
+        f = draw(st.sampled_from(("get", "get", "put", "append", "append", "delete")))
+        value: Value = None
+        result: Value = None
+        if f == "get":
+            result = state
+        elif f == "put":
+            value = state = draw(st.sampled_from(("", "x", "y")))
+        elif f == "append":
+            value = draw(st.sampled_from(("x", "y")))
+            state = ("" if state is None else str(state)) + value
+        else:
+            state = None
+        moment = 10 * i + 5
+        call = moment - draw(st.integers(0, 12))
+        ret = None if f != "get" and draw(st.integers(0, 5)) == 0 else (
+            moment + draw(st.integers(0, 12)))
+        operations.append(op(i, f, value, result, call=call, ret=ret))
+    reads = [i for i, o in enumerate(operations) if o.f == "get"]
+    if reads and draw(st.booleans()):
+        target = draw(st.sampled_from(reads))
+        operations[target] = replace(operations[target], result=draw(
+            st.sampled_from((None, "", "x", "y", "xy", "yx", "xx", "xyx"))))
+    return operations
+
+
+@settings(max_examples=400, deadline=None)
+@given(append_histories())
+def test_the_rules_agree_with_brute_force_on_appends(operations: list[Operation]) -> None:
+    expected = Verdict.LINEARIZABLE if brute_force(operations) else Verdict.NOT_LINEARIZABLE
+    assert check(history(*operations), "kv").verdict is expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(register_histories(), register_histories())
+def test_one_object_for_all_keys_agrees_with_one_per_key(
+        left: list[Operation], right: list[Operation]) -> None:
+    # Linearizability is local: checking the keys together, with a compound state, must
+    # give the verdict of checking each on its own.
+    operations = left + [replace(o, key="other", process=o.process + 10) for o in right]
+    separately = check(history(*operations), "kv").verdict
+    assert check(history(*operations), "kv", partition=False).verdict is separately
+
+
+# -- footprints say what apply does -------------------------------------------------------
+
+STATES: tuple[Value, ...] = (None, "x", "y", "xy", 1, True, 1.0, ("x",))
+
+
+@st.composite
+def any_operations(draw: st.DrawFn) -> Operation:
+    f = draw(st.sampled_from(("get", "put", "append", "delete", "cas")))
+    status = draw(st.sampled_from(("ok", "info")))
+    value: Value = None
+    result: Value = None
+    if f in ("put", "append"):
+        value = draw(st.sampled_from(STATES if f == "put" else ("x", "y")))
+    elif f == "cas":
+        value = (draw(st.sampled_from(STATES)), draw(st.sampled_from(STATES)))
+        result = draw(st.sampled_from((True, False, None))) if status == "ok" else None
+    elif f == "get":
+        result = draw(st.sampled_from(STATES))
+    return op(1, f, value, result, call=0, ret=1 if status == "ok" else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_operations(), st.sampled_from((None, "")))
+def test_a_footprint_describes_what_apply_does(operation: Operation, absent: Value) -> None:
+    fp = footprint(operation, absent)
+    for state in STATES:
+        ok, after = apply(operation, state, absent)
+        if fp.blind:
+            assert ok and same(after, fp.written[0])
+        if fp.read_only:
+            assert not ok or after is state
+        if fp.read_only and operation.f == "get":
+            assert ok is same(state, fp.required[0])
+        if fp.required and ok:
+            assert same(state, fp.required[0])
+        if ok and fp.suffix:
+            assert isinstance(after, str) and after.endswith(fp.suffix[0])
+        if ok and not fp.suffix:
+            # It leaves the state it found or the value it writes.
+            assert after is state or any(same(after, w) for w in fp.written)
+        if fp.inspects_all:
+            continue
+        # Two states it does not inspect look alike to it.
+        for other in STATES:
+            if any(same(s, x) for s in (state, other) for x in fp.inspected):
+                continue
+            other_ok, other_after = apply(operation, other, absent)
+            assert other_ok is ok
+            if ok and not (after is state and other_after is other):
+                assert same(after, other_after)
+            if ok and not fp.volatile and not fp.blind and fp.inspected:
+                raise AssertionError("accepted in a state it does not inspect")
