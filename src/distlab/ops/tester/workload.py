@@ -61,6 +61,10 @@ class Pacer:
             await asyncio.sleep(slot - now)
 
 
+# How long past its budget a client call may run before the workload gives up on it.
+CLIENT_GRACE_SECONDS = 5.0
+
+
 class Clients:
     """One leader-following client for writes (and for reads, unless `read_from_any`),
     plus one client per member for reads sent to a random member."""
@@ -68,6 +72,7 @@ class Clients:
     def __init__(self, addresses: Mapping[NodeId, Address], operation_timeout: float,
                  read_from_any: bool, rng: Random) -> None:
         members = {node: str(address) for node, address in addresses.items()}
+        self.operation_timeout = operation_timeout
         self.writer = KVClient(members, call_timeout=CALL_TIMEOUT_SECONDS,
                                operation_timeout=operation_timeout)
         self._readers = [KVClient([address], call_timeout=CALL_TIMEOUT_SECONDS,
@@ -135,7 +140,22 @@ class Workload:
 
     async def perform(self, process: int, f: str, key: str,
                       budget: float | None = None) -> str:
-        """Invoke `f` on `key` as `process`, record the outcome, and return it."""
+        """Invoke `f` on `key` as `process`, record the outcome, and return it.
+
+        The client keeps to its budget; should it not (a bug), the operation is abandoned
+        as indefinite after a grace, reported among the unexpected failures, and the run goes
+        on instead of waiting for it forever.
+        """
+        limit = (budget or self._clients.operation_timeout) + CLIENT_GRACE_SECONDS
+        try:
+            async with asyncio.timeout(limit):
+                return await self._perform(process, f, key, budget)
+        except TimeoutError:
+            self.unexpected.append(f"{f} {key!r}: the client did not return within {limit:g} s")
+            self._recorder.info(process)
+            return self._count("info", f)
+
+    async def _perform(self, process: int, f: str, key: str, budget: float | None) -> str:
         recorder = self._recorder
         client = self._clients.writer
         try:
