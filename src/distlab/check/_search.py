@@ -333,6 +333,14 @@ class PartitionSearch:
         # Per value: [gets that read it, completed operations that require it,
         # operations that inspect it, operations that may write it].
         facts: dict[object, list[int]] = {}
+
+        def entry_of(value: Value) -> list[int]:
+            key = identity(value)
+            entry = facts.get(key)
+            if entry is None:
+                entry = facts[key] = [0, 0, 0, 0]
+            return entry
+
         appends = volatile = blind = read_only = 0
         # Appends by the length and the value of what they append.
         suffixes: dict[int, dict[str, int]] = {}
@@ -341,26 +349,15 @@ class PartitionSearch:
             (inspected, inspects_all, required, written, suffix, is_blind, is_read_only,
              is_volatile) = fp
             for value in required:
-                key = identity(value)
-                entry = facts.get(key)
-                if entry is None:
-                    entry = facts[key] = [0, 0, 0, 0]
+                entry = entry_of(value)
                 if op.status == "ok":
                     entry[1] |= bit
                     if is_read_only:
                         entry[0] |= bit
             for value in inspected:
-                key = identity(value)
-                entry = facts.get(key)
-                if entry is None:
-                    entry = facts[key] = [0, 0, 0, 0]
-                entry[2] |= bit
+                entry_of(value)[2] |= bit
             for value in written:
-                key = identity(value)
-                entry = facts.get(key)
-                if entry is None:
-                    entry = facts[key] = [0, 0, 0, 0]
-                entry[3] |= bit
+                entry_of(value)[3] |= bit
             if inspects_all:
                 appends |= bit
                 for value in suffix:
@@ -391,7 +388,8 @@ class PartitionSearch:
             unobserved = (unobserved,)
         self._unobserved = unobserved
         unobserved_string = "\x00unobserved"
-        while self._string_observers(unobserved_string):
+        while (facts.get(unobserved_string, _NO_FACTS)[2]
+               or self._string_observers(unobserved_string)):
             unobserved_string = "\x00" + unobserved_string
         self._unobserved_string = unobserved_string
         # Where every value written is a string or None (or a tuple of them), states are
