@@ -286,18 +286,20 @@ class PartitionSearch:
         the later one is invoked are listed: real time already orders the others.
         A register's search never chooses between gets (one is taken at once, or none
         is tried), so there they are left out."""
-        classes: dict[tuple[str, object, object, str], list[int]] = {}
-        key: tuple[str, object, object, str]
+        # Operations of one class: the same function of the same key (when one partition
+        # holds every key), with the same argument and result.
+        classes: dict[tuple[str, object, object, object, str], list[int]] = {}
+        key: tuple[str, object, object, object, str]
         for position, op in enumerate(self.operations):
             f = op.f
             if f == "get":
                 if register:
                     continue
-                key = (f, None, identity(op.result), "any")
+                key = (f, op.key, None, identity(op.result), "any")
             elif f == "cas":
-                key = (f, identity(op.value), identity(op.result), op.status)
+                key = (f, op.key, identity(op.value), identity(op.result), op.status)
             else:
-                key = (f, identity(op.value), None, "any")
+                key = (f, op.key, identity(op.value), None, "any")
             members = classes.get(key)
             if members is None:
                 classes[key] = [position]
@@ -383,13 +385,16 @@ class PartitionSearch:
         self._inspected_string_masks = [mask for _, mask in strings]
         # A value that no operation inspects stands for every unobserved state; a string
         # that no inspected string starts with, for every unobserved string.
+        def inspectors_of(value: Value) -> int:
+            entry = facts.get(identity(value))
+            return 0 if entry is None else entry[2]
+
         unobserved: Value = ("unobserved",)
-        while facts.get(identity(unobserved), _NO_FACTS)[2]:
+        while inspectors_of(unobserved):
             unobserved = (unobserved,)
         self._unobserved = unobserved
         unobserved_string = "\x00unobserved"
-        while (facts.get(unobserved_string, _NO_FACTS)[2]
-               or self._string_observers(unobserved_string)):
+        while inspectors_of(unobserved_string) or self._string_observers(unobserved_string):
             unobserved_string = "\x00" + unobserved_string
         self._unobserved_string = unobserved_string
         # Where every value written is a string or None (or a tuple of them), states are
