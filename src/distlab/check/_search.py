@@ -82,6 +82,8 @@ _INT_HEADER_BYTES = 28
 _FRAME_BYTES = 250
 # Partitions with more operations than this remember configurations compactly.
 _COMPACT_ABOVE = 256
+# Candidate moves spent looking for the deepest prefix of a history known to break.
+_DIAGNOSIS_STEPS = 20_000
 # What a register value that no operation mentions is read, required, inspected and
 # written by.
 _NO_FACTS = (0, 0, 0, 0)
@@ -195,18 +197,29 @@ class PartitionSearch:
         self._linearized = 0
         self._best_path: list[int] = []
         self._best_depth = 1
+        self._initial_id = initial_id
+        # Whether moves that strand an operation are cut off (not while looking for the
+        # deepest prefix of a history known to break).
+        self._cut_stranding = True
         if not completed:
             self._finish(True, [])
         elif self._hopeless >> len(indeterminate) & 1:
             self._finish(False, [])
         else:
-            first = len(indeterminate)
-            state_id = initial_id
-            if register and not self._observers[initial_id]:
-                state_id = self._unobserved_of[initial_id]
-            untried, untried_info = self._narrow(
-                state_id, 0, first, self._near[first], self._early_masks[self._early[first]])
-            self._stack.append([state_id, untried, untried_info, first, -1])
+            self._start()
+
+    def _start(self) -> None:
+        """Push the initial configuration, with nothing linearized."""
+        first = self._optional_count
+        state_id = self._initial_id
+        if self._register and not self._observers[state_id]:
+            state_id = self._unobserved_of[state_id]
+        untried, untried_info = self._narrow(
+            state_id, 0, first, self._near[first], self._early_masks[self._early[first]])
+        self._stack = [[state_id, untried, untried_info, first, -1]]
+        self._linearized = 0
+        self._best_path = []
+        self._best_depth = 1
 
     @property
     def finished(self) -> bool:
@@ -273,18 +286,20 @@ class PartitionSearch:
         the later one is invoked are listed: real time already orders the others.
         A register's search never chooses between gets (one is taken at once, or none
         is tried), so there they are left out."""
-        classes: dict[tuple[str, object, object, str], list[int]] = {}
-        key: tuple[str, object, object, str]
+        # Operations of one class: the same function of the same key (when one partition
+        # holds every key), with the same argument and result.
+        classes: dict[tuple[str, object, object, object, str], list[int]] = {}
+        key: tuple[str, object, object, object, str]
         for position, op in enumerate(self.operations):
             f = op.f
             if f == "get":
                 if register:
                     continue
-                key = (f, None, identity(op.result), "any")
+                key = (f, op.key, None, identity(op.result), "any")
             elif f == "cas":
-                key = (f, identity(op.value), identity(op.result), op.status)
+                key = (f, op.key, identity(op.value), identity(op.result), op.status)
             else:
-                key = (f, identity(op.value), None, "any")
+                key = (f, op.key, identity(op.value), None, "any")
             members = classes.get(key)
             if members is None:
                 classes[key] = [position]
@@ -320,6 +335,14 @@ class PartitionSearch:
         # Per value: [gets that read it, completed operations that require it,
         # operations that inspect it, operations that may write it].
         facts: dict[object, list[int]] = {}
+
+        def entry_of(value: Value) -> list[int]:
+            key = identity(value)
+            entry = facts.get(key)
+            if entry is None:
+                entry = facts[key] = [0, 0, 0, 0]
+            return entry
+
         appends = volatile = blind = read_only = 0
         # Appends by the length and the value of what they append.
         suffixes: dict[int, dict[str, int]] = {}
@@ -328,26 +351,15 @@ class PartitionSearch:
             (inspected, inspects_all, required, written, suffix, is_blind, is_read_only,
              is_volatile) = fp
             for value in required:
-                key = identity(value)
-                entry = facts.get(key)
-                if entry is None:
-                    entry = facts[key] = [0, 0, 0, 0]
+                entry = entry_of(value)
                 if op.status == "ok":
                     entry[1] |= bit
                     if is_read_only:
                         entry[0] |= bit
             for value in inspected:
-                key = identity(value)
-                entry = facts.get(key)
-                if entry is None:
-                    entry = facts[key] = [0, 0, 0, 0]
-                entry[2] |= bit
+                entry_of(value)[2] |= bit
             for value in written:
-                key = identity(value)
-                entry = facts.get(key)
-                if entry is None:
-                    entry = facts[key] = [0, 0, 0, 0]
-                entry[3] |= bit
+                entry_of(value)[3] |= bit
             if inspects_all:
                 appends |= bit
                 for value in suffix:
@@ -373,12 +385,16 @@ class PartitionSearch:
         self._inspected_string_masks = [mask for _, mask in strings]
         # A value that no operation inspects stands for every unobserved state; a string
         # that no inspected string starts with, for every unobserved string.
+        def inspectors_of(value: Value) -> int:
+            entry = facts.get(identity(value))
+            return 0 if entry is None else entry[2]
+
         unobserved: Value = ("unobserved",)
-        while facts.get(identity(unobserved), _NO_FACTS)[2]:
+        while inspectors_of(unobserved):
             unobserved = (unobserved,)
         self._unobserved = unobserved
         unobserved_string = "\x00unobserved"
-        while self._string_observers(unobserved_string):
+        while inspectors_of(unobserved_string) or self._string_observers(unobserved_string):
             unobserved_string = "\x00" + unobserved_string
         self._unobserved_string = unobserved_string
         # Where every value written is a string or None (or a tuple of them), states are
@@ -507,6 +523,41 @@ class PartitionSearch:
         """Try up to `max_steps` candidate moves; the outcome once the search is over."""
         if self.outcome is not None:
             return self.outcome
+        ended = self._search(max_steps)
+        if ended is None:
+            return None
+        linearizable, path = ended
+        if not linearizable:
+            linearizable, path = self._deepest_prefix(path)
+        self._finish(linearizable, path)
+        return self.outcome
+
+    def _deepest_prefix(self, path: list[int]) -> tuple[bool, list[int]]:
+        """For a history known to break, a prefix to report: the deepest found by a
+        search that does not cut off stranding moves (the rules cut off moves that
+        cannot lead anywhere, and the prefixes they would make), within
+        _DIAGNOSIS_STEPS, then extended while any candidate is accepted, so that the
+        report ends where nothing can come next, as an exhaustive search would. It
+        finds a complete linearization only if a rule was wrong."""
+        steps = self.steps
+        self._cut_stranding = False
+        for seen in self._seen:
+            seen.clear()
+        self._start()
+        ended = self._search(_DIAGNOSIS_STEPS)
+        self.steps = steps
+        if ended is not None and ended[0]:
+            return ended
+        found = [path, self._best_path, [frame[4] for frame in self._stack[1:]]]
+        if ended is not None:
+            found.append(ended[1])
+        deepest = max(found, key=len)
+        return self._extend(deepest), deepest
+
+    def _search(self, max_steps: int) -> tuple[bool, list[int]] | None:
+        """Run the search for up to `max_steps` candidate moves: None if it is not over,
+        else whether the history is linearizable, with a linearization, or with the
+        deepest prefix found (for a violation)."""
         stack = self._stack
         seen = self._seen
         moves = self._moves
@@ -526,6 +577,7 @@ class PartitionSearch:
         unobserved_of = self._unobserved_of
         hopeless = self._hopeless
         narrow = self._narrow
+        cut_stranding = self._cut_stranding
         targets = self._targets
         readers = self._readers
         near = self._near
@@ -579,10 +631,9 @@ class PartitionSearch:
             open_first = extended | optional
             if open_first == everything:
                 self.steps += steps
-                self._finish(True, [f[4] for f in stack[1:]] + [position])
-                return self.outcome
+                return True, [f[4] for f in stack[1:]] + [position]
             if register:
-                if (after != state_id and requirers[state_id] & ~extended
+                if (cut_stranding and after != state_id and requirers[state_id] & ~extended
                         and not writers[state_id] & ~extended):
                     # A doomed move is still a valid prefix: a violation's report shows
                     # the deepest one, where the stranded operation is the one stuck.
@@ -597,8 +648,7 @@ class PartitionSearch:
             first = (~open_first & (open_first + 1)).bit_length() - 1
             if hopeless and hopeless >> first & 1:
                 self.steps += steps
-                self._finish(False, [f[4] for f in stack[1:]] + [position])
-                return self.outcome
+                return False, [f[4] for f in stack[1:]] + [position]
             from_first = extended >> first
             if compact:
                 # Every completed operation below `first` is linearized, so the bits
@@ -625,8 +675,7 @@ class PartitionSearch:
                 best_depth = len(stack)
         self.steps += steps
         self._linearized = linearized
-        self._finish(False, self._best_path)
-        return self.outcome
+        return False, self._best_path
 
     def _finish(self, linearizable: bool, path: list[int]) -> None:
         """Record the outcome, after confirming the (partial) linearization with the
@@ -658,6 +707,54 @@ class PartitionSearch:
             linearization=tuple(self.operations[i] for i in path),
             states=tuple(states), stuck=stuck)
         self.release()
+
+    def _extend(self, path: list[int]) -> bool:
+        """Extend the prefix `path` in place, one accepted candidate at a time, earliest
+        return first among: the read-only completed ones, then the other completed ones
+        that strand no operation (leave a state that a remaining one requires and that
+        nothing left can write again), then the rest; whether that linearized every
+        completed operation (never, unless a rule was wrong)."""
+        state = self._initial
+        linearized = 0
+        for position in path:
+            state = self._transition(self.operations[position], state)[1]
+            linearized |= 1 << position
+        while linearized | self._optional != self._all:
+            candidates = self._candidates_after(linearized)
+            completed = candidates & ~self._optional
+            chosen = self._accepted(completed & self._read_only, state, linearized, False)
+            if chosen is None:
+                chosen = self._accepted(completed & ~self._read_only, state, linearized,
+                                        self._register)
+            if chosen is None:
+                chosen = self._accepted(candidates & ~self._read_only, state, linearized,
+                                        False)
+            if chosen is None:
+                return False
+            position, state = chosen
+            path.append(position)
+            linearized |= 1 << position
+        return True
+
+    def _accepted(self, candidates: int, state: Value, linearized: int, unstranding: bool
+                  ) -> tuple[int, Value] | None:
+        """The earliest-returning of `candidates` that the model accepts in `state`
+        (and, with `unstranding`, that strands nothing), and the state after it."""
+        while candidates:
+            low = candidates & -candidates
+            candidates ^= low
+            position = low.bit_length() - 1
+            ok, after = self._transition(self.operations[position], state)
+            if not ok:
+                continue
+            if unstranding:
+                before_id, after_id = self._intern(state), self._intern(after)
+                left = ~(linearized | low)
+                if (before_id != after_id and self._requirers[before_id] & left
+                        and not self._writers[before_id] & left):
+                    continue
+            return position, after
+        return None
 
 
 def _returned(operation: Operation) -> int:

@@ -32,12 +32,12 @@ class SimulatedOperation:
 
 def contended_register(seed: int, operations: int, processes: int = 24,
                        write_share: float = 0.5) -> list[SimulatedOperation]:
-    """`operations` puts (each of a value of its own) and gets by `processes` processes
-    on one key, in invoke order.
+    """`operations` puts and gets by `processes` processes on one key, in invoke order.
 
-    Each process runs one operation after another with short, random pauses between
-    them, and every operation lasts a random time from one to twenty times the pause, so
-    that most of the processes are in the middle of an operation at any moment.
+    Each process runs one operation after another, with a pause of 1 to 99 time units
+    before each, and an operation lasts 100 to 1,999 units, so that most of the
+    processes are in the middle of an operation at any moment. Each put is of a value of
+    its own; `write_share` of the operations are puts.
     """
     rng = random.Random(seed)
     busy_until = [rng.randrange(0, 1_000) for _ in range(processes)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distlab.check import HistoryError, Verdict, check
+from distlab.check import HistoryError, Value, Verdict, check
 from tests.unit.check.lincheck_support import history, op
 
 OK = Verdict.LINEARIZABLE
@@ -141,3 +141,27 @@ def test_an_append_can_bring_back_a_value_that_a_later_read_needs() -> None:
     h = history(op(1, "put", "a", call=0, ret=1), op(1, "put", "", call=2, ret=3),
                 op(2, "get", result="a", call=4, ret=7))
     assert check(h, "kv").verdict is BAD
+
+
+@pytest.mark.parametrize("marker", ["\x00unobserved", ("unobserved",), "\x00\x00unobserved"])
+def test_a_value_like_the_searchs_stand_in_for_unseen_states_is_an_ordinary_value(
+        marker: Value) -> None:
+    # Writes whose values no read sees are remembered as one stand-in state; a read of
+    # a value that happens to look like it must not be satisfied by it.
+    h = history(op(1, "put", "x", call=0, ret=1), op(2, "get", result=marker, call=2, ret=3),
+                op(1, "put", marker, call=4, ret=5))
+    assert check(h, "kv").verdict is BAD
+    h = history(op(1, "put", marker, call=0, ret=1), op(2, "get", result=marker, call=2, ret=3))
+    assert check(h, "kv").verdict is OK
+
+
+def test_equal_operations_on_two_keys_are_not_interchangeable_in_one_object() -> None:
+    # Checked as one object, a get of None on one key and a get of None on the other
+    # read different registers: ordering them as if they were one operation is wrong.
+    h = history(op(0, "put", "z", key="a", call=0, ret=None),
+                op(1, "get", result=None, key="a", call=2, ret=3),
+                op(2, "get", result=None, key="a", call=0, ret=1),
+                op(3, "get", result="z", key="b", call=0, ret=1),
+                op(4, "put", "z", key="b", call=0, ret=None))
+    assert check(h, "kv").verdict is OK
+    assert check(h, "kv", partition=False).verdict is OK
