@@ -18,7 +18,6 @@ from distlab.sim.disk import SimDisk
 class DurableFormat(Protocol):
     """One instance's on-disk format: what a Ready or a snapshot writes."""
 
-    def needs_disk(self, ready: Any) -> bool: ...
 
     def encode_ready(self, ready: Any) -> tuple[bytes | None, list[tuple[int, bytes]]]:
         """The snapshot file to write (or None) and the log records to append, in order."""
@@ -55,9 +54,6 @@ class SimStorage:
         self._closed = False
         self._instant = -1.0
         self._readys_at_instant = 0
-
-    def needs_disk(self, ready: Any) -> bool:
-        return self._format.needs_disk(ready)
 
     async def persist(self, ready: Any) -> None:
         self._require_alive()

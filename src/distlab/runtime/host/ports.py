@@ -58,10 +58,6 @@ class Storage(Protocol):
     then stops, never carrying on as if the data were safe.
     """
 
-    def needs_disk(self, ready: Any) -> bool:
-        """Whether persisting `ready` writes anything at all."""
-        ...
-
     async def persist(self, ready: Any) -> None: ...
 
     def save_snapshot(self, snapshot: Any) -> None:

@@ -79,16 +79,6 @@ class DurableStorage:
 
     # --- the driver's Storage port ---
 
-    def needs_disk(self, ready: raft.Ready) -> bool:
-        """Whether persisting `ready` writes anything (a commit-index change alone does not)."""
-        hard = ready.hard_state
-        return bool(
-            ready.snapshot is not None
-            or ready.entries
-            or (hard is not None
-                and (hard.term, hard.vote) != (self._hard_state.term, self._hard_state.vote))
-        )
-
     async def persist(self, ready: raft.Ready) -> None:
         if ready.snapshot is not None:
             self.save_snapshot(ready.snapshot)

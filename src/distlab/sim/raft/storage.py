@@ -85,11 +85,6 @@ class RaftFormat:
     def __init__(self, hard_state: HardState) -> None:
         self._written = (hard_state.term, hard_state.vote)
 
-    def needs_disk(self, ready: Ready) -> bool:
-        hard = ready.hard_state
-        return bool(ready.snapshot is not None or ready.entries
-                    or (hard is not None and (hard.term, hard.vote) != self._written))
-
     def encode_ready(self, ready: Ready) -> tuple[bytes | None, list[tuple[int, bytes]]]:
         snapshot_file = None
         records: list[tuple[int, bytes]] = []
