@@ -20,7 +20,12 @@ from prometheus_client.core import GaugeMetricFamily
 
 from distlab.ops.local_cluster import LOOPBACK, free_loopback_ports
 from distlab.proto import mapreduce_pb2, mapreduce_pb2_grpc, peer_pb2, peer_pb2_grpc
-from distlab.runtime.server import GRPC_SERVER_LOGGER, Server
+from distlab.runtime.server import (
+    GRPC_SERVER_LOGGER,
+    UNSENDABLE_ANSWER,
+    Server,
+    quiet_unsendable_answers,
+)
 from distlab.telemetry.tracing import Tracing
 from distlab.wire.addresses import Address, ConfigError
 from distlab.wire.channels import open_channel
@@ -143,18 +148,36 @@ async def probe_at_the_deadline(calls: int) -> None:
         await server.stop()
 
 
-async def test_an_answer_after_the_deadline_is_a_debug_line_not_a_traceback(
+async def test_answers_at_the_deadline_log_no_error_and_no_traceback(
         caplog: pytest.LogCaptureFixture) -> None:
-    # grpc fails sending such an answer and, for about one call in four here, logs an
-    # ExecuteBatchError at ERROR with its traceback.
+    # grpc fails sending such an answer and, for about one call in four on an idle machine,
+    # logs an ExecuteBatchError at ERROR with its traceback. How many calls race that way
+    # depends on the machine's load, so what the filter makes of the record is proven below
+    # on a record of grpc's own shape; here, that nothing reaches ERROR.
     caplog.set_level(logging.INFO, logger=GRPC_SERVER_LOGGER)
     await probe_at_the_deadline(500)
     assert [record for record in caplog.records if record.name == GRPC_SERVER_LOGGER] == []
+
+
+def test_an_unsendable_answer_is_one_debug_line_naming_the_method(
+        caplog: pytest.LogCaptureFixture) -> None:
+    quiet_unsendable_answers()
+    grpc_logger = logging.getLogger(GRPC_SERVER_LOGGER)
+
+    def report_as_grpc_does() -> None:
+        try:
+            raise RuntimeError("ExecuteBatchError: the call is already finished")
+        except RuntimeError:
+            grpc_logger.exception(UNSENDABLE_ANSWER + " [%s]", "/distlab.v1.Peer/Probe")
+
+    caplog.set_level(logging.INFO, logger=GRPC_SERVER_LOGGER)
+    report_as_grpc_does()
+    grpc_logger.warning("another grpc warning")
+    assert [record.getMessage() for record in caplog.records] == ["another grpc warning"]
     caplog.clear()
     caplog.set_level(logging.DEBUG, logger=GRPC_SERVER_LOGGER)
-    await probe_at_the_deadline(500)
-    dropped = [record for record in caplog.records if record.name == GRPC_SERVER_LOGGER
-               and "was not sent" in record.getMessage()]
-    assert dropped, "no answer came after its deadline: the test proves nothing"
-    assert all(record.levelno == logging.DEBUG and record.exc_info is None
-               and "/distlab.v1.Peer/Probe" in record.getMessage() for record in dropped)
+    report_as_grpc_does()
+    [dropped] = caplog.records
+    assert dropped.getMessage() == ("the answer of /distlab.v1.Peer/Probe was not sent: "
+                                    "the call had ended (deadline or cancel)")
+    assert dropped.levelno == logging.DEBUG and dropped.exc_info is None
