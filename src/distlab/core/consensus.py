@@ -116,6 +116,10 @@ class ConsensusCore(Protocol):
 
     def last_log_index(self) -> int: ...
 
+    def commit_index(self) -> int:
+        """The highest log index known committed, as of the last input (a pure query)."""
+        ...
+
     def snapshot_index(self) -> int: ...
 
     def sends_before_persist(self, message: Any) -> bool:

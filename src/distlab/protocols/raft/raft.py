@@ -242,6 +242,9 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
     def last_log_index(self) -> int:
         return self.log.last_index()
 
+    def commit_index(self) -> int:
+        return self.log.committed
+
     def snapshot_index(self) -> int:
         """The last index the latest snapshot covers (0 with none)."""
         return self.log.snapshot_index

@@ -302,9 +302,13 @@ class Driver(Generic[CoreT]):
         proposal (nothing in flight) goes at once. A member that is not the leader hands them
         over at once too, to fail them without waiting.
         """
+        # The core's own commit index, not the status of the last Ready: acknowledgements
+        # stepped in this very feed may have committed the batch, and the next one then
+        # leaves in the same Ready as the commit, carrying the new commit index with it
+        # instead of a separate commit notice.
         core = self.core
         return (not core.is_leader()
-                or self._status.commit_index >= self._last_proposed_index
+                or core.commit_index() >= self._last_proposed_index
                 or core.last_log_index() < self._last_proposed_index)
 
     async def _handle_ready(self, ready: Any) -> None:
