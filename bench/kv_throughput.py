@@ -21,12 +21,21 @@ Every system runs on this machine's loopback, 3 members, durable writes, in the 
   `distlab bench kv` client. No Python grpc.aio KV server can beat it with this client on this
   machine, so it shows how much of the gap to etcd is the RPC layer's own cost.
 
-A system that is not installed is skipped with a line saying so. Each configuration runs
-several times and the table shows medians. Failover: the leader is killed with SIGKILL and
-the time until the next write succeeds is measured (median of several fresh clusters).
+distlab (every build) and etcd are measured in interleaved passes, each on a fresh cluster:
+a pass measures each at 64 and at 1 client, so every pass gives its own ratio to etcd, and
+the table shows the medians over the passes. Beside writes/s and latency, each row shows
+what every process spent per acknowledged write (user + system CPU from /proc/PID/stat: the
+leader, the mean of the followers, the load process) and how well writes were batched:
+entries per replication message and per WAL fsync, from the members' own counters (etcd
+counts no messages). A system that is not installed is skipped with a line saying so.
+
+Failover: on fresh clusters (--failovers, 5), one writer writes for --quiet-seconds while
+nothing fails, and the terms begun meanwhile are counted as false elections; then the
+leader is killed with SIGKILL and the time until the next write succeeds is measured. distlab
+runs it with its default timing and with RAFT_TICK_MS=10.
 
 Run: .venv/bin/python bench/kv_throughput.py [--duration S] [--runs N] [--systems ...]
-     [--groups 1,3] [--before OTHER_VENV/bin/python]
+     [--groups 1,3] [--before OTHER_VENV/bin/python] [--failovers N] [--no-failover]
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import resource
 import shutil
 import signal
 import statistics
@@ -47,6 +57,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,6 +114,8 @@ class Build:
     name: str
     python: str = sys.executable
     groups: int = 1
+    # Settings for the nodes, as environment variables (RAFT_TICK_MS=10, say).
+    env: tuple[tuple[str, str], ...] = ()
 
     def up_arguments(self) -> list[str]:
         # An older build has no --groups flag; one group is its only configuration.
@@ -117,6 +130,7 @@ def distlab_cluster(nodes: int = 3, build: Build = Build("distlab")) -> Iterator
             [build.python, "-m", "distlab", "up", "--nodes", str(nodes),
              "--data-dir", data_dir, *build.up_arguments()],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **dict(build.env)},
         )
         cluster_file = Path(data_dir) / "cluster.json"
         try:
@@ -160,84 +174,181 @@ def ensure_distlab_serves(cluster_file: Path) -> None:
         raise Skipped(f"the cluster took no write within 30 s ({error})") from error
 
 
-def bench_kv_summaries(target: list[str], duration: float, runs: int, processes: int = 1,
-                       python: str = sys.executable) -> dict[int, list[dict[str, Any]]]:
-    """`distlab bench kv` against `target` (its --cluster or --cluster-file arguments), `runs`
-    times for each client count; the summaries of every run, by client count."""
-    by_clients: dict[int, list[dict[str, Any]]] = {}
-    for clients in CLIENT_COUNTS:
-        summaries = by_clients[clients] = []
-        for _ in range(runs):
-            completed = subprocess.run(
-                [python, "-m", "distlab", "bench", "kv", *target,
-                 "--clients", str(clients), "--duration", str(duration),
-                 "--value-size", str(VALUE_SIZE), "--keys", str(KEYS),
-                 "--processes", str(min(processes, clients)), "--json"],
-                capture_output=True, text=True, timeout=duration + 120,
-            )
-            if completed.returncode != 0:
-                raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
-            summaries.append(json.loads(completed.stdout))
-    return by_clients
+# ---- what a run costs each process ----
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def bench_kv_rows(system: str, target: list[str], duration: float, runs: int,
-                  processes: int = 1, note: str = "") -> list[Row]:
-    """One row of medians per client count (see `bench_kv_summaries`)."""
-    by_clients = bench_kv_summaries(target, duration, runs, processes)
-    return [median_row(system, clients, summaries, note)
-            for clients, summaries in by_clients.items()]
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU a live process has used (utime and stime of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def bench_distlab_builds(builds: list[Build], duration: float, runs: int, processes: int
-                         ) -> list[Row]:
-    """Every build measured once per pass, passes interleaved (build A, B, C, A, B, C, ...),
-    each pass on a fresh cluster, so a change in the machine's speed during the run touches
-    every build alike; medians over the passes."""
-    summaries: dict[str, dict[int, list[dict[str, Any]]]] = {
-        build.name: {clients: [] for clients in CLIENT_COUNTS} for build in builds}
-    for run in range(runs):
-        for build in builds:
-            print(f"  pass {run + 1}/{runs}: {build.name}", flush=True)
-            with distlab_cluster(build=build) as cluster_file:
-                ensure_distlab_serves(cluster_file)
-                measured = bench_kv_summaries(["--cluster-file", str(cluster_file)], duration,
-                                              1, processes, build.python)
-            for clients, runs_of_clients in measured.items():
-                summaries[build.name][clients].extend(runs_of_clients)
-    return [median_row(build.name, clients, summaries[build.name][clients],
-                       f"GROUPS={build.groups}")
-            for build in builds for clients in CLIENT_COUNTS]
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-async def distlab_leader(addresses: dict[int, str]) -> tuple[int, int]:
-    """(node id, pid) of the member that leads group 0."""
-    members = {NodeId(node): address for node, address in addresses.items()}
-    leader = (await wait_for_leader(members, 10))[0]
-    status = await fetch_status(addresses[leader])
-    if status is None:
-        raise Skipped(f"the leader, node {leader}, stopped answering")
-    return leader, status.pid
+def scrape_counters(address: str, names: tuple[str, ...]) -> dict[str, float]:
+    """The sum over labels of each counter in `names` on a Prometheus page (missing: 0)."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+        page = response.read().decode()
+    totals = dict.fromkeys(names, 0.0)
+    for line in page.splitlines():
+        if line.startswith("#"):
+            continue
+        name, _, rest = line.partition("{") if "{" in line.split(" ", 1)[0] else (
+            line.split(" ", 1)[0], "", line)
+        if name in totals:
+            totals[name] += float(rest.rsplit(" ", 1)[1])
+    return totals
 
 
-async def distlab_failover_once(addresses: dict[int, str]) -> float:
-    """Kill the leader under a warm client (session open, leader known); time the next write."""
+@dataclass(slots=True)
+class Measured:
+    """One load run of one system: its summary and what each process spent per write."""
+
+    summary: dict[str, Any]
+    leader_cpu_us: float
+    follower_cpu_us: float  # the mean of the followers'
+    client_cpu_us: float
+    entries_per_message: float | None
+    entries_per_fsync: float | None
+
+    @property
+    def writes_per_second(self) -> float:
+        return float(self.summary["ops_per_second"])
+
+
+def per_write_us(seconds: float, writes: int) -> float:
+    return seconds * 1e6 / writes if writes else float("nan")
+
+
+# ---- distlab ----
+
+DISTLAB_COUNTERS = ("distlab_raft_proposals_committed_total",
+                    "distlab_wal_fsync_duration_seconds_count",
+                    "distlab_peer_messages_sent_total")
+
+
+@dataclass(slots=True)
+class DistlabMember:
+    id: int
+    pid: int
+    metrics_address: str
+
+
+def cluster_members(cluster_file: Path) -> list[DistlabMember]:
+    return [DistlabMember(int(n["id"]), int(n["pid"]), n["metrics_address"])
+            for n in json.loads(cluster_file.read_text())["nodes"]]
+
+
+async def distlab_roles(cluster_file: Path) -> tuple[DistlabMember, list[DistlabMember]]:
+    """The member that leads group 0 and the others."""
+    members = cluster_members(cluster_file)
+    addresses = cluster_addresses(cluster_file)
+    leader_id = (await wait_for_leader({NodeId(m.id): addresses[m.id] for m in members},
+                                       10))[0]
+    leader = next(m for m in members if m.id == leader_id)
+    return leader, [m for m in members if m is not leader]
+
+
+def run_bench_kv(target: list[str], clients: int, duration: float, processes: int = 1,
+                 python: str = sys.executable) -> tuple[dict[str, Any], float]:
+    """One `distlab bench kv` against `target` (its --cluster or --cluster-file arguments):
+    its JSON summary and the CPU seconds the load process spent."""
+    client_before = children_cpu_seconds()
+    completed = subprocess.run(
+        [python, "-m", "distlab", "bench", "kv", *target,
+         "--clients", str(clients), "--duration", str(duration),
+         "--value-size", str(VALUE_SIZE), "--keys", str(KEYS),
+         "--processes", str(min(processes, clients)), "--json"],
+        capture_output=True, text=True, timeout=duration + 120,
+    )
+    client_cpu = children_cpu_seconds() - client_before
+    if completed.returncode != 0:
+        raise Skipped(f"distlab bench kv failed: {completed.stderr.strip()}")
+    return json.loads(completed.stdout), client_cpu
+
+
+def measure_distlab(cluster_file: Path, clients: int, duration: float, processes: int,
+                    python: str) -> Measured:
+    """`distlab bench kv` against the cluster, with each process's CPU and the replication
+    counters read around it.
+
+    Entries per message: each append a follower receives has one reply, so the appends are
+    half of the raft envelopes all members sent (heartbeats and their replies included);
+    committed entries times followers over that. Entries per fsync: the entries committed
+    on a member over its WAL fsyncs, averaged over the members.
+    """
+    leader, followers = asyncio.run(distlab_roles(cluster_file))
+    members = [leader, *followers]
+    cpu_before = [process_cpu_seconds(m.pid) for m in members]
+    counters_before = [scrape_counters(m.metrics_address, DISTLAB_COUNTERS) for m in members]
+    summary, client_cpu = run_bench_kv(["--cluster-file", str(cluster_file)], clients,
+                                       duration, processes, python)
+    cpu = [process_cpu_seconds(m.pid) - before for m, before in zip(members, cpu_before,
+                                                                     strict=True)]
+    deltas = [{name: after[name] - before[name] for name in DISTLAB_COUNTERS}
+              for before, after in zip(
+                  counters_before,
+                  [scrape_counters(m.metrics_address, DISTLAB_COUNTERS) for m in members],
+                  strict=True)]
+    writes = int(summary["ops"])
+    committed = deltas[0]["distlab_raft_proposals_committed_total"]
+    appends = sum(d["distlab_peer_messages_sent_total"] for d in deltas) / 2
+    fsync_ratios = [d["distlab_raft_proposals_committed_total"]
+                    / d["distlab_wal_fsync_duration_seconds_count"]
+                    for d in deltas if d["distlab_wal_fsync_duration_seconds_count"]]
+    return Measured(
+        summary, per_write_us(cpu[0], writes),
+        statistics.mean(per_write_us(c, writes) for c in cpu[1:]),
+        per_write_us(client_cpu, writes),
+        committed * len(followers) / appends if appends else None,
+        statistics.mean(fsync_ratios) if fsync_ratios else None,
+    )
+
+
+async def group0_term(addresses: dict[int, str]) -> int:
+    """The highest term of group 0 any member reports."""
+    terms = [status.groups[0].term for status in
+             [await fetch_status(address) for address in addresses.values()]
+             if status is not None and status.groups]
+    return max(terms, default=0)
+
+
+async def distlab_failover_once(cluster_file: Path, quiet_seconds: float
+                                ) -> tuple[float, int]:
+    """Under a warm client (session open, leader known): count the elections of group 0
+    while nothing fails, for `quiet_seconds` of light writes (false elections); then kill
+    the leader with SIGKILL and time the next acknowledged write."""
+    addresses = cluster_addresses(cluster_file)
     async with KVClient(addresses, call_timeout=0.5, operation_timeout=30) as client:
         await client.put("failover", "before")
-        _, pid = await distlab_leader(addresses)
-        os.kill(pid, signal.SIGKILL)
+        term = await group0_term(addresses)
+        deadline = time.monotonic() + quiet_seconds
+        while time.monotonic() < deadline:
+            await client.put("failover", "quiet")
+        false_elections = await group0_term(addresses) - term
+        leader, _ = await distlab_roles(cluster_file)
+        os.kill(leader.pid, signal.SIGKILL)
         started = time.perf_counter()
         await client.put("failover", "after")
-        return time.perf_counter() - started
+        return time.perf_counter() - started, false_elections
 
 
-def distlab_failover(runs: int) -> list[float]:
-    times = []
+def distlab_failover(build: Build, runs: int, quiet_seconds: float
+                     ) -> tuple[list[float], int]:
+    """Failover times of `runs` fresh clusters, and their false elections in all."""
+    times, false_elections = [], 0
     for _ in range(runs):
-        with distlab_cluster() as cluster_file:
+        with distlab_cluster(build=build) as cluster_file:
             ensure_distlab_serves(cluster_file)
-            times.append(asyncio.run(distlab_failover_once(cluster_addresses(cluster_file))))
-    return times
+            took, elections = asyncio.run(distlab_failover_once(cluster_file, quiet_seconds))
+            times.append(took)
+            false_elections += elections
+    return times, false_elections
 
 
 # ---- etcd ----
@@ -388,15 +499,34 @@ async def etcd_load(address: str, clients: int, duration: float) -> LoadResult:
         return await measure_load(clients, duration, operation)
 
 
-def bench_etcd(duration: float, runs: int) -> list[Row]:
-    rows = []
-    with etcd_cluster() as cluster:
-        leader = asyncio.run(etcd_leader(cluster.client_addresses, 30))
-        for clients in CLIENT_COUNTS:
-            summaries = [summarize(asyncio.run(etcd_load(leader, clients, duration)))
-                         for _ in range(runs)]
-            rows.append(median_row("etcd", clients, summaries))
-    return rows
+ETCD_COUNTERS = ("etcd_server_proposals_committed_total",
+                 "etcd_disk_wal_fsync_duration_seconds_count")
+
+
+def measure_etcd(cluster: EtcdCluster, clients: int, duration: float) -> Measured:
+    """The closed loop against etcd's leader, in this process, with each member's CPU and
+    etcd's own counters of committed proposals and WAL fsyncs around it. etcd counts no
+    replication messages, so its entries per message stay unknown."""
+    leader = asyncio.run(etcd_leader(cluster.client_addresses, 30))
+    followers = [a for a in cluster.client_addresses if a != leader]
+    members = [leader, *followers]
+    cpu_before = [process_cpu_seconds(cluster.processes[a].pid) for a in members]
+    counters_before = scrape_counters(leader, ETCD_COUNTERS)
+    client_before = time.process_time()
+    summary = summarize(asyncio.run(etcd_load(leader, clients, duration)))
+    client_cpu = time.process_time() - client_before
+    counters = scrape_counters(leader, ETCD_COUNTERS)
+    cpu = [process_cpu_seconds(cluster.processes[a].pid) - before
+           for a, before in zip(members, cpu_before, strict=True)]
+    writes = int(summary["ops"])
+    fsyncs = (counters["etcd_disk_wal_fsync_duration_seconds_count"]
+              - counters_before["etcd_disk_wal_fsync_duration_seconds_count"])
+    committed = (counters["etcd_server_proposals_committed_total"]
+                 - counters_before["etcd_server_proposals_committed_total"])
+    return Measured(summary, per_write_us(cpu[0], writes),
+                    statistics.mean(per_write_us(c, writes) for c in cpu[1:]),
+                    per_write_us(client_cpu, writes), None,
+                    committed / fsyncs if fsyncs else None)
 
 
 async def etcd_first_write(addresses: list[str], timeout: float) -> float:
@@ -605,8 +735,11 @@ def bench_floor(duration: float, runs: int) -> list[Row]:
         assert server.stdout is not None
         if server.stdout.readline().strip() != "serving":
             raise Skipped("the floor server did not start")
-        return bench_kv_rows("grpc floor", ["--cluster", f"1=127.0.0.1:{port}"], duration,
-                             runs, note="one process, no log, no disk: the RPC layer alone")
+        summaries = [run_bench_kv(["--cluster", f"1=127.0.0.1:{port}"], clients, duration)[0]
+                     for clients in CLIENT_COUNTS for _ in range(runs)]
+        return [median_row("grpc floor", clients, summaries[i * runs:(i + 1) * runs],
+                           "one process, no log, no disk: the RPC layer alone")
+                for i, clients in enumerate(CLIENT_COUNTS)]
     finally:
         server.kill()
         server.wait()
@@ -618,22 +751,118 @@ def distlab_name(groups: int) -> str:
     return "distlab" if groups == 1 else f"distlab G={groups}"
 
 
-def ratio(numerator: Row | None, denominator: Row | None) -> str:
-    if numerator is None or denominator is None or not denominator.writes_per_second:
-        return "-"
-    return f"{numerator.writes_per_second / denominator.writes_per_second:.2f}"
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def median_of(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def measured_rows(results: dict[tuple[str, int], list[Measured]], notes: dict[str, str]
+                  ) -> list[list[str]]:
+    rows = []
+    for (system, clients), runs in results.items():
+        rows.append([
+            system, str(clients),
+            f"{statistics.median(m.writes_per_second for m in runs):.0f}",
+            f"{statistics.median(m.summary['latency_ms']['p50'] for m in runs):.2f}",
+            f"{statistics.median(m.summary['latency_ms']['p99'] for m in runs):.2f}",
+            fmt(median_of([m.leader_cpu_us for m in runs])),
+            fmt(median_of([m.follower_cpu_us for m in runs])),
+            fmt(median_of([m.client_cpu_us for m in runs])),
+            fmt(median_of([m.entries_per_message for m in runs]), 1),
+            fmt(median_of([m.entries_per_fsync for m in runs]), 1),
+            notes.get(system, ""),
+        ])
+    return rows
+
+
+def ratio_rows(results: dict[tuple[str, int], list[Measured]], baseline: str
+               ) -> list[list[str]]:
+    """Each system's writes/s over the baseline's in the same pass, and their median."""
+    rows = []
+    for (system, clients), runs in results.items():
+        base = results.get((baseline, clients))
+        if system == baseline or not base:
+            continue
+        ratios = [m.writes_per_second / b.writes_per_second
+                  for m, b in zip(runs, base, strict=False) if b.writes_per_second]
+        rows.append([system, str(clients), " ".join(f"{r:.2f}" for r in ratios),
+                     fmt(statistics.median(ratios) if ratios else None, 2)])
+    return rows
+
+
+def run_passes(builds: list[Build], with_etcd: bool, duration: float, runs: int,
+               processes: int) -> dict[tuple[str, int], list[Measured]]:
+    """`runs` passes; each measures every build on a fresh cluster, then etcd on a fresh
+    cluster, at every client count: a change in the machine's speed touches all alike, and
+    each pass gives its own ratio to etcd."""
+    systems = [b.name for b in builds] + (["etcd"] if with_etcd else [])
+    results: dict[tuple[str, int], list[Measured]] = {
+        (system, clients): [] for system in systems for clients in CLIENT_COUNTS}
+    for run in range(runs):
+        for build in builds:
+            print(f"  pass {run + 1}/{runs}: {build.name}", flush=True)
+            with distlab_cluster(build=build) as cluster_file:
+                ensure_distlab_serves(cluster_file)
+                for clients in CLIENT_COUNTS:
+                    results[build.name, clients].append(measure_distlab(
+                        cluster_file, clients, duration, processes, build.python))
+        if with_etcd:
+            print(f"  pass {run + 1}/{runs}: etcd", flush=True)
+            with etcd_cluster() as cluster:
+                for clients in CLIENT_COUNTS:
+                    results["etcd", clients].append(measure_etcd(cluster, clients, duration))
+    return results
+
+
+def report_failover(systems: list[str], runs: int, quiet_seconds: float) -> None:
+    rows = []
+    if "distlab" in systems:
+        for name, env in (("distlab", ()), ("distlab RAFT_TICK_MS=10",
+                                            (("RAFT_TICK_MS", "10"),))):
+            print(f"\nfailover of {name} ...", flush=True)
+            try:
+                times, false_elections = distlab_failover(Build(name, env=env), runs,
+                                                          quiet_seconds)
+            except Skipped as error:
+                print(f"{name} failover: skipped: {error}", flush=True)
+                continue
+            rows.append([name, f"{statistics.median(times) * 1000:.0f}",
+                         " ".join(f"{t * 1000:.0f}" for t in times),
+                         f"{false_elections} in {runs * quiet_seconds:.0f} s"])
+    if "etcd" in systems:
+        print("\nfailover of etcd ...", flush=True)
+        try:
+            times = etcd_failover(runs)
+            rows.append(["etcd", f"{statistics.median(times) * 1000:.0f}",
+                         " ".join(f"{t * 1000:.0f}" for t in times), "-"])
+        except Skipped as error:
+            print(f"etcd failover: skipped: {error}", flush=True)
+    if rows:
+        print("\nleader killed with SIGKILL: time to the first acknowledged write; false "
+              "elections: terms begun while nothing failed, under one writer")
+        print(format_table(("system", "median ms", "runs ms", "false elections"), rows))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (5)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per configuration (3)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="interleaved passes over every system (3)")
     parser.add_argument("--processes", type=int, default=1,
                         help="load processes for distlab's 64-client runs (1)")
     parser.add_argument("--systems", default="distlab,etcd,pysyncobj,floor",
                         help="comma-separated subset of distlab,etcd,pysyncobj,floor")
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--no-failover", action="store_true", help="skip the failover runs")
+    parser.add_argument("--failovers", type=int, default=5,
+                        help="fresh clusters per failover configuration (5)")
+    parser.add_argument("--quiet-seconds", type=float, default=10.0,
+                        help="seconds of fault-free writes before each failover, to count "
+                        "false elections (10)")
     parser.add_argument("--groups", default="1,3",
                         help="group counts to measure distlab with, interleaved (1,3)")
     parser.add_argument("--before", metavar="PYTHON",
@@ -644,72 +873,57 @@ def main() -> int:
         serve_floor(args.serve_floor)
         return 0
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    builds = [Build(distlab_name(int(g)), groups=int(g)) for g in args.groups.split(",")]
-    if args.before:
+    unknown = set(systems) - {"distlab", "etcd", "pysyncobj", "floor"}
+    if unknown:
+        parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    builds = ([Build(distlab_name(int(g)), groups=int(g)) for g in args.groups.split(",")]
+              if "distlab" in systems else [])
+    if args.before and builds:
         builds.insert(0, Build("distlab before", python=args.before))
+    with_etcd = "etcd" in systems
+    if with_etcd and shutil.which("etcd") is None and not Path("/usr/bin/etcd").exists():
+        print("etcd: skipped: etcd is not installed (apt-get install etcd-server)")
+        with_etcd = False
 
-    benches = {
-        "distlab": lambda: bench_distlab_builds(builds, args.duration, args.runs,
-                                                args.processes),
-        "etcd": lambda: bench_etcd(args.duration, args.runs),
-        "pysyncobj": lambda: bench_pysyncobj(args.duration, args.runs),
-        "floor": lambda: bench_floor(args.duration, args.runs),
-    }
-    rows: list[Row] = []
-    for system in systems:
-        print(f"measuring {system} ...", flush=True)
-        try:
-            rows.extend(benches[system]())
-        except Skipped as error:
-            print(f"{system}: skipped: {error}", flush=True)
-
-    print(f"\nwrites of {VALUE_SIZE}-byte values, 3 members on loopback, "
-          f"median of {args.runs} runs of {args.duration:g} s")
-    print(format_table(
-        ("system", "clients", "writes/s", "p50 ms", "p99 ms", "note"),
-        [[r.system, r.clients, f"{r.writes_per_second:.0f}", f"{r.p50_ms:.2f}",
-          f"{r.p99_ms:.2f}", r.note] for r in rows],
-    ))
-    by_key = {(r.system, r.clients): r for r in rows}
-    print()
-    print(format_table(
-        ("clients", "distlab/etcd", "distlab/PySyncObj", "floor/etcd", "distlab/floor"),
-        [[c, ratio(by_key.get(("distlab", c)), by_key.get(("etcd", c))),
-          ratio(by_key.get(("distlab", c)), by_key.get(("PySyncObj", c))),
-          ratio(by_key.get(("grpc floor", c)), by_key.get(("etcd", c))),
-          ratio(by_key.get(("distlab", c)), by_key.get(("grpc floor", c)))]
-         for c in CLIENT_COUNTS],
-    ))
-
-    others = [b for b in builds if b.name != "distlab"]
-    if others and ("distlab", CLIENT_COUNTS[0]) in by_key:
-        print()
-        print(format_table(
-            ("clients", *(f"{b.name}/distlab" for b in others),
-             *(("distlab/distlab before",) if args.before else ())),
-            [[c, *(ratio(by_key.get((b.name, c)), by_key.get(("distlab", c))) for b in others),
-              *((ratio(by_key.get(("distlab", c)), by_key.get(("distlab before", c))),)
-                if args.before else ())]
-             for c in CLIENT_COUNTS],
-        ))
-
-    if not args.no_failover:
-        failover_rows = []
-        failovers = {"distlab": distlab_failover, "etcd": etcd_failover}
-        for system in systems:
-            if system not in failovers:
-                continue
-            print(f"\nfailover of {system} ...", flush=True)
+    print("measuring " + ", ".join([b.name for b in builds] + (["etcd"] if with_etcd else []))
+          + f" in {args.runs} interleaved passes ...", flush=True)
+    try:
+        results = run_passes(builds, with_etcd, args.duration, args.runs, args.processes)
+    except Skipped as error:
+        print(f"skipped: {error}", flush=True)
+        results = {}
+    notes = {b.name: f"GROUPS={b.groups}" for b in builds}
+    notes["etcd"] = "entries/msg: etcd does not count messages"
+    others: list[Row] = []
+    for system, bench in (("pysyncobj", bench_pysyncobj), ("floor", bench_floor)):
+        if system in systems:
+            print(f"measuring {system} ...", flush=True)
             try:
-                times = failovers[system](args.runs)
+                others.extend(bench(args.duration, args.runs))
             except Skipped as error:
-                print(f"{system} failover: skipped: {error}", flush=True)
-                continue
-            failover_rows.append([system, f"{statistics.median(times) * 1000:.0f}",
-                                  " ".join(f"{t * 1000:.0f}" for t in times)])
-        if failover_rows:
-            print("\nleader killed with SIGKILL: time to the first successful write")
-            print(format_table(("system", "median ms", "runs ms"), failover_rows))
+                print(f"{system}: skipped: {error}", flush=True)
+
+    print(f"\nwrites of {VALUE_SIZE}-byte values, 3 members on loopback, medians of "
+          f"{args.runs} passes of {args.duration:g} s; CPU is user + system per "
+          "acknowledged write")
+    print(format_table(
+        ("system", "clients", "writes/s", "p50 ms", "p99 ms", "leader µs", "follower µs",
+         "client µs", "entries/msg", "entries/fsync", "note"),
+        measured_rows(results, notes)
+        + [[r.system, str(r.clients), f"{r.writes_per_second:.0f}", f"{r.p50_ms:.2f}",
+            f"{r.p99_ms:.2f}", "-", "-", "-", "-", "-", r.note] for r in others],
+    ))
+    if with_etcd and builds:
+        print("\nwrites/s over etcd's in the same pass")
+        print(format_table(("system", "clients", "each pass", "median"),
+                           ratio_rows(results, "etcd")))
+    if len(builds) > 1:
+        print("\nwrites/s over distlab's (GROUPS=1) in the same pass")
+        print(format_table(("system", "clients", "each pass", "median"),
+                           [row for row in ratio_rows(results, "distlab")
+                            if row[0] != "etcd"]))
+    if not args.no_failover:
+        report_failover(systems, args.failovers, args.quiet_seconds)
     return 0
 
 
