@@ -51,13 +51,15 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     """
     addresses = AddressBook({node: str(address) for node, address in config.cluster.items()},
                             on_learn=peer.learn_address)
-    shared_sync = SharedSync(stores.sync, lambda: stores.shared_log.written_seq)
+    groups: list[RaftGroup] = []
+    shared_sync = SharedSync(
+        stores.sync, lambda: stores.shared_log.written_seq,
+        leads_any=lambda: any(group.driver.status().role == "leader" for group in groups))
     timing = RaftTiming(
         driver=Timing(tick_seconds=config.raft_tick_ms / 1000,
                       snapshot_entries=config.snapshot_entries),
         election_ticks=config.raft_election_ticks)
     voters = frozenset() if config.join else frozenset(config.cluster)
-    groups = []
     for index, machine in enumerate(machines):
         group_stores = stores.group(index)
         storage = DurableStorage(group_stores.log, group_stores.stable, group_stores.snapshots,
