@@ -16,6 +16,7 @@ import pytest
 
 from distlab.apps.kv import KVStateMachine
 from distlab.client import Indefinite, KVClient, KVError, Unavailable
+from distlab.client._deadlines import CallOverran, bounded
 from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import kv_pb2_grpc
 from distlab.wire.not_leader import encode_not_leader
@@ -193,3 +194,14 @@ async def test_members_that_name_each_other_as_leader() -> None:
                 assert "not the leader" in str(error)
     # The circle was followed, and paused on: not a busy loop for the whole budget.
     assert first.calls >= 1 and second.calls >= 1
+
+
+async def test_only_the_bound_itself_counts_as_an_overrun() -> None:
+    async def times_out_by_itself() -> None:
+        raise TimeoutError("the call's own")
+
+    with pytest.raises(TimeoutError, match="the call's own"):
+        await bounded(times_out_by_itself(), 1.0)
+    with pytest.raises(CallOverran, match=r"no answer within 0\.01 s"):
+        await bounded(asyncio.Event().wait(), 0.01, grace=0.01)
+    assert await bounded(asyncio.sleep(0, "answer"), 0.01, grace=0.01) == "answer"
