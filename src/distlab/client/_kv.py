@@ -178,6 +178,10 @@ class KVClient:
         self.fail_when_unreachable = fail_when_unreachable
         # The last failed attempt of any operation, described: what a waiting caller shows.
         self.last_failure: str | None = None
+        # Calls gRPC did not end by their deadline, which the client cut off: each one is a
+        # completion that never reached this event loop, worth reporting, never expected.
+        self.overrun_calls = 0
+        self.last_overrun: str | None = None
         self._interceptors = list(interceptors)
         # Learned once, from the first node that answers Admin.Status.
         self._group_count: int | None = None
@@ -446,6 +450,8 @@ class KVClient:
         if attempts.writes:
             attempts.maybe_applied = True
         self.last_failure = attempts.last_error
+        self.overrun_calls += 1
+        self.last_overrun = f"{attempts.description} at {address}: {overran}"
 
     def _classify(
         self, error: grpc.aio.AioRpcError, address: str, attempts: _Attempts

@@ -91,6 +91,9 @@ async def test_a_get_whose_completion_never_arrives_ends_within_its_budget() -> 
     assert isinstance(error, Unavailable)  # a read changes nothing
     assert "did not answer" in str(error)
     assert withheld.withheld >= 1
+    # Never expected of gRPC, so counted for the caller to report.
+    assert client.overrun_calls == withheld.withheld
+    assert client.last_overrun is not None and address in client.last_overrun
 
 
 async def test_a_write_whose_completion_never_arrives_is_indefinite_within_its_budget() -> None:
