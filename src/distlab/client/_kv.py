@@ -10,8 +10,11 @@ Each operation has a time budget. Within it the client sends to the member it be
 leads the key's group, follows NOT_LEADER's hint to the real leader, and retries attempts
 whose outcome is unknown with the same request id (session and sequence), which the store
 applies at most once. When the budget runs out the failure says whether the operation may
-have happened. A client made with `fail_when_unreachable` does not wait for the budget when
-every member refuses the connection: it fails at once (`Unreachable`), since nothing was sent.
+have happened. Every call is bounded twice: by gRPC's deadline and, a little past it, by the
+event loop's clock (`distlab.client._deadlines`), so an operation ends within its budget plus
+that grace whatever the members do, even when a call's completion never reaches the client.
+A client made with `fail_when_unreachable` does not wait for the budget when every member
+refuses the connection: it fails at once (`Unreachable`), since nothing was sent.
 
 Keys and values are byte strings: each method takes `bytes`, or a `str` standing for its UTF-8
 bytes (see `distlab.wire.kv_bytes`); `get` answers a `str`, `get_bytes` the bytes.
@@ -33,6 +36,7 @@ from typing import Any, TypeVar
 import grpc
 from opentelemetry import trace
 
+from distlab.client._deadlines import CallOverran, bounded
 from distlab.client._errors import (
     Indefinite,
     InvalidRequest,
@@ -177,6 +181,10 @@ class KVClient:
         self.fail_when_unreachable = fail_when_unreachable
         # The last failed attempt of any operation, described: what a waiting caller shows.
         self.last_failure: str | None = None
+        # Calls gRPC did not end by their deadline, which the client cut off: each one is a
+        # completion that never reached this event loop, worth reporting, never expected.
+        self.overrun_calls = 0
+        self.last_overrun: str | None = None
         self._interceptors = list(interceptors)
         # Learned once, from the first node that answers Admin.Status.
         self._group_count: int | None = None
@@ -342,10 +350,14 @@ class KVClient:
             remaining = deadline - clock.time()
             if remaining <= 0:
                 raise attempts.exhausted()
+            call_timeout = min(self.call_timeout, remaining)
             try:
-                response = await send(self._stub(address), min(self.call_timeout, remaining))
+                response = await bounded(send(self._stub(address), call_timeout), call_timeout)
             except grpc.aio.AioRpcError as error:
                 hint = self._classify(error, address, attempts)
+            except CallOverran as overran:
+                hint = None
+                self._record_overrun(overran, address, attempts)
             else:
                 self._leaders[group] = address
                 return response
@@ -396,13 +408,18 @@ class KVClient:
                 if remaining <= 0:
                     raise attempts.exhausted()
                 admin = admin_pb2_grpc.AdminStub(self._channel(address))
+                call_timeout = min(self.call_timeout, remaining)
                 try:
-                    status = await admin.Status(admin_pb2.StatusRequest(),
-                                                timeout=min(self.call_timeout, remaining))
+                    status = await bounded(
+                        admin.Status(admin_pb2.StatusRequest(), timeout=call_timeout),
+                        call_timeout)
                 except grpc.aio.AioRpcError as error:
                     if error.code() == grpc.StatusCode.UNIMPLEMENTED:
                         return 1  # a bare KV server: one log, one group
                     self._record_failure(error, address, attempts)
+                    continue
+                except CallOverran as overran:
+                    self._record_overrun(overran, address, attempts)
                     continue
                 self._directory.learn_from(address, status)
                 return group_count(status)
@@ -426,6 +443,18 @@ class KVClient:
             attempts.refused[address] = cause
             attempts.last_error = f"cannot connect to {address} ({cause})"
         self.last_failure = attempts.last_error
+
+    def _record_overrun(self, overran: CallOverran, address: str, attempts: _Attempts
+                        ) -> None:
+        """A call to `address` that gRPC did not end by its deadline: the member may have
+        received it, so a write's outcome is open, as after DEADLINE_EXCEEDED."""
+        attempts.refused.clear()
+        attempts.last_error = f"{address} did not answer: {overran}"
+        if attempts.writes:
+            attempts.maybe_applied = True
+        self.last_failure = attempts.last_error
+        self.overrun_calls += 1
+        self.last_overrun = f"{attempts.description} at {address}: {overran}"
 
     def _classify(
         self, error: grpc.aio.AioRpcError, address: str, attempts: _Attempts

@@ -240,7 +240,7 @@ class _Run:
                 self.faults.append(await self.nemesis.heal(self.current))
                 self.current = None
             self.heal_errors += await self.nemesis.heal_all()
-            self.unexpected = list(workload.unexpected)
+            self.unexpected = list(workload.unexpected) + clients.overruns()
             recorder.close()
             await clients.close()
             await self.nemesis.close()

@@ -83,6 +83,14 @@ class Clients:
     def reader(self) -> KVClient:
         return self._rng.choice(self._readers) if self._readers else self.writer
 
+    def overruns(self) -> list[str]:
+        """The calls gRPC did not end by their deadline (each client cut them off and went
+        on within its budget), per client that had any: a fault of the client's stack to
+        report, not of the cluster."""
+        return [f"{client.overrun_calls} call(s) outlived their gRPC deadline and were cut "
+                f"off by the client; last: {client.last_overrun}"
+                for client in [self.writer, *self._readers] if client.overrun_calls]
+
     async def close(self) -> None:
         for client in [self.writer, *self._readers]:
             await client.close()
