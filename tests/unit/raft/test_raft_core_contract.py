@@ -134,7 +134,7 @@ def test_has_ready_is_a_query_so_proposals_around_it_travel_together() -> None:
     leader.advance()
 
 
-def test_has_ready_sees_a_read_round_and_commit_notices_waiting_for_the_ready() -> None:
+def test_has_ready_sees_a_read_round_waiting_for_the_ready() -> None:
     leader = elect(make(), N2, N3)
     assert not leader.has_ready()
     assert leader.read_index(b"r")  # the no-op of term 1 is committed: a round is owed
@@ -142,18 +142,33 @@ def test_has_ready_sees_a_read_round_and_commit_notices_waiting_for_the_ready() 
     heartbeats = [m for m in leader.ready().messages if isinstance(m, Heartbeat)]
     assert sorted(m.recipient for m in heartbeats) == [N2, N3]
     leader.advance()
+
+
+def test_a_commit_travels_with_the_next_message_never_in_one_of_its_own() -> None:
+    leader = elect(make(), N2, N3)
     leader.propose(b"x")
     leader.ready()
     leader.advance()
-    # N2 acknowledges: the entry commits, and N2, idle now, is owed a notice of it (N3 is
-    # not: its append is still in flight, and the reply will bring it back)
+    # N2 acknowledges: the entry commits, and nothing is sent for it alone
     leader.step(AppendEntriesReply(1, N2, N1, success=True, match_index=2))
     assert leader.has_ready()
     ready = leader.ready()
-    notices = [m for m in ready.messages if isinstance(m, Heartbeat)]
-    assert [(m.recipient, m.commit) for m in notices] == [(N2, 2)]
+    assert [e.index for e in ready.committed_entries] == [2]
+    assert not ready.messages
     leader.advance()
     assert not leader.has_ready()
+    # the next heartbeat tells each follower as much of it as the follower holds
+    for _ in range(leader.config.heartbeat_ticks):
+        leader.tick()
+    heartbeats = {m.recipient: m.commit for m in leader.ready().messages
+                  if isinstance(m, Heartbeat)}
+    assert heartbeats == {N2: 2, N3: 1}
+    leader.advance()
+    # and the next append carries it too
+    leader.propose(b"y")
+    appends = {m.recipient: m.leader_commit for m in leader.ready().messages
+               if isinstance(m, AppendEntries)}
+    assert appends == {N2: 2, N3: 2}
 
 
 def test_has_ready_agrees_with_ready_in_a_lossy_cluster() -> None:

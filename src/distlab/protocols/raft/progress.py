@@ -21,7 +21,6 @@ class ProgressState(enum.Enum):
 
 class Progress:
     __slots__ = (
-        "commit_sent",
         "heartbeats_since_snapshot",
         "inflight",
         "match",
@@ -46,7 +45,6 @@ class Progress:
         self.inflight: deque[int] = deque()
         self.recent_active = False
         self.read_round = 0
-        self.commit_sent = 0  # the highest commit index this follower has been told
 
     def __repr__(self) -> str:
         return (

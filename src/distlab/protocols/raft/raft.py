@@ -85,7 +85,6 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
         self._randomized_election_timeout = config.election_ticks
         self._transfer_target = NO_NODE
         self._needs_broadcast = False
-        self._commit_notices = set()
         self._read_round = 0
         self._read_round_requested = False
         self._pending_reads = deque()

@@ -3,7 +3,10 @@ rule, and the follower's side of each.
 
 The leader tracks each follower's log with a `Progress` (probe, replicate, snapshot). New
 entries are not sent when they are appended but when the Ready is built, so proposals that
-arrive together travel together; likewise the commit notices owed to idle followers.
+arrive together travel together. A follower learns the commit index from the next message it
+gets, an append or the heartbeat of the next tick, never from a message of its own: every
+message costs a wake-up and a reply on each side, and under load the next batch's append
+carries the commit anyway.
 """
 
 from __future__ import annotations
@@ -138,12 +141,10 @@ class Replication(RaftRoles):
     # ------------------------------------------------------------------ sending
 
     def _flush_appends(self) -> None:
-        """Sends what accumulated since the last Ready: new entries and commit notices."""
+        """Sends the entries that accumulated since the last Ready."""
         if self._needs_broadcast:
             self._needs_broadcast = False
             self._broadcast_append()
-        if self._commit_notices:
-            self._send_commit_notices()
 
     def _appends_to_flush(self) -> bool:
         """Whether `_flush_appends` would send anything now (it changes nothing)."""
@@ -152,10 +153,7 @@ class Replication(RaftRoles):
             for peer, progress in self.progress.items():
                 if peer != self.id and progress.next <= last_index and not progress.is_paused():
                     return True
-        return any(
-            self._commit_notice_due(self.progress.get(peer)) is not None
-            for peer in self._commit_notices
-        )
+        return False
 
     def _broadcast_append(self) -> None:
         reached_all = True
@@ -167,9 +165,7 @@ class Replication(RaftRoles):
 
     def _broadcast_heartbeat(self) -> None:
         for peer in self._peers():
-            progress = self.progress[peer]
-            commit = min(progress.match, self.log.committed)
-            progress.commit_sent = max(progress.commit_sent, commit)
+            commit = min(self.progress[peer].match, self.log.committed)
             self._send(
                 Heartbeat(self.term, self.id, peer, commit=commit, read_round=self._read_round)
             )
@@ -214,9 +210,6 @@ class Replication(RaftRoles):
             )
         )
         progress.sent_entries(prev_index + len(entries), len(entries))
-        progress.commit_sent = max(
-            progress.commit_sent, min(self.log.committed, prev_index + len(entries))
-        )
         return True
 
     def _entries_for_message(self, first: int) -> list[Entry]:
@@ -237,39 +230,6 @@ class Replication(RaftRoles):
         progress.become_snapshot(snapshot.meta.last_index)
         self._send(InstallSnapshot(self.term, self.id, peer, snapshot.meta, snapshot.data))
 
-    # ------------------------------------------------------------------ commit notices
-
-    def _propagate_commit(self, peer: NodeId) -> None:
-        """Owes an idle follower a notice of a commit index it has not heard of.
-
-        The notice waits for the Ready: proposals stepped before then go out as appends that
-        carry the commit index themselves, and a notice would only repeat it.
-        """
-        self._commit_notices.add(peer)
-
-    def _commit_notice_due(self, progress: Progress | None) -> int | None:
-        """The commit index to tell an idle follower, or None if it is owed nothing now.
-
-        A follower with appends in flight is left alone: the replies will bring us back
-        here, and one notice after the burst beats one per entry.
-        """
-        if progress is None or progress.inflight or progress.state is ProgressState.SNAPSHOT:
-            return None
-        commit = min(progress.match, self.log.committed)
-        return commit if commit > progress.commit_sent else None
-
-    def _send_commit_notices(self) -> None:
-        """Notices still owed, to followers no append of this Ready told."""
-        notices, self._commit_notices = self._commit_notices, set()
-        for peer in notices:
-            progress = self.progress.get(peer)
-            commit = self._commit_notice_due(progress)
-            if progress is not None and commit is not None:
-                progress.commit_sent = commit
-                self._send(
-                    Heartbeat(self.term, self.id, peer, commit=commit, read_round=self._read_round)
-                )
-
     # ------------------------------------------------------------------ the leader's replies
 
     def _handle_append_success(self, peer: NodeId, progress: Progress, match_index: int) -> None:
@@ -287,11 +247,7 @@ class Replication(RaftRoles):
                 self._send(TimeoutNow(self.term, self.id, peer))
             self._maybe_promote(peer, progress)
         self._send_pending_entries(peer)
-        if self._maybe_commit():
-            for other in self._peers():
-                self._propagate_commit(other)
-        else:
-            self._propagate_commit(peer)
+        self._maybe_commit()
 
     def _handle_append_rejection(
         self, peer: NodeId, progress: Progress, message: AppendEntriesReply

@@ -69,9 +69,6 @@ class RaftRoles:
     progress: dict[NodeId, Progress]
     _transfer_target: NodeId
     _needs_broadcast: bool
-    # Followers owed a notice of the commit index; sent when the Ready is built, unless an
-    # append built for the same Ready carries it (see `Replication._propagate_commit`).
-    _commit_notices: set[NodeId]
     _read_round: int
     _read_round_requested: bool
     _pending_reads: deque[PendingRead]
@@ -134,7 +131,6 @@ class RaftRoles:
         self._votes = {}
         self._transfer_target = NO_NODE
         self._needs_broadcast = False
-        self._commit_notices.clear()
         self._fail_pending_reads()
 
     def _become_follower(self, term: int, leader: NodeId) -> None:
