@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError
-from distlab.protocols.multipaxos import is_request
+from distlab.protocols.multipaxos import InstallSnapshot, is_request
 from distlab.runtime.host.driver import Timing
 from distlab.sim.command_log import CommandLog
 from distlab.sim.network import RELIABLE, NetworkConditions
@@ -38,6 +38,8 @@ class _CountingEngine(PaxosEngine):
 
     def message_sent(self, node: NodeId, group: int, message: Any) -> None:
         self._lab.messages += 1
+        if type(message) is InstallSnapshot:
+            self._lab.snapshots_sent += 1
         if is_request(message):
             self._lab.requests += 1
         super().message_sent(node, group, message)
@@ -52,6 +54,7 @@ class PaxosLab:
         self.seed = seed
         self.messages = 0
         self.requests = 0
+        self.snapshots_sent = 0
         self.machines: dict[NodeId, CommandLog] = {}
         self.world = World(
             seed=seed, nodes=nodes, groups=1,
