@@ -32,10 +32,6 @@ class Acceptor(MemberState):
             # planted: the promise never reaches the Ready, so a restart forgets it
             self._persisted_promised = ballot
 
-    def _accept(self, slot: int, ballot: Ballot, value: Accepted) -> None:
-        self.accepted[slot] = value
-        self._unstable_accepted[slot] = value
-
     def _reported_from(self, first_slot: int) -> tuple[Accepted, ...]:
         return tuple(self.accepted[slot] for slot in sorted(self.accepted)
                      if slot >= first_slot)
@@ -84,7 +80,7 @@ class Acceptor(MemberState):
         for entry in message.entries:
             if entry.slot <= self.log_start:
                 continue  # decided and dropped here: the leader learns it by catching up
-            self._accept(entry.slot, ballot, Accepted(entry.slot, ballot, entry.value))
+            self._accept(Accepted(entry.slot, ballot, entry.value))
             slots.append(entry.slot)
         self._send(AcceptedReply(self.id, message.sender, ballot, ok=True,
                                  promised=self.promised, slots=tuple(slots),

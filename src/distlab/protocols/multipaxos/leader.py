@@ -170,9 +170,7 @@ class Leadership(MemberState):
         entries = tuple(Decision(slot, self.proposals[slot]) for slot in range(first, end + 1))
         self._sent_through = end
         for entry in entries:
-            triple = Accepted(entry.slot, self.ballot, entry.value)
-            self.accepted[entry.slot] = triple
-            self._unstable_accepted[entry.slot] = triple
+            self._accept(Accepted(entry.slot, self.ballot, entry.value))
         self._after_persist.append(AcceptedReply(
             self.id, self.id, self.ballot, ok=True, promised=self.ballot,
             slots=tuple(entry.slot for entry in entries), applied=self.applied,

@@ -99,6 +99,11 @@ class MemberState:
     def quorum_of(size: int) -> int:
         return majority(size)
 
+    def _accept(self, triple: Accepted) -> None:
+        """Our acceptor accepts `triple`; it is answered for once the Ready persists it."""
+        self.accepted[triple.slot] = triple
+        self._unstable_accepted[triple.slot] = triple
+
     def _send(self, message: Message) -> None:
         self._messages.append(message)
 

@@ -97,8 +97,8 @@ def problem_with(received: object, self_id: NodeId, voters: frozenset[NodeId]) -
             for triple in message.accepted:
                 problem = (problem or _ballot_problem(triple.ballot, voters)
                            or _value_problem(triple.value, voters))
-                if problem is None and triple.ballot >= message.ballot:
-                    problem = f"slot {triple.slot} accepted at a ballot not below the promise"
+                if problem is None and triple.ballot > message.ballot:
+                    problem = f"slot {triple.slot} accepted at a ballot above the promise"
             return problem
         case Accept():
             if min(message.commit_index, message.forget_through) < 0:
