@@ -52,11 +52,15 @@ class Replica(MemberState):
                            leader_start: int) -> None:
         if commit_index <= self.commit_index:
             return
-        for slot in sorted(self.accepted):
-            if slot > commit_index:
-                break
-            triple = self.accepted[slot]
-            if slot > self.commit_index and slot >= leader_start and triple.ballot == ballot:
+        first = max(self.commit_index + 1, leader_start)
+        # Whichever is shorter: the slots the hint covers, or the slots we accepted.
+        if commit_index - first < len(self.accepted):
+            candidates: list[int] = list(range(first, commit_index + 1))
+        else:
+            candidates = sorted(slot for slot in self.accepted if first <= slot <= commit_index)
+        for slot in candidates:
+            triple = self.accepted.get(slot)
+            if triple is not None and triple.ballot == ballot and slot not in self.decided:
                 self._decide(slot, triple.value)
         if commit_index > self.commit_index:
             self._catch_up_from(sender, commit_index)
@@ -91,9 +95,14 @@ class Replica(MemberState):
             self._send(Decisions(self.id, message.sender, self.promised, tuple(decisions)))
 
     def _on_decisions(self, message: Decisions) -> None:
+        before = self.commit_index
         for decision in message.decisions:
             self._decide(decision.slot, decision.value)
         self._catchup_elapsed = CATCH_UP_RETRY_HEARTBEATS * self.config.heartbeat_ticks
+        if before < self.commit_index < self._catchup_wanted:
+            # Still behind, and this peer had what we asked for: ask for the next batch now
+            # rather than at the next heartbeat.
+            self._catch_up_from(message.sender, self._catchup_wanted)
 
     def _on_install_snapshot(self, message: InstallSnapshot) -> None:
         snapshot = message.snapshot
