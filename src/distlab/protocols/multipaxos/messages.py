@@ -144,6 +144,12 @@ class Accept:
     leader_start: int
     forget_through: int
 
+    @property
+    def last_entry_index(self) -> int:
+        """The last slot it carries (0 for none): the driver makes the message a child of
+        that proposal's trace span, as it does for Raft's appends."""
+        return self.entries[-1].slot if self.entries else 0
+
 
 @dataclass(frozen=True, slots=True)
 class AcceptedReply:
