@@ -308,7 +308,7 @@ class Driver(Generic[CoreT]):
         # instead of a separate commit notice.
         core = self.core
         return (not core.is_leader()
-                or core.commit_index() >= self._last_proposed_index
+                or core.known_committed() >= self._last_proposed_index
                 or core.last_log_index() < self._last_proposed_index)
 
     async def _handle_ready(self, ready: Any) -> None:
