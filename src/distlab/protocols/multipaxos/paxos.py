@@ -250,6 +250,10 @@ class MultiPaxos(Acceptor, Leadership, Replica):
     def is_leader(self) -> bool:
         return self.role is Role.LEADER
 
+    def known_committed(self) -> int:
+        """The highest slot up to which every slot is known decided."""
+        return self.commit_index
+
     def last_log_index(self) -> int:
         """The highest slot this member proposes in, or knows decided."""
         return max(self.next_slot - 1 if self.role is Role.LEADER else 0, self.commit_index)
