@@ -116,7 +116,7 @@ class ConsensusCore(Protocol):
 
     def last_log_index(self) -> int: ...
 
-    def commit_index(self) -> int:
+    def known_committed(self) -> int:
         """The highest log index known committed, as of the last input (a pure query)."""
         ...
 

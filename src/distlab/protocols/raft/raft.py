@@ -242,7 +242,7 @@ class Raft(Election, Replication, ReadOnly, MembershipChanges):
     def last_log_index(self) -> int:
         return self.log.last_index()
 
-    def commit_index(self) -> int:
+    def known_committed(self) -> int:
         return self.log.committed
 
     def snapshot_index(self) -> int:
