@@ -40,6 +40,8 @@ from distlab.storage.memory import (
 )
 from distlab.storage.model import (
     LogEntry,
+    PaxosRecord,
+    PaxosRecordKind,
     Snapshot,
     SnapshotMeta,
     StableState,
@@ -70,6 +72,8 @@ __all__ = [
     "MemorySnapshotStore",
     "MemoryStableStore",
     "NodeStorage",
+    "PaxosRecord",
+    "PaxosRecordKind",
     "SegmentInfo",
     "SharedLog",
     "Snapshot",
