@@ -117,6 +117,7 @@ async def test_all_nodes_killed_at_once(cluster: LocalCluster) -> None:
         await assert_all_readable(client, acknowledged)
 
 
+@EVERY_ENGINE
 async def test_lagging_follower_catches_up_by_snapshot(cluster: LocalCluster) -> None:
     leader = await leader_of_group_0(cluster)
     follower = next(n for n in cluster.nodes if n != leader)

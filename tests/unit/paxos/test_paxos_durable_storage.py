@@ -14,6 +14,7 @@ from distlab.core.ids import NodeId
 from distlab.protocols import multipaxos as paxos
 from distlab.runtime.host.sync import SharedSync
 from distlab.runtime.paxos.storage import PaxosDurableStorage
+from distlab.runtime.raft.storage import DurableStorage
 from distlab.storage import (
     FileSharedLog,
     LogEntry,
@@ -152,8 +153,14 @@ def test_a_data_directory_written_by_raft_is_refused(tmp_path: Path) -> None:
     stores.group(0).log.append([LogEntry(term=1, index=1, kind=0, data=b"raft")])
     stores.sync()
     stores.close()
-    with pytest.raises(ValueError, match="ENGINE=raft"):
-        open_group(tmp_path, groups=1)
+    stores = open_node_storage(tmp_path, groups=1)
+    own = stores.group(0)
+    sync = SharedSync(stores.sync, lambda: stores.shared_log.written_seq)
+    try:
+        with pytest.raises(ValueError, match="ENGINE=raft"):
+            PaxosDurableStorage(own.log, own.stable, own.snapshots, sync, VOTERS)
+    finally:
+        stores.close()
 
 
 async def test_in_memory_a_crash_loses_only_what_no_fsync_covered() -> None:
@@ -169,3 +176,17 @@ async def test_in_memory_a_crash_loses_only_what_no_fsync_covered() -> None:
                                     VOTERS)
     assert restarted.promised() == MID
     assert restarted.accepted() == [paxos.Accepted(1, MID, value("a"))]
+
+
+async def test_a_data_directory_written_by_paxos_is_refused_by_raft(tmp_path: Path) -> None:
+    stores, storage = open_group(tmp_path, groups=1)
+    await storage.persist(ready(promised=MID))
+    stores.close()
+    stores = open_node_storage(tmp_path, groups=1)
+    own = stores.group(0)
+    sync = SharedSync(stores.sync, lambda: stores.shared_log.written_seq)
+    try:
+        with pytest.raises(ValueError, match="ENGINE=paxos"):
+            DurableStorage(own.log, own.stable, own.snapshots, sync)
+    finally:
+        stores.close()
