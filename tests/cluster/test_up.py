@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import urllib.request
 from pathlib import Path
 
 from tests.support import UpProcess, pid_alive, run_distlab, wait_for
@@ -87,5 +88,14 @@ def test_up_with_the_paxos_engine_records_it_and_serves_the_kv_store(tmp_path: P
         assert {row["leader"] for row in rows} == {leader["id"]}
         assert isinstance(leader["term"], int) and leader["term"] >= 1
         assert isinstance(leader["commit"], int) and leader["commit"] >= 1  # the put
+        node = next(n for n in up.description()["nodes"] if n["id"] == leader["id"])
+        with urllib.request.urlopen(f"http://{node['metrics_address']}/metrics",
+                                    timeout=5) as response:
+            metrics = response.read().decode()
+        for line in ('distlab_paxos_has_leader{group="0"} 1.0',
+                     'distlab_paxos_is_leader{group="0"} 1.0',
+                     f'distlab_paxos_term{{group="0"}} {float(leader["term"])}'):
+            assert line in metrics, line
+        assert "distlab_paxos_proposals_committed_total" in metrics
     finally:
         assert up.stop() == 0
