@@ -18,18 +18,14 @@ from distlab.core.replicated_log import StateMachine
 from distlab.core.status import EngineStatus
 from distlab.protocols import multipaxos as paxos
 from distlab.runtime.host.driver import Driver, Timing
+from distlab.runtime.host.group_driver import TransportFactory, group_driver
 from distlab.runtime.host.machine import AddressBook, HostedMachine
-from distlab.runtime.host.metrics import DriverMetrics
-from distlab.runtime.host.ports import Clock, Transport
+from distlab.runtime.host.ports import Clock
 from distlab.runtime.paxos.storage import PaxosDurableStorage
 
 log = logging.getLogger(__name__)
 
 ENGINE = "paxos"
-
-# Builds the group's transport given where to report snapshot outcomes (the driver, which
-# itself needs the transport: the callback closes the loop).
-TransportFactory = Callable[[Callable[[NodeId, bool], None]], Transport]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +83,10 @@ class PaxosGroup:
         if core.promised != paxos.ZERO_BALLOT or core.commit_index:
             log.info("group %d: recovered promise %s, %d accepted slots, decided through %d",
                      group, core.promised.describe(), len(core.accepted), core.commit_index)
-        reports: list[Driver[paxos.MultiPaxos]] = []
-        driver: Driver[paxos.MultiPaxos] = Driver(
-            node_id=node_id, group=group, core=core, machine=hosted, storage=storage,
-            transport=transport(lambda peer, ok: reports[0].report_snapshot(peer, ok)),
-            clock=clock, metrics=DriverMetrics(ENGINE, group), timing=timing.driver,
-            on_failure=on_failure,
-        )
-        reports.append(driver)
+        driver = group_driver(
+            engine=ENGINE, node_id=node_id, group=group, core=core, machine=hosted,
+            storage=storage, transport=transport, clock=clock, timing=timing.driver,
+            on_failure=on_failure)
         return cls(driver, voters)
 
     def start(self) -> None:
