@@ -1,4 +1,5 @@
-"""The KV store on Raft across real node processes: crashes, pauses, snapshots, membership."""
+"""The KV store across real node processes: crashes, pauses, snapshots, membership. The
+crash and pause tests run on each engine; snapshots, membership and the WAL's damage on Raft."""
 
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from distlab.proto import admin_pb2, admin_pb2_grpc
 from tests.cluster.kv_writers import Writer, assert_all_readable
 
 FAST_SNAPSHOTS = {"SNAPSHOT_ENTRIES": "1000"}
+# For tests that hold on either engine: `cluster` is then started with each.
+EVERY_ENGINE = pytest.mark.parametrize("cluster", ["raft", "paxos"], indirect=True)
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    cluster = LocalCluster.plan(3, tmp_path / "cluster", FAST_SNAPSHOTS)
+async def cluster(tmp_path: Path, request: pytest.FixtureRequest
+                  ) -> AsyncIterator[LocalCluster]:
+    engine = getattr(request, "param", "raft")
+    cluster = LocalCluster.plan(3, tmp_path / "cluster", FAST_SNAPSHOTS, engine=engine)
     await cluster.start()
     try:
         yield cluster
@@ -48,6 +53,7 @@ async def leader_of_group_0(cluster: LocalCluster, exclude: NodeId | None = None
     return (await wait_for_leader(cluster.addresses, 15.0, exclude=exclude))[0]
 
 
+@EVERY_ENGINE
 async def test_leader_killed_during_writes(cluster: LocalCluster) -> None:
     async with client_for(cluster) as client:
         writer = Writer(client, "kill")
@@ -66,6 +72,7 @@ async def test_leader_killed_during_writes(cluster: LocalCluster) -> None:
         await wait_caught_up(cluster.addresses, leader, 60)
 
 
+@EVERY_ENGINE
 async def test_leader_paused_past_election_timeout(cluster: LocalCluster) -> None:
     async with client_for(cluster) as client:
         writer = Writer(client, "pause")
@@ -95,6 +102,7 @@ async def test_leader_paused_past_election_timeout(cluster: LocalCluster) -> Non
         await assert_all_readable(client, writer.acknowledged)
 
 
+@EVERY_ENGINE
 async def test_all_nodes_killed_at_once(cluster: LocalCluster) -> None:
     async with client_for(cluster) as client:
         writer = Writer(client, "all")
@@ -109,6 +117,7 @@ async def test_all_nodes_killed_at_once(cluster: LocalCluster) -> None:
         await assert_all_readable(client, acknowledged)
 
 
+@EVERY_ENGINE
 async def test_lagging_follower_catches_up_by_snapshot(cluster: LocalCluster) -> None:
     leader = await leader_of_group_0(cluster)
     follower = next(n for n in cluster.nodes if n != leader)

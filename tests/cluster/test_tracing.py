@@ -67,10 +67,12 @@ def test_cluster_status_is_one_trace_across_two_nodes(
     assert not [s for s in receiver.spans if "Health" in s.name]
 
 
+@pytest.mark.parametrize("engine", ["raft", "paxos"])
 def test_a_write_is_one_trace_from_leader_to_followers(
-    tmp_path: Path, receiver: OtlpReceiver
+    tmp_path: Path, receiver: OtlpReceiver, engine: str
 ) -> None:
-    up = UpProcess(tmp_path / "cluster", nodes=3, extra_env={"OTLP_ENDPOINT": receiver.endpoint})
+    up = UpProcess(tmp_path / "cluster", nodes=3, extra_env={"OTLP_ENDPOINT": receiver.endpoint},
+                   extra_args=["--engine", engine])
     try:
         cluster = {node["id"]: node["address"] for node in up.description()["nodes"]}
 
@@ -93,17 +95,17 @@ def test_a_write_is_one_trace_from_leader_to_followers(
             return None
         trace_spans = [s for s in spans if s.trace_id == put[-1].trace_id]
         followers = {s.service for s in trace_spans
-                     if s.name == "raft.receive"}
+                     if s.name == f"{engine}.receive"}
         return trace_spans if followers else None
 
     spans = wait_for(write_spans, timeout=10, what="the write's spans from every node")
     put = only(spans, name="/distlab.v1.KV/Put", kind=SPAN_KIND_SERVER)
     assert put.attributes["kv.key"] == "traced"
-    propose = only(spans, name="raft.propose")
+    propose = only(spans, name=f"{engine}.propose")
     assert propose.parent_span_id == put.span_id
     assert propose.service == put.service
-    assert propose.attributes["raft.index"] > 0
-    assert_followers_received(spans, propose, {f"node-{n}" for n in cluster})
+    assert propose.attributes[f"{engine}.index"] > 0
+    assert_followers_received(spans, propose, {f"node-{n}" for n in cluster}, engine)
     # The long-lived peer streams and the probes are not traced as calls.
     assert not [s for s in receiver.spans
                 if s.name in ("/distlab.v1.Peer/Stream", "/distlab.v1.Peer/Probe")]

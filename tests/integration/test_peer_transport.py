@@ -52,12 +52,13 @@ class Node:
     instance per registered group that records what it is given; restartable."""
 
     def __init__(self, node_id: NodeId, address: Address, groups: int,
-                 peers: dict[NodeId, Address]) -> None:
+                 peers: dict[NodeId, Address], engine: str = "raft") -> None:
         self.node_id = node_id
         self.address = address
         self.groups = groups
+        self.engine = engine
         self.channels = PeerChannels(peers)
-        self.transport = PeerTransport(node_id, groups, self.channels)
+        self.transport = PeerTransport(node_id, groups, self.channels, engine=engine)
         self.router = PeerRouter()
         # (sender, group, payload) in arrival order, whatever the group.
         self.arrivals: list[tuple[NodeId, int, bytes]] = []
@@ -68,7 +69,7 @@ class Node:
 
     def make_servicer(self, node_id: NodeId | None = None) -> PeerServicer:
         return PeerServicer(node_id or self.node_id, self.groups, self.router,
-                            lambda: self.transport.isolated_from)
+                            lambda: self.transport.isolated_from, engine=self.engine)
 
     def register(self, groups: Iterable[int]) -> None:
         for group in groups:
@@ -111,11 +112,13 @@ MakeNodes = Callable[..., list[Node]]
 async def make_nodes() -> AsyncIterator[MakeNodes]:
     made: list[Node] = []
 
-    def make(count: int, groups: Sequence[int] | None = None) -> list[Node]:
+    def make(count: int, groups: Sequence[int] | None = None,
+             engines: Sequence[str] | None = None) -> list[Node]:
         addresses = {NodeId(i + 1): Address("127.0.0.1", port)
                      for i, port in enumerate(free_loopback_ports(count))}
         nodes = [Node(node_id, address, groups[i] if groups else 3,
-                      {n: a for n, a in addresses.items() if n != node_id})
+                      {n: a for n, a in addresses.items() if n != node_id},
+                      engines[i] if engines else "raft")
                  for i, (node_id, address) in enumerate(addresses.items())]
         made.extend(nodes)
         return nodes
@@ -345,6 +348,26 @@ async def test_a_peer_running_another_groups_value_is_refused_naming_both_values
     assert peer.arrivals == []
     assert sender.transport.streams_open == frozenset()
     assert unreachable and set(unreachable) == {peer.node_id}
+
+
+async def test_a_peer_running_another_engine_is_refused_naming_both(
+    make_nodes: MakeNodes, caplog: pytest.LogCaptureFixture
+) -> None:
+    sender, peer = make_nodes(2, engines=["paxos", "raft"])
+    peer.register([0])
+    await peer.start()
+    before = refused("engine_mismatch")
+    with caplog.at_level(logging.WARNING):
+        sender.transport.send(peer.node_id, SERVICE, 0, b"hello")
+        await eventually(lambda: "refused this node's peer stream" in caplog.text, 5,
+                         "the sender's warning")
+    assert refused("engine_mismatch") > before
+    lines = {record.name: record.getMessage() for record in caplog.records
+             if "ENGINE" in record.getMessage()}
+    assert set(lines) == {_sender.__name__, _servicer.__name__}, lines
+    for line in lines.values():
+        assert "node 1 runs ENGINE=paxos" in line and "node 2 runs ENGINE=raft" in line, line
+    assert peer.arrivals == []
 
 
 async def test_a_call_without_a_handshake_is_refused(pair: tuple[Node, Node]) -> None:

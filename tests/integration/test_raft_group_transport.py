@@ -15,12 +15,9 @@ from distlab.proto import peer_pb2_grpc, raft_pb2
 from distlab.protocols import raft
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
+from distlab.runtime.host.group_transport import GroupReceiver, GroupTransport
 from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport, _metrics
-from distlab.runtime.raft.group_transport import (
-    RAFT_SERVICE,
-    RaftGroupReceiver,
-    RaftGroupTransport,
-)
+from distlab.runtime.raft.group_transport import RAFT_PEER_CODEC, RAFT_SERVICE
 from tests.support import eventually
 
 GROUPS = 3
@@ -53,7 +50,7 @@ class Follower:
 @dataclass
 class Pair:
     transport: PeerTransport  # the leader's
-    groups: dict[int, RaftGroupTransport]
+    groups: dict[int, GroupTransport]
     snapshot_reports: list[tuple[int, NodeId, bool]]
     follower: Follower
 
@@ -64,7 +61,8 @@ async def pair() -> AsyncIterator[Pair]:
     address = Address("127.0.0.1", port)
     follower = Follower(PeerRouter())
     for group in range(GROUPS):
-        RaftGroupReceiver(FOLLOWER, follower.inbox(group)).register(follower.router, group)
+        GroupReceiver(FOLLOWER, RAFT_PEER_CODEC, follower.inbox(group)).register(
+            follower.router, group)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     peer_pb2_grpc.add_PeerServicer_to_server(
         PeerServicer(FOLLOWER, GROUPS, follower.router), server)
@@ -77,7 +75,7 @@ async def pair() -> AsyncIterator[Pair]:
     def reporter(group: int) -> Callable[[NodeId, bool], None]:
         return lambda node, accepted: reports.append((group, node, accepted))
 
-    groups = {group: RaftGroupTransport(transport, group, reporter(group))
+    groups = {group: GroupTransport(transport, RAFT_PEER_CODEC, group, reporter(group))
               for group in range(GROUPS)}
     yield Pair(transport, groups, reports, follower)
     await transport.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from distlab.sim.paxos.lab import PaxosLab
 from distlab.sim.raft.lab import LabCluster, MakeCluster, SimOptions
 
 CLUSTERS_KEY = pytest.StashKey[list[LabCluster]]()
@@ -58,3 +60,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         lines = [f"seed={cluster.seed} nodes={cluster.n}" for cluster in clusters]
         lines.append(f"replay: DISTLAB_SIM_SEED={clusters[0].seed} pytest '{item.nodeid}'")
         report.sections.append(("simulation seeds", "\n".join(lines)))
+
+
+@pytest.fixture
+def make_paxos_lab(request: pytest.FixtureRequest) -> Iterator[Callable[..., PaxosLab]]:
+    """Multi-Paxos lab clusters, seeded per test like `make_cluster`, closed afterwards."""
+    created: list[PaxosLab] = []
+
+    def make(nodes: int = 3, **options: Any) -> PaxosLab:
+        lab = PaxosLab(seed_for(request.node.name) + len(created), nodes, **options)
+        created.append(lab)
+        return lab
+
+    yield make
+    for lab in created:
+        lab.close()

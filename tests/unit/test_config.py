@@ -53,6 +53,15 @@ def test_flags_override_environment() -> None:
     assert config.listen == Address("127.0.0.1", 7003)
 
 
+@pytest.mark.parametrize(("text", "engine"), [("paxos", "paxos"), (" Paxos ", "paxos"),
+                                              ("raft", "raft"), ("", "raft")])
+def test_engine_is_raft_or_paxos(text: str, engine: str) -> None:
+    env = {"NODE_ID": "1", "CLUSTER_NODES": CLUSTER, "ENGINE": text}
+    assert load_node_config(env).engine == engine
+    assert load_node_config({**env, "ENGINE": "raft"}, {"ENGINE": text or None}).engine == (
+        engine)
+
+
 def test_empty_otlp_endpoint_means_no_export() -> None:
     config = load_node_config({"NODE_ID": "1", "CLUSTER_NODES": CLUSTER, "OTLP_ENDPOINT": " "})
     assert config.otlp_endpoint is None
@@ -86,6 +95,14 @@ def test_empty_otlp_endpoint_means_no_export() -> None:
             {"NODE_ID": "1", "CLUSTER_NODES": CLUSTER, "LISTEN_ADDR": "0.0.0.0:8000",
              "METRICS_ADDR": "127.0.0.1:8000"},
             "LISTEN_ADDR and METRICS_ADDR both use",
+        ),
+        (
+            {"NODE_ID": "1", "CLUSTER_NODES": CLUSTER, "ENGINE": "zab"},
+            "ENGINE: expected one of raft, paxos, got 'zab'",
+        ),
+        (
+            {"NODE_ID": "1", "CLUSTER_NODES": CLUSTER, "ENGINE": "paxos", "JOIN": "1"},
+            "JOIN: ENGINE=paxos groups have fixed members",
         ),
     ],
 )

@@ -37,7 +37,7 @@ from distlab.core.ids import NodeId
 from distlab.ops.docker import compose_node_addresses
 from distlab.ops.tester import RunSettings, format_summary, run_until_interrupted
 from distlab.runtime import loop
-from distlab.runtime.config import MAX_GROUPS
+from distlab.runtime.config import ENGINES, MAX_GROUPS
 from distlab.wire.addresses import Address, ConfigError
 
 MAX_NODES = 9
@@ -59,6 +59,8 @@ def register(subparsers: Any) -> None:
     where.add_argument("--groups", type=int, default=1, metavar="G",
                        help="KV shards of the cluster the test starts, each a replicated "
                        "group (default 1)")
+    where.add_argument("--engine", choices=ENGINES, default=None,
+                       help="consensus engine of the cluster the test starts (default raft)")
     where.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="state and logs of the started nodes (default REPORT/cluster)")
     where.add_argument("--project", metavar="NAME",
@@ -158,6 +160,9 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     if addresses is not None and args.groups != 1:
         raise common.UsageError("--groups sets up a cluster the test starts; a running "
                                 "cluster keeps its own groups")
+    if addresses is not None and args.engine is not None:
+        raise common.UsageError("--engine sets up a cluster the test starts; a running "
+                                "cluster keeps its own engine")
     if args.concurrency < 1:
         raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.keys < 1:
@@ -189,8 +194,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         nemesis_interval=args.nemesis_interval, quiet=args.quiet,
         operation_timeout=args.op_timeout, check_timeout=args.check_timeout,
         read_from_any=args.read_from_any, seed=seed, nodes=args.nodes, groups=args.groups,
-        data_dir=args.data_dir, addresses=addresses, compose=args.compose,
-        compose_project=args.project)
+        engine=args.engine or "raft", data_dir=args.data_dir, addresses=addresses,
+        compose=args.compose, compose_project=args.project)
 
 
 def elapsed_prefix() -> Callable[[], str]:

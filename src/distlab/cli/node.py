@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
                         help="join an existing cluster (wait for `distlab cluster add`) instead "
                         "of bootstrapping one (JOIN)")
     parser.add_argument("--groups", help="number of KV shards, each a replicated group (GROUPS, 1)")
-    parser.add_argument("--engine", help="consensus engine of every group (ENGINE, raft)")
+    parser.add_argument("--engine",
+                        help="consensus engine of every group: raft or paxos (ENGINE, raft)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.set_defaults(handler=run)
 

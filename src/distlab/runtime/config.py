@@ -26,7 +26,7 @@ DEFAULT_METRICS_ADDR = "0.0.0.0:9000"
 # Every group costs a driver task and a share of every peer stream; past a few hundred the
 # per-group timers alone would busy a node.
 MAX_GROUPS = 256
-ENGINES = ("raft",)
+ENGINES = ("raft", "paxos")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +105,9 @@ def load_node_config(
     engine = (merged.get("ENGINE") or "raft").strip().lower()
     if engine not in ENGINES:
         raise ConfigError(f"ENGINE: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if join and engine != "raft":
+        raise ConfigError(f"JOIN: ENGINE={engine} groups have fixed members; only raft "
+                          "groups take new members")
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
                       election_ticks, snapshot_entries, stale_reads, groups, engine)
 

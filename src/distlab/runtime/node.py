@@ -18,13 +18,18 @@ from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.grpc.kv import KVServicer, Shard
 from distlab.runtime.host.driver import Timing
+from distlab.runtime.host.group_transport import GroupReceiver, GroupTransport
 from distlab.runtime.host.host import Host
 from distlab.runtime.host.machine import AddressBook
 from distlab.runtime.host.ports import LoopClock
 from distlab.runtime.host.sync import SharedSync
+from distlab.runtime.paxos.group import ENGINE as PAXOS
+from distlab.runtime.paxos.group import PaxosGroup, PaxosTiming
+from distlab.runtime.paxos.group_transport import PAXOS_PEER_CODEC
+from distlab.runtime.paxos.storage import PaxosDurableStorage
 from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport
-from distlab.runtime.raft.group import ENGINE, RaftGroup, RaftTiming
-from distlab.runtime.raft.group_transport import RaftGroupReceiver, RaftGroupTransport
+from distlab.runtime.raft.group import RaftGroup, RaftTiming
+from distlab.runtime.raft.group_transport import RAFT_PEER_CODEC
 from distlab.runtime.raft.storage import DurableStorage
 from distlab.runtime.server import Server, run_until_signalled
 from distlab.storage import NodeStorage, StorageError, open_node_storage
@@ -45,32 +50,45 @@ class StartupError(Exception):
 def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
                machines: Sequence[StateMachine],
                on_failure: Callable[[BaseException], None]) -> Host:
-    """One Raft group per machine, each on its share of `stores`, routed through `router`.
+    """One group of the configured engine per machine, each on its share of `stores`, routed
+    through `router`.
 
-    Raises ValueError when a group's stored snapshot cannot be read.
+    Raises ValueError when a group's stored state cannot be read (or is another engine's).
     """
     addresses = AddressBook({node: str(address) for node, address in config.cluster.items()},
                             on_learn=peer.learn_address)
-    groups: list[RaftGroup] = []
+    groups: list[RaftGroup | PaxosGroup] = []
     shared_sync = SharedSync(
         stores.sync, lambda: stores.shared_log.written_seq,
         leads_any=lambda: any(group.driver.status().role == "leader" for group in groups))
-    timing = RaftTiming(
-        driver=Timing(tick_seconds=config.raft_tick_ms / 1000,
-                      snapshot_entries=config.snapshot_entries),
-        election_ticks=config.raft_election_ticks)
+    driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
+                           snapshot_entries=config.snapshot_entries)
     voters = frozenset() if config.join else frozenset(config.cluster)
+    paxos = config.engine == PAXOS
+    codec = PAXOS_PEER_CODEC if paxos else RAFT_PEER_CODEC
     for index, machine in enumerate(machines):
         group_stores = stores.group(index)
-        storage = DurableStorage(group_stores.log, group_stores.stable, group_stores.snapshots,
-                                 shared_sync)
-        group = RaftGroup.build(
-            node_id=config.node_id, group=index, voters=voters, storage=storage,
-            machine=machine, addresses=addresses,
-            transport=partial(RaftGroupTransport, peer, index),
-            clock=LoopClock(), rng=random.Random(), timing=timing, on_failure=on_failure,
-        )
-        RaftGroupReceiver(config.node_id, group.driver.deliver).register(router, index)
+        transport = partial(GroupTransport, peer, codec, index)
+        group: RaftGroup | PaxosGroup
+        if paxos:
+            group = PaxosGroup.build(
+                node_id=config.node_id, group=index, voters=voters,
+                storage=PaxosDurableStorage(group_stores.log, group_stores.stable,
+                                            group_stores.snapshots, shared_sync, voters),
+                machine=machine, addresses=addresses, transport=transport,
+                clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
+                timing=PaxosTiming(driver=driver_timing,
+                                   election_ticks=config.raft_election_ticks))
+        else:
+            group = RaftGroup.build(
+                node_id=config.node_id, group=index, voters=voters,
+                storage=DurableStorage(group_stores.log, group_stores.stable,
+                                       group_stores.snapshots, shared_sync),
+                machine=machine, addresses=addresses, transport=transport,
+                clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
+                timing=RaftTiming(driver=driver_timing,
+                                  election_ticks=config.raft_election_ticks))
+        GroupReceiver(config.node_id, codec, group.driver.deliver).register(router, index)
         groups.append(group)
     # One listener for the node: a peer that cannot be reached is unreachable for every
     # group, so each group's core stops streaming appends into the dead connection.
@@ -81,7 +99,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
             driver.report_unreachable(node)
 
     peer.add_unreachable_listener(report_unreachable)
-    return Host(config.node_id, ENGINE, groups, addresses, peer)
+    return Host(config.node_id, config.engine, groups, addresses, peer)
 
 
 class Node:
@@ -120,7 +138,7 @@ class Node:
         server.on_stop(channels.close)
         server.on_stop(stores.close)
         router = PeerRouter()
-        peer = PeerTransport(config.node_id, config.groups, channels)
+        peer = PeerTransport(config.node_id, config.groups, channels, engine=config.engine)
         server.on_stop(peer.close)
         try:
             self.host = host = build_host(config, stores, peer, router, self.machines,
@@ -136,7 +154,7 @@ class Node:
         server.add_service(peer_pb2.DESCRIPTOR.services_by_name["Peer"],
                            peer_pb2_grpc.add_PeerServicer_to_server,
                            PeerServicer(config.node_id, config.groups, router,
-                                        lambda: peer.isolated_from))
+                                        lambda: peer.isolated_from, engine=config.engine))
         if config.unsafe_stale_reads:
             log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
                         "may be stale (for testing the tester only)")
@@ -145,7 +163,7 @@ class Node:
         server.add_service(kv_pb2.DESCRIPTOR.services_by_name["KV"],
                            kv_pb2_grpc.add_KVServicer_to_server,
                            KVServicer(shards, unsafe_stale_reads=config.unsafe_stale_reads))
-        server.add_collector(GroupStatusCollector(ENGINE, lambda: [
+        server.add_collector(GroupStatusCollector(config.engine, lambda: [
             (group.group, group.status()) for group in host.groups]))
         try:
             await server.start()
@@ -154,7 +172,7 @@ class Node:
             raise
         host.start()
         log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
-                 config.node_id, config.listen, config.metrics, config.groups, ENGINE)
+                 config.node_id, config.listen, config.metrics, config.groups, config.engine)
 
     async def stop(self) -> None:
         if self._server is not None:

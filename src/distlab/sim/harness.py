@@ -106,7 +106,9 @@ def protocols() -> list[ProtocolSpec]:
 
 
 def _load_builtin() -> None:
-    import distlab.sim.raft  # noqa: F401  (registers itself)
+    # Each registers itself.
+    import distlab.sim.paxos
+    import distlab.sim.raft  # noqa: F401
 
 
 @dataclass(frozen=True, slots=True)

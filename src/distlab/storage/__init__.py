@@ -1,6 +1,6 @@
-"""Durable state: a segmented write-ahead log, the Raft logs of a node's groups sharing it
-(one fsync for all of them), stable state and snapshots per group, each with a file-backed
-and an in-memory implementation.
+"""Durable state: a segmented write-ahead log, the Raft logs (or Multi-Paxos records) of a
+node's groups sharing it (one fsync for all of them), stable state and snapshots per group,
+each with a file-backed and an in-memory implementation.
 
 Nothing here uses asyncio. Every file-backed store is thread-safe, and `sync()` never holds
 a lock while it waits for the disk, so the runtime calls the blocking methods through
@@ -40,6 +40,8 @@ from distlab.storage.memory import (
 )
 from distlab.storage.model import (
     LogEntry,
+    PaxosRecord,
+    PaxosRecordKind,
     Snapshot,
     SnapshotMeta,
     StableState,
@@ -70,6 +72,8 @@ __all__ = [
     "MemorySnapshotStore",
     "MemoryStableStore",
     "NodeStorage",
+    "PaxosRecord",
+    "PaxosRecordKind",
     "SegmentInfo",
     "SharedLog",
     "Snapshot",

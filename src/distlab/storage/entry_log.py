@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 from distlab.storage.errors import LogCompactedError, LogUnavailableError
-from distlab.storage.model import LogEntry
+from distlab.storage.model import LogEntry, PaxosRecord, PaxosRecordKind
 
 
 class EntryLog:
@@ -26,12 +26,15 @@ class EntryLog:
         self.snapshot_index = 0
         self.snapshot_term = 0
         self._entries: list[LogEntry] = []
+        # A Multi-Paxos group keeps records keyed by slot instead of entries.
+        self.paxos = PaxosRecords()
 
     def copy(self) -> "EntryLog":
         duplicate = EntryLog()
         duplicate.snapshot_index = self.snapshot_index
         duplicate.snapshot_term = self.snapshot_term
         duplicate._entries = list(self._entries)
+        duplicate.paxos = self.paxos.copy()
         return duplicate
 
     def first_index(self) -> int:
@@ -146,3 +149,39 @@ class EntryLog:
                 f"ends at {self.snapshot_index}"
             )
         return None
+
+
+class PaxosRecords:
+    """A Multi-Paxos group's live records, in the order they were written.
+
+    What a later record makes useless is dropped as it is applied, so the list holds what a
+    restart needs: the latest promise, the latest compaction, and the acceptances and
+    decisions that name a slot after it.
+    """
+
+    def __init__(self) -> None:
+        self.compacted_through = 0
+        self._records: list[PaxosRecord] = []
+
+    def copy(self) -> "PaxosRecords":
+        duplicate = PaxosRecords()
+        duplicate.compacted_through = self.compacted_through
+        duplicate._records = list(self._records)
+        return duplicate
+
+    def records(self) -> list[PaxosRecord]:
+        return list(self._records)
+
+    def apply(self, record: PaxosRecord) -> None:
+        kind = record.kind
+        if kind is PaxosRecordKind.PROMISE:
+            self._records = [r for r in self._records if r.kind is not PaxosRecordKind.PROMISE]
+        elif kind is PaxosRecordKind.COMPACT:
+            through = max(self.compacted_through, record.slot)
+            self.compacted_through = through
+            self._records = [
+                r for r in self._records
+                if r.kind is PaxosRecordKind.PROMISE
+                or (r.kind is not PaxosRecordKind.COMPACT and r.slot > through)
+            ]
+        self._records.append(record)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from distlab.storage.model import (
     LogEntry,
+    PaxosRecord,
     Snapshot,
     SnapshotMeta,
     StableState,
@@ -94,6 +95,15 @@ class GroupLogStore(LogStore, Protocol):
     def written_seq(self) -> int:
         """The shared log's sequence number of this group's newest record (0 if it wrote
         none since the log was opened): its writes are durable once `durable_seq` reaches it."""
+        ...
+
+    def paxos_records(self) -> list[PaxosRecord]:
+        """A Multi-Paxos group's live records (those a restart needs), in written order."""
+        ...
+
+    def append_paxos(self, records: Sequence[PaxosRecord]) -> None:
+        """Write a Multi-Paxos group's records, not synced unless one is a COMPACT record
+        (which is durable on return, as `compact` is)."""
         ...
 
 

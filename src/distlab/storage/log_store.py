@@ -8,6 +8,16 @@ the WAL reproduces each group's log exactly (payloads big-endian):
     GROUP_COMPACT   group (u32) | index (u64) | term (u64) | keep_suffix (u8)
                                                           prefix replaced by a snapshot
 
+A Multi-Paxos group writes records keyed by slot instead (its bodies are the engine's):
+
+    GROUP_PAXOS_<KIND>  group (u32) | slot (u64) | body    kinds PROMISE, ACCEPT, DECIDE,
+                                                          COMPACT (record types 7 to 10)
+
+`slot` is the highest slot the record names (0 for a promise), or for COMPACT the slot the
+group's snapshot covers; retention treats it as it treats an entry's index. A group that
+compacts writes its promise again after the COMPACT record, so no deleted segment held the
+only copy of it.
+
 A log written before there were groups holds the same three records without the group
 (ENTRY, TRUNCATE, COMPACT: record types 1 to 3, the tagged ones are 4 to 6); they read back
 as group 0's, so such a directory still opens. Overwriting a conflicting suffix writes
@@ -44,7 +54,13 @@ from typing import TYPE_CHECKING
 from distlab.storage.entry_log import EntryLog
 from distlab.storage.errors import CorruptLogError, StorageError
 from distlab.storage.interfaces import GroupLogStore, SharedLog
-from distlab.storage.model import LogEntry, SyncReport, SyncStats
+from distlab.storage.model import (
+    LogEntry,
+    PaxosRecord,
+    PaxosRecordKind,
+    SyncReport,
+    SyncStats,
+)
 from distlab.storage.wal import DEFAULT_SEGMENT_SIZE, SegmentInfo, WalRecord, WriteAheadLog
 
 RECORD_ENTRY = 1
@@ -57,7 +73,13 @@ RECORD_GROUP_ENTRY = RECORD_ENTRY + _TAGGED
 RECORD_GROUP_TRUNCATE = RECORD_TRUNCATE + _TAGGED
 RECORD_GROUP_COMPACT = RECORD_COMPACT + _TAGGED
 
+# A Paxos record's type is its kind plus this.
+_PAXOS = RECORD_GROUP_COMPACT
+RECORD_GROUP_PAXOS_FIRST = _PAXOS + min(PaxosRecordKind)
+RECORD_GROUP_PAXOS_LAST = _PAXOS + max(PaxosRecordKind)
+
 _GROUP_ENTRY = struct.Struct(">IQQI")
+_GROUP_PAXOS = struct.Struct(">IQ")
 _GROUP_TRUNCATE = struct.Struct(">IQ")
 _GROUP_COMPACT = struct.Struct(">IQQ?")
 _GROUP_ZERO = bytes(4)
@@ -269,7 +291,8 @@ class FileSharedLog:
             problem = view._log.check_consistent()
             if problem is not None:
                 raise CorruptLogError(segments[0].path, 0, f"group {view.group}: {problem}")
-            self._compacted_to[view.group] = view._log.snapshot_index
+            self._compacted_to[view.group] = max(view._log.snapshot_index,
+                                                 view._log.paxos.compacted_through)
         if trimmed and not saw_compact:
             raise CorruptLogError(
                 segments[0].path, 0, "old segments are gone but no compaction record explains it"
@@ -296,6 +319,13 @@ class FileSharedLog:
                 snapshot_index, snapshot_term, keep_suffix
             )
             return group, 0, True
+        if RECORD_GROUP_PAXOS_FIRST <= record_type <= RECORD_GROUP_PAXOS_LAST:
+            group, slot = _GROUP_PAXOS.unpack_from(payload)
+            kind = PaxosRecordKind(record_type - _PAXOS)
+            self._replayed_log(group, record).paxos.apply(
+                PaxosRecord(kind, slot, payload[_GROUP_PAXOS.size :]))
+            compacts = kind is PaxosRecordKind.COMPACT
+            return group, 0 if compacts else slot, compacts
         raise ValueError(f"unknown log record type {record.type}")
 
     def _replayed_log(self, group: int, record: WalRecord) -> EntryLog:
@@ -415,6 +445,30 @@ class FileLogStore:
             self._shared.sync()
             self._log.apply_compact(snapshot_index, snapshot_term, keep_suffix)
             self._shared._compacted(self._group, seq, snapshot_index)
+
+    def paxos_records(self) -> list[PaxosRecord]:
+        """The group's live Multi-Paxos records, in the order they were written."""
+        with self._lock:
+            return self._log.paxos.records()
+
+    def append_paxos(self, records: Sequence[PaxosRecord]) -> None:
+        """Write Multi-Paxos records, without syncing; a batch that holds a COMPACT record
+        syncs (so the compaction is durable before any segment it covers goes)."""
+        with self._lock:
+            compact_seq, compacted = 0, 0
+            for record in records:
+                payload = _GROUP_PAXOS.pack(self._group, record.slot) + record.body
+                compacts = record.kind is PaxosRecordKind.COMPACT
+                # One record a write: a segment's highest slot is then exactly noted.
+                seq = self._shared._write(self._group, [(_PAXOS + record.kind, payload)],
+                                          0 if compacts else 1, record.slot)
+                self._log.paxos.apply(record)
+                if compacts:
+                    compact_seq, compacted = seq, max(compacted, record.slot)
+            if compact_seq:
+                self._shared.sync()
+                self._shared._compacted(self._group, compact_seq,
+                                        max(compacted, self._log.snapshot_index))
 
     def sync(self) -> None:
         # Not under the view's lock: the WAL syncs without blocking appends. Another

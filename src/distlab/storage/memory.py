@@ -27,6 +27,8 @@ from distlab.storage.interfaces import (
 )
 from distlab.storage.model import (
     LogEntry,
+    PaxosRecord,
+    PaxosRecordKind,
     Snapshot,
     SnapshotMeta,
     StableState,
@@ -155,6 +157,10 @@ class MemorySharedLog:
             )
 
 
+def _apply_paxos(log: EntryLog, record: PaxosRecord) -> None:
+    log.paxos.apply(record)
+
+
 class MemoryLogStore:
     """One group's `LogStore` in a `MemorySharedLog` (a `GroupLogStore`).
 
@@ -241,6 +247,19 @@ class MemoryLogStore:
                 ),
             )
             shared._sync_locked()
+
+    def paxos_records(self) -> list[PaxosRecord]:
+        with self._shared._lock:
+            return self._shared._logs[self._group].paxos.records()
+
+    def append_paxos(self, records: Sequence[PaxosRecord]) -> None:
+        shared = self._shared
+        with shared._lock:
+            shared._check_usable()
+            for record in records:
+                shared._record(self._group, partial(_apply_paxos, record=record))
+            if any(record.kind is PaxosRecordKind.COMPACT for record in records):
+                shared._sync_locked()
 
     def sync(self) -> None:
         shared = self._shared

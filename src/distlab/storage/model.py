@@ -1,6 +1,7 @@
 """The values the stores hold. They are the storage layer's own types: the runtime converts
 between them and a protocol core's messages, so storage never depends on a protocol."""
 
+import enum
 from dataclasses import dataclass
 
 
@@ -93,3 +94,27 @@ class SyncStats:
         self.records += report.records
         self.groups += len(report.groups)
         self.last = report
+
+
+class PaxosRecordKind(enum.IntEnum):
+    """What a Multi-Paxos record of the shared log holds (its body is the engine's)."""
+
+    PROMISE = 1  # the acceptor's promised ballot; the latest replaces every earlier one
+    ACCEPT = 2  # accepted (slot, ballot, value) triples; a later one for a slot replaces it
+    DECIDE = 3  # decided slots
+    COMPACT = 4  # a durable snapshot covers every slot up to `slot`
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosRecord:
+    """One Multi-Paxos record of a group: `slot` is the highest slot it names (0 for a
+    promise; for a compaction, the slot the snapshot covers), which is what decides when the
+    log may drop it; the body is opaque here."""
+
+    kind: PaxosRecordKind
+    slot: int
+    body: bytes
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.slot < 2**64:
+            raise ValueError(f"slot {self.slot} is out of range")

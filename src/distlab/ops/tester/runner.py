@@ -60,6 +60,7 @@ class RunSettings:
     # with `compose` is a compose project whose containers the nemesis may kill and pause.
     nodes: int = 3
     groups: int = 1
+    engine: str = "raft"
     data_dir: Path | None = None
     addresses: Mapping[NodeId, Address] | None = None
     compose: bool = False
@@ -72,6 +73,7 @@ class RunSettings:
             "compose": self.compose,
             "nodes": self.nodes if self.addresses is None else len(self.addresses),
             "groups": self.groups if self.addresses is None else "the cluster's",
+            "engine": self.engine if self.addresses is None else "the cluster's",
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "time_limit_seconds": self.time_limit,
             "rate": self.rate,
@@ -120,8 +122,9 @@ async def run_test(settings: RunSettings, reporter: Reporter) -> RunOutcome:
     addresses = settings.addresses
     if addresses is None:
         data_dir = settings.data_dir or settings.report_dir / "cluster"
-        cluster = LocalCluster.plan(settings.nodes, data_dir, groups=settings.groups)
-        reporter.log(f"starting {settings.nodes} nodes, {settings.groups} "
+        cluster = LocalCluster.plan(settings.nodes, data_dir, groups=settings.groups,
+                                    engine=settings.engine)
+        reporter.log(f"starting {settings.nodes} nodes, {settings.groups} {settings.engine} "
                      f"group{'s' if settings.groups != 1 else ''} (data and logs in "
                      f"{data_dir})")
         await cluster.start()

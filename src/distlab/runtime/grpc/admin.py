@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import grpc
 
 from distlab import __version__
-from distlab.core.capabilities import Members, MembershipChanges
+from distlab.core.capabilities import LeadershipTransfer, Members, MembershipChanges
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.core.status import IDLE, EngineStatus
@@ -143,6 +143,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         target = NodeId(request.node_id)
         groups = await self._chosen(request, context)
         for group in groups:
+            if not isinstance(group, LeadershipTransfer):
+                await unsupported(context, group, "leadership transfer")
             try:
                 started = await group.transfer_leadership(target)
             except NotLeader as error:

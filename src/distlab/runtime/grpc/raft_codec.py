@@ -7,15 +7,13 @@ a peer raises `MalformedMessage`, which the receiving side rejects and counts.
 
 from __future__ import annotations
 
-from google.protobuf.message import DecodeError
-
-from distlab.core.ids import NodeId
 from distlab.proto import raft_pb2
 from distlab.protocols import raft
+from distlab.runtime.grpc.peer_codec import MalformedMessage, parse
+from distlab.runtime.grpc.peer_codec import node_id as _node
 
-
-class MalformedMessage(ValueError):
-    """A peer sent something that is not a valid Raft message."""
+__all__ = ["MalformedMessage", "decode", "encode", "from_proto", "meta_from_proto",
+           "meta_to_proto", "to_proto"]
 
 
 def _membership_to_proto(membership: raft.Membership) -> raft_pb2.Membership:
@@ -48,12 +46,6 @@ def meta_from_proto(proto: raft_pb2.SnapshotMeta) -> raft.SnapshotMeta:
     )
 
 
-def _node(value: int) -> NodeId:
-    if value <= 0:
-        raise MalformedMessage(f"node ids are positive, got {value}")
-    return NodeId(value)
-
-
 def _entry_to_proto(entry: raft.Entry) -> raft_pb2.Entry:
     return raft_pb2.Entry(term=entry.term, index=entry.index, kind=entry.kind, data=entry.data)
 
@@ -73,11 +65,7 @@ def encode(message: raft.Message) -> bytes:
 
 def decode(payload: bytes) -> raft.Message:
     """The core message `encode` made `payload` from; raises MalformedMessage for anything else."""
-    try:
-        proto = raft_pb2.RaftMessage.FromString(payload)
-    except DecodeError as error:
-        raise MalformedMessage(f"not a Raft message: {error}") from error
-    return from_proto(proto)
+    return from_proto(parse(raft_pb2.RaftMessage, payload, "Raft"))
 
 
 def to_proto(message: raft.Message) -> raft_pb2.RaftMessage:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from distlab.core.ids import NO_NODE, NodeId
 from distlab.core.replicated_log import EngineError
@@ -28,7 +28,10 @@ BALANCE_INTERVAL_SECONDS = 1.0
 SETTLE_SECONDS = 2.0
 
 
+@runtime_checkable
 class BalancedGroup(Protocol):
+    """A group whose engine can hand its leadership over (Raft's can, Multi-Paxos's not)."""
+
     group: int
 
     def status(self) -> EngineStatus: ...

@@ -22,14 +22,19 @@ from distlab.runtime.host.machine import AddressBook
 log = logging.getLogger(__name__)
 
 
-class HostedGroup(ReplicatedLog, BalancedGroup, Protocol):
-    """What the host needs of a consensus group, whichever its engine."""
+class HostedGroup(ReplicatedLog, Protocol):
+    """What the host needs of a consensus group, whichever its engine; groups that can hand
+    their leadership over (`BalancedGroup`) are also balanced across the nodes."""
+
+    group: int
 
     def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
     def members(self) -> Members: ...
+
+    def voters(self) -> frozenset[NodeId]: ...
 
 
 class Partitionable(Protocol):
@@ -48,7 +53,8 @@ class Host:
         self.groups = tuple(groups)
         self.addresses = addresses
         self._transport = transport
-        self._balancer = LeaderBalancer(node_id, self.groups)
+        self._balancer = LeaderBalancer(
+            node_id, [group for group in self.groups if isinstance(group, BalancedGroup)])
 
     def start(self) -> None:
         for group in self.groups:

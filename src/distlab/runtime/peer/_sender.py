@@ -199,7 +199,8 @@ class PeerSender:
         if answer is _Failed.FAILED or stream.done():
             await self._stream_ended(stream)
             return None
-        problem = acceptance_problem(answer, self.peer, self._handshake.groups)
+        problem = acceptance_problem(answer, self.peer, self._handshake.groups,
+                                     self._handshake.engine)
         if problem is not None:
             log.warning("node %d answered this node's peer stream wrongly: %s", self.peer,
                         problem)

@@ -13,7 +13,13 @@ from opentelemetry import propagate, trace
 from distlab.core.ids import NodeId
 from distlab.proto import peer_pb2, peer_pb2_grpc
 from distlab.runtime.peer._bulk import BulkAssembler, MalformedTransfer
-from distlab.runtime.peer._handshake import BadHandshake, Handshake, acceptance, refusal
+from distlab.runtime.peer._handshake import (
+    DEFAULT_ENGINE,
+    BadHandshake,
+    Handshake,
+    acceptance,
+    refusal,
+)
 from distlab.runtime.peer._metrics import INBOUND, STREAMS_REFUSED, count_rejected
 from distlab.runtime.peer._router import Delivery, PeerRouter
 
@@ -40,12 +46,14 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
     """
 
     def __init__(self, node_id: NodeId, groups: int, router: PeerRouter,
-                 isolated_from: Callable[[], frozenset[NodeId]] = frozenset) -> None:
+                 isolated_from: Callable[[], frozenset[NodeId]] = frozenset, *,
+                 engine: str = DEFAULT_ENGINE) -> None:
         self._node_id = node_id
         self._groups = groups
+        self._engine = engine
         self._router = router
         self._isolated_from = isolated_from
-        self._acceptance = acceptance(node_id, groups)
+        self._acceptance = acceptance(node_id, groups, engine)
         self._streams: Counter[NodeId] = Counter()
         self._transfers = 0
 
@@ -145,7 +153,7 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
         except BadHandshake as error:
             await self._refuse(context, "bad_handshake", grpc.StatusCode.INVALID_ARGUMENT,
                                str(error))
-        refused = refusal(self._node_id, self._groups, handshake)
+        refused = refusal(self._node_id, self._groups, handshake, self._engine)
         if refused is not None:
             reason, text = refused
             await self._refuse(context, reason, grpc.StatusCode.FAILED_PRECONDITION, text)

@@ -12,7 +12,7 @@ from distlab.core.ids import NodeId
 from distlab.proto import peer_pb2_grpc
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.peer._handshake import Handshake
+from distlab.runtime.peer._handshake import DEFAULT_ENGINE, Handshake
 from distlab.runtime.peer._metrics import BULK_TRANSFERS, count_sent
 from distlab.runtime.peer._sender import MAX_ENVELOPE_BYTES, PeerSender
 
@@ -31,11 +31,13 @@ class PeerTransport:
     reported unreachable to the listeners each time its stream breaks or cannot be opened.
     """
 
-    def __init__(self, node_id: NodeId, groups: int, channels: PeerChannels) -> None:
+    def __init__(self, node_id: NodeId, groups: int, channels: PeerChannels, *,
+                 engine: str = DEFAULT_ENGINE) -> None:
         if groups < 1:
             raise ValueError(f"a node runs at least one group, not {groups}")
         self.node_id = node_id
         self.groups = groups
+        self.engine = engine
         self._channels = channels
         self._senders: dict[NodeId, PeerSender] = {}
         self._unreachable_listeners: list[Callable[[NodeId], None]] = []
@@ -114,7 +116,7 @@ class PeerTransport:
                 log.warning("no address for node %d; dropping what is sent to it", recipient)
             return None
         sender = self._senders[recipient] = PeerSender(
-            Handshake(self.node_id, recipient, self.groups),
+            Handshake(self.node_id, recipient, self.groups, self.engine),
             # Looked up on every call: a member's address can change.
             lambda: peer_pb2_grpc.PeerStub(self._channels.get(recipient)),
             lambda: recipient in self.isolated_from,

@@ -14,18 +14,14 @@ from distlab.core.replicated_log import StateMachine
 from distlab.core.status import EngineStatus
 from distlab.protocols import raft
 from distlab.runtime.host.driver import Driver, Timing
+from distlab.runtime.host.group_driver import TransportFactory, group_driver
 from distlab.runtime.host.machine import AddressBook, HostedMachine, member_address_record
-from distlab.runtime.host.metrics import DriverMetrics
-from distlab.runtime.host.ports import Clock, Transport
+from distlab.runtime.host.ports import Clock
 from distlab.runtime.raft.storage import DurableStorage
 
 log = logging.getLogger(__name__)
 
 ENGINE = "raft"
-
-# Builds the group's transport given where to report snapshot outcomes (the driver, which
-# itself needs the transport: the callback closes the loop).
-TransportFactory = Callable[[Callable[[NodeId, bool], None]], Transport]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +91,10 @@ class RaftGroup:
             heartbeat_ticks=timing.heartbeat_ticks, planted_bugs=planted_bugs,
         )
         core = raft.Raft(config, storage, rng)
-        reports: list[Driver[raft.Raft]] = []
-        driver: Driver[raft.Raft] = Driver(
-            node_id=node_id, group=group, core=core, machine=hosted, storage=storage,
-            transport=transport(lambda peer, ok: reports[0].report_snapshot(peer, ok)),
-            clock=clock, metrics=DriverMetrics(ENGINE, group), timing=timing.driver,
-            on_failure=on_failure,
-        )
-        reports.append(driver)
+        driver = group_driver(
+            engine=ENGINE, node_id=node_id, group=group, core=core, machine=hosted,
+            storage=storage, transport=transport, clock=clock, timing=timing.driver,
+            on_failure=on_failure)
         return cls(driver, storage, bootstrap)
 
     def start(self) -> None:

@@ -44,6 +44,10 @@ class DurableStorage:
 
     def __init__(self, log_store: GroupLogStore, stable: StableStore, snapshots: SnapshotStore,
                  shared_sync: SharedSync) -> None:
+        """Raises ValueError when the group's state on disk is Multi-Paxos's."""
+        if log_store.paxos_records():
+            raise ValueError(f"group {log_store.group} holds Multi-Paxos records: this data "
+                             "directory was written with ENGINE=paxos")
         self._log = log_store
         self._stable = stable
         self._snapshots = snapshots

@@ -15,7 +15,6 @@ the blocking vocabulary (a `start` waits for the driver to hand the command to i
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from distlab.protocols.raft import (
 )
 from distlab.runtime.host.driver import Driver, Timing
 from distlab.runtime.host.machine import app_command
+from distlab.sim.command_log import CommandLog
 from distlab.sim.network import (
     LONG_REORDERING,
     RELIABLE,
@@ -77,31 +77,6 @@ class SimOptions:
     check_quorum: bool = True
     snapshot_every: int = 0  # compact after this many applied entries; 0 never compacts
     planted_bugs: frozenset[str] = frozenset()  # from the core's bug catalogue
-
-
-class CommandLog:
-    """Implements `StateMachine`: every command applied, by index, as the lab records it."""
-
-    def __init__(self) -> None:
-        self.commands: dict[int, bytes] = {}
-        self.applied_index = 0
-
-    def apply(self, index: int, command: bytes) -> bytes:
-        assert index > self.applied_index, "commands are applied in index order"
-        self.applied_index = index
-        self.commands[index] = command
-        return b""
-
-    def snapshot(self) -> bytes:
-        body = {"applied": self.applied_index,
-                "commands": {str(index): data.hex() for index, data in self.commands.items()}}
-        return json.dumps(body, sort_keys=True).encode()
-
-    def restore(self, data: bytes) -> None:
-        body = json.loads(data)
-        self.applied_index = int(body["applied"])
-        self.commands = {int(index): bytes.fromhex(data)
-                         for index, data in body["commands"].items()}
 
 
 @dataclass(slots=True)

@@ -1,0 +1,1 @@
+"""The Multi-Paxos core bound to files, gRPC and an asyncio task."""
