@@ -3,9 +3,9 @@
 Every system runs on this machine's loopback, 3 members, durable writes, in the same run:
 
 - distlab: a fresh `distlab up --nodes 3`, driven by `distlab bench kv` (closed loop, one
-  Python process, 100-byte values), with GROUPS=1 and GROUPS=3 (`--groups`), and with
-  `--before PYTHON` an older build too; the builds' passes are interleaved, each on a fresh
-  cluster.
+  Python process, 100-byte values), with GROUPS=1 and GROUPS=3 (`--groups`), on Raft and,
+  with `--engines raft,paxos`, on Multi-Paxos too, and with `--before PYTHON` an older
+  build; the builds' passes are interleaved, each on a fresh cluster.
 - etcd (Debian's etcd-server): 3 members started here with fsync on (the default), driven
   by the same kind of closed loop over grpc.aio, sending hand-encoded PutRequests through the
   generic `/etcdserverpb.KV/Put` method to the leader.
@@ -35,7 +35,8 @@ leader is killed with SIGKILL and the time until the next write succeeds is meas
 runs it with its default timing and with RAFT_TICK_MS=10.
 
 Run: .venv/bin/python bench/kv_throughput.py [--duration S] [--runs N] [--systems ...]
-     [--groups 1,3] [--before OTHER_VENV/bin/python] [--failovers N] [--no-failover]
+     [--groups 1,3] [--engines raft,paxos] [--before OTHER_VENV/bin/python]
+     [--failovers N] [--no-failover]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -114,12 +116,14 @@ class Build:
     name: str
     python: str = sys.executable
     groups: int = 1
+    engine: str = "raft"
     # Settings for the nodes, as environment variables (RAFT_TICK_MS=10, say).
     env: tuple[tuple[str, str], ...] = ()
 
     def up_arguments(self) -> list[str]:
-        # An older build has no --groups flag; one group is its only configuration.
-        return ["--groups", str(self.groups)] if self.groups != 1 else []
+        # An older build may lack --groups and --engine; their defaults are its only ones.
+        return ((["--groups", str(self.groups)] if self.groups != 1 else [])
+                + (["--engine", self.engine] if self.engine != "raft" else []))
 
 
 @contextlib.contextmanager
@@ -227,9 +231,11 @@ def per_write_us(seconds: float, writes: int) -> float:
 
 # ---- distlab ----
 
-DISTLAB_COUNTERS = ("distlab_raft_proposals_committed_total",
-                    "distlab_wal_fsync_duration_seconds_count",
-                    "distlab_peer_messages_sent_total")
+def distlab_counters(engine: str) -> tuple[str, str, str]:
+    """(entries committed, WAL fsyncs, peer envelopes sent): the counters the replication
+    figures come from."""
+    return (f"distlab_{engine}_proposals_committed_total",
+            "distlab_wal_fsync_duration_seconds_count", "distlab_peer_messages_sent_total")
 
 
 @dataclass(slots=True)
@@ -273,7 +279,7 @@ def run_bench_kv(target: list[str], clients: int, duration: float, processes: in
 
 
 def measure_distlab(cluster_file: Path, clients: int, duration: float, processes: int,
-                    python: str) -> Measured:
+                    build: Build) -> Measured:
     """`distlab bench kv` against the cluster, with each process's CPU and the replication
     counters read around it.
 
@@ -282,25 +288,23 @@ def measure_distlab(cluster_file: Path, clients: int, duration: float, processes
     committed entries times followers over that. Entries per fsync: the entries committed
     on a member over its WAL fsyncs, averaged over the members.
     """
+    committed_name, fsyncs_name, sent_name = names = distlab_counters(build.engine)
     leader, followers = asyncio.run(distlab_roles(cluster_file))
     members = [leader, *followers]
     cpu_before = [process_cpu_seconds(m.pid) for m in members]
-    counters_before = [scrape_counters(m.metrics_address, DISTLAB_COUNTERS) for m in members]
+    counters_before = [scrape_counters(m.metrics_address, names) for m in members]
     summary, client_cpu = run_bench_kv(["--cluster-file", str(cluster_file)], clients,
-                                       duration, processes, python)
+                                       duration, processes, build.python)
     cpu = [process_cpu_seconds(m.pid) - before for m, before in zip(members, cpu_before,
                                                                      strict=True)]
-    deltas = [{name: after[name] - before[name] for name in DISTLAB_COUNTERS}
+    deltas = [{name: after[name] - before[name] for name in names}
               for before, after in zip(
                   counters_before,
-                  [scrape_counters(m.metrics_address, DISTLAB_COUNTERS) for m in members],
-                  strict=True)]
+                  [scrape_counters(m.metrics_address, names) for m in members], strict=True)]
     writes = int(summary["ops"])
-    committed = deltas[0]["distlab_raft_proposals_committed_total"]
-    appends = sum(d["distlab_peer_messages_sent_total"] for d in deltas) / 2
-    fsync_ratios = [d["distlab_raft_proposals_committed_total"]
-                    / d["distlab_wal_fsync_duration_seconds_count"]
-                    for d in deltas if d["distlab_wal_fsync_duration_seconds_count"]]
+    committed = deltas[0][committed_name]
+    appends = sum(d[sent_name] for d in deltas) / 2
+    fsync_ratios = [d[committed_name] / d[fsyncs_name] for d in deltas if d[fsyncs_name]]
     return Measured(
         summary, per_write_us(cpu[0], writes),
         statistics.mean(per_write_us(c, writes) for c in cpu[1:]),
@@ -747,8 +751,9 @@ def bench_floor(duration: float, runs: int) -> list[Row]:
 
 # ---- report ----
 
-def distlab_name(groups: int) -> str:
-    return "distlab" if groups == 1 else f"distlab G={groups}"
+def distlab_name(groups: int, engine: str = "raft") -> str:
+    return " ".join(["distlab", *([engine] if engine != "raft" else []),
+                     *([f"G={groups}"] if groups != 1 else [])])
 
 
 def fmt(value: float | None, digits: int = 0) -> str:
@@ -809,7 +814,7 @@ def run_passes(builds: list[Build], with_etcd: bool, duration: float, runs: int,
                 ensure_distlab_serves(cluster_file)
                 for clients in CLIENT_COUNTS:
                     results[build.name, clients].append(measure_distlab(
-                        cluster_file, clients, duration, processes, build.python))
+                        cluster_file, clients, duration, processes, build))
         if with_etcd:
             print(f"  pass {run + 1}/{runs}: etcd", flush=True)
             with etcd_cluster() as cluster:
@@ -818,15 +823,18 @@ def run_passes(builds: list[Build], with_etcd: bool, duration: float, runs: int,
     return results
 
 
-def report_failover(systems: list[str], runs: int, quiet_seconds: float) -> None:
+def report_failover(systems: list[str], engines: list[str], runs: int, quiet_seconds: float
+                    ) -> None:
     rows = []
     if "distlab" in systems:
-        for name, env in (("distlab", ()), ("distlab RAFT_TICK_MS=10",
-                                            (("RAFT_TICK_MS", "10"),))):
+        timings: list[tuple[str, tuple[tuple[str, str], ...]]] = [
+            ("", ()), (" RAFT_TICK_MS=10", (("RAFT_TICK_MS", "10"),))]
+        for engine, (suffix, env) in itertools.product(engines, timings):
+            name = distlab_name(1, engine) + suffix
             print(f"\nfailover of {name} ...", flush=True)
             try:
-                times, false_elections = distlab_failover(Build(name, env=env), runs,
-                                                          quiet_seconds)
+                times, false_elections = distlab_failover(
+                    Build(name, engine=engine, env=env), runs, quiet_seconds)
             except Skipped as error:
                 print(f"{name} failover: skipped: {error}", flush=True)
                 continue
@@ -865,6 +873,9 @@ def main() -> int:
                         "false elections (10)")
     parser.add_argument("--groups", default="1,3",
                         help="group counts to measure distlab with, interleaved (1,3)")
+    parser.add_argument("--engines", default="raft",
+                        help="consensus engines to measure distlab with, interleaved: raft, "
+                        "paxos or both (raft)")
     parser.add_argument("--before", metavar="PYTHON",
                         help="also measure the distlab installed for this interpreter (an older "
                         "build, one group), interleaved with this one, as 'distlab before'")
@@ -876,7 +887,11 @@ def main() -> int:
     unknown = set(systems) - {"distlab", "etcd", "pysyncobj", "floor"}
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
-    builds = ([Build(distlab_name(int(g)), groups=int(g)) for g in args.groups.split(",")]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not engines or set(engines) - {"raft", "paxos"}:
+        parser.error(f"--engines: expected raft, paxos or both, got {args.engines!r}")
+    builds = ([Build(distlab_name(int(g), engine), groups=int(g), engine=engine)
+               for engine in engines for g in args.groups.split(",")]
               if "distlab" in systems else [])
     if args.before and builds:
         builds.insert(0, Build("distlab before", python=args.before))
@@ -892,7 +907,7 @@ def main() -> int:
     except Skipped as error:
         print(f"skipped: {error}", flush=True)
         results = {}
-    notes = {b.name: f"GROUPS={b.groups}" for b in builds}
+    notes = {b.name: f"ENGINE={b.engine} GROUPS={b.groups}" for b in builds}
     notes["etcd"] = "entries/msg: etcd does not count messages"
     others: list[Row] = []
     for system, bench in (("pysyncobj", bench_pysyncobj), ("floor", bench_floor)):
@@ -918,12 +933,12 @@ def main() -> int:
         print(format_table(("system", "clients", "each pass", "median"),
                            ratio_rows(results, "etcd")))
     if len(builds) > 1:
-        print("\nwrites/s over distlab's (GROUPS=1) in the same pass")
+        print("\nwrites/s over distlab's (Raft, GROUPS=1) in the same pass")
         print(format_table(("system", "clients", "each pass", "median"),
                            [row for row in ratio_rows(results, "distlab")
                             if row[0] != "etcd"]))
     if not args.no_failover:
-        report_failover(systems, args.failovers, args.quiet_seconds)
+        report_failover(systems, engines, args.failovers, args.quiet_seconds)
     return 0
 
 
