@@ -62,9 +62,41 @@ class Leadership(MemberState):
     def _tick_follower(self) -> None:
         self._election_elapsed += 1
         if self._election_elapsed >= self._election_timeout:
-            self._campaign()
+            if self.config.pre_prepare:
+                self._probe()
+            else:
+                self._campaign()
+
+    def _tick_pre_candidate(self) -> None:
+        self._heartbeat_elapsed += 1
+        if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            for peer in self.peers:
+                if peer not in self._probe_yes:
+                    self._send(Prepare(self.id, peer, self._probe_ballot,
+                                       self.commit_index + 1, probe=True))
+        self._election_elapsed += 1
+        if self._election_elapsed >= self._election_timeout:
+            self._probe()
 
     # ------------------------------------------------------------------ phase 1
+
+    def _probe(self) -> None:
+        """Ask, changing nothing, whether a majority would promise a ballot above every one
+        seen; campaign only if so."""
+        self._probe_ballot = Ballot(max(self.promised.round, self.ballot.round) + 1, self.id)
+        self.role = Role.PRE_CANDIDATE
+        self.leader_id = NO_NODE
+        self._election_elapsed = 0
+        self._election_timeout = self._randomized_timeout()
+        self._heartbeat_elapsed = 0
+        self._probe_yes = {self.id}
+        if len(self._probe_yes) >= self.quorum:
+            self._campaign()
+            return
+        for peer in self.peers:
+            self._send(Prepare(self.id, peer, self._probe_ballot, self.commit_index + 1,
+                               probe=True))
 
     def _campaign(self) -> None:
         """Start a scout with a ballot above every one seen."""
@@ -89,6 +121,13 @@ class Leadership(MemberState):
             self._send(Prepare(self.id, peer, self.ballot, self._scout_first_slot))
 
     def _on_promise(self, message: Promise) -> None:
+        if message.probe:
+            if (self.role is Role.PRE_CANDIDATE and message.ballot == self._probe_ballot
+                    and message.ok):
+                self._probe_yes.add(message.sender)
+                if len(self._probe_yes) >= self.quorum:
+                    self._campaign()
+            return
         if self.role is not Role.CANDIDATE or message.ballot != self.ballot:
             return  # for an earlier scout
         if not message.ok:
@@ -258,6 +297,7 @@ class Leadership(MemberState):
         self.proposals = {}
         self._acceptances = {}
         self._promises = {}
+        self._probe_yes = set()
         self._election_elapsed = 0
         if backoff:
             self._election_timeout = self._rng.randrange(1, self.config.backoff_ticks + 1)

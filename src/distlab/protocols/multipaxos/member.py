@@ -71,6 +71,8 @@ class MemberState:
     _election_timeout: int
     _heartbeat_elapsed: int
     _promises: dict[NodeId, Promise]
+    _probe_ballot: Ballot
+    _probe_yes: set[NodeId]
     _scout_first_slot: int
     leader_start: int
     next_slot: int
