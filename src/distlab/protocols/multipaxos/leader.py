@@ -7,7 +7,8 @@ preempted: it steps down and, unless a leader shows up, tries again after a rand
 bounded backoff. A new leader re-proposes in every slot the value of the highest ballot a
 majority reported, fills the holes below the highest reported slot with no-ops, and only
 then takes new commands. Reads are served after a round of heartbeats confirms, with a
-majority, that no higher ballot was promised (Raft's ReadIndex).
+majority, that no higher ballot was promised (Raft's ReadIndex), once every slot decided
+here or adopted by phase 1 is applied.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class Leadership(MemberState):
         self.leader_id = self.id
         self.leader_start = start
         self.next_slot = last + 1
+        self.adopted_through = last
         self.proposals = {}
         self._acceptances = {}
         self._sent_through = start - 1
@@ -325,8 +327,11 @@ class Leadership(MemberState):
             return False
         if len(self._pending_reads) >= self.config.max_pending_reads:
             return False
-        self._pending_reads.append(PendingRead(context, self.next_slot - 1,
-                                               self._read_round + 1))
+        # Every write that completed before this read is decided here already, or was chosen
+        # under an earlier ballot and so sits in a slot phase 1 adopted: the read waits for
+        # both (writes of ours still in flight have not completed, it need not wait for them).
+        index = max(self.commit_index, self.adopted_through)
+        self._pending_reads.append(PendingRead(context, index, self._read_round + 1))
         self._read_round_requested = True
         return True
 

@@ -76,6 +76,7 @@ class MemberState:
     _scout_first_slot: int
     leader_start: int
     next_slot: int
+    adopted_through: int  # the last slot phase 1 adopted (re-proposed or filled)
     proposals: dict[int, Value]
     _acceptances: dict[int, set[NodeId]]
     _sent_through: int

@@ -87,6 +87,7 @@ class MultiPaxos(Acceptor, Leadership, Replica):
         self._scout_first_slot = 1
         self.leader_start = 1
         self.next_slot = 1
+        self.adopted_through = 0
         self.proposals = {}
         self._acceptances = {}
         self._sent_through = 0
