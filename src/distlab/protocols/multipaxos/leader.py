@@ -41,7 +41,7 @@ class Leadership(MemberState):
             self._heartbeat_elapsed = 0
             self._heartbeat()
         self._quorum_elapsed += 1
-        if self._quorum_elapsed >= self.config.election_ticks:
+        if self.config.check_quorum and self._quorum_elapsed >= self.config.election_ticks:
             self._quorum_elapsed = 0
             if len(self._recent) + 1 < self.quorum:
                 # Cut off from a majority: another leader may be at work already.
@@ -331,6 +331,9 @@ class Leadership(MemberState):
         # under an earlier ballot and so sits in a slot phase 1 adopted: the read waits for
         # both (writes of ours still in flight have not completed, it need not wait for them).
         index = max(self.commit_index, self.adopted_through)
+        if self._planted.read_without_confirm:
+            self._read_states.append(ReadState(context, index, ok=True))  # planted
+            return True
         self._pending_reads.append(PendingRead(context, index, self._read_round + 1))
         self._read_round_requested = True
         return True
