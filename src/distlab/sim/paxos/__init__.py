@@ -30,6 +30,7 @@ def draw_options(rng: Random) -> PaxosOptions:
         max_inflight_slots=rng.choice((1, 4, 64)),
         max_entries_per_message=rng.choice((1, 8, 64)),
         pre_prepare=rng.random() < 0.8,
+        check_quorum=rng.random() < 0.8,
         snapshot_entries=rng.choice((1 << 30, 1 << 30, 12, 40)),
     )
 
