@@ -244,3 +244,27 @@ def test_a_single_member_decides_alone() -> None:
     cluster.elect(N1)
     cluster.propose(N1, b"solo")
     assert cluster.members[N1].applied == {1: b"solo"}
+
+
+def test_a_member_cut_off_probes_and_deposes_nobody_when_it_returns() -> None:
+    cluster = Cluster(3, election_ticks=5, heartbeat_ticks=1)
+    leader = cluster.elect(N1)
+    ballot = leader.ballot
+    cluster.isolate(N3)
+    cluster.tick(60)
+    assert cluster.core(N3).promised == ballot  # its probes found no majority
+    cluster.heal()
+    cluster.tick(10)
+    assert leader.role is Role.LEADER and leader.ballot == ballot
+
+
+def test_without_probes_a_returning_member_deposes_the_leader() -> None:
+    cluster = Cluster(3, election_ticks=5, heartbeat_ticks=1, pre_prepare=False)
+    leader = cluster.elect(N1)
+    ballot = leader.ballot
+    cluster.isolate(N3)
+    cluster.tick(60)
+    assert cluster.core(N3).promised > ballot
+    cluster.heal()
+    cluster.tick(40)
+    assert leader.ballot != ballot or leader.role is not Role.LEADER

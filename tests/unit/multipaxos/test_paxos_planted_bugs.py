@@ -101,3 +101,14 @@ def test_a_refused_acceptance_counts_for_nothing() -> None:
     leader.step(AcceptedReply(N2, N1, leader.ballot, ok=False, promised=leader.ballot,
                               slots=(1,), applied=0, commit_index=0))
     assert leader.commit_index == 0
+
+
+def test_read_without_confirm() -> None:
+    for bugs, served in (((), False), (("read-without-confirm",), True)):
+        cluster = Cluster(3, planted_bugs=frozenset(bugs))
+        leader = cluster.elect(N1)
+        cluster.isolate(N1)
+        assert leader.read_index(b"r")
+        cluster.settle()
+        states = [s for r in cluster.members[N1].readys for s in r.read_states]
+        assert bool(states) is served

@@ -38,6 +38,11 @@ class Acceptor(MemberState):
 
     def _on_prepare(self, message: Prepare) -> None:
         ballot = message.ballot
+        if message.probe:
+            would = ballot > self.promised and not self._in_lease()
+            self._send(Promise(self.id, message.sender, ballot, ok=would,
+                               promised=self.promised, probe=True))
+            return
         if ballot < self.promised:
             self._send(Promise(self.id, message.sender, ballot, ok=False,
                                promised=self.promised))
@@ -61,7 +66,8 @@ class Acceptor(MemberState):
             return False
         if ballot > self.promised:
             self._promise(ballot)
-        if self.role is not Role.FOLLOWER and ballot > self.ballot:
+        if self.role is Role.PRE_CANDIDATE or (self.role is not Role.FOLLOWER
+                                               and ballot > self.ballot):
             self._step_down(ballot, backoff=False)
         self._heard_from_leader(ballot)
         return True

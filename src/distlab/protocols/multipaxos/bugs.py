@@ -25,6 +25,10 @@ CATALOGUE: Mapping[str, str] = MappingProxyType(
             "a promise is answered before it is durable (it never reaches the Ready's "
             "persist part): a restarted acceptor promises lower ballots again"
         ),
+        "read-without-confirm": (
+            "a read barrier is answered without confirming the ballot with a majority: a "
+            "deposed leader serves stale reads"
+        ),
         "decide-without-majority": (
             "a leader decides a slot one acceptance short of a majority: a value no "
             "majority accepted is applied"
@@ -46,6 +50,7 @@ class PlantedBugs:
     ignore_accepted_value: bool = False
     promise_not_persisted: bool = False
     decide_without_majority: bool = False
+    read_without_confirm: bool = False
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> PlantedBugs:

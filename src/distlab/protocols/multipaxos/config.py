@@ -20,9 +20,11 @@ class Config:
     """How one member behaves. Times are in ticks; the caller decides how long a tick is.
 
     A member that hears no leader for `election_ticks` (randomized up to twice that) tries
-    to lead; a preempted leader waits 1..`backoff_ticks` ticks (drawn) before it tries a
-    higher ballot. A leader keeps at most `max_inflight_slots` undecided slots out at once
-    and sends at most `max_entries_per_message` slots in one Accept.
+    to lead (with `pre_prepare`, only once a majority answered a probe that it could); a
+    preempted leader waits 1..`backoff_ticks` ticks (drawn) before it tries a higher
+    ballot. A leader keeps at most `max_inflight_slots` undecided slots out at once and
+    sends at most `max_entries_per_message` slots in one Accept. With `check_quorum` a
+    leader that heard from no majority for an election timeout steps down.
 
     `planted_bugs` names mistakes from `bugs.CATALOGUE` to plant, for the simulator to find;
     a real node plants none.
@@ -37,6 +39,8 @@ class Config:
     max_entries_per_message: int = 64
     max_committed_per_ready: int = 1024
     max_pending_reads: int = 1024
+    pre_prepare: bool = True
+    check_quorum: bool = True
     planted_bugs: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:

@@ -7,7 +7,8 @@ preempted: it steps down and, unless a leader shows up, tries again after a rand
 bounded backoff. A new leader re-proposes in every slot the value of the highest ballot a
 majority reported, fills the holes below the highest reported slot with no-ops, and only
 then takes new commands. Reads are served after a round of heartbeats confirms, with a
-majority, that no higher ballot was promised (Raft's ReadIndex).
+majority, that no higher ballot was promised (Raft's ReadIndex), once every slot decided
+here or adopted by phase 1 is applied.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Leadership(MemberState):
             self._heartbeat_elapsed = 0
             self._heartbeat()
         self._quorum_elapsed += 1
-        if self._quorum_elapsed >= self.config.election_ticks:
+        if self.config.check_quorum and self._quorum_elapsed >= self.config.election_ticks:
             self._quorum_elapsed = 0
             if len(self._recent) + 1 < self.quorum:
                 # Cut off from a majority: another leader may be at work already.
@@ -62,9 +63,41 @@ class Leadership(MemberState):
     def _tick_follower(self) -> None:
         self._election_elapsed += 1
         if self._election_elapsed >= self._election_timeout:
-            self._campaign()
+            if self.config.pre_prepare:
+                self._probe()
+            else:
+                self._campaign()
+
+    def _tick_pre_candidate(self) -> None:
+        self._heartbeat_elapsed += 1
+        if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            for peer in self.peers:
+                if peer not in self._probe_yes:
+                    self._send(Prepare(self.id, peer, self._probe_ballot,
+                                       self.commit_index + 1, probe=True))
+        self._election_elapsed += 1
+        if self._election_elapsed >= self._election_timeout:
+            self._probe()
 
     # ------------------------------------------------------------------ phase 1
+
+    def _probe(self) -> None:
+        """Ask, changing nothing, whether a majority would promise a ballot above every one
+        seen; campaign only if so."""
+        self._probe_ballot = Ballot(max(self.promised.round, self.ballot.round) + 1, self.id)
+        self.role = Role.PRE_CANDIDATE
+        self.leader_id = NO_NODE
+        self._election_elapsed = 0
+        self._election_timeout = self._randomized_timeout()
+        self._heartbeat_elapsed = 0
+        self._probe_yes = {self.id}
+        if len(self._probe_yes) >= self.quorum:
+            self._campaign()
+            return
+        for peer in self.peers:
+            self._send(Prepare(self.id, peer, self._probe_ballot, self.commit_index + 1,
+                               probe=True))
 
     def _campaign(self) -> None:
         """Start a scout with a ballot above every one seen."""
@@ -89,6 +122,13 @@ class Leadership(MemberState):
             self._send(Prepare(self.id, peer, self.ballot, self._scout_first_slot))
 
     def _on_promise(self, message: Promise) -> None:
+        if message.probe:
+            if (self.role is Role.PRE_CANDIDATE and message.ballot == self._probe_ballot
+                    and message.ok):
+                self._probe_yes.add(message.sender)
+                if len(self._probe_yes) >= self.quorum:
+                    self._campaign()
+            return
         if self.role is not Role.CANDIDATE or message.ballot != self.ballot:
             return  # for an earlier scout
         if not message.ok:
@@ -118,6 +158,7 @@ class Leadership(MemberState):
         self.leader_id = self.id
         self.leader_start = start
         self.next_slot = last + 1
+        self.adopted_through = last
         self.proposals = {}
         self._acceptances = {}
         self._sent_through = start - 1
@@ -258,6 +299,7 @@ class Leadership(MemberState):
         self.proposals = {}
         self._acceptances = {}
         self._promises = {}
+        self._probe_yes = set()
         self._election_elapsed = 0
         if backoff:
             self._election_timeout = self._rng.randrange(1, self.config.backoff_ticks + 1)
@@ -285,8 +327,14 @@ class Leadership(MemberState):
             return False
         if len(self._pending_reads) >= self.config.max_pending_reads:
             return False
-        self._pending_reads.append(PendingRead(context, self.next_slot - 1,
-                                               self._read_round + 1))
+        # Every write that completed before this read is decided here already, or was chosen
+        # under an earlier ballot and so sits in a slot phase 1 adopted: the read waits for
+        # both (writes of ours still in flight have not completed, it need not wait for them).
+        index = max(self.commit_index, self.adopted_through)
+        if self._planted.read_without_confirm:
+            self._read_states.append(ReadState(context, index, ok=True))  # planted
+            return True
+        self._pending_reads.append(PendingRead(context, index, self._read_round + 1))
         self._read_round_requested = True
         return True
 

@@ -71,9 +71,12 @@ class MemberState:
     _election_timeout: int
     _heartbeat_elapsed: int
     _promises: dict[NodeId, Promise]
+    _probe_ballot: Ballot
+    _probe_yes: set[NodeId]
     _scout_first_slot: int
     leader_start: int
     next_slot: int
+    adopted_through: int  # the last slot phase 1 adopted (re-proposed or filled)
     proposals: dict[int, Value]
     _acceptances: dict[int, set[NodeId]]
     _sent_through: int

@@ -100,12 +100,18 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Prepare:
-    """Phase 1a, once for every slot from `first_slot` on (the leader's first undecided)."""
+    """Phase 1a, once for every slot from `first_slot` on (the leader's first undecided).
+
+    A `probe` changes nothing at the acceptor: it asks whether the acceptor would promise
+    `ballot` (it holds a lower one and hears no leader), so that a member cut off for a while
+    raises no ballot, and deposes no working leader when it comes back (Raft's pre-vote).
+    """
 
     sender: NodeId
     recipient: NodeId
     ballot: Ballot
     first_slot: int
+    probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,7 @@ class Promise:
     promised: Ballot
     accepted: tuple[Accepted, ...] = ()
     log_start: int = 0
+    probe: bool = False  # answers a probe: `ok` says it would promise
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +249,11 @@ def describe(message: Message) -> str:
     ballot = message.ballot.describe()
     match message:
         case Prepare():
-            return f"Prepare(b={ballot}, from={message.first_slot})"
+            kind = "Probe" if message.probe else "Prepare"
+            return f"{kind}(b={ballot}, from={message.first_slot})"
         case Promise():
+            if message.probe:
+                return f"ProbeReply(b={ballot}, {'yes' if message.ok else 'no'})"
             if not message.ok:
                 return f"Promise(b={ballot}, refused, holds {message.promised.describe()})"
             return (f"Promise(b={ballot}, {len(message.accepted)} accepted, "

@@ -82,9 +82,12 @@ class MultiPaxos(Acceptor, Leadership, Replica):
         self._election_timeout = self._randomized_timeout()
         self._heartbeat_elapsed = 0
         self._promises = {}
+        self._probe_ballot = ZERO_BALLOT
+        self._probe_yes = set()
         self._scout_first_slot = 1
         self.leader_start = 1
         self.next_slot = 1
+        self.adopted_through = 0
         self.proposals = {}
         self._acceptances = {}
         self._sent_through = 0
@@ -113,6 +116,8 @@ class MultiPaxos(Acceptor, Leadership, Replica):
             self._tick_leader()
         elif self.role is Role.CANDIDATE:
             self._tick_candidate()
+        elif self.role is Role.PRE_CANDIDATE:
+            self._tick_pre_candidate()
         else:
             self._tick_follower()
 
@@ -243,7 +248,8 @@ class MultiPaxos(Acceptor, Leadership, Replica):
     # ------------------------------------------------------------------ for a driver
 
     def engine_status(self) -> EngineStatus:
-        ballot = self.ballot if self.role is not Role.FOLLOWER else self.promised
+        leading = self.role is Role.LEADER or self.role is Role.CANDIDATE
+        ballot = self.ballot if leading else self.promised
         return EngineStatus(role=self.role.value, term=ballot.round, leader_id=self.leader_id,
                             commit_index=self.commit_index, applied_index=self.applied)
 

@@ -18,6 +18,7 @@ from distlab.protocols.multipaxos.messages import (
 
 class Role(enum.Enum):
     FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"  # its probe asks whether a majority would promise
     CANDIDATE = "candidate"  # its scout runs phase 1
     LEADER = "leader"  # phase 1 done: its commanders run phase 2
 

@@ -88,7 +88,8 @@ def problem_with(received: object, self_id: NodeId, voters: frozenset[NodeId]) -
                 return f"first slot {message.first_slot} is not positive"
         case Promise():
             problem = _ballot_problem(message.promised, voters)
-            if problem is None and message.ok and message.promised != message.ballot:
+            if (problem is None and message.ok and not message.probe
+                    and message.promised != message.ballot):
                 problem = "a granted promise holds another ballot"
             if problem is None and message.log_start < 0:
                 problem = "a negative log start"

@@ -39,6 +39,8 @@ class PaxosOptions:
     backoff_ticks: int = 8
     max_inflight_slots: int = 64
     max_entries_per_message: int = 64
+    pre_prepare: bool = True
+    check_quorum: bool = True
     # The driver snapshots once this many slots are applied beyond the last snapshot.
     snapshot_entries: int = 1 << 30
     planted_bugs: frozenset[str] = frozenset()
@@ -49,6 +51,7 @@ class PaxosOptions:
             heartbeat_ticks=self.heartbeat_ticks, backoff_ticks=self.backoff_ticks,
             max_inflight_slots=self.max_inflight_slots,
             max_entries_per_message=self.max_entries_per_message,
+            pre_prepare=self.pre_prepare, check_quorum=self.check_quorum,
             planted_bugs=self.planted_bugs)
 
 

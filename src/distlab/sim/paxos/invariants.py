@@ -99,7 +99,7 @@ class PaxosInvariants:
             self.proposed.add((command, ballot))
 
     def message_sent(self, node: NodeId, message: Message) -> None:
-        if isinstance(message, Promise) and message.ok:
+        if isinstance(message, Promise) and message.ok and not message.probe:
             self._said(node, message.ballot)
         elif isinstance(message, AcceptedReply) and message.ok and message.slots:
             self._said(node, message.ballot)
