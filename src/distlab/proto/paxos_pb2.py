@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64istlab/proto/paxos.proto\x12\ndistlab.v1\"*\n\x0bPaxosBallot\x12\r\n\x05round\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\x04\"T\n\nPaxosValue\x12\x0c\n\x04noop\x18\x01 \x01(\x08\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\x0c\x12\'\n\x06origin\x18\x03 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\"m\n\rPaxosAccepted\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12\'\n\x06\x62\x61llot\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.distlab.v1.PaxosValue\"D\n\rPaxosDecision\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.distlab.v1.PaxosValue\"\"\n\x0cPaxosPrepare\x12\x12\n\nfirst_slot\x18\x01 \x01(\x04\"\x85\x01\n\x0cPaxosPromise\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x08promised\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12+\n\x08\x61\x63\x63\x65pted\x18\x03 \x03(\x0b\x32\x19.distlab.v1.PaxosAccepted\x12\x11\n\tlog_start\x18\x04 \x01(\x04\"}\n\x0bPaxosAccept\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosDecision\x12\x14\n\x0c\x63ommit_index\x18\x02 \x01(\x04\x12\x14\n\x0cleader_start\x18\x03 \x01(\x04\x12\x16\n\x0e\x66orget_through\x18\x04 \x01(\x04\"\x81\x01\n\x12PaxosAcceptedReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x08promised\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12\r\n\x05slots\x18\x03 \x03(\x04\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\"e\n\x0bPaxosCommit\x12\x14\n\x0c\x63ommit_index\x18\x01 \x01(\x04\x12\x14\n\x0cleader_start\x18\x02 \x01(\x04\x12\x16\n\x0e\x66orget_through\x18\x03 \x01(\x04\x12\x12\n\nread_round\x18\x04 \x01(\x04\"\x84\x01\n\x10PaxosCommitReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x08promised\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12\x0f\n\x07\x61pplied\x18\x03 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x04\x12\x12\n\nread_round\x18\x05 \x01(\x04\"\"\n\x0cPaxosCatchUp\x12\x12\n\nfirst_slot\x18\x01 \x01(\x04\">\n\x0ePaxosDecisions\x12,\n\tdecisions\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosDecision\"8\n\x14PaxosInstallSnapshot\x12\x12\n\nlast_index\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x9f\x04\n\x0cPaxosMessage\x12\x0e\n\x06sender\x18\x01 \x01(\x04\x12\x11\n\trecipient\x18\x02 \x01(\x04\x12\'\n\x06\x62\x61llot\x18\x03 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12+\n\x07prepare\x18\n \x01(\x0b\x32\x18.distlab.v1.PaxosPrepareH\x00\x12+\n\x07promise\x18\x0b \x01(\x0b\x32\x18.distlab.v1.PaxosPromiseH\x00\x12)\n\x06\x61\x63\x63\x65pt\x18\x0c \x01(\x0b\x32\x17.distlab.v1.PaxosAcceptH\x00\x12\x38\n\x0e\x61\x63\x63\x65pted_reply\x18\r \x01(\x0b\x32\x1e.distlab.v1.PaxosAcceptedReplyH\x00\x12)\n\x06\x63ommit\x18\x0e \x01(\x0b\x32\x17.distlab.v1.PaxosCommitH\x00\x12\x34\n\x0c\x63ommit_reply\x18\x0f \x01(\x0b\x32\x1c.distlab.v1.PaxosCommitReplyH\x00\x12,\n\x08\x63\x61tch_up\x18\x10 \x01(\x0b\x32\x18.distlab.v1.PaxosCatchUpH\x00\x12/\n\tdecisions\x18\x11 \x01(\x0b\x32\x1a.distlab.v1.PaxosDecisionsH\x00\x12<\n\x10install_snapshot\x18\x12 \x01(\x0b\x32 .distlab.v1.PaxosInstallSnapshotH\x00\x42\x06\n\x04\x62ody\"A\n\x12PaxosAcceptedBatch\x12+\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosAccepted\"B\n\x12PaxosDecisionBatch\x12,\n\tdecisions\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosDecisionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64istlab/proto/paxos.proto\x12\ndistlab.v1\"*\n\x0bPaxosBallot\x12\r\n\x05round\x18\x01 \x01(\x04\x12\x0c\n\x04node\x18\x02 \x01(\x04\"T\n\nPaxosValue\x12\x0c\n\x04noop\x18\x01 \x01(\x08\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\x0c\x12\'\n\x06origin\x18\x03 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\"m\n\rPaxosAccepted\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12\'\n\x06\x62\x61llot\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12%\n\x05value\x18\x03 \x01(\x0b\x32\x16.distlab.v1.PaxosValue\"D\n\rPaxosDecision\x12\x0c\n\x04slot\x18\x01 \x01(\x04\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.distlab.v1.PaxosValue\"1\n\x0cPaxosPrepare\x12\x12\n\nfirst_slot\x18\x01 \x01(\x04\x12\r\n\x05probe\x18\x02 \x01(\x08\"\x94\x01\n\x0cPaxosPromise\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x08promised\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12+\n\x08\x61\x63\x63\x65pted\x18\x03 \x03(\x0b\x32\x19.distlab.v1.PaxosAccepted\x12\x11\n\tlog_start\x18\x04 \x01(\x04\x12\r\n\x05probe\x18\x05 \x01(\x08\"}\n\x0bPaxosAccept\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosDecision\x12\x14\n\x0c\x63ommit_index\x18\x02 \x01(\x04\x12\x14\n\x0cleader_start\x18\x03 \x01(\x04\x12\x16\n\x0e\x66orget_through\x18\x04 \x01(\x04\"\x81\x01\n\x12PaxosAcceptedReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x08promised\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12\r\n\x05slots\x18\x03 \x03(\x04\x12\x0f\n\x07\x61pplied\x18\x04 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x05 \x01(\x04\"e\n\x0bPaxosCommit\x12\x14\n\x0c\x63ommit_index\x18\x01 \x01(\x04\x12\x14\n\x0cleader_start\x18\x02 \x01(\x04\x12\x16\n\x0e\x66orget_through\x18\x03 \x01(\x04\x12\x12\n\nread_round\x18\x04 \x01(\x04\"\x84\x01\n\x10PaxosCommitReply\x12\n\n\x02ok\x18\x01 \x01(\x08\x12)\n\x08promised\x18\x02 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12\x0f\n\x07\x61pplied\x18\x03 \x01(\x04\x12\x14\n\x0c\x63ommit_index\x18\x04 \x01(\x04\x12\x12\n\nread_round\x18\x05 \x01(\x04\"\"\n\x0cPaxosCatchUp\x12\x12\n\nfirst_slot\x18\x01 \x01(\x04\">\n\x0ePaxosDecisions\x12,\n\tdecisions\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosDecision\"8\n\x14PaxosInstallSnapshot\x12\x12\n\nlast_index\x18\x01 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x9f\x04\n\x0cPaxosMessage\x12\x0e\n\x06sender\x18\x01 \x01(\x04\x12\x11\n\trecipient\x18\x02 \x01(\x04\x12\'\n\x06\x62\x61llot\x18\x03 \x01(\x0b\x32\x17.distlab.v1.PaxosBallot\x12+\n\x07prepare\x18\n \x01(\x0b\x32\x18.distlab.v1.PaxosPrepareH\x00\x12+\n\x07promise\x18\x0b \x01(\x0b\x32\x18.distlab.v1.PaxosPromiseH\x00\x12)\n\x06\x61\x63\x63\x65pt\x18\x0c \x01(\x0b\x32\x17.distlab.v1.PaxosAcceptH\x00\x12\x38\n\x0e\x61\x63\x63\x65pted_reply\x18\r \x01(\x0b\x32\x1e.distlab.v1.PaxosAcceptedReplyH\x00\x12)\n\x06\x63ommit\x18\x0e \x01(\x0b\x32\x17.distlab.v1.PaxosCommitH\x00\x12\x34\n\x0c\x63ommit_reply\x18\x0f \x01(\x0b\x32\x1c.distlab.v1.PaxosCommitReplyH\x00\x12,\n\x08\x63\x61tch_up\x18\x10 \x01(\x0b\x32\x18.distlab.v1.PaxosCatchUpH\x00\x12/\n\tdecisions\x18\x11 \x01(\x0b\x32\x1a.distlab.v1.PaxosDecisionsH\x00\x12<\n\x10install_snapshot\x18\x12 \x01(\x0b\x32 .distlab.v1.PaxosInstallSnapshotH\x00\x42\x06\n\x04\x62ody\"A\n\x12PaxosAcceptedBatch\x12+\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosAccepted\"B\n\x12PaxosDecisionBatch\x12,\n\tdecisions\x18\x01 \x03(\x0b\x32\x19.distlab.v1.PaxosDecisionb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,27 +40,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAXOSDECISION']._serialized_start=282
   _globals['_PAXOSDECISION']._serialized_end=350
   _globals['_PAXOSPREPARE']._serialized_start=352
-  _globals['_PAXOSPREPARE']._serialized_end=386
-  _globals['_PAXOSPROMISE']._serialized_start=389
-  _globals['_PAXOSPROMISE']._serialized_end=522
-  _globals['_PAXOSACCEPT']._serialized_start=524
-  _globals['_PAXOSACCEPT']._serialized_end=649
-  _globals['_PAXOSACCEPTEDREPLY']._serialized_start=652
-  _globals['_PAXOSACCEPTEDREPLY']._serialized_end=781
-  _globals['_PAXOSCOMMIT']._serialized_start=783
-  _globals['_PAXOSCOMMIT']._serialized_end=884
-  _globals['_PAXOSCOMMITREPLY']._serialized_start=887
-  _globals['_PAXOSCOMMITREPLY']._serialized_end=1019
-  _globals['_PAXOSCATCHUP']._serialized_start=1021
-  _globals['_PAXOSCATCHUP']._serialized_end=1055
-  _globals['_PAXOSDECISIONS']._serialized_start=1057
-  _globals['_PAXOSDECISIONS']._serialized_end=1119
-  _globals['_PAXOSINSTALLSNAPSHOT']._serialized_start=1121
-  _globals['_PAXOSINSTALLSNAPSHOT']._serialized_end=1177
-  _globals['_PAXOSMESSAGE']._serialized_start=1180
-  _globals['_PAXOSMESSAGE']._serialized_end=1723
-  _globals['_PAXOSACCEPTEDBATCH']._serialized_start=1725
-  _globals['_PAXOSACCEPTEDBATCH']._serialized_end=1790
-  _globals['_PAXOSDECISIONBATCH']._serialized_start=1792
-  _globals['_PAXOSDECISIONBATCH']._serialized_end=1858
+  _globals['_PAXOSPREPARE']._serialized_end=401
+  _globals['_PAXOSPROMISE']._serialized_start=404
+  _globals['_PAXOSPROMISE']._serialized_end=552
+  _globals['_PAXOSACCEPT']._serialized_start=554
+  _globals['_PAXOSACCEPT']._serialized_end=679
+  _globals['_PAXOSACCEPTEDREPLY']._serialized_start=682
+  _globals['_PAXOSACCEPTEDREPLY']._serialized_end=811
+  _globals['_PAXOSCOMMIT']._serialized_start=813
+  _globals['_PAXOSCOMMIT']._serialized_end=914
+  _globals['_PAXOSCOMMITREPLY']._serialized_start=917
+  _globals['_PAXOSCOMMITREPLY']._serialized_end=1049
+  _globals['_PAXOSCATCHUP']._serialized_start=1051
+  _globals['_PAXOSCATCHUP']._serialized_end=1085
+  _globals['_PAXOSDECISIONS']._serialized_start=1087
+  _globals['_PAXOSDECISIONS']._serialized_end=1149
+  _globals['_PAXOSINSTALLSNAPSHOT']._serialized_start=1151
+  _globals['_PAXOSINSTALLSNAPSHOT']._serialized_end=1207
+  _globals['_PAXOSMESSAGE']._serialized_start=1210
+  _globals['_PAXOSMESSAGE']._serialized_end=1753
+  _globals['_PAXOSACCEPTEDBATCH']._serialized_start=1755
+  _globals['_PAXOSACCEPTEDBATCH']._serialized_end=1820
+  _globals['_PAXOSDECISIONBATCH']._serialized_start=1822
+  _globals['_PAXOSDECISIONBATCH']._serialized_end=1888
 # @@protoc_insertion_point(module_scope)

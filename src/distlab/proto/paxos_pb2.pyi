@@ -43,22 +43,26 @@ class PaxosDecision(_message.Message):
     def __init__(self, slot: _Optional[int] = ..., value: _Optional[_Union[PaxosValue, _Mapping]] = ...) -> None: ...
 
 class PaxosPrepare(_message.Message):
-    __slots__ = ("first_slot",)
+    __slots__ = ("first_slot", "probe")
     FIRST_SLOT_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
     first_slot: int
-    def __init__(self, first_slot: _Optional[int] = ...) -> None: ...
+    probe: bool
+    def __init__(self, first_slot: _Optional[int] = ..., probe: _Optional[bool] = ...) -> None: ...
 
 class PaxosPromise(_message.Message):
-    __slots__ = ("ok", "promised", "accepted", "log_start")
+    __slots__ = ("ok", "promised", "accepted", "log_start", "probe")
     OK_FIELD_NUMBER: _ClassVar[int]
     PROMISED_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     LOG_START_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     promised: PaxosBallot
     accepted: _containers.RepeatedCompositeFieldContainer[PaxosAccepted]
     log_start: int
-    def __init__(self, ok: _Optional[bool] = ..., promised: _Optional[_Union[PaxosBallot, _Mapping]] = ..., accepted: _Optional[_Iterable[_Union[PaxosAccepted, _Mapping]]] = ..., log_start: _Optional[int] = ...) -> None: ...
+    probe: bool
+    def __init__(self, ok: _Optional[bool] = ..., promised: _Optional[_Union[PaxosBallot, _Mapping]] = ..., accepted: _Optional[_Iterable[_Union[PaxosAccepted, _Mapping]]] = ..., log_start: _Optional[int] = ..., probe: _Optional[bool] = ...) -> None: ...
 
 class PaxosAccept(_message.Message):
     __slots__ = ("entries", "commit_index", "leader_start", "forget_through")

@@ -90,11 +90,12 @@ def to_proto(message: paxos.Message) -> paxos_pb2.PaxosMessage:
     match message:
         case paxos.Prepare():
             out.prepare.first_slot = message.first_slot
+            out.prepare.probe = message.probe
         case paxos.Promise():
             out.promise.CopyFrom(paxos_pb2.PaxosPromise(
                 ok=message.ok, promised=ballot_to_proto(message.promised),
                 accepted=[accepted_to_proto(triple) for triple in message.accepted],
-                log_start=message.log_start))
+                log_start=message.log_start, probe=message.probe))
         case paxos.Accept():
             out.accept.CopyFrom(paxos_pb2.PaxosAccept(
                 entries=[decision_to_proto(entry) for entry in message.entries],
@@ -131,12 +132,13 @@ def from_proto(proto: paxos_pb2.PaxosMessage) -> paxos.Message:
     ballot = ballot_from_proto(proto.ballot)
     match proto.WhichOneof("body"):
         case "prepare":
-            return paxos.Prepare(sender, recipient, ballot, _slot(proto.prepare.first_slot))
+            return paxos.Prepare(sender, recipient, ballot, _slot(proto.prepare.first_slot),
+                                 proto.prepare.probe)
         case "promise":
             p = proto.promise
             return paxos.Promise(sender, recipient, ballot, p.ok, ballot_from_proto(p.promised),
                                  tuple(accepted_from_proto(a) for a in p.accepted),
-                                 p.log_start)
+                                 p.log_start, p.probe)
         case "accept":
             a = proto.accept
             return paxos.Accept(sender, recipient, ballot,
