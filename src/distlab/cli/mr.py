@@ -20,9 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 from distlab.apps.mr.loader import AppError, canonical_reference, load_app
 from distlab.cli.common import (
@@ -34,29 +32,17 @@ from distlab.cli.common import (
     UsageError,
     print_table,
 )
-from distlab.cli.progress import Progress
-from distlab.ops.local_mapreduce import LocalMapReduce
-from distlab.proto import mapreduce_pb2 as pb
-from distlab.protocols.mapreduce import SchedulerConfig
-from distlab.runtime import loop
-from distlab.runtime.mapreduce.client import (
-    CoordinatorGone,
-    JobRejected,
-    follow_to_end,
-    job_status,
-    submit_job,
-)
-from distlab.runtime.mapreduce.convert import STATE_NAMES
-from distlab.runtime.mapreduce.coordinator import (
-    DEFAULT_SPLIT_BYTES,
-    CoordinatorSettings,
-    serve_coordinator,
-)
-from distlab.runtime.mapreduce.joblog import JobLogCorrupt
-from distlab.runtime.mapreduce.sequential import run_sequential
-from distlab.runtime.mapreduce.worker import CoordinatorUnreachable, WorkerSettings, serve_worker
-from distlab.runtime.server import run_until_signalled
+from distlab.protocols.mapreduce import DEFAULT_SPLIT_BYTES
 from distlab.wire.addresses import Address, ConfigError, parse_address
+
+# gRPC, the protobuf messages, the runtime and rich are imported by the handlers that use
+# them, not here: `distlab mr run` starts its coordinator and workers before it imports them
+# (they take longer to import than a small job takes to run), and a worker never loads the
+# coordinator's modules nor a coordinator the progress display.
+if TYPE_CHECKING:
+    from distlab.cli.progress import Progress
+    from distlab.ops.local_mapreduce import LocalMapReduce
+    from distlab.proto import mapreduce_pb2 as pb
 
 DEFAULT_COORDINATOR_LISTEN = "0.0.0.0:7070"
 DEFAULT_OUTPUT = "mr-output"
@@ -154,7 +140,8 @@ def _register_coordinator(commands: Any) -> None:
     parser.add_argument("--backup-after", type=float, default=1.0, metavar="S",
                         help="a task must run this long before it gets a backup copy (1)")
     parser.add_argument("--split-mb", type=float, default=DEFAULT_SPLIT_BYTES / 2**20,
-                        help="default split size for large inputs, MB (64)")
+                        help="default split size for large inputs, MB "
+                        f"({DEFAULT_SPLIT_BYTES // 2**20})")
     parser.add_argument("--exit-when-idle", action="store_true",
                         help="tell workers to exit, and exit, once every submitted job is over")
     parser.add_argument("--otlp-endpoint", default=os.environ.get("OTLP_ENDPOINT"),
@@ -229,11 +216,17 @@ def check_app(reference: str) -> str:
     return canonical_reference(reference)
 
 
-def job_spec(args: argparse.Namespace, app: str) -> pb.JobSpec:
+def job_spec(args: argparse.Namespace, app: str, inputs: list[Path] | None = None
+             ) -> pb.JobSpec:
+    """The job the arguments describe; `inputs` when they are resolved already."""
     if args.reduces < 1:
         raise UsageError(f"--reduces must be at least 1, got {args.reduces}")
+    if inputs is None:
+        inputs = resolve_inputs(args.input)
+    from distlab.proto import mapreduce_pb2 as pb
+
     return pb.JobSpec(
-        app=app, inputs=[str(path) for path in resolve_inputs(args.input)],
+        app=app, inputs=[str(path) for path in inputs],
         reduces=args.reduces, output_dir=str(args.output.resolve()),
         split_bytes=int(args.split_mb * 2**20),
     )
@@ -249,6 +242,8 @@ def coordinator_address(text: str | None) -> Address:
 
 
 def progress_dict(progress: pb.JobProgress) -> dict[str, Any]:
+    from distlab.runtime.mapreduce.convert import STATE_NAMES
+
     return {
         "job_id": progress.job_id, "app": progress.app, "state": STATE_NAMES[progress.state],
         "maps_done": progress.maps_done, "maps_total": progress.maps_total,
@@ -268,6 +263,8 @@ def _megabytes(count: int) -> str:
 
 def describe_progress(progress: pb.JobProgress) -> str:
     """`job 1 mapping: map 3/8 (1.2 MB/3.3 MB), reduce 0/3, 2.0s ETA 3s`."""
+    from distlab.runtime.mapreduce.convert import STATE_NAMES
+
     total = progress.maps_total + progress.reduces_total
     fraction = (progress.maps_done + progress.reduces_done) / total if total else 0.0
     eta = ""
@@ -301,6 +298,9 @@ class JobDisplay:
 
 
 def report_result(progress: pb.JobProgress, as_json: bool) -> int:
+    from distlab.proto import mapreduce_pb2 as pb
+    from distlab.runtime.mapreduce.convert import STATE_NAMES
+
     if as_json:
         print(json.dumps(progress_dict(progress), indent=2))
     elif progress.state == pb.JOB_STATE_DONE:
@@ -318,6 +318,8 @@ def report_result(progress: pb.JobProgress, as_json: bool) -> int:
 
 
 def run_seq(args: argparse.Namespace) -> int:
+    from distlab.runtime.mapreduce.sequential import run_sequential
+
     app = load_checked(args.app)
     inputs = resolve_inputs(args.input)
     started = time.monotonic()
@@ -341,21 +343,31 @@ def load_checked(reference: str) -> Any:
 
 def run_job(args: argparse.Namespace) -> int:
     app = check_app(args.app)
-    spec = job_spec(args, app)
+    inputs = resolve_inputs(args.input)
+    if args.reduces < 1:
+        raise UsageError(f"--reduces must be at least 1, got {args.reduces}")
     if args.coordinator:
+        from distlab.runtime import loop
+
+        spec = job_spec(args, app, inputs)
         return loop.run(submit_and_follow(coordinator_address(args.coordinator), spec, args.json,
                                           wait=True))
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
+    from distlab.ops.local_mapreduce import LocalMapReduce
+
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="distlab-mr-"))
     local = LocalMapReduce(run_dir.resolve(), args.workers, args.task_timeout,
                            args.otlp_endpoint)
     try:
         with local.running():
+            # The processes start up while this one imports what it submits the job with.
+            from distlab.runtime import loop
+
             print(f"coordinator {local.address}, {args.workers} workers, logs in {run_dir}",
                   file=sys.stderr)
-            status = loop.run(submit_and_follow(local.address, spec, args.json, wait=True,
-                                                local=local))
+            status = loop.run(submit_and_follow(local.address, job_spec(args, app, inputs),
+                                                args.json, wait=True, local=local))
             local.wait_for_exit(timeout=5.0)
             return status
     except KeyboardInterrupt:
@@ -364,6 +376,16 @@ def run_job(args: argparse.Namespace) -> int:
 
 async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, wait: bool,
                             local: LocalMapReduce | None = None) -> int:
+    import grpc
+
+    from distlab.cli.progress import Progress
+    from distlab.runtime.mapreduce.client import (
+        CoordinatorGone,
+        JobRejected,
+        follow_to_end,
+        submit_job,
+    )
+
     try:
         submitted = await submit_job(address, spec)
     except JobRejected as error:
@@ -393,10 +415,17 @@ async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, w
 def run_submit(args: argparse.Namespace) -> int:
     address = coordinator_address(args.coordinator)
     spec = job_spec(args, canonical_reference(args.app))
+    from distlab.runtime import loop
+
     return loop.run(submit_and_follow(address, spec, args.json, wait=args.wait))
 
 
 def run_status(args: argparse.Namespace) -> int:
+    import grpc
+
+    from distlab.runtime import loop
+    from distlab.runtime.mapreduce.client import job_status
+
     address = coordinator_address(args.coordinator)
     try:
         progress = loop.run(job_status(address, args.job))
@@ -428,6 +457,12 @@ def _parse(text: str, what: str) -> Address:
 
 
 def run_coordinator(args: argparse.Namespace) -> int:
+    from distlab.protocols.mapreduce import SchedulerConfig
+    from distlab.runtime import loop
+    from distlab.runtime.mapreduce.coordinator import CoordinatorSettings, serve_coordinator
+    from distlab.runtime.mapreduce.joblog import JobLogCorrupt
+    from distlab.runtime.server import run_until_signalled
+
     if args.task_timeout <= 0 or args.worker_timeout <= 0:
         raise UsageError("--task-timeout and --worker-timeout must be positive")
     if args.split_mb <= 0:
@@ -457,6 +492,14 @@ def run_coordinator(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    from distlab.runtime import loop
+    from distlab.runtime.mapreduce.worker import (
+        CoordinatorUnreachable,
+        WorkerSettings,
+        serve_worker,
+    )
+    from distlab.runtime.server import run_until_signalled
+
     coordinator = coordinator_address(args.coordinator)
     worker_id = args.id or f"{socket.gethostname()}-{os.getpid()}"
     if not worker_id.replace("-", "").replace("_", "").replace(".", "").isalnum():

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distlab.ops.local_cluster import LOOPBACK, free_loopback_ports, last_line
+from distlab.ops.loopback import LOOPBACK, free_loopback_ports
 from distlab.wire.addresses import Address
 
 STOP_TIMEOUT_SECONDS = 5.0
@@ -54,9 +54,6 @@ class LocalProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-    def last_log_line(self) -> str:
-        return last_line(self.log_path)
 
 
 @dataclass(slots=True)

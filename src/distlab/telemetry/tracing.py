@@ -15,19 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
-from opentelemetry.instrumentation.grpc.filters import (
-    any_of,
-    full_method_name,
-    health_check,
-    negate,
-)
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 
-from distlab import __version__
+import distlab
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +37,22 @@ class Tracing:
     exporting: bool
 
     def tracer(self, name: str) -> trace.Tracer:
-        return self.provider.get_tracer(name, __version__)
+        # The version is read from the package metadata, which takes tens of milliseconds to
+        # load: only spans that are exported carry it.
+        return self.provider.get_tracer(name, distlab.__version__ if self.exporting else None)
 
     def server_interceptors(self) -> Sequence[Any]:
         if not self.exporting:
             return []
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
         return [aio_server_interceptor(tracer_provider=self.provider, filter_=_traced_calls())]
 
     def client_interceptors(self) -> Sequence[Any]:
         if not self.exporting:
             return []
+        from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
         return list(aio_client_interceptors(tracer_provider=self.provider, filter_=_traced_calls()))
 
     def shutdown(self, timeout_millis: int = 1500) -> None:
@@ -66,7 +65,17 @@ class Tracing:
 def _traced_calls() -> Any:
     """Every call but health probes and the peer streams and probes. Probes run every
     second and would bury the spans a person is looking for; a peer stream lasts as long as
-    the node, so a span of it says nothing (the transport traces the messages on it instead)."""
+    the node, so a span of it says nothing (the transport traces the messages on it instead).
+
+    The gRPC instrumentation is imported here and in the interceptor methods, only when spans
+    are exported: it is the largest part of a process's start-up otherwise."""
+    from opentelemetry.instrumentation.grpc.filters import (
+        any_of,
+        full_method_name,
+        health_check,
+        negate,
+    )
+
     return negate(any_of(health_check(),
                          *(full_method_name(method) for method in UNTRACED_PEER_METHODS)))
 
@@ -82,8 +91,11 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:
     retries against an absent collector. Every process of a traced cluster gets an endpoint.
     The provider also becomes the global one, so library code using `trace.get_tracer` joins in.
     """
-    resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: __version__})
     exporting = bool(otlp_endpoint)
+    attributes = {SERVICE_NAME: service_name}
+    if exporting:
+        attributes[SERVICE_VERSION] = distlab.__version__
+    resource = Resource.create(attributes)
     provider = TracerProvider(resource=resource, sampler=ALWAYS_ON if exporting else ALWAYS_OFF)
     if otlp_endpoint:
         # Imported only when used: the exporter pulls in a second gRPC stack at import time.
