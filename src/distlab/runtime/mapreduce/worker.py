@@ -129,6 +129,11 @@ class Worker:
         self._coordinator: pb_grpc.CoordinatorAsyncStub | None = None
         self._peers: dict[str, grpc.aio.Channel] = {}
         self._last_contact = time.monotonic()
+        # Until the coordinator first answers, calls wait for the channel to connect instead
+        # of failing at once and being retried later: a worker started together with its
+        # coordinator gets its first task as soon as the coordinator serves. Afterwards they
+        # fail fast, so that the give-up period is measured from the last answer.
+        self._reached = False
         self._told_to_exit = asyncio.Event()
         self._heartbeat_interval = 0.5
         self._cleaned_jobs: set[int] = set()
@@ -216,6 +221,7 @@ class Worker:
                 await asyncio.sleep(RETRY_DELAY_SECONDS)  # backoff before the next attempt
                 continue
             self._last_contact = time.monotonic()
+            self._reached = True
             return result
 
     async def _heartbeat_loop(self) -> None:
@@ -223,7 +229,8 @@ class Worker:
         stub = self._coordinator
         request = pb.HeartbeatRequest(worker_id=self.settings.worker_id, address=self.address)
         while True:
-            reply = await self._call(lambda: stub.Heartbeat(request, timeout=RPC_DEADLINE_SECONDS))
+            reply = await self._call(lambda: stub.Heartbeat(
+                request, timeout=RPC_DEADLINE_SECONDS, wait_for_ready=not self._reached))
             if reply.action == pb.ACTION_EXIT:
                 self._told_to_exit.set()
             if reply.interval_seconds > 0:
@@ -240,7 +247,8 @@ class Worker:
         while not stop.is_set() and not self._told_to_exit.is_set():
             if reply is None:
                 reply = await self._call(
-                    lambda: stub.RequestTask(request, timeout=REQUEST_TASK_DEADLINE_SECONDS)
+                    lambda: stub.RequestTask(request, timeout=REQUEST_TASK_DEADLINE_SECONDS,
+                                             wait_for_ready=not self._reached)
                 )
             if reply.action == pb.ACTION_EXIT:
                 log.info("coordinator says the work is over")
