@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from distlab.apps.mr.loader import AppError, canonical_reference, load_app
 from distlab.cli.common import (
@@ -369,9 +369,10 @@ def run_job(args: argparse.Namespace) -> int:
             status = loop.run(submit_and_follow(local.address, job_spec(args, app, inputs),
                                                 args.json, wait=True, local=local))
             local.wait_for_exit(timeout=5.0)
-            return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    # Every process it started is gone and the result is printed.
+    exit_at_once(status)
 
 
 async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, wait: bool,
@@ -488,7 +489,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     except (ConfigError, JobLogCorrupt) as error:
         print(f"distlab mr coordinator: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK
+    exit_at_once(EXIT_OK)
 
 
 def run_worker(args: argparse.Namespace) -> int:
@@ -516,23 +517,29 @@ def run_worker(args: argparse.Namespace) -> int:
     )
     _configure_logging(args.log_level, f"mr-worker-{worker_id}")
     try:
-        still_computing = loop.run(
-            run_until_signalled(lambda stop: serve_worker(settings, stop))
-        )
+        loop.run(run_until_signalled(lambda stop: serve_worker(settings, stop)))
     except ConfigError as error:
         print(f"distlab mr worker: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except CoordinatorUnreachable as error:
         logging.getLogger(__name__).warning("giving up: %s", error)
         return EXIT_UNKNOWN
-    if still_computing:
-        # An abandoned task's application code cannot be interrupted, and the interpreter
-        # would wait for its thread at exit; everything worth keeping is flushed already.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_OK)
-    return EXIT_OK
+    # Also what ends a worker whose abandoned task is still computing (serve_worker says so):
+    # application code cannot be interrupted, and the interpreter would wait for its thread.
+    exit_at_once(EXIT_OK)
+
+
+def exit_at_once(status: int) -> NoReturn:
+    """End a process of `distlab mr` whose work and shutdown are complete without the
+    interpreter's own teardown. Everything worth keeping is on disk by then (the job log is
+    fsynced as it is written, reduce output before it is renamed, spans flushed when the
+    server stopped); the teardown would only free the job's data and grpc's state, which
+    takes a good part of a second on a busy machine, and the user of `distlab mr run` waits
+    for it (and for its coordinator's and workers')."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _wildcard_port(text: str) -> Address:

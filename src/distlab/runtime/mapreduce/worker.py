@@ -31,6 +31,7 @@ from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
 from distlab.protocols.mapreduce import MapOutput, TaskAssignment, TaskKind
 from distlab.runtime.mapreduce import convert
+from distlab.runtime.mapreduce.client import QUICK_RECONNECT_OPTIONS
 from distlab.runtime.mapreduce.taskio import (
     merge_partitions,
     partition_path,
@@ -162,7 +163,8 @@ class Worker:
             host = socket.gethostname()
         self.address = str(Address(host, port))
         self._coordinator_channel = open_channel(
-            settings.coordinator, coordinator_client_interceptors(self._tracing)
+            settings.coordinator, coordinator_client_interceptors(self._tracing),
+            options=QUICK_RECONNECT_OPTIONS,
         )
         self._coordinator = pb_grpc.CoordinatorStub(self._coordinator_channel)
         log.info("worker %s serving map output on %s, coordinator %s", settings.worker_id,
