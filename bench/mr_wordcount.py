@@ -11,7 +11,9 @@ worker processes, submits the job and waits for every process to exit) to its ex
 the coordinator's own figure, submission to the last reduce. CPU is the CPU time of every
 process of the run, start-up included. The ratio is the plain count's wall time over the
 distributed wall time: above 1 the distributed run is the faster. The input is the eight
-lab texts repeated, generated into a temporary directory.
+lab texts repeated, generated into a temporary directory. distlab's modules are compiled to
+bytecode first, as installing a package does: with PYTHONDONTWRITEBYTECODE set and no cache,
+every process of every run would compile them again.
 
     python bench/mr_wordcount.py [--megabytes 50] [--workers 2[,4,...]] [--repeat 3]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import json
 import re
 import resource
@@ -30,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import distlab
 from distlab.cli.common import format_table
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "mapreduce"
@@ -114,6 +118,7 @@ def main() -> int:
     if args.megabytes < 1 or args.repeat < 1 or args.reduces < 1:
         parser.error("--megabytes, --repeat and --reduces must be positive")
 
+    compileall.compile_dir(Path(distlab.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory(prefix="distlab-mr-bench-") as scratch:
         root = Path(scratch)
         (root / "in").mkdir()
