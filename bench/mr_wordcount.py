@@ -6,8 +6,9 @@ counts are also the reference every distributed output is checked against. Each 
 runs the plain count, then `distlab mr run --app wc` with each worker count, so that the
 machine's other load falls on all of them alike; the table shows medians of --repeat.
 
-Wall is what a user waits: from starting `distlab mr run` (which starts a coordinator and W
-worker processes, submits the job and waits for every process to exit) to its exit. Job is
+Wall is what a user waits: from starting `distlab mr run` (which starts W worker processes,
+serves as their coordinator, submits the job and waits for every process to exit) to its
+exit. Job is
 the coordinator's own figure, submission to the last reduce. CPU is the CPU time of every
 process of the run, start-up included. The ratio is the plain count's wall time over the
 distributed wall time: above 1 the distributed run is the faster. The input is the eight

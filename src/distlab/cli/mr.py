@@ -36,8 +36,8 @@ from distlab.protocols.mapreduce import DEFAULT_SPLIT_BYTES
 from distlab.wire.addresses import Address, ConfigError, parse_address
 
 # gRPC, the protobuf messages, the runtime and rich are imported by the handlers that use
-# them, not here: `distlab mr run` starts its coordinator and workers before it imports them
-# (they take longer to import than a small job takes to run), and a worker never loads the
+# them, not here: `distlab mr run` starts its workers before it imports them (they take
+# longer to import than a small job takes to run), and a worker never loads the
 # coordinator's modules nor a coordinator the progress display.
 if TYPE_CHECKING:
     from distlab.cli.progress import Progress
@@ -85,9 +85,10 @@ def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True,
 def _register_run(commands: Any) -> None:
     parser = commands.add_parser(
         "run", help="run a job on local worker processes (or a running coordinator)",
-        description="Start a coordinator and W workers as local processes, run the job, show "
-        "progress on stderr, print where the output is. With --coordinator, submit to that "
-        "coordinator instead and follow the job.",
+        description="Start W workers as local processes and serve as their coordinator (in "
+        "this process, as `distlab mr coordinator` would), run the job, show progress on "
+        "stderr, print where the output is. With --coordinator, submit to that coordinator "
+        "instead and follow the job.",
     )
     _add_job_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, metavar="W", help="workers (2)")
@@ -361,18 +362,54 @@ def run_job(args: argparse.Namespace) -> int:
                            args.otlp_endpoint)
     try:
         with local.running():
-            # The processes start up while this one imports what it submits the job with.
+            # The workers start up while this process imports the coordinator.
             from distlab.runtime import loop
 
             print(f"coordinator {local.address}, {args.workers} workers, logs in {run_dir}",
                   file=sys.stderr)
-            status = loop.run(submit_and_follow(local.address, job_spec(args, app, inputs),
-                                                args.json, wait=True, local=local))
+            _configure_logging("INFO", "mr-coordinator", local.coordinator_log)
+            status = loop.run(run_local(local, job_spec(args, app, inputs), args.json))
             local.wait_for_exit(timeout=5.0)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     # Every process it started is gone and the result is printed.
     exit_at_once(status)
+
+
+async def run_local(local: LocalMapReduce, spec: pb.JobSpec, as_json: bool) -> int:
+    """Serve the run's coordinator, submit the job to it and follow the job to its end; return
+    once the coordinator has stopped (it does once it has told every worker to exit)."""
+    import asyncio
+
+    from distlab.runtime.mapreduce.coordinator import serve_coordinator
+    from distlab.runtime.mapreduce.joblog import JobLogCorrupt
+
+    stop = asyncio.Event()
+    coordinator = asyncio.create_task(serve_coordinator(local.coordinator_settings(), stop))
+    following = asyncio.create_task(submit_and_follow(local.address, spec, as_json,
+                                                      wait=True, local=local))
+    job_ended = False
+    try:
+        await asyncio.wait({coordinator, following}, return_when=asyncio.FIRST_COMPLETED)
+        if not following.done():
+            # The coordinator stopped before the job did: it could not start.
+            following.cancel()
+            try:
+                coordinator.result()
+            except (ConfigError, JobLogCorrupt) as error:
+                print(f"distlab mr: error: coordinator: {error}", file=sys.stderr)
+                return EXIT_USAGE
+            return EXIT_UNKNOWN
+        status = following.result()
+        job_ended = status in (EXIT_OK, EXIT_CHECK_FAILED)
+    finally:
+        # A job that ended (done or failed) lets the coordinator stop by itself once the
+        # workers know; otherwise (refused, interrupted, coordinator gone) it is stopped.
+        if not job_ended:
+            stop.set()
+        if not coordinator.done():
+            await coordinator
+    return status
 
 
 async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, wait: bool,
@@ -392,7 +429,7 @@ async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, w
     except JobRejected as error:
         raise UsageError(str(error)) from error
     except grpc.aio.AioRpcError as error:
-        where = f" (log: {local.processes[0].log_path})" if local else ""
+        where = f" (log: {local.coordinator_log})" if local else ""
         print(f"distlab mr: error: coordinator {address}: {error.code().name}{where}",
               file=sys.stderr)
         return EXIT_UNKNOWN
@@ -445,8 +482,8 @@ def run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _configure_logging(level: str, name: str) -> None:
-    logging.basicConfig(level=level,
+def _configure_logging(level: str, name: str, filename: Path | None = None) -> None:
+    logging.basicConfig(level=level, filename=filename,
                         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")
 
 

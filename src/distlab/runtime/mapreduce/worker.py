@@ -72,6 +72,10 @@ class CoordinatorUnreachable(RuntimeError):
     """The coordinator did not answer for the whole give-up period."""
 
 
+class _StoppedUnanswered(Exception):
+    """The worker is stopping and the coordinator did not answer: nothing is retried."""
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
     worker_id: str
@@ -135,6 +139,7 @@ class Worker:
         # coordinator gets its first task as soon as the coordinator serves. Afterwards they
         # fail fast, so that the give-up period is measured from the last answer.
         self._reached = False
+        self._stop: asyncio.Event | None = None
         self._told_to_exit = asyncio.Event()
         self._heartbeat_interval = 0.5
         self._cleaned_jobs: set[int] = set()
@@ -172,12 +177,16 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until told to exit or `stop`; raises CoordinatorUnreachable when it gives up."""
+        self._stop = stop
         heartbeats = asyncio.create_task(self._heartbeat_loop())
         try:
             await self._task_loop(stop)
+        except _StoppedUnanswered:
+            log.info("stopping without the coordinator's answer")
         finally:
             heartbeats.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CoordinatorUnreachable):
+            with contextlib.suppress(asyncio.CancelledError, CoordinatorUnreachable,
+                                     _StoppedUnanswered):
                 await heartbeats
 
     async def stop(self) -> None:
@@ -214,6 +223,10 @@ class Worker:
             try:
                 result = await make_call()
             except grpc.aio.AioRpcError as error:
+                if self._stop is not None and self._stop.is_set():
+                    # A stopping worker makes one attempt (a finished task's report may still
+                    # count) and does not wait for a coordinator that may be gone for good.
+                    raise _StoppedUnanswered from error
                 silent = time.monotonic() - self._last_contact
                 if silent > self.settings.give_up_after:
                     raise CoordinatorUnreachable(
@@ -248,10 +261,12 @@ class Worker:
         reply: pb.RequestTaskResponse | None = None
         while not stop.is_set() and not self._told_to_exit.is_set():
             if reply is None:
-                reply = await self._call(
+                reply = await self._unless_stopped(stop, self._call(
                     lambda: stub.RequestTask(request, timeout=REQUEST_TASK_DEADLINE_SECONDS,
                                              wait_for_ready=not self._reached)
-                )
+                ))
+                if reply is None:
+                    return
             if reply.action == pb.ACTION_EXIT:
                 log.info("coordinator says the work is over")
                 return
@@ -279,6 +294,20 @@ class Worker:
             # coordinator to find it gone.
             leaving = stop.is_set() or self._told_to_exit.is_set()
             reply = await self._report(stub, running.result(), request_next=not leaving)
+
+    async def _unless_stopped(self, stop: asyncio.Event, call: Awaitable[T]) -> T | None:
+        """What `call` returns, or None when `stop` comes first (the call is then cancelled):
+        a call waiting for an unreachable coordinator must not hold up a stopping worker."""
+        calling = asyncio.ensure_future(call)
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({calling, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not calling.done():
+            calling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await calling
+            return None
+        return calling.result()
 
     async def _report(self, stub: pb_grpc.CoordinatorAsyncStub, report: pb.ReportTaskRequest,
                       request_next: bool) -> pb.RequestTaskResponse | None:
