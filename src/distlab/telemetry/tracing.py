@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 
 import distlab
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ EXPORT_DELAY_MILLIS = 500
 class Tracing:
     """The process's tracer provider and the interceptors built from it."""
 
-    provider: TracerProvider
+    provider: trace.TracerProvider
     exporting: bool
 
     def tracer(self, name: str) -> trace.Tracer:
@@ -57,9 +56,12 @@ class Tracing:
 
     def shutdown(self, timeout_millis: int = 1500) -> None:
         """Export every span still buffered, waiting at most `timeout_millis`."""
-        if not self.provider.force_flush(timeout_millis):
+        if isinstance(self.provider, trace.NoOpTracerProvider):
+            return
+        provider = cast("SdkTracerProvider", self.provider)
+        if not provider.force_flush(timeout_millis):
             log.warning("some spans were not exported within %d ms", timeout_millis)
-        self.provider.shutdown()
+        provider.shutdown()
 
 
 def _traced_calls() -> Any:
@@ -91,20 +93,25 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:
     retries against an absent collector. Every process of a traced cluster gets an endpoint.
     The provider also becomes the global one, so library code using `trace.get_tracer` joins in.
     """
-    exporting = bool(otlp_endpoint)
-    attributes = {SERVICE_NAME: service_name}
-    if exporting:
-        attributes[SERVICE_VERSION] = distlab.__version__
-    resource = Resource.create(attributes)
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON if exporting else ALWAYS_OFF)
-    if otlp_endpoint:
-        # Imported only when used: the exporter pulls in a second gRPC stack at import time.
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    if not otlp_endpoint:
+        # The API's no-op provider: spans that record nothing and carry no context, without
+        # loading the SDK, which is a noticeable part of a short-lived process's start-up.
+        noop = trace.NoOpTracerProvider()
+        trace.set_tracer_provider(noop)
+        return Tracing(provider=noop, exporting=False)
+    # Imported only when used: the exporter pulls in a second gRPC stack at import time.
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-        endpoint = otlp_endpoint.removeprefix("http://")
-        exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
-        provider.add_span_processor(
-            BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MILLIS)
-        )
+    resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: distlab.__version__})
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON)
+    endpoint = otlp_endpoint.removeprefix("http://")
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MILLIS)
+    )
     trace.set_tracer_provider(provider)
-    return Tracing(provider=provider, exporting=exporting)
+    return Tracing(provider=provider, exporting=True)

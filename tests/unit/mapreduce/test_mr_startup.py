@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-UNUSED_BY_A_WORKER = ("opentelemetry.instrumentation", "prometheus_client", "rich",
-                      "importlib.metadata", "distlab.runtime.mapreduce.coordinator")
+UNUSED_BY_A_WORKER = ("opentelemetry.instrumentation", "opentelemetry.sdk", "prometheus_client",
+                      "rich", "importlib.metadata", "distlab.runtime.mapreduce.coordinator")
 
 
 def modules_after(code: str) -> set[str]:
