@@ -217,11 +217,15 @@ def check_app(reference: str) -> str:
     return canonical_reference(reference)
 
 
+def check_reduces(args: argparse.Namespace) -> None:
+    if args.reduces < 1:
+        raise UsageError(f"--reduces must be at least 1, got {args.reduces}")
+
+
 def job_spec(args: argparse.Namespace, app: str, inputs: list[Path] | None = None
              ) -> pb.JobSpec:
     """The job the arguments describe; `inputs` when they are resolved already."""
-    if args.reduces < 1:
-        raise UsageError(f"--reduces must be at least 1, got {args.reduces}")
+    check_reduces(args)
     if inputs is None:
         inputs = resolve_inputs(args.input)
     from distlab.proto import mapreduce_pb2 as pb
@@ -345,8 +349,7 @@ def load_checked(reference: str) -> Any:
 def run_job(args: argparse.Namespace) -> int:
     app = check_app(args.app)
     inputs = resolve_inputs(args.input)
-    if args.reduces < 1:
-        raise UsageError(f"--reduces must be at least 1, got {args.reduces}")
+    check_reduces(args)
     if args.coordinator:
         from distlab.runtime import loop
 

@@ -49,10 +49,6 @@ class LocalProcess:
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
 
-    @property
-    def exit_status(self) -> int | None:
-        return None if self.process is None else self.process.poll()
-
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None or self.process.poll() is not None:
             return
