@@ -1,21 +1,31 @@
-"""Word count over >= 200 MB with 1, 2 and 4 workers against the sequential reference.
+"""Word count with `distlab mr run` against the count a user would write in one process.
 
-The input is the eight lab texts repeated, generated into a temporary directory. The
-sequential reference (`distlab mr seq`'s code, in this process) and every distributed run
-(`distlab mr run`, which starts a coordinator and W worker processes) work on the same files
-in the same run; each distributed output is checked against the reference. Throughput is
-input MB per second of job time (submission to the last reduce, as the coordinator reports
-it); the wall column adds process start-up. The CPU column is the CPU time of every process
-of the run (user + system, start-up included): on a shared machine the job times move with
-the other load, the CPU spent per run much less. Medians of --repeat runs.
+The baseline is the plain count: one process, `re.findall` of the wc app's word (a maximal
+run of letters, `[^\\W\\d_]+`) over each file's text into one `collections.Counter`. Its
+counts are also the reference every distributed output is checked against. Each repetition
+runs the plain count, then `distlab mr run --app wc` with each worker count, so that the
+machine's other load falls on all of them alike; the table shows medians of --repeat.
 
-    python bench/mr_wordcount.py [--megabytes 200] [--repeat 3] [--reduces 4]
+Wall is what a user waits: from starting `distlab mr run` (which starts W worker processes,
+serves as their coordinator, submits the job and waits for every process to exit) to its
+exit. Job is
+the coordinator's own figure, submission to the last reduce. CPU is the CPU time of every
+process of the run, start-up included. The ratio is the plain count's wall time over the
+distributed wall time: above 1 the distributed run is the faster. The input is the eight
+lab texts repeated, generated into a temporary directory. distlab's modules are compiled to
+bytecode first, as installing a package does: with PYTHONDONTWRITEBYTECODE set and no cache,
+every process of every run would compile them again.
+
+    python bench/mr_wordcount.py [--megabytes 50] [--workers 2[,4,...]] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import compileall
 import json
+import re
 import resource
 import statistics
 import subprocess
@@ -24,11 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from distlab.apps.mr.loader import load_app
+import distlab
 from distlab.cli.common import format_table
-from distlab.runtime.mapreduce.sequential import run_sequential
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "mapreduce"
+# The wc app's word (distlab.apps.mr.wc.WORD), written out as a user would.
+WORD = re.compile(r"[^\W\d_]+")
 
 
 def generate_input(directory: Path, megabytes: int) -> list[Path]:
@@ -43,11 +54,23 @@ def generate_input(directory: Path, megabytes: int) -> list[Path]:
     return paths
 
 
-def sorted_output(directory: Path) -> list[str]:
-    lines: list[str] = []
+def plain_count(paths: list[Path]) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for path in paths:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            counts.update(WORD.findall(handle.read()))
+    return counts
+
+
+def output_counts(directory: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
     for path in directory.glob("mr-out-*"):
-        lines += path.read_text().splitlines()
-    return sorted(lines)
+        for line in path.read_text().splitlines():
+            word, _, count = line.rpartition(" ")
+            if word in counts:
+                raise SystemExit(f"{path}: {word!r} is in more than one line")
+            counts[word] = int(count)
+    return counts
 
 
 def children_cpu() -> float:
@@ -74,53 +97,72 @@ def run_distributed(inputs: Path, output: Path, run_dir: Path, workers: int, red
     return float(json.loads(result.stdout)["elapsed_seconds"]), wall, children_cpu() - cpu
 
 
+def worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected worker counts such as 2 or 1,2,4, "
+                                         f"got {text!r}") from None
+    if not counts or any(not 1 <= count <= 64 for count in counts):
+        raise argparse.ArgumentTypeError(f"worker counts are 1 to 64, got {text!r}")
+    return counts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--megabytes", type=int, default=200)
+    parser.add_argument("--megabytes", type=int, default=50)
+    parser.add_argument("--workers", type=worker_counts, default=[2], metavar="W[,W...]",
+                        help="worker counts to run (2)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--reduces", type=int, default=4)
     args = parser.parse_args()
+    if args.megabytes < 1 or args.repeat < 1 or args.reduces < 1:
+        parser.error("--megabytes, --repeat and --reduces must be positive")
 
+    compileall.compile_dir(Path(distlab.__file__).parent, quiet=1)
     with tempfile.TemporaryDirectory(prefix="distlab-mr-bench-") as scratch:
         root = Path(scratch)
         (root / "in").mkdir()
         inputs = generate_input(root / "in", args.megabytes)
-        total = sum(path.stat().st_size for path in inputs)
-        megabytes = total / 1e6
-        print(f"word count over {megabytes:.0f} MB in {len(inputs)} files, "
-              f"{args.reduces} reduces, median of {args.repeat}", flush=True)
+        megabytes = sum(path.stat().st_size for path in inputs) / 1e6
+        print(f"word count over {megabytes:.0f} MB in {len(inputs)} files, {args.reduces} "
+              f"reduces, median of {args.repeat} interleaved repetitions", flush=True)
 
-        app = load_app("wc")
-        seq_times, seq_cpus = [], []
+        plain_walls: list[float] = []
+        plain_cpus: list[float] = []
+        runs: dict[int, list[tuple[float, float, float]]] = {w: [] for w in args.workers}
+        reference: dict[str, int] | None = None
         for attempt in range(args.repeat):
             started, cpu = time.monotonic(), time.process_time()
-            run_sequential(app, inputs, root / f"seq-{attempt}")
-            seq_times.append(time.monotonic() - started)
-            seq_cpus.append(time.process_time() - cpu)
-        reference = sorted_output(root / "seq-0")
-        seq = statistics.median(seq_times)
-        rows: list[list[object]] = [
-            ["sequential", f"{seq:.1f}", f"{seq:.1f}", f"{statistics.median(seq_cpus):.1f}",
-             f"{megabytes / seq:.1f}", "1.00"]
-        ]
-        for workers in (1, 2, 4):
-            jobs, walls, cpus = [], [], []
-            for attempt in range(args.repeat):
+            counts = plain_count(inputs)
+            plain_walls.append(time.monotonic() - started)
+            plain_cpus.append(time.process_time() - cpu)
+            if reference is None:
+                reference = dict(counts)
+            for workers in args.workers:
                 output = root / f"out-{workers}-{attempt}"
-                job, wall, cpu = run_distributed(root / "in", output,
-                                                 root / f"run-{workers}-{attempt}", workers,
-                                                 args.reduces)
-                if sorted_output(output) != reference:
-                    raise SystemExit(f"{workers} workers: output differs from the reference")
-                jobs.append(job)
-                walls.append(wall)
-                cpus.append(cpu)
-            job = statistics.median(jobs)
-            rows.append([f"{workers} worker{'s' if workers > 1 else ''}", f"{job:.1f}",
-                         f"{statistics.median(walls):.1f}", f"{statistics.median(cpus):.1f}",
-                         f"{megabytes / job:.1f}", f"{seq / job:.2f}"])
-            print(f"  {workers} workers done", flush=True)
-        print(format_table(("run", "job s", "wall s", "CPU s", "MB/s", "x sequential"), rows))
+                runs[workers].append(run_distributed(
+                    root / "in", output, root / f"run-{workers}-{attempt}", workers,
+                    args.reduces))
+                if output_counts(output) != reference:
+                    raise SystemExit(f"{workers} workers: output differs from the plain count")
+            print(f"  repetition {attempt + 1}: plain {plain_walls[-1]:.2f} s, " + ", ".join(
+                f"{w} workers {runs[w][-1][1]:.2f} s" for w in args.workers), flush=True)
+
+        plain = statistics.median(plain_walls)
+        rows: list[list[object]] = [
+            ["plain count (1 process)", "-", f"{plain:.2f}",
+             f"{statistics.median(plain_cpus):.2f}", f"{megabytes / plain:.1f}", "1.00"]
+        ]
+        for workers in args.workers:
+            job = statistics.median(run[0] for run in runs[workers])
+            wall = statistics.median(run[1] for run in runs[workers])
+            cpu = statistics.median(run[2] for run in runs[workers])
+            rows.append([f"mr run, {workers} worker{'s' if workers > 1 else ''}", f"{job:.2f}",
+                         f"{wall:.2f}", f"{cpu:.2f}", f"{megabytes / wall:.1f}",
+                         f"{plain / wall:.2f}"])
+        print(format_table(("run", "job s", "wall s", "CPU s", "MB/s (wall)", "x plain"),
+                           rows))
     return 0
 
 

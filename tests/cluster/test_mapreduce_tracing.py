@@ -4,13 +4,14 @@ mapper."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.test_mapreduce_lab import MapReduceProcesses
-from tests.support import wait_for
+from tests.cluster.test_mapreduce_lab import DATA, MapReduceProcesses
+from tests.support import distlab_command, wait_for
 from tests.support_otlp import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpReceiver, ReceivedSpan
 
 FETCH = "/distlab.v1.Worker/FetchPartition"
@@ -43,6 +44,23 @@ def test_a_job_is_one_trace_across_coordinator_and_workers(
     finally:
         harness.kill_all()
 
+    assert_one_trace(receiver)
+
+
+def test_mr_run_traces_its_job_as_one_trace(tmp_path: Path, receiver: OtlpReceiver) -> None:
+    """`distlab mr run` serves the coordinator itself: its job span, the workers' task spans
+    and their fetches still make one trace."""
+    result = subprocess.run(
+        distlab_command("mr", "run", "--app", "wc", "--input", str(DATA / "pg-*.txt"),
+                        "--reduces", "2", "--workers", "2", "--output", str(tmp_path / "out"),
+                        "--run-dir", str(tmp_path / "run"), "--otlp-endpoint",
+                        receiver.endpoint, "--json"),
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert_one_trace(receiver)
+
+
+def assert_one_trace(receiver: OtlpReceiver) -> None:
     def job_spans() -> list[ReceivedSpan] | None:
         spans = receiver.spans
         names = {span.name for span in spans}

@@ -6,11 +6,10 @@ import argparse
 import io
 import sys
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.table import Table
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -38,6 +37,11 @@ class ArgumentParser(argparse.ArgumentParser):
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], header_style: str
            ) -> Table:
     """Columns two spaces apart, fitted to their content, never wrapped; None shows as -."""
+    # rich is imported where a table is drawn, not with this module: every process imports
+    # it (a worker too), and most never print a table.
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1),
                   header_style=header_style, show_lines=False)
     for header in headers:
@@ -49,6 +53,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], header_styl
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """The table as plain text (no colour, the same in a pipe as on a terminal)."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     # As wide as it needs: a table is never wrapped to fit a terminal.
     console = Console(file=buffer, width=_TABLE_MAX_WIDTH, no_color=True, highlight=False,
@@ -65,5 +71,7 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
     if not stream.isatty():
         print(format_table(headers, rows), file=stream)
         return
+    from rich.console import Console
+
     console = Console(file=stream, width=_TABLE_MAX_WIDTH, highlight=False, emoji=False)
     console.print(_table(headers, rows, header_style="bold"), crop=False)

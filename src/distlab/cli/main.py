@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from distlab import __version__
 from distlab.cli import common
 
 # Sub-command name -> the module that registers it. Each module exposes `register(subparsers)`,
@@ -35,13 +34,29 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the installed version is looked up when asked for, not at every start
+    (reading the package metadata takes tens of milliseconds)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str) -> None:
+        super().__init__(option_strings, dest, nargs=0,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from distlab import __version__
+
+        print(f"distlab {__version__}")
+        parser.exit()
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for `command` alone, or for every command when it is None."""
     parser = common.ArgumentParser(
         prog="distlab",
         description="Run, break and watch classic distributed-systems protocols.",
     )
-    parser.add_argument("--version", action="version", version=f"distlab {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS.items():
         if command is None or name == command:

@@ -20,9 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import grpc
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from distlab.apps.mr.loader import AppError, canonical_reference, load_app
 from distlab.cli.common import (
@@ -34,29 +32,17 @@ from distlab.cli.common import (
     UsageError,
     print_table,
 )
-from distlab.cli.progress import Progress
-from distlab.ops.local_mapreduce import LocalMapReduce
-from distlab.proto import mapreduce_pb2 as pb
-from distlab.protocols.mapreduce import SchedulerConfig
-from distlab.runtime import loop
-from distlab.runtime.mapreduce.client import (
-    CoordinatorGone,
-    JobRejected,
-    follow_to_end,
-    job_status,
-    submit_job,
-)
-from distlab.runtime.mapreduce.convert import STATE_NAMES
-from distlab.runtime.mapreduce.coordinator import (
-    DEFAULT_SPLIT_BYTES,
-    CoordinatorSettings,
-    serve_coordinator,
-)
-from distlab.runtime.mapreduce.joblog import JobLogCorrupt
-from distlab.runtime.mapreduce.sequential import run_sequential
-from distlab.runtime.mapreduce.worker import CoordinatorUnreachable, WorkerSettings, serve_worker
-from distlab.runtime.server import run_until_signalled
+from distlab.protocols.mapreduce import DEFAULT_SPLIT_BYTES
 from distlab.wire.addresses import Address, ConfigError, parse_address
+
+# gRPC, the protobuf messages, the runtime and rich are imported by the handlers that use
+# them, not here: `distlab mr run` starts its workers before it imports them (they take
+# longer to import than a small job takes to run), and a worker never loads the
+# coordinator's modules nor a coordinator the progress display.
+if TYPE_CHECKING:
+    from distlab.cli.progress import Progress
+    from distlab.ops.local_mapreduce import LocalMapReduce
+    from distlab.proto import mapreduce_pb2 as pb
 
 DEFAULT_COORDINATOR_LISTEN = "0.0.0.0:7070"
 DEFAULT_OUTPUT = "mr-output"
@@ -99,9 +85,10 @@ def _add_job_arguments(parser: argparse.ArgumentParser, reduces: bool = True,
 def _register_run(commands: Any) -> None:
     parser = commands.add_parser(
         "run", help="run a job on local worker processes (or a running coordinator)",
-        description="Start a coordinator and W workers as local processes, run the job, show "
-        "progress on stderr, print where the output is. With --coordinator, submit to that "
-        "coordinator instead and follow the job.",
+        description="Start W workers as local processes and serve as their coordinator (in "
+        "this process, as `distlab mr coordinator` would), run the job, show progress on "
+        "stderr, print where the output is. With --coordinator, submit to that coordinator "
+        "instead and follow the job.",
     )
     _add_job_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, metavar="W", help="workers (2)")
@@ -154,7 +141,8 @@ def _register_coordinator(commands: Any) -> None:
     parser.add_argument("--backup-after", type=float, default=1.0, metavar="S",
                         help="a task must run this long before it gets a backup copy (1)")
     parser.add_argument("--split-mb", type=float, default=DEFAULT_SPLIT_BYTES / 2**20,
-                        help="default split size for large inputs, MB (64)")
+                        help="default split size for large inputs, MB "
+                        f"({DEFAULT_SPLIT_BYTES // 2**20})")
     parser.add_argument("--exit-when-idle", action="store_true",
                         help="tell workers to exit, and exit, once every submitted job is over")
     parser.add_argument("--otlp-endpoint", default=os.environ.get("OTLP_ENDPOINT"),
@@ -229,11 +217,21 @@ def check_app(reference: str) -> str:
     return canonical_reference(reference)
 
 
-def job_spec(args: argparse.Namespace, app: str) -> pb.JobSpec:
+def check_reduces(args: argparse.Namespace) -> None:
     if args.reduces < 1:
         raise UsageError(f"--reduces must be at least 1, got {args.reduces}")
+
+
+def job_spec(args: argparse.Namespace, app: str, inputs: list[Path] | None = None
+             ) -> pb.JobSpec:
+    """The job the arguments describe; `inputs` when they are resolved already."""
+    check_reduces(args)
+    if inputs is None:
+        inputs = resolve_inputs(args.input)
+    from distlab.proto import mapreduce_pb2 as pb
+
     return pb.JobSpec(
-        app=app, inputs=[str(path) for path in resolve_inputs(args.input)],
+        app=app, inputs=[str(path) for path in inputs],
         reduces=args.reduces, output_dir=str(args.output.resolve()),
         split_bytes=int(args.split_mb * 2**20),
     )
@@ -249,6 +247,8 @@ def coordinator_address(text: str | None) -> Address:
 
 
 def progress_dict(progress: pb.JobProgress) -> dict[str, Any]:
+    from distlab.runtime.mapreduce.convert import STATE_NAMES
+
     return {
         "job_id": progress.job_id, "app": progress.app, "state": STATE_NAMES[progress.state],
         "maps_done": progress.maps_done, "maps_total": progress.maps_total,
@@ -268,6 +268,8 @@ def _megabytes(count: int) -> str:
 
 def describe_progress(progress: pb.JobProgress) -> str:
     """`job 1 mapping: map 3/8 (1.2 MB/3.3 MB), reduce 0/3, 2.0s ETA 3s`."""
+    from distlab.runtime.mapreduce.convert import STATE_NAMES
+
     total = progress.maps_total + progress.reduces_total
     fraction = (progress.maps_done + progress.reduces_done) / total if total else 0.0
     eta = ""
@@ -301,6 +303,9 @@ class JobDisplay:
 
 
 def report_result(progress: pb.JobProgress, as_json: bool) -> int:
+    from distlab.proto import mapreduce_pb2 as pb
+    from distlab.runtime.mapreduce.convert import STATE_NAMES
+
     if as_json:
         print(json.dumps(progress_dict(progress), indent=2))
     elif progress.state == pb.JOB_STATE_DONE:
@@ -318,6 +323,8 @@ def report_result(progress: pb.JobProgress, as_json: bool) -> int:
 
 
 def run_seq(args: argparse.Namespace) -> int:
+    from distlab.runtime.mapreduce.sequential import run_sequential
+
     app = load_checked(args.app)
     inputs = resolve_inputs(args.input)
     started = time.monotonic()
@@ -341,35 +348,91 @@ def load_checked(reference: str) -> Any:
 
 def run_job(args: argparse.Namespace) -> int:
     app = check_app(args.app)
-    spec = job_spec(args, app)
+    inputs = resolve_inputs(args.input)
+    check_reduces(args)
     if args.coordinator:
+        from distlab.runtime import loop
+
+        spec = job_spec(args, app, inputs)
         return loop.run(submit_and_follow(coordinator_address(args.coordinator), spec, args.json,
                                           wait=True))
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
+    from distlab.ops.local_mapreduce import LocalMapReduce
+
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="distlab-mr-"))
     local = LocalMapReduce(run_dir.resolve(), args.workers, args.task_timeout,
                            args.otlp_endpoint)
     try:
         with local.running():
+            # The workers start up while this process imports the coordinator.
+            from distlab.runtime import loop
+
             print(f"coordinator {local.address}, {args.workers} workers, logs in {run_dir}",
                   file=sys.stderr)
-            status = loop.run(submit_and_follow(local.address, spec, args.json, wait=True,
-                                                local=local))
+            _configure_logging("INFO", "mr-coordinator", local.coordinator_log)
+            status = loop.run(run_local(local, job_spec(args, app, inputs), args.json))
             local.wait_for_exit(timeout=5.0)
-            return status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    # Every process it started is gone and the result is printed.
+    exit_at_once(status)
+
+
+async def run_local(local: LocalMapReduce, spec: pb.JobSpec, as_json: bool) -> int:
+    """Serve the run's coordinator, submit the job to it and follow the job to its end; return
+    once the coordinator has stopped (it does once it has told every worker to exit)."""
+    import asyncio
+
+    from distlab.runtime.mapreduce.coordinator import serve_coordinator
+    from distlab.runtime.mapreduce.joblog import JobLogCorrupt
+
+    stop = asyncio.Event()
+    coordinator = asyncio.create_task(serve_coordinator(local.coordinator_settings(), stop))
+    following = asyncio.create_task(submit_and_follow(local.address, spec, as_json,
+                                                      wait=True, local=local))
+    job_ended = False
+    try:
+        await asyncio.wait({coordinator, following}, return_when=asyncio.FIRST_COMPLETED)
+        if not following.done():
+            # The coordinator stopped before the job did: it could not start.
+            following.cancel()
+            try:
+                coordinator.result()
+            except (ConfigError, JobLogCorrupt) as error:
+                print(f"distlab mr: error: coordinator: {error}", file=sys.stderr)
+                return EXIT_USAGE
+            return EXIT_UNKNOWN
+        status = following.result()
+        job_ended = status in (EXIT_OK, EXIT_CHECK_FAILED)
+    finally:
+        # A job that ended (done or failed) lets the coordinator stop by itself once the
+        # workers know; otherwise (refused, interrupted, coordinator gone) it is stopped.
+        if not job_ended:
+            stop.set()
+        if not coordinator.done():
+            await coordinator
+    return status
 
 
 async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, wait: bool,
                             local: LocalMapReduce | None = None) -> int:
+    import grpc
+
+    from distlab.cli.progress import Progress
+    from distlab.runtime.mapreduce.client import (
+        CoordinatorGone,
+        JobRejected,
+        follow_to_end,
+        submit_job,
+    )
+
     try:
         submitted = await submit_job(address, spec)
     except JobRejected as error:
         raise UsageError(str(error)) from error
     except grpc.aio.AioRpcError as error:
-        where = f" (log: {local.processes[0].log_path})" if local else ""
+        where = f" (log: {local.coordinator_log})" if local else ""
         print(f"distlab mr: error: coordinator {address}: {error.code().name}{where}",
               file=sys.stderr)
         return EXIT_UNKNOWN
@@ -393,10 +456,17 @@ async def submit_and_follow(address: Address, spec: pb.JobSpec, as_json: bool, w
 def run_submit(args: argparse.Namespace) -> int:
     address = coordinator_address(args.coordinator)
     spec = job_spec(args, canonical_reference(args.app))
+    from distlab.runtime import loop
+
     return loop.run(submit_and_follow(address, spec, args.json, wait=args.wait))
 
 
 def run_status(args: argparse.Namespace) -> int:
+    import grpc
+
+    from distlab.runtime import loop
+    from distlab.runtime.mapreduce.client import job_status
+
     address = coordinator_address(args.coordinator)
     try:
         progress = loop.run(job_status(address, args.job))
@@ -415,8 +485,8 @@ def run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _configure_logging(level: str, name: str) -> None:
-    logging.basicConfig(level=level,
+def _configure_logging(level: str, name: str, filename: Path | None = None) -> None:
+    logging.basicConfig(level=level, filename=filename,
                         format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s")
 
 
@@ -428,6 +498,12 @@ def _parse(text: str, what: str) -> Address:
 
 
 def run_coordinator(args: argparse.Namespace) -> int:
+    from distlab.protocols.mapreduce import SchedulerConfig
+    from distlab.runtime import loop
+    from distlab.runtime.mapreduce.coordinator import CoordinatorSettings, serve_coordinator
+    from distlab.runtime.mapreduce.joblog import JobLogCorrupt
+    from distlab.runtime.server import run_until_signalled
+
     if args.task_timeout <= 0 or args.worker_timeout <= 0:
         raise UsageError("--task-timeout and --worker-timeout must be positive")
     if args.split_mb <= 0:
@@ -453,10 +529,18 @@ def run_coordinator(args: argparse.Namespace) -> int:
     except (ConfigError, JobLogCorrupt) as error:
         print(f"distlab mr coordinator: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return EXIT_OK
+    exit_at_once(EXIT_OK)
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    from distlab.runtime import loop
+    from distlab.runtime.mapreduce.worker import (
+        CoordinatorUnreachable,
+        WorkerSettings,
+        serve_worker,
+    )
+    from distlab.runtime.server import run_until_signalled
+
     coordinator = coordinator_address(args.coordinator)
     worker_id = args.id or f"{socket.gethostname()}-{os.getpid()}"
     if not worker_id.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -473,23 +557,29 @@ def run_worker(args: argparse.Namespace) -> int:
     )
     _configure_logging(args.log_level, f"mr-worker-{worker_id}")
     try:
-        still_computing = loop.run(
-            run_until_signalled(lambda stop: serve_worker(settings, stop))
-        )
+        loop.run(run_until_signalled(lambda stop: serve_worker(settings, stop)))
     except ConfigError as error:
         print(f"distlab mr worker: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except CoordinatorUnreachable as error:
         logging.getLogger(__name__).warning("giving up: %s", error)
         return EXIT_UNKNOWN
-    if still_computing:
-        # An abandoned task's application code cannot be interrupted, and the interpreter
-        # would wait for its thread at exit; everything worth keeping is flushed already.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_OK)
-    return EXIT_OK
+    # Also what ends a worker whose abandoned task is still computing (serve_worker says so):
+    # application code cannot be interrupted, and the interpreter would wait for its thread.
+    exit_at_once(EXIT_OK)
+
+
+def exit_at_once(status: int) -> NoReturn:
+    """End a process of `distlab mr` whose work and shutdown are complete without the
+    interpreter's own teardown. Everything worth keeping is on disk by then (the job log is
+    fsynced as it is written, reduce output before it is renamed, spans flushed when the
+    server stopped); the teardown would only free the job's data and grpc's state, which
+    takes a good part of a second on a busy machine, and the user of `distlab mr run` waits
+    for it (and for its coordinator's and workers')."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _wildcard_port(text: str) -> Address:

@@ -29,11 +29,12 @@ import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich import progress as rich_progress
-from rich.console import Console
-from rich.text import Text
+# rich is imported when a bar is drawn: in a pipe, a file or JSON mode it is not needed,
+# and importing it is a good part of a short command's start-up.
+if TYPE_CHECKING:
+    from rich import progress as rich_progress
 
 LINE_INTERVAL_SECONDS = 2.0
 
@@ -65,6 +66,9 @@ class Progress:
         self._bar: rich_progress.Progress | None = None
         self._task: rich_progress.TaskID | None = None
         if not json and is_live_terminal(self._stream):
+            from rich import progress as rich_progress
+            from rich.console import Console
+
             console = Console(file=self._stream, highlight=False, emoji=False)
             self._bar = rich_progress.Progress(
                 rich_progress.TextColumn("{task.description}", style="bold", markup=False),
@@ -100,6 +104,8 @@ class Progress:
     def log(self, line: str) -> None:
         """An event worth a line of its own, whatever the output is."""
         if self._bar is not None:
+            from rich.text import Text
+
             self._bar.console.print(Text(self._prefixed(line)))
             return
         self._write(line)

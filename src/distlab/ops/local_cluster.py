@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from distlab.core.ids import NodeId
+from distlab.ops.loopback import LOOPBACK, free_loopback_ports
 from distlab.runtime.health import is_serving
 from distlab.storage.errors import StorageError
 from distlab.storage.layout import WAL_DIRECTORY
@@ -32,7 +32,6 @@ from distlab.wire.addresses import Address, parse_address
 from distlab.wire.channels import open_channel
 
 CLUSTER_FILE = "cluster.json"
-LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT_SECONDS = 5.0
 
 
@@ -109,21 +108,6 @@ async def wait_serving(address: Address | str, timeout_seconds: float,
             if time.monotonic() > deadline:
                 return f"did not serve on {address} within {timeout_seconds:.0f} s"
             await asyncio.sleep(0.05)  # polling interval between health probes
-
-
-def free_loopback_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out on loopback; all sockets are held until every port is
-    chosen, so the list has no repeats."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass(slots=True)

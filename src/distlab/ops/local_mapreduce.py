@@ -1,7 +1,12 @@
-"""A coordinator and workers as local child processes on loopback: what `distlab mr run` starts.
+"""Workers as local child processes on loopback, and the coordinator they report to served by
+the calling process: what `distlab mr run` starts.
 
-Each process logs to its own file in the run directory; every child is killed when the run
-ends, however it ends.
+As in the paper, where the user's program forks its workers and one copy becomes the master,
+the command that runs the job is its coordinator: a gRPC server on loopback with its durable
+job log, exactly the `distlab mr coordinator` process's (`serve_coordinator`), which spares a
+small job the start-up of one more interpreter. Each worker logs to its own file in the run
+directory and the coordinator to coordinator.log; every child is killed when the run ends,
+however it ends.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from distlab.ops.local_cluster import LOOPBACK, free_loopback_ports, last_line
+from distlab.ops.loopback import LOOPBACK, free_loopback_ports
 from distlab.wire.addresses import Address
+
+if TYPE_CHECKING:
+    from distlab.runtime.mapreduce.coordinator import CoordinatorSettings
 
 STOP_TIMEOUT_SECONDS = 5.0
 
@@ -40,10 +49,6 @@ class LocalProcess:
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
             )
 
-    @property
-    def exit_status(self) -> int | None:
-        return None if self.process is None else self.process.poll()
-
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -54,9 +59,6 @@ class LocalProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-    def last_log_line(self) -> str:
-        return last_line(self.log_path)
 
 
 @dataclass(slots=True)
@@ -71,18 +73,28 @@ class LocalMapReduce:
     def __post_init__(self) -> None:
         self.address = Address(LOOPBACK, free_loopback_ports(1)[0])
 
+    @property
+    def coordinator_log(self) -> Path:
+        return self.run_dir / "coordinator.log"
+
+    def coordinator_settings(self) -> CoordinatorSettings:
+        """The coordinator this run serves (with `serve_coordinator`): on `address`, its job
+        log in the run directory, telling the workers to exit once the job is over."""
+        from distlab.protocols.mapreduce import SchedulerConfig
+        from distlab.runtime.mapreduce.coordinator import CoordinatorSettings
+
+        return CoordinatorSettings(
+            listen=self.address,
+            data_dir=self.run_dir / "coordinator",
+            metrics=None,
+            scheduler=SchedulerConfig(task_timeout=self.task_timeout, exit_when_idle=True),
+            otlp_endpoint=self.otlp_endpoint,
+        )
+
     def start(self) -> None:
+        """Start the workers; they wait for the coordinator to serve."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         env = {"OTLP_ENDPOINT": self.otlp_endpoint} if self.otlp_endpoint else {}
-        coordinator = LocalProcess(
-            "coordinator",
-            distlab_argv("mr", "coordinator", "--listen", str(self.address),
-                         "--data-dir", str(self.run_dir / "coordinator"),
-                         "--task-timeout", str(self.task_timeout), "--exit-when-idle"),
-            self.run_dir / "coordinator.log",
-        )
-        coordinator.start(env)
-        self.processes.append(coordinator)
         for index in range(1, self.workers + 1):
             worker = LocalProcess(
                 f"worker-{index}",
@@ -93,12 +105,6 @@ class LocalMapReduce:
             )
             worker.start(env)
             self.processes.append(worker)
-
-    def failed_process(self) -> LocalProcess | None:
-        """The coordinator if it exited with an error, else None."""
-        coordinator = self.processes[0]
-        status = coordinator.exit_status
-        return coordinator if status not in (None, 0) else None
 
     def wait_for_exit(self, timeout: float) -> None:
         """Give every process `timeout` to exit on its own (they do once the work is over)."""
@@ -115,9 +121,9 @@ class LocalMapReduce:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[LocalMapReduce]:
-        """Start every process; however the block ends (SIGTERM included, which is raised in
-        it as KeyboardInterrupt, as SIGINT is), stop them all."""
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        """Start every process; however the block ends (SIGTERM included, which is handled as
+        SIGINT is), stop them all."""
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             self.start()
             yield self
@@ -126,5 +132,7 @@ class LocalMapReduce:
             self.stop()
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _interrupt(signum: int, frame: object) -> None:
+    # As SIGINT: KeyboardInterrupt, or, while an event loop runs, the cancellation of its main
+    # task, which lets the coordinator served in it stop in order.
+    signal.raise_signal(signal.SIGINT)

@@ -28,19 +28,23 @@ import logging
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from prometheus_client import REGISTRY
-from prometheus_client.registry import Collector
 
 from distlab.runtime.reflection import enable_reflection
-from distlab.telemetry.metrics import MetricsServer, start_metrics_server
-from distlab.telemetry.tracing import Tracing
 from distlab.wire.addresses import Address, ConfigError
 from distlab.wire.channels import SERVER_KEEPALIVE_OPTIONS
+
+# Prometheus is imported when a server has metrics to serve or collectors to register, not
+# with this module: a process without either (a MapReduce worker) starts faster without it.
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
+
+    from distlab.telemetry.metrics import MetricsServer
+    from distlab.telemetry.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +230,8 @@ class Server:
                               "use or not available)") from error
         self._address = Address(self._listen.host, port)
         if self._metrics_address is not None:
+            from distlab.telemetry.metrics import start_metrics_server
+
             try:
                 self._metrics = start_metrics_server(self._metrics_address.host,
                                                      self._metrics_address.port)
@@ -233,9 +239,12 @@ class Server:
                 await self._server.stop(None)
                 raise ConfigError(f"{self._metrics_setting} {self._metrics_address}: cannot "
                                   f"bind ({error.strerror})") from error
-        for collector in self._collectors:
-            REGISTRY.register(collector)
-            self._registered.append(collector)
+        if self._collectors:
+            from prometheus_client import REGISTRY
+
+            for collector in self._collectors:
+                REGISTRY.register(collector)
+                self._registered.append(collector)
         await self._server.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         return self._address
@@ -253,9 +262,12 @@ class Server:
                 await outcome
         if self._metrics is not None:
             self._metrics.close()
-        for collector in self._registered:
-            REGISTRY.unregister(collector)
-        self._registered.clear()
+        if self._registered:
+            from prometheus_client import REGISTRY
+
+            for collector in self._registered:
+                REGISTRY.unregister(collector)
+            self._registered.clear()
         if self._tracing is not None:
             self._tracing.shutdown(SPAN_FLUSH_TIMEOUT_MILLIS)
 

@@ -45,7 +45,11 @@ SERVER_KEEPALIVE_OPTIONS: Sequence[tuple[str, Any]] = (
 )
 
 
-def open_channel(address: Address | str, interceptors: Sequence[Any] = ()) -> grpc.aio.Channel:
+def open_channel(address: Address | str, interceptors: Sequence[Any] = (),
+                 options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """A channel with CHANNEL_OPTIONS, of which `options` replace those of the same name."""
+    merged = dict(CHANNEL_OPTIONS)
+    merged.update(options)
     return grpc.aio.insecure_channel(
-        str(address), options=list(CHANNEL_OPTIONS), interceptors=list(interceptors)
+        str(address), options=list(merged.items()), interceptors=list(interceptors)
     )

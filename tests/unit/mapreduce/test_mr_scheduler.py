@@ -282,10 +282,19 @@ def test_workers_are_told_to_exit_only_when_every_job_is_over() -> None:
     assert scheduler.heartbeat("w2", "w2:1", 0.0)
     assert done(scheduler, "w1", task_for(scheduler, "w1", 0.0), 0.1)
     assert done(scheduler, "w1", task_for(scheduler, "w1", 0.1), 0.2)
+    # Each worker told is a change the coordinator sees (it exits once all are told), and
+    # telling one again is not.
+    version = scheduler.version
     assert isinstance(scheduler.request_task("w1", "w1:1", 0.3), Exit)
     assert not scheduler.every_worker_told_to_exit
+    assert scheduler.version > version
+    version = scheduler.version
     assert not scheduler.heartbeat("w2", "w2:1", 0.3)
     assert scheduler.every_worker_told_to_exit
+    assert scheduler.version > version
+    version = scheduler.version
+    assert not scheduler.heartbeat("w2", "w2:1", 0.4)
+    assert scheduler.version == version
 
 
 def test_bad_reports_are_counted_not_fatal() -> None:

@@ -5,6 +5,7 @@ log; this package decides.
 """
 
 from distlab.protocols.mapreduce._model import (
+    DEFAULT_SPLIT_BYTES,
     Counters,
     Decision,
     Exit,
@@ -28,6 +29,7 @@ from distlab.protocols.mapreduce._scheduler import ATTEMPTS_PER_EPOCH, Scheduler
 
 __all__ = [
     "ATTEMPTS_PER_EPOCH",
+    "DEFAULT_SPLIT_BYTES",
     "RECORD_TYPES",
     "Counters",
     "Decision",

@@ -205,7 +205,7 @@ class Scheduler:
         # worker restarted under the same id, a report lost with a coordinator) is abandoned.
         self._abandon_attempts(lambda attempt: attempt.worker_id == worker_id, "abandoned")
         if self.work_over:
-            worker.told_exit = True
+            self._tell_exit(worker)
             return Exit()
         job = self._active_job()
         if job is None:
@@ -265,7 +265,7 @@ class Scheduler:
         self._check_started()
         worker = self._touch(worker_id, address, now)
         if self.work_over:
-            worker.told_exit = True
+            self._tell_exit(worker)
             return False
         return True
 
@@ -407,6 +407,12 @@ class Scheduler:
         if address:
             worker.address = address
         return worker
+
+    def _tell_exit(self, worker: _Worker) -> None:
+        if not worker.told_exit:
+            worker.told_exit = True
+            # A change the caller waits for: it exits once every live worker has been told.
+            self.version += 1
 
     def _unfinished_jobs(self) -> list[_Job]:
         return [job for job in self._jobs.values() if not job.state.finished]

@@ -15,6 +15,14 @@ from distlab.wire.addresses import Address
 from distlab.wire.channels import open_channel
 
 CALL_DEADLINE_SECONDS = 10.0
+# A submitter or worker often starts together with its coordinator, and its first connection
+# attempts are refused until the coordinator listens: retried this quickly (loopback refusals
+# cost nothing), the first call goes through within tens of milliseconds of the coordinator
+# serving rather than after the usual backoff, a sizeable part of a small job.
+QUICK_RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 10),
+    ("grpc.max_reconnect_backoff_ms", 100),
+)
 
 
 class JobRejected(ValueError):
@@ -26,7 +34,7 @@ class CoordinatorGone(RuntimeError):
 
 
 async def submit_job(address: Address | str, spec: pb.JobSpec) -> pb.SubmitJobResponse:
-    async with open_channel(address) as channel:
+    async with open_channel(address, options=QUICK_RECONNECT_OPTIONS) as channel:
         stub = pb_grpc.CoordinatorStub(channel)
         try:
             reply: pb.SubmitJobResponse = await stub.SubmitJob(

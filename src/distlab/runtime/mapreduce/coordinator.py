@@ -25,6 +25,7 @@ from distlab.apps.mr.loader import AppError, canonical_reference, load_app
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
 from distlab.protocols.mapreduce import (
+    DEFAULT_SPLIT_BYTES,
     Decision,
     Exit,
     InputFile,
@@ -39,7 +40,6 @@ from distlab.protocols.mapreduce import (
 from distlab.runtime.mapreduce import convert
 from distlab.runtime.mapreduce.joblog import JobLog
 from distlab.runtime.mapreduce.telemetry import (
-    TaskCounterCollector,
     context_from_traceparent,
     coordinator_server_interceptors,
     traceparent_of,
@@ -51,7 +51,6 @@ from distlab.wire.addresses import Address, ConfigError
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "mr-coordinator"
-DEFAULT_SPLIT_BYTES = 64 * 1024 * 1024
 # An idle worker's RequestTask is held this long waiting for work before it is told to wait.
 LONG_POLL_SECONDS = 1.0
 # A progress stream sends a snapshot at least this often, so elapsed time and ETA move.
@@ -103,11 +102,15 @@ class Coordinator:
                         metrics_setting="--metrics")
         server.add_service(pb.DESCRIPTOR.services_by_name["Coordinator"],
                            pb_grpc.add_CoordinatorServicer_to_server, CoordinatorServicer(self))
-        server.add_collector(TaskCounterCollector(
-            lambda: self.scheduler.counters,
-            lambda: len(self.scheduler.live_workers()),
-            self.scheduler.jobs_by_state,
-        ))
+        if settings.metrics is not None:
+            # Imported only here: Prometheus is a noticeable part of start-up otherwise.
+            from distlab.runtime.mapreduce.metrics import TaskCounterCollector
+
+            server.add_collector(TaskCounterCollector(
+                lambda: self.scheduler.counters,
+                lambda: len(self.scheduler.live_workers()),
+                self.scheduler.jobs_by_state,
+            ))
         # Job spans end after the last call is answered, before the spans are flushed.
         server.on_stop(self._end_job_spans)
         self._server = server

@@ -31,6 +31,7 @@ from distlab.proto import mapreduce_pb2 as pb
 from distlab.proto import mapreduce_pb2_grpc as pb_grpc
 from distlab.protocols.mapreduce import MapOutput, TaskAssignment, TaskKind
 from distlab.runtime.mapreduce import convert
+from distlab.runtime.mapreduce.client import QUICK_RECONNECT_OPTIONS
 from distlab.runtime.mapreduce.taskio import (
     merge_partitions,
     partition_path,
@@ -69,6 +70,10 @@ T = TypeVar("T")
 
 class CoordinatorUnreachable(RuntimeError):
     """The coordinator did not answer for the whole give-up period."""
+
+
+class _StoppedUnanswered(Exception):
+    """The worker is stopping and the coordinator did not answer: nothing is retried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,12 @@ class Worker:
         self._coordinator: pb_grpc.CoordinatorAsyncStub | None = None
         self._peers: dict[str, grpc.aio.Channel] = {}
         self._last_contact = time.monotonic()
+        # Until the coordinator first answers, calls wait for the channel to connect instead
+        # of failing at once and being retried later: a worker started together with its
+        # coordinator gets its first task as soon as the coordinator serves. Afterwards they
+        # fail fast, so that the give-up period is measured from the last answer.
+        self._reached = False
+        self._stop: asyncio.Event | None = None
         self._told_to_exit = asyncio.Event()
         self._heartbeat_interval = 0.5
         self._cleaned_jobs: set[int] = set()
@@ -157,7 +168,8 @@ class Worker:
             host = socket.gethostname()
         self.address = str(Address(host, port))
         self._coordinator_channel = open_channel(
-            settings.coordinator, coordinator_client_interceptors(self._tracing)
+            settings.coordinator, coordinator_client_interceptors(self._tracing),
+            options=QUICK_RECONNECT_OPTIONS,
         )
         self._coordinator = pb_grpc.CoordinatorStub(self._coordinator_channel)
         log.info("worker %s serving map output on %s, coordinator %s", settings.worker_id,
@@ -165,12 +177,16 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until told to exit or `stop`; raises CoordinatorUnreachable when it gives up."""
+        self._stop = stop
         heartbeats = asyncio.create_task(self._heartbeat_loop())
         try:
             await self._task_loop(stop)
+        except _StoppedUnanswered:
+            log.info("stopping without the coordinator's answer")
         finally:
             heartbeats.cancel()
-            with contextlib.suppress(asyncio.CancelledError, CoordinatorUnreachable):
+            with contextlib.suppress(asyncio.CancelledError, CoordinatorUnreachable,
+                                     _StoppedUnanswered):
                 await heartbeats
 
     async def stop(self) -> None:
@@ -207,6 +223,10 @@ class Worker:
             try:
                 result = await make_call()
             except grpc.aio.AioRpcError as error:
+                if self._stop is not None and self._stop.is_set():
+                    # A stopping worker makes one attempt (a finished task's report may still
+                    # count) and does not wait for a coordinator that may be gone for good.
+                    raise _StoppedUnanswered from error
                 silent = time.monotonic() - self._last_contact
                 if silent > self.settings.give_up_after:
                     raise CoordinatorUnreachable(
@@ -216,6 +236,7 @@ class Worker:
                 await asyncio.sleep(RETRY_DELAY_SECONDS)  # backoff before the next attempt
                 continue
             self._last_contact = time.monotonic()
+            self._reached = True
             return result
 
     async def _heartbeat_loop(self) -> None:
@@ -223,7 +244,8 @@ class Worker:
         stub = self._coordinator
         request = pb.HeartbeatRequest(worker_id=self.settings.worker_id, address=self.address)
         while True:
-            reply = await self._call(lambda: stub.Heartbeat(request, timeout=RPC_DEADLINE_SECONDS))
+            reply = await self._call(lambda: stub.Heartbeat(
+                request, timeout=RPC_DEADLINE_SECONDS, wait_for_ready=not self._reached))
             if reply.action == pb.ACTION_EXIT:
                 self._told_to_exit.set()
             if reply.interval_seconds > 0:
@@ -239,9 +261,12 @@ class Worker:
         reply: pb.RequestTaskResponse | None = None
         while not stop.is_set() and not self._told_to_exit.is_set():
             if reply is None:
-                reply = await self._call(
-                    lambda: stub.RequestTask(request, timeout=REQUEST_TASK_DEADLINE_SECONDS)
-                )
+                reply = await self._unless_stopped(stop, self._call(
+                    lambda: stub.RequestTask(request, timeout=REQUEST_TASK_DEADLINE_SECONDS,
+                                             wait_for_ready=not self._reached)
+                ))
+                if reply is None:
+                    return
             if reply.action == pb.ACTION_EXIT:
                 log.info("coordinator says the work is over")
                 return
@@ -269,6 +294,20 @@ class Worker:
             # coordinator to find it gone.
             leaving = stop.is_set() or self._told_to_exit.is_set()
             reply = await self._report(stub, running.result(), request_next=not leaving)
+
+    async def _unless_stopped(self, stop: asyncio.Event, call: Awaitable[T]) -> T | None:
+        """What `call` returns, or None when `stop` comes first (the call is then cancelled):
+        a call waiting for an unreachable coordinator must not hold up a stopping worker."""
+        calling = asyncio.ensure_future(call)
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({calling, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not calling.done():
+            calling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await calling
+            return None
+        return calling.result()
 
     async def _report(self, stub: pb_grpc.CoordinatorAsyncStub, report: pb.ReportTaskRequest,
                       request_next: bool) -> pb.RequestTaskResponse | None:
