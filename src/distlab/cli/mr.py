@@ -35,6 +35,7 @@ from distlab.cli.common import (
     print_table,
 )
 from distlab.cli.progress import Progress
+from distlab.cli.tracing import check_sampler_environment
 from distlab.ops.local_mapreduce import LocalMapReduce
 from distlab.proto import mapreduce_pb2 as pb
 from distlab.protocols.mapreduce import SchedulerConfig
@@ -347,6 +348,7 @@ def run_job(args: argparse.Namespace) -> int:
                                           wait=True))
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
+    check_sampler_environment()
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="distlab-mr-"))
     local = LocalMapReduce(run_dir.resolve(), args.workers, args.task_timeout,
                            args.otlp_endpoint)
@@ -428,6 +430,7 @@ def _parse(text: str, what: str) -> Address:
 
 
 def run_coordinator(args: argparse.Namespace) -> int:
+    check_sampler_environment()
     if args.task_timeout <= 0 or args.worker_timeout <= 0:
         raise UsageError("--task-timeout and --worker-timeout must be positive")
     if args.split_mb <= 0:
@@ -457,6 +460,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    check_sampler_environment()
     coordinator = coordinator_address(args.coordinator)
     worker_id = args.id or f"{socket.gethostname()}-{os.getpid()}"
     if not worker_id.replace("-", "").replace("_", "").replace(".", "").isalnum():

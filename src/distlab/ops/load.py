@@ -23,6 +23,7 @@ from typing import Any
 
 from distlab.client import Definite, KVClient
 from distlab.runtime import loop
+from distlab.telemetry.tracing import client_tracing
 from distlab.wire.sharding import group_of
 
 Operation = Callable[[int], Awaitable[None]]
@@ -184,11 +185,14 @@ def kv_operation(client: KVClient, workload: KVLoad) -> Operation:
 
 
 async def run_kv_workload(workload: KVLoad, ready: Callable[[], Awaitable[None]] | None = None,
-                          watch: Watcher | None = None) -> LoadResult:
+                          watch: Watcher | None = None, interceptors: Sequence[Any] = ()
+                          ) -> LoadResult:
     """Warm up (one write per client in every group: sessions opened, leaders found), wait
-    for `ready`, then measure (telling `watch` how it goes)."""
+    for `ready`, then measure (telling `watch` how it goes). `interceptors` go on the
+    client's channels (tracing)."""
     client = KVClient(workload.addresses, call_timeout=workload.call_timeout,
-                      operation_timeout=max(5.0, workload.call_timeout * 5))
+                      operation_timeout=max(5.0, workload.call_timeout * 5),
+                      interceptors=interceptors)
     async with client:
         value = "v" * workload.value_size
         keys = warmup_keys(workload.clients, await client.group_count())
@@ -219,7 +223,8 @@ def warmup_keys(per_group: int, groups: int) -> list[str]:
 def worker_process(workload: KVLoad, barrier: Any, results: Any, counters: Any = None,
                    slot: int = 0) -> None:
     """Body of one load process: its share of the clients, started with the others; its
-    progress goes into `counters[3 * slot:3 * slot + 3]` (seconds, acknowledged, failed)."""
+    progress goes into `counters[3 * slot:3 * slot + 3]` (seconds, acknowledged, failed).
+    With OTLP_ENDPOINT in its environment, the process traces its own operations."""
 
     async def ready() -> None:
         await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
@@ -229,13 +234,19 @@ def worker_process(workload: KVLoad, barrier: Any, results: Any, counters: Any =
             with counters.get_lock():
                 counters[3 * slot:3 * slot + 3] = [seconds, acknowledged, failed]
 
+    tracing = None
     try:
-        result = loop.run(run_kv_workload(workload, ready, watch))
+        tracing = client_tracing()
+        interceptors = tracing.client_interceptors() if tracing is not None else ()
+        result = loop.run(run_kv_workload(workload, ready, watch, interceptors))
     except Exception as error:
         # Release the other processes waiting at the barrier, and tell the parent why.
         barrier.abort()
         results.put({"error": f"{type(error).__name__}: {error}"})
         return
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     results.put(result.to_wire())
 
 

@@ -5,12 +5,20 @@ client interceptor injects W3C `traceparent` metadata and the server interceptor
 so a call from node 1 to node 2 shows as one trace with node 2's span a child of node 1's.
 The interceptors are passed explicitly to every server and channel rather than installed by
 monkey-patching grpc, so what is traced is visible in the code that builds the channel.
+
+Which traces are recorded follows the OpenTelemetry convention, `OTEL_TRACES_SAMPLER` and
+`OTEL_TRACES_SAMPLER_ARG` (default `parentbased_always_on`). The decision is taken where a
+trace starts, in a client or at a node's first span of a request, and travels with the trace
+context (the `sampled` flag of `traceparent`), so the parent-based samplers keep a trace whole
+or drop it whole across every process it touches.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +33,18 @@ from opentelemetry.instrumentation.grpc.filters import (
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    TraceIdRatioBased,
+)
 
 from distlab import __version__
+from distlab.wire.addresses import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +90,66 @@ def _traced_calls() -> Any:
 
 UNTRACED_PEER_METHODS = ("/distlab.v1.Peer/Stream", "/distlab.v1.Peer/Probe")
 
+SAMPLER_VARIABLE = "OTEL_TRACES_SAMPLER"
+SAMPLER_ARG_VARIABLE = "OTEL_TRACES_SAMPLER_ARG"
+DEFAULT_SAMPLER = "parentbased_always_on"
+# The OpenTelemetry specification's built-in samplers, as the SDK names them.
+FIXED_SAMPLERS: dict[str, Sampler] = {
+    "always_on": ALWAYS_ON,
+    "always_off": ALWAYS_OFF,
+    "parentbased_always_on": DEFAULT_ON,
+    "parentbased_always_off": DEFAULT_OFF,
+}
+RATIO_SAMPLERS = {
+    "traceidratio": TraceIdRatioBased,
+    "parentbased_traceidratio": ParentBasedTraceIdRatio,
+}
+SAMPLERS = (*FIXED_SAMPLERS, *RATIO_SAMPLERS)
 
-def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:
+
+def sampler_from_environment(env: Mapping[str, str]) -> Sampler:
+    """The sampler `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` in `env` name.
+
+    It is the sampler the SDK's own reading of those variables gives for every valid value
+    (empty counts as unset; a ratio sampler without an argument samples everything), but a
+    value the SDK would only warn about and replace (an unknown name, a ratio that is not a
+    number in [0, 1]) raises ConfigError here instead: a typo must not turn 10% sampling
+    into 100% without anyone noticing.
+    """
+    name = (env.get(SAMPLER_VARIABLE) or "").strip().lower() or DEFAULT_SAMPLER
+    argument = (env.get(SAMPLER_ARG_VARIABLE) or "").strip()
+    if name in FIXED_SAMPLERS:
+        return FIXED_SAMPLERS[name]
+    if name not in RATIO_SAMPLERS:
+        raise ConfigError(f"{SAMPLER_VARIABLE}: expected one of {', '.join(SAMPLERS)}, "
+                          f"got {env[SAMPLER_VARIABLE]!r}")
+    if not argument:
+        return RATIO_SAMPLERS[name](1.0)
+    try:
+        ratio = float(argument)
+    except ValueError:
+        ratio = math.nan
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(f"{SAMPLER_ARG_VARIABLE}: {name} takes a ratio from 0 to 1, "
+                          f"got {env[SAMPLER_ARG_VARIABLE]!r}")
+    return RATIO_SAMPLERS[name](ratio)
+
+
+def setup_tracing(service_name: str, otlp_endpoint: str | None,
+                  env: Mapping[str, str] | None = None) -> Tracing:
     """A tracer provider for `service_name`, exporting over OTLP/gRPC only when an endpoint is set.
 
     Without an endpoint there is no exporter and no interceptors, and spans are not recorded:
     tracing costs nothing (it is a large share of each call's CPU otherwise) and nothing
     retries against an absent collector. Every process of a traced cluster gets an endpoint.
+    With one, `env` (the process's environment by default) chooses the sampler; its sampler
+    variables are checked either way, so a bad value is a ConfigError before anything starts.
     The provider also becomes the global one, so library code using `trace.get_tracer` joins in.
     """
     resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: __version__})
     exporting = bool(otlp_endpoint)
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON if exporting else ALWAYS_OFF)
+    sampler = sampler_from_environment(os.environ if env is None else env)
+    provider = TracerProvider(resource=resource, sampler=sampler if exporting else ALWAYS_OFF)
     if otlp_endpoint:
         # Imported only when used: the exporter pulls in a second gRPC stack at import time.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -96,3 +161,22 @@ def setup_tracing(service_name: str, otlp_endpoint: str | None) -> Tracing:
         )
     trace.set_tracer_provider(provider)
     return Tracing(provider=provider, exporting=exporting)
+
+
+CLIENT_SERVICE_NAME = "distlab-client"
+OTLP_ENDPOINT_VARIABLE = "OTLP_ENDPOINT"
+
+
+def client_tracing(env: Mapping[str, str] | None = None) -> Tracing | None:
+    """A client process's tracing: exporting to `OTLP_ENDPOINT` when `env` (the process's
+    environment by default) sets it, else None and nothing traced. A client's spans are the
+    roots of the traces it starts, so its sampler is the one that decides for them.
+
+    Raises ConfigError for a bad sampler variable, endpoint or not.
+    """
+    env = os.environ if env is None else env
+    endpoint = (env.get(OTLP_ENDPOINT_VARIABLE) or "").strip() or None
+    if endpoint is None:
+        sampler_from_environment(env)
+        return None
+    return setup_tracing(CLIENT_SERVICE_NAME, endpoint, env)
