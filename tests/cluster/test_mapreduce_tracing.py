@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from distlab.telemetry.receiver import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_SERVER,
+    OtlpReceiver,
+    ReceivedSpan,
+)
 from tests.cluster.test_mapreduce_lab import MapReduceProcesses
 from tests.support import wait_for
-from tests.support_otlp import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpReceiver, ReceivedSpan
 
 FETCH = "/distlab.v1.Worker/FetchPartition"
 
