@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.instrumentation.grpc.filters import (
@@ -38,12 +39,14 @@ from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
     DEFAULT_OFF,
     DEFAULT_ON,
+    ParentBased,
     ParentBasedTraceIdRatio,
     Sampler,
     TraceIdRatioBased,
 )
 
 from distlab import __version__
+from distlab.telemetry._unsampled import UnsampledClientFastPath, UnsampledServerFastPath
 from distlab.wire.addresses import ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,15 +66,29 @@ class Tracing:
     def tracer(self, name: str) -> trace.Tracer:
         return self.provider.get_tracer(name, __version__)
 
+    @property
+    def follows_parents(self) -> bool:
+        """Whether a span's sampling follows its parent's (every parent-based sampler this
+        module builds drops the children of a parent that was not sampled)."""
+        return isinstance(self.provider.sampler, ParentBased)
+
     def server_interceptors(self) -> Sequence[Any]:
         if not self.exporting:
             return []
-        return [aio_server_interceptor(tracer_provider=self.provider, filter_=_traced_calls())]
+        traced = aio_server_interceptor(tracer_provider=self.provider, filter_=_traced_calls())
+        return [UnsampledServerFastPath(traced) if self.follows_parents else traced]
 
     def client_interceptors(self) -> Sequence[Any]:
         if not self.exporting:
             return []
-        return list(aio_client_interceptors(tracer_provider=self.provider, filter_=_traced_calls()))
+        interceptors = list(aio_client_interceptors(tracer_provider=self.provider,
+                                                    filter_=_traced_calls()))
+        if not self.follows_parents:
+            return interceptors
+        return [UnsampledClientFastPath(interceptor)
+                if isinstance(interceptor, grpc.aio.UnaryUnaryClientInterceptor)
+                else interceptor
+                for interceptor in interceptors]
 
     def shutdown(self, timeout_millis: int = 1500) -> None:
         """Export every span still buffered, waiting at most `timeout_millis`."""
