@@ -126,3 +126,15 @@ def test_only_a_valid_unsampled_traceparent_takes_the_short_way() -> None:
         assert unsampled_traceparent() == f"00-{context.trace_id:032x}-{context.span_id:016x}-00"
     with TracerProvider().get_tracer(__name__).start_as_current_span("kv put"):
         assert unsampled_traceparent() is None  # sampled: the full interceptor's work
+
+
+def test_no_request_streaming_interceptor_slows_the_peer_streams() -> None:
+    """grpc routes every write of a request stream through a queue of its own when such an
+    interceptor is on the channel; the peer streams carry every Raft message."""
+    for env in ({}, {"OTEL_TRACES_SAMPLER": "always_on"}):
+        tracing = Tracing(TracerProvider(sampler=sampler_from_environment(env)), exporting=True)
+        interceptors = tracing.client_interceptors()
+        assert not [i for i in interceptors
+                    if isinstance(i, (grpc.aio.StreamUnaryClientInterceptor,
+                                      grpc.aio.StreamStreamClientInterceptor))]
+        assert [i for i in interceptors if isinstance(i, grpc.aio.UnaryStreamClientInterceptor)]

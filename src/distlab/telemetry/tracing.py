@@ -79,10 +79,22 @@ class Tracing:
         return [UnsampledServerFastPath(traced) if self.follows_parents else traced]
 
     def client_interceptors(self) -> Sequence[Any]:
+        """Interceptors for calls with a single request: unary calls and response streams.
+
+        None for request streams. With any request-streaming interceptor on a channel, grpc
+        sends every write of every such stream through a queue and a task of its own, whatever
+        the interceptor then does: on a peer channel that is every Raft message, each costing
+        half as much again in CPU and latency, traced or not. distlab's request streams are
+        the peer `Stream` (never traced: its messages are) and snapshot `Transfer`, whose
+        receiver's span then starts the trace.
+        """
         if not self.exporting:
             return []
-        interceptors = list(aio_client_interceptors(tracer_provider=self.provider,
-                                                    filter_=_traced_calls()))
+        interceptors = [
+            interceptor for interceptor in aio_client_interceptors(
+                tracer_provider=self.provider, filter_=_traced_calls())
+            if isinstance(interceptor, (grpc.aio.UnaryUnaryClientInterceptor,
+                                        grpc.aio.UnaryStreamClientInterceptor))]
         if not self.follows_parents:
             return interceptors
         return [UnsampledClientFastPath(interceptor)
