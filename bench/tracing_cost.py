@@ -21,7 +21,9 @@ says how many were.
 The MapReduce job is `distlab mr run --app wc` over copies of tests/data/mapreduce (the input
 bench/mr_wordcount.py generates); its time is the coordinator's, submission to last reduce.
 "node CPU ms/write" is the three nodes' CPU time during the 64-client load over the writes
-acknowledged: on a shared machine it moves much less with the other load than throughput does.
+acknowledged, "client CPU ms/write" the load process's over its measured window: on a shared
+machine they move much less with the other load than throughput does (though a node's CPU per
+write also grows when fewer writes share each batch and fsync).
 Ratios are each configuration's median over off's median; medians of --runs passes.
 
 Run: .venv/bin/python bench/tracing_cost.py [--duration S] [--runs N] [--megabytes M]
@@ -33,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -82,6 +85,7 @@ class Measured:
 
     writes_per_second: list[float] = field(default_factory=list)
     node_cpu_ms: list[float] = field(default_factory=list)
+    client_cpu_ms: list[float] = field(default_factory=list)
     p50_ms: list[float] = field(default_factory=list)
     job_seconds: list[float] = field(default_factory=list)
     kept: list[float] = field(default_factory=list)
@@ -151,14 +155,38 @@ def orphan_kv_spans(spans: list[ReceivedSpan], started: set[bytes]) -> int:
                and s.name.startswith("/distlab.v1.KV/") and s.trace_id not in started)
 
 
+def mapreduce_job(root: Path, output: Path, name: str, args: argparse.Namespace,
+                  env: dict[str, str]) -> float:
+    """The job seconds of one word count; a run that fails is said, its logs kept in
+    `--keep-failed`, and run once more (a second failure ends the benchmark)."""
+    for attempt in range(2):
+        run_dir = root / f"mr-{name}-{attempt}"
+        try:
+            job, _, _ = run_distributed(root / "in", output, run_dir, args.workers,
+                                        args.reduces, env)
+            return job
+        except SystemExit as failure:
+            kept = args.keep_failed / run_dir.name
+            shutil.copytree(run_dir, kept, ignore=shutil.ignore_patterns("*.txt", "mr-*"),
+                            dirs_exist_ok=True)
+            print(f"  word count {name} failed, logs in {kept}: "
+                  f"{str(failure).strip().splitlines()[-1]}", flush=True)
+            if attempt:
+                raise
+            shutil.rmtree(output, ignore_errors=True)
+    raise AssertionError("unreachable")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0,
                         help="seconds of each KV load (5)")
     parser.add_argument("--runs", type=int, default=3, help="passes of every setting (3)")
-    parser.add_argument("--megabytes", type=int, default=8, help="word count input, MB (8)")
+    parser.add_argument("--megabytes", type=int, default=32, help="word count input, MB (32)")
     parser.add_argument("--workers", type=int, default=2, help="MapReduce workers (2)")
     parser.add_argument("--reduces", type=int, default=2, help="reduce tasks (2)")
+    parser.add_argument("--keep-failed", type=Path, default=Path("mr-bench-failures"),
+                        help="where the logs of a failed word count are kept")
     args = parser.parse_args()
 
     receiver = OtlpReceiver()
@@ -181,6 +209,8 @@ def main() -> int:
                     bench_kv(root / f"kv-{run}-{setting.name}", env, args.duration))
                 figures.writes_per_second.append(summaries[64]["ops_per_second"])
                 figures.node_cpu_ms.append(node_cpu * 1000 / summaries[64]["ops"])
+                figures.client_cpu_ms.append(
+                    summaries[64]["client_cpu_seconds"] * 1000 / summaries[64]["ops"])
                 figures.p50_ms.append(summaries[1]["latency_ms"]["p50"])
                 spans = receiver.take()
                 started = client_traces(spans)
@@ -188,9 +218,7 @@ def main() -> int:
                 figures.orphans += orphan_kv_spans(spans, started)
 
                 output = root / f"out-{run}-{setting.name}"
-                job, _, _ = run_distributed(root / "in", output,
-                                            root / f"mr-{run}-{setting.name}", args.workers,
-                                            args.reduces, env)
+                job = mapreduce_job(root, output, f"{run}-{setting.name}", args, env)
                 lines = sorted_output(output)
                 reference = reference or lines
                 if lines != reference:
@@ -216,6 +244,8 @@ def main() -> int:
             ratio(figures.writes_per_second, base.writes_per_second),
             f"{statistics.median(figures.node_cpu_ms):.2f}",
             ratio(figures.node_cpu_ms, base.node_cpu_ms),
+            f"{statistics.median(figures.client_cpu_ms):.2f}",
+            ratio(figures.client_cpu_ms, base.client_cpu_ms),
             f"{statistics.median(figures.p50_ms):.2f}",
             ratio(figures.p50_ms, base.p50_ms),
             f"{statistics.median(figures.job_seconds):.2f}",
@@ -226,6 +256,7 @@ def main() -> int:
         ])
     print(format_table(
         ("tracing", "64-client writes/s", "x off", "node CPU ms/write", "x off",
+         "client CPU ms/write", "x off",
          "1-client p50 ms", "x off", "MR job s",
          "x off", "KV traces kept", "node-rooted KV spans", "MR jobs traced"),
         rows))

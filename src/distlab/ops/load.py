@@ -45,6 +45,9 @@ class LoadResult:
     indefinite_failures: int = 0
     elapsed_seconds: float = 0.0
     first_error: str | None = None
+    # CPU time of the load processes over the measured window: a client near one core per
+    # process is the bottleneck, not the system under load.
+    cpu_seconds: float = 0.0
 
     def merge(self, other: LoadResult) -> None:
         self.latencies.extend(other.latencies)
@@ -52,6 +55,7 @@ class LoadResult:
         self.indefinite_failures += other.indefinite_failures
         self.elapsed_seconds = max(self.elapsed_seconds, other.elapsed_seconds)
         self.first_error = self.first_error or other.first_error
+        self.cpu_seconds += other.cpu_seconds
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,7 @@ class LoadResult:
             "indefinite_failures": self.indefinite_failures,
             "elapsed_seconds": self.elapsed_seconds,
             "first_error": self.first_error,
+            "cpu_seconds": self.cpu_seconds,
         }
 
     @classmethod
@@ -67,7 +72,7 @@ class LoadResult:
         latencies = array("d")
         latencies.frombytes(wire["latencies"])
         return cls(latencies, wire["definite_failures"], wire["indefinite_failures"],
-                   wire["elapsed_seconds"], wire["first_error"])
+                   wire["elapsed_seconds"], wire["first_error"], wire["cpu_seconds"])
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -86,6 +91,7 @@ def summarize(result: LoadResult) -> dict[str, Any]:
         "ops": len(ordered),
         "ops_per_second": len(ordered) / elapsed if elapsed > 0 else 0.0,
         "elapsed_seconds": elapsed,
+        "client_cpu_seconds": result.cpu_seconds,
         "definite_failures": result.definite_failures,
         "indefinite_failures": result.indefinite_failures,
         "latency_ms": {
@@ -109,7 +115,7 @@ async def measure_load(
     given, is told how far the load has got while it runs.
     """
     results = [LoadResult() for _ in range(clients)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     stop_at = started + duration_seconds
 
     async def client_loop(number: int) -> None:
@@ -145,7 +151,8 @@ async def measure_load(
             watching.cancel()
     if watch is not None:
         watch(duration_seconds, *counts())
-    total = LoadResult(elapsed_seconds=time.perf_counter() - started)
+    total = LoadResult(elapsed_seconds=time.perf_counter() - started,
+                       cpu_seconds=time.process_time() - cpu_started)
     for result in results:
         total.merge(result)
     return total
