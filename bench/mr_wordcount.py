@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import distlab
@@ -78,10 +79,11 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_distributed(inputs: Path, output: Path, run_dir: Path, workers: int, reduces: int
-                    ) -> tuple[float, float, float]:
-    """(job seconds, wall seconds, CPU seconds) of one `distlab mr run`: its CPU time counts
-    the coordinator's and the workers', which it waits for."""
+def run_distributed(inputs: Path, output: Path, run_dir: Path, workers: int, reduces: int,
+                    env: Mapping[str, str] | None = None) -> tuple[float, float, float]:
+    """(job seconds, wall seconds, CPU seconds) of one `distlab mr run` (in `env`, this
+    process's environment by default): its CPU time counts the coordinator's and the
+    workers', which it waits for."""
     cpu = children_cpu()
     started = time.monotonic()
     result = subprocess.run(
@@ -89,7 +91,7 @@ def run_distributed(inputs: Path, output: Path, run_dir: Path, workers: int, red
          "--input", str(inputs / "input-*.txt"), "--reduces", str(reduces),
          "--workers", str(workers), "--output", str(output), "--run-dir", str(run_dir),
          "--json"],
-        capture_output=True, text=True, check=False,
+        capture_output=True, text=True, check=False, env=env,
     )
     wall = time.monotonic() - started
     if result.returncode != 0:

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from distlab.telemetry.receiver import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_SERVER,
+    OtlpReceiver,
+    ReceivedSpan,
+)
 from tests.cluster.test_mapreduce_lab import DATA, MapReduceProcesses
 from tests.support import distlab_command, wait_for
-from tests.support_otlp import SPAN_KIND_CLIENT, SPAN_KIND_SERVER, OtlpReceiver, ReceivedSpan
 
 FETCH = "/distlab.v1.Worker/FetchPartition"
 

@@ -11,14 +11,14 @@ import pytest
 
 from distlab.client import KVClient
 from distlab.proto import admin_pb2, admin_pb2_grpc
-from tests.support import UpProcess, wait_for
-from tests.support_otlp import (
+from distlab.telemetry.receiver import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_SERVER,
     OtlpReceiver,
     ReceivedSpan,
-    assert_followers_received,
 )
+from tests.support import UpProcess, wait_for
+from tests.support_otlp import assert_followers_received
 
 
 @pytest.fixture

@@ -16,13 +16,10 @@ import pytest
 
 from distlab.client import KVClient
 from distlab.ops.status import wait_for_leader
+from distlab.telemetry.receiver import SPAN_KIND_SERVER, ReceivedSpan
 from tests.docker.conftest import ComposeProject
 from tests.support import wait_for
-from tests.support_otlp import (
-    SPAN_KIND_SERVER,
-    ReceivedSpan,
-    assert_followers_received,
-)
+from tests.support_otlp import assert_followers_received
 
 pytestmark = pytest.mark.docker
 

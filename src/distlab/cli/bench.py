@@ -15,6 +15,7 @@ from typing import Any
 from distlab.cli.common import EXIT_OK, EXIT_UNKNOWN, UsageError, print_table
 from distlab.cli.progress import Progress
 from distlab.cli.targets import add_cluster_arguments, resolve_cluster
+from distlab.cli.tracing import check_sampler_environment, command_tracing
 from distlab.client import KVError
 from distlab.ops.load import KVLoad, run_kv_workload, run_processes, summarize
 from distlab.runtime import loop
@@ -67,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.call_timeout > 0:
         raise UsageError(f"--call-timeout must be positive, got {args.call_timeout}")
     cluster = resolve_cluster(args.cluster, args.cluster_file)
+    # With OTLP_ENDPOINT set the load is traced as any client's requests are: each operation
+    # is the root of its trace, so this process's sampler decides which traces are kept.
+    tracing = command_tracing() if args.processes == 1 else None
+    if args.processes > 1:
+        check_sampler_environment()  # each load process sets its own tracing up
     workload = KVLoad(
         addresses=({int(node_id): str(address) for node_id, address in cluster.items()}
                    if isinstance(cluster, dict) else [str(address) for address in cluster]),
@@ -85,13 +91,18 @@ def run(args: argparse.Namespace) -> int:
                                 f"{acknowledged} ops ({rate:.0f}/s), {failed} failed")
 
             if args.processes == 1:
-                result = loop.run(run_kv_workload(workload, watch=watch))
+                interceptors = tracing.client_interceptors() if tracing is not None else ()
+                result = loop.run(run_kv_workload(workload, watch=watch,
+                                                  interceptors=interceptors))
             else:
                 result = run_processes(workload, args.processes, watch=watch)
     except KVError as error:
         print(f"distlab bench: error: the cluster did not take the warm-up writes: {error}",
               file=sys.stderr)
         return EXIT_UNKNOWN
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     summary = {
         "system": "distlab", "clients": args.clients, "processes": args.processes,
         "value_size": args.value_size, "reads": args.reads, "keys": args.keys,

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 from distlab.apps.kv import MAX_VALUE_BYTES, value_too_large
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, UsageError
 from distlab.cli.targets import add_cluster_arguments, resolve_cluster
+from distlab.cli.tracing import command_tracing
 from distlab.cli.waiting import progress_lines
 from distlab.client import (
     Definite,
@@ -37,10 +38,8 @@ from distlab.client import (
     Unreachable,
 )
 from distlab.runtime import loop
-from distlab.telemetry.tracing import setup_tracing
 from distlab.wire.kv_bytes import describe, to_text
 
-CLIENT_SERVICE_NAME = "distlab-client"
 SPAN_FLUSH_TIMEOUT_MILLIS = 1000
 STDIN = "-"
 
@@ -100,10 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if not operands["key"]:
         raise UsageError("KEY must not be empty")
     cluster = resolve_cluster(args.cluster, args.cluster_file)
-    tracing = None
-    otlp_endpoint = (os.environ.get("OTLP_ENDPOINT") or "").strip() or None
-    if otlp_endpoint:
-        tracing = setup_tracing(CLIENT_SERVICE_NAME, otlp_endpoint)
+    tracing = command_tracing()
     try:
         interceptors = tracing.client_interceptors() if tracing else ()
         client = KVClient(cluster, operation_timeout=args.timeout, interceptors=interceptors,

@@ -32,6 +32,7 @@ from distlab.cli.common import (
     UsageError,
     print_table,
 )
+from distlab.cli.tracing import check_sampler_environment
 from distlab.protocols.mapreduce import DEFAULT_SPLIT_BYTES
 from distlab.wire.addresses import Address, ConfigError, parse_address
 
@@ -359,7 +360,7 @@ def run_job(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 64:
         raise UsageError(f"--workers must be between 1 and 64, got {args.workers}")
     from distlab.ops.local_mapreduce import LocalMapReduce
-
+    check_sampler_environment()
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="distlab-mr-"))
     local = LocalMapReduce(run_dir.resolve(), args.workers, args.task_timeout,
                            args.otlp_endpoint)
@@ -503,7 +504,7 @@ def run_coordinator(args: argparse.Namespace) -> int:
     from distlab.runtime.mapreduce.coordinator import CoordinatorSettings, serve_coordinator
     from distlab.runtime.mapreduce.joblog import JobLogCorrupt
     from distlab.runtime.server import run_until_signalled
-
+    check_sampler_environment()
     if args.task_timeout <= 0 or args.worker_timeout <= 0:
         raise UsageError("--task-timeout and --worker-timeout must be positive")
     if args.split_mb <= 0:
@@ -540,7 +541,7 @@ def run_worker(args: argparse.Namespace) -> int:
         serve_worker,
     )
     from distlab.runtime.server import run_until_signalled
-
+    check_sampler_environment()
     coordinator = coordinator_address(args.coordinator)
     worker_id = args.id or f"{socket.gethostname()}-{os.getpid()}"
     if not worker_id.replace("-", "").replace("_", "").replace(".", "").isalnum():

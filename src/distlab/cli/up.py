@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError, format_table
+from distlab.cli.tracing import check_sampler_environment
 from distlab.cli.waiting import progress_lines
 from distlab.ops.local_cluster import ClusterFileError, ClusterStartError, LocalCluster, NodeExit
 from distlab.runtime import loop
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
     if args.groups is not None and not 1 <= args.groups <= MAX_GROUPS:
         raise UsageError(f"--groups must be between 1 and {MAX_GROUPS}, got {args.groups}")
+    check_sampler_environment()
     extra_env = {"OTLP_ENDPOINT": args.otlp_endpoint} if args.otlp_endpoint else {}
     try:
         cluster = LocalCluster.restart(args.data_dir, extra_env)

@@ -23,6 +23,7 @@ from typing import Any
 
 from distlab.client import Definite, KVClient
 from distlab.runtime import loop
+from distlab.telemetry.tracing import client_tracing
 from distlab.wire.sharding import group_of
 
 Operation = Callable[[int], Awaitable[None]]
@@ -44,6 +45,9 @@ class LoadResult:
     indefinite_failures: int = 0
     elapsed_seconds: float = 0.0
     first_error: str | None = None
+    # CPU time of the load processes over the measured window: a client near one core per
+    # process is the bottleneck, not the system under load.
+    cpu_seconds: float = 0.0
 
     def merge(self, other: LoadResult) -> None:
         self.latencies.extend(other.latencies)
@@ -51,6 +55,7 @@ class LoadResult:
         self.indefinite_failures += other.indefinite_failures
         self.elapsed_seconds = max(self.elapsed_seconds, other.elapsed_seconds)
         self.first_error = self.first_error or other.first_error
+        self.cpu_seconds += other.cpu_seconds
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -59,6 +64,7 @@ class LoadResult:
             "indefinite_failures": self.indefinite_failures,
             "elapsed_seconds": self.elapsed_seconds,
             "first_error": self.first_error,
+            "cpu_seconds": self.cpu_seconds,
         }
 
     @classmethod
@@ -66,7 +72,7 @@ class LoadResult:
         latencies = array("d")
         latencies.frombytes(wire["latencies"])
         return cls(latencies, wire["definite_failures"], wire["indefinite_failures"],
-                   wire["elapsed_seconds"], wire["first_error"])
+                   wire["elapsed_seconds"], wire["first_error"], wire["cpu_seconds"])
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -85,6 +91,7 @@ def summarize(result: LoadResult) -> dict[str, Any]:
         "ops": len(ordered),
         "ops_per_second": len(ordered) / elapsed if elapsed > 0 else 0.0,
         "elapsed_seconds": elapsed,
+        "client_cpu_seconds": result.cpu_seconds,
         "definite_failures": result.definite_failures,
         "indefinite_failures": result.indefinite_failures,
         "latency_ms": {
@@ -108,7 +115,7 @@ async def measure_load(
     given, is told how far the load has got while it runs.
     """
     results = [LoadResult() for _ in range(clients)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     stop_at = started + duration_seconds
 
     async def client_loop(number: int) -> None:
@@ -144,7 +151,8 @@ async def measure_load(
             watching.cancel()
     if watch is not None:
         watch(duration_seconds, *counts())
-    total = LoadResult(elapsed_seconds=time.perf_counter() - started)
+    total = LoadResult(elapsed_seconds=time.perf_counter() - started,
+                       cpu_seconds=time.process_time() - cpu_started)
     for result in results:
         total.merge(result)
     return total
@@ -184,11 +192,14 @@ def kv_operation(client: KVClient, workload: KVLoad) -> Operation:
 
 
 async def run_kv_workload(workload: KVLoad, ready: Callable[[], Awaitable[None]] | None = None,
-                          watch: Watcher | None = None) -> LoadResult:
+                          watch: Watcher | None = None, interceptors: Sequence[Any] = ()
+                          ) -> LoadResult:
     """Warm up (one write per client in every group: sessions opened, leaders found), wait
-    for `ready`, then measure (telling `watch` how it goes)."""
+    for `ready`, then measure (telling `watch` how it goes). `interceptors` go on the
+    client's channels (tracing)."""
     client = KVClient(workload.addresses, call_timeout=workload.call_timeout,
-                      operation_timeout=max(5.0, workload.call_timeout * 5))
+                      operation_timeout=max(5.0, workload.call_timeout * 5),
+                      interceptors=interceptors)
     async with client:
         value = "v" * workload.value_size
         keys = warmup_keys(workload.clients, await client.group_count())
@@ -219,7 +230,8 @@ def warmup_keys(per_group: int, groups: int) -> list[str]:
 def worker_process(workload: KVLoad, barrier: Any, results: Any, counters: Any = None,
                    slot: int = 0) -> None:
     """Body of one load process: its share of the clients, started with the others; its
-    progress goes into `counters[3 * slot:3 * slot + 3]` (seconds, acknowledged, failed)."""
+    progress goes into `counters[3 * slot:3 * slot + 3]` (seconds, acknowledged, failed).
+    With OTLP_ENDPOINT in its environment, the process traces its own operations."""
 
     async def ready() -> None:
         await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
@@ -229,13 +241,19 @@ def worker_process(workload: KVLoad, barrier: Any, results: Any, counters: Any =
             with counters.get_lock():
                 counters[3 * slot:3 * slot + 3] = [seconds, acknowledged, failed]
 
+    tracing = None
     try:
-        result = loop.run(run_kv_workload(workload, ready, watch))
+        tracing = client_tracing()
+        interceptors = tracing.client_interceptors() if tracing is not None else ()
+        result = loop.run(run_kv_workload(workload, ready, watch, interceptors))
     except Exception as error:
         # Release the other processes waiting at the barrier, and tell the parent why.
         barrier.abort()
         results.put({"error": f"{type(error).__name__}: {error}"})
         return
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     results.put(result.to_wire())
 
 

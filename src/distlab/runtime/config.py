@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distlab.core.ids import NodeId
+from distlab.telemetry.tracing import sampler_from_environment
 
 # Addresses and cluster lists are parsed as every client parses them; the names are
 # re-exported because a node's settings are where most callers meet them.
@@ -64,7 +65,7 @@ def load_node_config(
     """Build a node's configuration from `env`, with non-None `overrides` (flags) taking precedence.
 
     Keys are the variable names of the configuration table: NODE_ID, CLUSTER_NODES,
-    LISTEN_ADDR, METRICS_ADDR, DATA_DIR, OTLP_ENDPOINT, GROUPS, ENGINE, ...
+    LISTEN_ADDR, METRICS_ADDR, DATA_DIR, OTLP_ENDPOINT, OTEL_TRACES_SAMPLER, GROUPS, ENGINE, ...
     """
     merged = dict(env)
     for key, value in (overrides or {}).items():
@@ -91,6 +92,9 @@ def load_node_config(
         raise ConfigError(f"LISTEN_ADDR and METRICS_ADDR both use {listen.host}:{listen.port}")
     data_dir = Path(merged.get("DATA_DIR") or f"./data/node-{node_id}")
     otlp = (merged.get("OTLP_ENDPOINT") or "").strip() or None
+    # Checked here so a bad value stops the node before it opens anything; setup_tracing
+    # reads the same variables from the environment when the node starts.
+    sampler_from_environment(merged)
     join = parse_flag(merged.get("JOIN", ""), "JOIN")
     tick_ms = parse_positive(merged.get("RAFT_TICK_MS"), "RAFT_TICK_MS", 50)
     election_ticks = parse_positive(merged.get("RAFT_ELECTION_TICKS"), "RAFT_ELECTION_TICKS", 10)
