@@ -12,8 +12,9 @@ trace starts, in a client or at a node's first span of a request, and travels wi
 context (the `sampled` flag of `traceparent`), so the parent-based samplers keep a trace whole
 or drop it whole across every process it touches.
 
-A process that exports no spans never loads the SDK or the gRPC instrumentation: they are
-the largest part of a short-lived process's start-up, and such a process records nothing.
+A process that exports no spans never loads the SDK or the gRPC instrumentation (nor, from
+here, gRPC itself): they are the largest part of a short-lived process's start-up, and such a
+process records nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import grpc
 from opentelemetry import trace
 
 import distlab
@@ -86,6 +86,7 @@ class Tracing:
         """
         if not self.exporting:
             return []
+        import grpc
         from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
         from distlab.telemetry._unsampled import UnsampledClientFastPath
