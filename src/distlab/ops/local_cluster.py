@@ -305,8 +305,10 @@ class LocalCluster:
         await asyncio.gather(*(self.stop_node(node_id) for node_id in self.nodes))
 
     async def watch_exits(self, on_exit: Callable[[NodeExit], None]) -> None:
-        """Call `on_exit` as each node process running now ends, until every one has or the
-        watch is cancelled (cancel it before stopping the nodes on purpose)."""
+        """Call `on_exit` as each node process started ends, until every one has or the
+        watch is cancelled (cancel it before stopping the nodes on purpose). A node that
+        ended before the watch began, between its start and this call, is reported at once:
+        nothing stopped it on purpose."""
 
         async def watch(node: LocalNode, process: asyncio.subprocess.Process) -> None:
             returncode = await process.wait()
@@ -314,7 +316,7 @@ class LocalCluster:
 
         await asyncio.gather(*(
             watch(node, node.process) for node in self.nodes.values()
-            if node.process is not None and node.process.returncode is None))
+            if node.process is not None))
 
 
 def last_line(path: Path) -> str:
