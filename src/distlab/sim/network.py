@@ -179,6 +179,7 @@ class Network:
         self._reported_unreachable: set[tuple[NodeId, int, NodeId]] = set()
         self.requests_sent = 0
         self.messages_sent = 0
+        self.messages_lost = 0
         self.sent_by_type: Counter[str] = Counter()
 
     def send(self, group: int, message: Any) -> None:
@@ -237,6 +238,7 @@ class Network:
 
     def _lost(self, group: int, message: Any, sender: NodeId, recipient: NodeId,
               why: str) -> None:
+        self.messages_lost += 1
         if self._note is not None:
             self._note(f"n{sender}->n{recipient} g{group} {self._kinds.describe(message)} "
                        f"dropped ({why})")
