@@ -256,6 +256,18 @@ class PaxosLab:
             count += 1
         return count
 
+    def check_agreement(self) -> int:
+        """Fails if two members applied different commands at one slot; the slots applied."""
+        seen: dict[int, bytes] = {}
+        for node in self.ids:
+            machine = self.machines.get(node)
+            for slot, command in (machine.commands.items() if machine is not None else ()):
+                known = seen.setdefault(slot, command)
+                if known != command:
+                    self.fail(f"decided values do not match at slot {slot}: {known!r} and "
+                              f"{command!r} (n{node})")
+        return len(seen)
+
     def wait_decided(self, value: bytes, count: int, timeout_ms: float = 10_000) -> int:
         """Wait until `count` members applied `value`; its slot."""
 

@@ -1,0 +1,105 @@
+"""The 6.824 (2015) Paxos lab's changing partitions on the simulator: one peer switching
+sides twenty times, on a reliable and on an unreliable network (TestPartition's last two
+parts), and twenty seconds of random repartitioning under load (TestLots)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from random import Random
+
+from distlab.core.ids import NodeId
+from distlab.sim.network import RELIABLE, UNRELIABLE_2015
+from distlab.sim.paxos.lab import PaxosLab
+
+MakeLab = Callable[..., PaxosLab]
+
+N1, N2, N3, N4, N5 = (NodeId(i) for i in range(1, 6))
+
+
+def decided_by(lab: PaxosLab, value: bytes) -> int:
+    slot = lab.slot_of(value)
+    return lab.ndecided(slot) if slot is not None else 0
+
+
+def switch_sides(lab: PaxosLab, *, unreliable: bool, iterations: int = 20) -> None:
+    """n3 sides with n1 and n2 while a value is decided, then with n4 and n5, who must
+    learn it from n3: twenty times."""
+    for iteration in range(iterations):
+        if unreliable:
+            lab.set_network(UNRELIABLE_2015)
+        lab.partition([[N1, N2, N3], [N4, N5]])
+        majority_value = f"{iteration}.majority".encode()
+        minority_value = f"{iteration}.minority".encode()
+        lab.offer(majority_value, via=N1)
+        lab.offer(minority_value, via=N4)
+        slot = lab.wait_decided(majority_value, 3, timeout_ms=10_000)
+        assert lab.ndecided(slot) == 3, "a decision crossed the partition"
+        assert lab.slot_of(minority_value) is None, "the minority decided"
+        lab.partition([[N1, N2], [N3, N4, N5]])
+        if unreliable:
+            lab.set_network(RELIABLE)
+        lab.wait_decided(majority_value, 5, timeout_ms=10_000)
+        # n3's side is now a majority: it decides the value the minority's client offered.
+        lab.wait_decided(minority_value, 3, timeout_ms=10_000)
+
+
+def test_one_peer_switches_partitions(make_paxos_lab: MakeLab) -> None:
+    lab = make_paxos_lab(5)
+    switch_sides(lab, unreliable=False)
+    assert len(lab.applied(N3)) >= 40
+
+
+def test_one_peer_switches_partitions_on_an_unreliable_network(make_paxos_lab: MakeLab) -> None:
+    lab = make_paxos_lab(5)
+    switch_sides(lab, unreliable=True)
+    assert len(lab.applied(N3)) >= 40
+    assert lab.world.network.messages_lost > 0
+
+
+def test_lots_of_requests_while_partitions_change(make_paxos_lab: MakeLab) -> None:
+    """TestLots: for 20 s of virtual time the five peers are repartitioned at random (each
+    into one of three sides) every 0-200 ms on an unreliable network, while every peer's
+    client offers a value of a new round every 0-300 ms whenever fewer than ten rounds are
+    undecided somewhere. Then the network heals: every value is decided by a majority, and
+    every member applied the same command at every slot. The group's invariant checker
+    watches every Ready throughout."""
+    lab = make_paxos_lab(5, conditions=UNRELIABLE_2015)
+    rng = Random(lab.seed)
+    rounds: list[list[bytes]] = []
+    repartitions = 0
+    next_partition = next_round = next_check = 0.0
+    while lab.now_ms < 20_000:
+        if lab.now_ms >= next_partition:
+            sides: list[list[NodeId]] = [[], [], []]
+            for node in lab.ids:
+                sides[rng.randrange(3)].append(node)
+            lab.partition([side for side in sides if side])
+            repartitions += 1
+            next_partition = lab.now_ms + rng.randrange(200)
+        if lab.now_ms >= next_round:
+            undecided = sum(1 for values in rounds
+                            if not any(decided_by(lab, value) == 5 for value in values))
+            if undecided < 10:
+                values = [f"{len(rounds)}.{node}.{rng.randrange(10)}".encode()
+                          for node in lab.ids]
+                for node, value in zip(lab.ids, values, strict=True):
+                    lab.offer(value, via=node)
+                rounds.append(values)
+            next_round = lab.now_ms + rng.randrange(300)
+        if lab.now_ms >= next_check:
+            lab.check_agreement()
+            next_check = lab.now_ms + rng.randrange(300)
+        lab.run_for(max(1.0, min(next_partition, next_round, next_check) - lab.now_ms))
+
+    lab.set_network(RELIABLE)
+    lab.heal()
+    lab.run_for(5_000)
+    offered = [value for values in rounds for value in values]
+    for value in offered:
+        lab.wait_decided(value, 3, timeout_ms=5_000)
+    last = max(lab.max_slot(node) for node in lab.ids)
+    assert all(lab.ndecided(slot) in (0, 5) for slot in range(1, last + 1))
+    checker = lab.world.engine.checkers[0]  # type: ignore[attr-defined]
+    assert checker.checks > 1_000 and len(checker.chosen) >= len(offered) // 2
+    assert repartitions >= 150
+    assert len(rounds) >= 20, f"only {len(rounds)} rounds started"
