@@ -40,7 +40,7 @@ def test_instances_decided_out_of_order_are_applied_in_order(make_paxos_lab: Mak
     # earlier ones, as the lab starts instance 7 before 6 and 5, and those before 4 and 3.
     lab = make_paxos_lab(3, options=replace(LAB_OPTIONS, max_entries_per_message=1),
                          conditions=REORDERING)
-    values = [f"{slot}00".encode() for slot in range(3, 8)]
+    values = [f"{instance}00".encode() for instance in range(3, 13)]
     for value in values:
         lab.offer(value)
     for value in values:

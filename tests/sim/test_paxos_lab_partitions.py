@@ -99,7 +99,7 @@ def test_lots_of_requests_while_partitions_change(make_paxos_lab: MakeLab) -> No
         lab.wait_decided(value, 3, timeout_ms=5_000)
     last = max(lab.max_slot(node) for node in lab.ids)
     assert all(lab.ndecided(slot) in (0, 5) for slot in range(1, last + 1))
-    checker = lab.world.engine.checkers[0]  # type: ignore[attr-defined]
-    assert checker.checks > 1_000 and len(checker.chosen) >= len(offered) // 2
+    assert lab.invariants.checks > 1_000
+    assert len(lab.invariants.chosen) >= len(offered)  # the checker saw each one chosen
     assert repartitions >= 150
     assert len(rounds) >= 20, f"only {len(rounds)} rounds started"

@@ -26,6 +26,7 @@ from distlab.sim.command_log import CommandLog
 from distlab.sim.disk import Record
 from distlab.sim.network import RELIABLE, NetworkConditions
 from distlab.sim.paxos.engine import PaxosEngine, PaxosOptions, SimPaxos
+from distlab.sim.paxos.invariants import PaxosInvariants
 from distlab.sim.world import Instance, SimulationFailure, World
 
 # The lab's timings mapped onto ticks: 20 ms ticks, heartbeats every 80 ms, a member that
@@ -114,6 +115,10 @@ class PaxosLab:
             conditions=conditions, trace=trace,
             replay_hint=f"PaxosLab(seed={seed}, nodes={nodes})")
         self.ids = sorted(self.world.nodes)
+        engine = self.world.engine
+        assert isinstance(engine, PaxosEngine)
+        # The group's safety checker, which fails the run at the first violation.
+        self.invariants: PaxosInvariants = engine.checkers[0]
         self.world.start_all()
 
     def close(self) -> None:
