@@ -5,6 +5,7 @@ parts), and twenty seconds of random repartitioning under load (TestLots)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from random import Random
 
 from distlab.core.ids import NodeId
@@ -13,46 +14,53 @@ from distlab.sim.paxos.lab import PaxosLab
 
 MakeLab = Callable[..., PaxosLab]
 
-N1, N2, N3, N4, N5 = (NodeId(i) for i in range(1, 6))
-
-
 def decided_by(lab: PaxosLab, value: bytes) -> int:
     slot = lab.slot_of(value)
     return lab.ndecided(slot) if slot is not None else 0
 
 
-def switch_sides(lab: PaxosLab, *, unreliable: bool, iterations: int = 20) -> None:
-    """n3 sides with n1 and n2 while a value is decided, then with n4 and n5, who must
-    learn it from n3: twenty times."""
+def switch_sides(lab: PaxosLab, *, unreliable: bool, iterations: int = 20) -> list[NodeId]:
+    """The lab's peers 0-4 as (leader, stays, switches, minority, minority): the switching
+    peer sides with the leader while a value is decided, then with the old minority, which
+    elects a new leader that only the switching peer can tell about the value. Twenty times,
+    each with the peers named afresh around the current leader. The leaders, in turn."""
+    rng = Random(lab.seed)
+    leaders = []
     for iteration in range(iterations):
+        leader = lab.wait_leader()
+        leaders.append(leader)
+        stays, switches, *minority = rng.sample([n for n in lab.ids if n != leader], 4)
         if unreliable:
             lab.set_network(UNRELIABLE_2015)
-        lab.partition([[N1, N2, N3], [N4, N5]])
+        lab.partition([[leader, stays, switches], minority])
         majority_value = f"{iteration}.majority".encode()
         minority_value = f"{iteration}.minority".encode()
-        lab.offer(majority_value, via=N1)
-        lab.offer(minority_value, via=N4)
+        lab.offer(majority_value, via=leader)
+        lab.offer(minority_value, via=minority[0])
         slot = lab.wait_decided(majority_value, 3, timeout_ms=10_000)
         assert lab.ndecided(slot) == 3, "a decision crossed the partition"
         assert lab.slot_of(minority_value) is None, "the minority decided"
-        lab.partition([[N1, N2], [N3, N4, N5]])
+        lab.partition([[leader, stays], [switches, *minority]])
         if unreliable:
             lab.set_network(RELIABLE)
         lab.wait_decided(majority_value, 5, timeout_ms=10_000)
-        # n3's side is now a majority: it decides the value the minority's client offered.
+        # The switching peer's side is a majority now: it decides the minority's value.
         lab.wait_decided(minority_value, 3, timeout_ms=10_000)
+    return leaders
 
 
 def test_one_peer_switches_partitions(make_paxos_lab: MakeLab) -> None:
     lab = make_paxos_lab(5)
-    switch_sides(lab, unreliable=False)
-    assert len(lab.applied(N3)) >= 40
+    leaders = switch_sides(lab, unreliable=False)
+    assert lab.check_agreement() >= 40
+    assert all(a != b for a, b in pairwise(leaders)), leaders
 
 
 def test_one_peer_switches_partitions_on_an_unreliable_network(make_paxos_lab: MakeLab) -> None:
     lab = make_paxos_lab(5)
-    switch_sides(lab, unreliable=True)
-    assert len(lab.applied(N3)) >= 40
+    leaders = switch_sides(lab, unreliable=True)
+    assert lab.check_agreement() >= 40
+    assert all(a != b for a, b in pairwise(leaders)), leaders
     assert lab.world.network.messages_lost > 0
 
 
