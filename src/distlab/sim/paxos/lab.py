@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError
-from distlab.protocols.multipaxos import InstallSnapshot, is_request
+from distlab.protocols.multipaxos import InstallSnapshot, Ready, is_request
 from distlab.runtime.host.driver import Timing
 from distlab.sim.command_log import CommandLog
 from distlab.sim.disk import Record
@@ -64,7 +64,7 @@ class _LabEngine(PaxosEngine):
         check = core.observer
         learned = self._lab.decision_order.setdefault(node, [])
 
-        def observe(observed: SimPaxos, ready: Any) -> None:
+        def observe(observed: SimPaxos, ready: Ready) -> None:
             learned.extend(decision.slot for decision in ready.decided)
             if check is not None:
                 check(observed, ready)
