@@ -5,9 +5,13 @@ agreement after healing)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
 
 from distlab.core.ids import NodeId
-from distlab.sim.paxos.lab import PaxosLab
+from distlab.core.replicated_log import EngineError
+from distlab.sim.paxos.lab import LAB_OPTIONS, PaxosLab
 
 MakeLab = Callable[..., PaxosLab]
 
@@ -89,3 +93,25 @@ def lab_submit_in(lab: PaxosLab, side: list[NodeId], value: bytes) -> bytes:
     leader = next(node for node in lab.leaders() if node in side)
     assert lab.start(leader, value)
     return value
+
+
+@pytest.mark.xfail(strict=True, reason="the driver takes its status after each Ready without "
+                   "looking for a step-down, so a leader deposed by a message (which always "
+                   "brings a Ready) never fails its pending proposals")
+def test_a_deposed_leaders_pending_proposal_fails(make_paxos_lab: MakeLab) -> None:
+    # Without check-quorum the cut-off leader keeps leading until it hears of a higher
+    # ballot; its proposal sits in a slot that the next leader, having seen nothing there,
+    # does not fill while nothing new comes: only the step-down can tell the proposer.
+    lab = make_paxos_lab(3, options=replace(LAB_OPTIONS, check_quorum=False))
+    old = lab.wait_leader()
+    others = [node for node in lab.ids if node != old]
+    lab.partition([[old], others])
+    driver = lab.world.driver(old)
+    assert driver is not None
+    outcome = lab.world.call(lambda: lab.world.loop.create_task(driver.propose(b"lost")))
+    assert lab.run_until(lambda: any(node in others for node in lab.leaders()), 5_000)
+    lab.heal()
+    assert lab.run_until(lambda: old not in lab.leaders(), 5_000)
+    lab.run_for(1_000)
+    assert outcome.done(), "the deposed leader's proposal is still pending"
+    assert isinstance(outcome.exception(), EngineError)

@@ -65,3 +65,30 @@ def test_a_peer_far_behind_catches_up_from_a_snapshot(make_paxos_lab: MakeLab) -
     core = lab.core(NodeId(behind))
     assert core is not None and core.snapshot is not None
     assert lab.applied(behind) == lab.applied(lab.wait_leader())
+
+
+def test_max_survives_forgetting_and_numbering_goes_on(make_paxos_lab: MakeLab) -> None:
+    # TestDoneMax: once every peer is done with every slot and the slots are freed, Max
+    # still names the highest slot; and a new leader, which finds nothing left to adopt,
+    # carries on after it rather than reusing freed slots.
+    lab = make_paxos_lab(3)
+    for i in range(11):
+        lab.submit(f"y{i}".encode())
+        lab.wait_decided(f"y{i}".encode(), 3)
+    last = lab.slot_of(b"y10")
+    assert last is not None
+    assert lab.run_until(lambda: all(lab.forgotten_through(n) >= last for n in lab.ids), 2_000)
+    for node in lab.ids:
+        core = lab.core(node)
+        assert core is not None and not core.accepted and not core.decided
+        assert lab.max_slot(node) == last
+    old = lab.wait_leader()
+    lab.crash(old)
+    assert lab.run_until(lambda: any(n != old for n in lab.leaders()), 5_000)
+    lab.submit(b"z")
+    assert lab.wait_decided(b"z", 2) == last + 1
+    lab.restart(old)
+    lab.wait_decided(b"z", 3)
+    assert all(lab.max_slot(node) == last + 1 for node in lab.ids)
+    lab.check_agreement()
+    assert all(lab.applied(node)[last + 1] == b"z" for node in lab.ids)

@@ -8,9 +8,22 @@ from random import Random
 from typing import Any
 
 from distlab.core.ids import NodeId
-from distlab.protocols.raft import Heartbeat, InstallSnapshot, Membership, SnapshotMeta
+from distlab.protocols.raft import (
+    Heartbeat,
+    HeartbeatReply,
+    InstallSnapshot,
+    Membership,
+    SnapshotMeta,
+)
 from distlab.sim.loop import VirtualTimeLoop
-from distlab.sim.network import DUPLICATING, RELIABLE, UNRELIABLE, Network, NetworkConditions
+from distlab.sim.network import (
+    DUPLICATING,
+    RELIABLE,
+    UNRELIABLE,
+    UNRELIABLE_2015,
+    Network,
+    NetworkConditions,
+)
 from distlab.sim.raft.engine import RaftMessageKinds
 
 N1, N2 = NodeId(1), NodeId(2)
@@ -98,6 +111,22 @@ def test_loss_and_duplication_follow_the_seed() -> None:
     assert 150 < lossy < 200
     assert outcome(UNRELIABLE, 3) == lossy  # the same seed, the same fate for every message
     assert outcome(DUPLICATING, 3) > 200
+
+
+def test_the_2015_labs_unreliable_mode_loses_a_tenth_of_requests_and_a_fifth_of_replies(
+) -> None:
+    loop, network, endpoints, _ = make(UNRELIABLE_2015, 7)
+    sent = 0
+    for _ in range(40):  # spread out, under the storm threshold
+        for _ in range(100):
+            network.send(0, heartbeat())
+            network.send(0, HeartbeatReply(1, N2, N1))
+            sent += 1
+        run(loop, 0.2)
+    requests_lost = 1 - len(endpoints[N2].delivered) / sent
+    replies_lost = 1 - len(endpoints[N1].delivered) / sent
+    assert 0.08 < requests_lost < 0.12, requests_lost
+    assert 0.17 < replies_lost < 0.23, replies_lost
 
 
 def test_a_link_that_floods_is_a_storm() -> None:

@@ -5,32 +5,44 @@ sequence number (`ndecided`), makes peers deaf, partitions them, and reads `Done
 Multi-Paxos chooses the slot itself, so here `start(node, v)` offers a command to a node as
 a client would (it only lands if that node leads), `slot_of(v)` says where it was decided,
 and `ndecided(slot)` counts the members whose state machine applied that slot, failing if
-two applied different commands. Where the lab sleeps, the cluster runs virtual time.
+two applied different commands. The lab's `startByClient` retries until its instance is
+decided: `offer(v, via)` is such a client, reaching the cluster through one member. Where
+the lab sleeps, the cluster runs virtual time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from random import Random
 from typing import Any, NoReturn
 
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError
-from distlab.protocols.multipaxos import InstallSnapshot, is_request
+from distlab.protocols.multipaxos import InstallSnapshot, Ready, is_request
 from distlab.runtime.host.driver import Timing
 from distlab.sim.command_log import CommandLog
+from distlab.sim.disk import Record
 from distlab.sim.network import RELIABLE, NetworkConditions
 from distlab.sim.paxos.engine import PaxosEngine, PaxosOptions, SimPaxos
-from distlab.sim.world import SimulationFailure, World
+from distlab.sim.paxos.invariants import PaxosInvariants
+from distlab.sim.world import Instance, SimulationFailure, World
 
 # The lab's timings mapped onto ticks: 20 ms ticks, heartbeats every 80 ms, a member that
 # hears no leader for 240-480 ms tries to lead.
 TICK_MS = 20
 LAB_OPTIONS = PaxosOptions(election_ticks=12, heartbeat_ticks=4, backoff_ticks=8)
+# A client that finds no leader it can reach, or whose leader lost its command, tries again
+# this much later; it gives up waiting for one attempt after its deadline, as a real client
+# does (a deposed leader may never learn the fate of a slot that no later leader fills).
+OFFER_RETRY_MS = 50
+OFFER_DEADLINE_MS = 1_000
 
 
-class _CountingEngine(PaxosEngine):
-    """The Paxos engine, counting the traffic the lab's RPC-count test measures."""
+class _LabEngine(PaxosEngine):
+    """The Paxos engine, counting the traffic the lab's RPC-count test measures and noting
+    the order in which each member learns decisions."""
 
     def __init__(self, world: World, options: PaxosOptions, lab: PaxosLab) -> None:
         super().__init__(world, options)
@@ -44,6 +56,40 @@ class _CountingEngine(PaxosEngine):
             self._lab.requests += 1
         super().message_sent(node, group, message)
 
+    def start_instance(self, node: NodeId, group: int, voters: frozenset[NodeId],
+                       records: Sequence[Record], snapshot_file: bytes | None,
+                       rng: Random) -> Instance:
+        instance = super().start_instance(node, group, voters, records, snapshot_file, rng)
+        core = self.cores[(node, group)]
+        check = core.observer
+        learned = self._lab.decision_order.setdefault(node, [])
+
+        def observe(observed: SimPaxos, ready: Ready) -> None:
+            learned.extend(decision.slot for decision in ready.decided)
+            if check is not None:
+                check(observed, ready)
+
+        core.observer = observe
+        return instance
+
+
+class _IndexedLog(CommandLog):
+    """A member's record of what it applied, telling the lab where each command landed."""
+
+    def __init__(self, landed: Callable[[bytes, int], None]) -> None:
+        super().__init__()
+        self._landed = landed
+
+    def apply(self, index: int, command: bytes) -> bytes:
+        result = super().apply(index, command)
+        self._landed(command, index)
+        return result
+
+    def restore(self, data: bytes) -> None:
+        super().restore(data)
+        for index, command in sorted(self.commands.items()):
+            self._landed(command, index)
+
 
 class PaxosLab:
     """One Multi-Paxos group on nodes 1..n under the real driver, as the lab tester sees it."""
@@ -56,24 +102,35 @@ class PaxosLab:
         self.requests = 0
         self.snapshots_sent = 0
         self.machines: dict[NodeId, CommandLog] = {}
+        # Each member's decisions in the order it learned them (across its restarts).
+        self.decision_order: dict[NodeId, list[int]] = {}
+        # Where some member applied each command first.
+        self._landed_at: dict[bytes, int] = {}
         self.world = World(
             seed=seed, nodes=nodes, groups=1,
-            make_engine=lambda world: _CountingEngine(world, options, self),
+            make_engine=lambda world: _LabEngine(world, options, self),
             make_machine=self._new_machine,
             timing=Timing(tick_seconds=TICK_MS / 1000.0,
                           snapshot_entries=snapshot_every or 1 << 30),
             conditions=conditions, trace=trace,
             replay_hint=f"PaxosLab(seed={seed}, nodes={nodes})")
         self.ids = sorted(self.world.nodes)
+        engine = self.world.engine
+        assert isinstance(engine, PaxosEngine)
+        # The group's safety checker, which fails the run at the first violation.
+        self.invariants: PaxosInvariants = engine.checkers[0]
         self.world.start_all()
 
     def close(self) -> None:
         self.world.close()
 
     def _new_machine(self, node: NodeId, group: int) -> CommandLog:
-        machine = CommandLog()
+        machine = _IndexedLog(self._landed)
         self.machines[node] = machine
         return machine
+
+    def _landed(self, command: bytes, slot: int) -> None:
+        self._landed_at.setdefault(command, slot)
 
     # ------------------------------------------------------------------ time
 
@@ -140,6 +197,36 @@ class PaxosLab:
             self.run_for(10)
         self.fail(f"no leader took {value!r} in {timeout_ms:g} ms")
 
+    def offer(self, value: bytes, via: NodeId | None = None) -> None:
+        """A client that offers `value` until some member applies it, as the lab's clients
+        retry: to whoever leads among the members it reaches through `via` (all of them if
+        None), again once that leader has lost it or the deadline passed, or later while
+        none leads there."""
+
+        async def keep_offering() -> None:
+            while self.slot_of(value) is None:
+                leader = self._leader_reached_from(via)
+                if leader is not None:
+                    driver = self.world.driver(leader)
+                    assert driver is not None
+                    try:
+                        await asyncio.wait_for(driver.propose(value),
+                                               OFFER_DEADLINE_MS / 1000.0)
+                        return
+                    except (EngineError, TimeoutError):
+                        pass  # not applied, or not known to be: ask again unless it landed
+                await asyncio.sleep(OFFER_RETRY_MS / 1000.0)
+
+        self.world.call(lambda: self.world.loop.create_task(keep_offering()))
+
+    def _leader_reached_from(self, via: NodeId | None) -> NodeId | None:
+        topology = self.world.network.topology
+        for node in self.leaders():
+            if via is None or node == via or (topology.can_deliver(via, node)
+                                              and topology.can_deliver(node, via)):
+                return node
+        return None
+
     # ------------------------------------------------------------------ what was decided
 
     def applied(self, node: NodeId) -> dict[int, bytes]:
@@ -147,12 +234,17 @@ class PaxosLab:
         return dict(machine.commands) if machine is not None else {}
 
     def slot_of(self, value: bytes) -> int | None:
-        """The slot where some member applied `value`."""
-        for node in self.ids:
-            for slot, command in self.applied(node).items():
-                if command == value:
-                    return slot
-        return None
+        """The slot where some member applied `value` (the first seen, if it landed twice)."""
+        return self._landed_at.get(value)
+
+    def max_slot(self, node: NodeId) -> int:
+        """The lab's Max: the highest slot this member knows of (decided, accepted, or
+        proposed in while it leads), whatever it has since forgotten."""
+        core = self.core(node)
+        if core is None:
+            return 0
+        return max(core.last_log_index(), max(core.accepted, default=0),
+                   max(core.decided, default=0))
 
     def ndecided(self, slot: int) -> int:
         """How many up members applied `slot`; fails if two applied different commands."""
@@ -168,6 +260,18 @@ class PaxosLab:
             seen = command
             count += 1
         return count
+
+    def check_agreement(self) -> int:
+        """Fails if two members applied different commands at one slot; the slots applied."""
+        seen: dict[int, bytes] = {}
+        for node in self.ids:
+            machine = self.machines.get(node)
+            for slot, command in (machine.commands.items() if machine is not None else ()):
+                known = seen.setdefault(slot, command)
+                if known != command:
+                    self.fail(f"decided values do not match at slot {slot}: {known!r} and "
+                              f"{command!r} (n{node})")
+        return len(seen)
 
     def wait_decided(self, value: bytes, count: int, timeout_ms: float = 10_000) -> int:
         """Wait until `count` members applied `value`; its slot."""
@@ -205,6 +309,9 @@ class PaxosLab:
 
     def heal(self) -> None:
         self.world.heal()
+
+    def set_network(self, conditions: NetworkConditions) -> None:
+        self.world.set_conditions(conditions)
 
     def crash(self, node: NodeId) -> None:
         self.world.crash(node)

@@ -1,0 +1,57 @@
+"""The provisioned Grafana dashboard: valid JSON whose engine panels follow the `engine`
+menu, so that they show Raft's or Multi-Paxos's metrics, and name only metrics a node
+exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from distlab.core.status import EngineStatus
+from distlab.runtime.host.metrics import DriverMetrics
+from distlab.telemetry.metrics import GroupStatusCollector
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "dashboards" / "distlab.json"
+ENGINES = ("raft", "paxos")
+
+
+def dashboard() -> dict:  # type: ignore[type-arg]
+    loaded: dict = json.loads(DASHBOARD.read_text())  # type: ignore[type-arg]
+    return loaded
+
+
+def exported_names(engine: str) -> set[str]:
+    DriverMetrics(engine, 0)
+    status = EngineStatus(role="leader", term=1, leader_id=1, commit_index=0, applied_index=0)
+    collector = GroupStatusCollector(engine, lambda: [(0, status)])
+    names = {sample.name for family in collector.collect() for sample in family.samples}
+    return names | {sample.name for family in REGISTRY.collect() for sample in family.samples}
+
+
+def test_the_engine_menu_lists_both_engines() -> None:
+    variables = {variable["name"]: variable for variable in dashboard()["templating"]["list"]}
+    engine = variables["engine"]
+    pattern = re.compile(engine["regex"].strip("/"))
+    found = [match.group(1) for name in ("distlab_raft_term", "distlab_paxos_term",
+                                         "distlab_raft_commit_index")
+             if (match := pattern.match(name))]
+    assert found == ["raft", "paxos"]
+    assert "${engine}" in variables["group"]["query"]
+
+
+def test_engine_panels_follow_the_menu_and_name_exported_metrics() -> None:
+    exprs = [target["expr"] for panel in dashboard()["panels"]
+             for target in panel.get("targets", [])]
+    assert not [expr for expr in exprs if "distlab_raft_" in expr or "distlab_paxos_" in expr]
+    used = {name for expr in exprs for name in re.findall(r"distlab_\$\{engine\}_\w+", expr)}
+    assert {"distlab_${engine}_has_leader", "distlab_${engine}_is_leader",
+            "distlab_${engine}_term", "distlab_${engine}_leader_changes_seen_total",
+            "distlab_${engine}_proposals_pending"} <= used
+    for engine in ENGINES:
+        exported = exported_names(engine)
+        missing = sorted(name.replace("${engine}", engine) for name in used
+                         if name.replace("${engine}", engine) not in exported)
+        assert not missing, f"{engine}: the dashboard queries {missing}, which no node exports"
