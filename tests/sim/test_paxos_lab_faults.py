@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-import pytest
-
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError
 from distlab.sim.paxos.lab import LAB_OPTIONS, PaxosLab
@@ -95,9 +93,6 @@ def lab_submit_in(lab: PaxosLab, side: list[NodeId], value: bytes) -> bytes:
     return value
 
 
-@pytest.mark.xfail(strict=True, reason="the driver takes its status after each Ready without "
-                   "looking for a step-down, so a leader deposed by a message (which always "
-                   "brings a Ready) never fails its pending proposals")
 def test_a_deposed_leaders_pending_proposal_fails(make_paxos_lab: MakeLab) -> None:
     # Without check-quorum the cut-off leader keeps leading until it hears of a higher
     # ballot; its proposal sits in a slot that the next leader, having seen nothing there,

@@ -335,7 +335,10 @@ class Driver(Generic[CoreT]):
         for read_state in ready.read_states:
             self._serve_read(read_state)
         core.advance()
-        self._status = core.engine_status()
+        # Through the one status refresh, which sees a leader deposed by a message of this
+        # Ready step down and fails what it had pending: no later Ready may ever settle it
+        # (a slot no new leader fills).
+        self._refresh_status()
         self._release_reads()
 
     def _trace_context_for(self, message: Any) -> otel_context.Context | None:
