@@ -24,7 +24,7 @@ from distlab.sim.network import (
     Network,
     NetworkConditions,
 )
-from distlab.sim.raft.engine import RaftMessageKinds
+from distlab.sim.raft.engine import RAFT_MESSAGE_KINDS
 
 N1, N2 = NodeId(1), NodeId(2)
 
@@ -51,7 +51,7 @@ def make(conditions: NetworkConditions = RELIABLE, seed: int = 1
     loop = VirtualTimeLoop()
     endpoints = {N1: Endpoint(), N2: Endpoint()}
     storms: list[str] = []
-    network = Network(rng=Random(seed), kinds=RaftMessageKinds(),
+    network = Network(rng=Random(seed), kinds=RAFT_MESSAGE_KINDS,
                       endpoint=lambda node, group: endpoints.get(node),
                       call_later=loop.call_later, now=loop.time, note=None,
                       on_storm=storms.append, conditions=conditions)

@@ -134,6 +134,33 @@ class MessageKinds(Protocol):
     def describe(self, message: Any) -> str: ...
 
 
+@dataclass(frozen=True, slots=True)
+class AddressedMessageKinds:
+    """`MessageKinds` for a protocol whose messages name their `sender` and `recipient`
+    (every engine's do): the rest is the protocol's own."""
+
+    requests: Callable[[Any], bool]
+    snapshot_type: type
+    describe_message: Callable[[Any], str]
+
+    def sender(self, message: Any) -> NodeId:
+        sender: NodeId = message.sender
+        return sender
+
+    def recipient(self, message: Any) -> NodeId:
+        recipient: NodeId = message.recipient
+        return recipient
+
+    def is_request(self, message: Any) -> bool:
+        return self.requests(message)
+
+    def is_snapshot(self, message: Any) -> bool:
+        return type(message) is self.snapshot_type
+
+    def describe(self, message: Any) -> str:
+        return self.describe_message(message)
+
+
 class Endpoint(Protocol):
     """One instance as the network sees it: where messages go, where reports go."""
 

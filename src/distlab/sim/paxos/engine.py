@@ -25,6 +25,7 @@ from distlab.protocols.multipaxos import (
     is_request,
 )
 from distlab.sim.disk import Record
+from distlab.sim.network import AddressedMessageKinds
 from distlab.sim.paxos.invariants import InvariantViolation, PaxosInvariants
 from distlab.sim.paxos.storage import PaxosFormat, recover
 from distlab.sim.world import Instance, World
@@ -79,32 +80,14 @@ class SimPaxos(MultiPaxos):
             self.observer(self, ready)
 
 
-class PaxosMessageKinds:
-    """Implements `distlab.sim.network.MessageKinds` for Multi-Paxos messages."""
-
-    def sender(self, message: Any) -> NodeId:
-        sender: NodeId = message.sender
-        return sender
-
-    def recipient(self, message: Any) -> NodeId:
-        recipient: NodeId = message.recipient
-        return recipient
-
-    def is_request(self, message: Any) -> bool:
-        return is_request(message)
-
-    def is_snapshot(self, message: Any) -> bool:
-        return type(message) is InstallSnapshot
-
-    def describe(self, message: Any) -> str:
-        return describe(message)
+PAXOS_MESSAGE_KINDS = AddressedMessageKinds(is_request, InstallSnapshot, describe)
 
 
 class PaxosEngine:
     """Implements `distlab.sim.world.Engine` for Multi-Paxos: one checker per group."""
 
     name = "paxos"
-    kinds = PaxosMessageKinds()
+    kinds = PAXOS_MESSAGE_KINDS
 
     def __init__(self, world: World, options: PaxosOptions) -> None:
         self._world = world

@@ -23,6 +23,7 @@ from distlab.protocols.raft import (
     is_request,
 )
 from distlab.sim.disk import Record
+from distlab.sim.network import AddressedMessageKinds
 from distlab.sim.raft.invariants import InvariantViolation, RaftInvariants
 from distlab.sim.raft.storage import RaftFormat, recover
 from distlab.sim.world import Instance, World
@@ -70,32 +71,14 @@ class SimRaft(Raft):
             self.observer(self, ready)
 
 
-class RaftMessageKinds:
-    """Implements `distlab.sim.network.MessageKinds` for Raft's messages."""
-
-    def sender(self, message: Any) -> NodeId:
-        sender: NodeId = message.sender
-        return sender
-
-    def recipient(self, message: Any) -> NodeId:
-        recipient: NodeId = message.recipient
-        return recipient
-
-    def is_request(self, message: Any) -> bool:
-        return is_request(message)
-
-    def is_snapshot(self, message: Any) -> bool:
-        return type(message) is InstallSnapshot
-
-    def describe(self, message: Any) -> str:
-        return describe(message)
+RAFT_MESSAGE_KINDS = AddressedMessageKinds(is_request, InstallSnapshot, describe)
 
 
 class RaftEngine:
     """Implements `distlab.sim.world.Engine` for Raft: one checker per group."""
 
     name = "raft"
-    kinds = RaftMessageKinds()
+    kinds = RAFT_MESSAGE_KINDS
 
     def __init__(self, world: World, options: RaftOptions) -> None:
         self._world = world
