@@ -4,8 +4,10 @@ that closes the loop between the driver and the transport that reports back to i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from distlab.core.ids import NodeId
+from distlab.core.status import EngineStatus
 from distlab.runtime.host.driver import CoreT, Driver, Timing
 from distlab.runtime.host.machine import HostedMachine
 from distlab.runtime.host.metrics import DriverMetrics
@@ -30,3 +32,21 @@ def group_driver(*, engine: str, node_id: NodeId, group: int, core: CoreT,
     )
     reports.append(driver)
     return driver
+
+
+class DrivenGroup:
+    """What every engine's group forwards to its driver: the replicated-log calls."""
+
+    driver: Driver[Any]
+
+    async def stop(self) -> None:
+        await self.driver.stop()
+
+    async def propose(self, command: bytes) -> bytes:
+        return await self.driver.propose(command)
+
+    async def read_barrier(self) -> None:
+        await self.driver.read_barrier()
+
+    def status(self) -> EngineStatus:
+        return self.driver.status()

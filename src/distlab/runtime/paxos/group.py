@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from distlab.core.capabilities import Members
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
-from distlab.core.status import EngineStatus
 from distlab.protocols import multipaxos as paxos
 from distlab.runtime.host.driver import Driver, Timing
-from distlab.runtime.host.group_driver import TransportFactory, group_driver
+from distlab.runtime.host.group_driver import DrivenGroup, TransportFactory, group_driver
 from distlab.runtime.host.machine import AddressBook, HostedMachine
 from distlab.runtime.host.ports import Clock
 from distlab.runtime.paxos.storage import PaxosDurableStorage
@@ -40,8 +39,10 @@ class PaxosTiming:
     backoff_ticks: int = 10
 
 
-class PaxosGroup:
+class PaxosGroup(DrivenGroup):
     """Implements `ReplicatedLog` (and what the host needs) for one Multi-Paxos group."""
+
+    driver: Driver[paxos.MultiPaxos]
 
     def __init__(self, driver: Driver[paxos.MultiPaxos], voters: frozenset[NodeId]) -> None:
         self.driver = driver
@@ -91,18 +92,6 @@ class PaxosGroup:
 
     def start(self) -> None:
         self.driver.start()
-
-    async def stop(self) -> None:
-        await self.driver.stop()
-
-    async def propose(self, command: bytes) -> bytes:
-        return await self.driver.propose(command)
-
-    async def read_barrier(self) -> None:
-        await self.driver.read_barrier()
-
-    def status(self) -> EngineStatus:
-        return self.driver.status()
 
     def members(self) -> Members:
         return Members(voters=self._voters, learners=frozenset())

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from distlab.core.capabilities import Members
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
-from distlab.core.status import EngineStatus
 from distlab.protocols import raft
 from distlab.runtime.host.driver import Driver, Timing
-from distlab.runtime.host.group_driver import TransportFactory, group_driver
+from distlab.runtime.host.group_driver import DrivenGroup, TransportFactory, group_driver
 from distlab.runtime.host.machine import AddressBook, HostedMachine, member_address_record
 from distlab.runtime.host.ports import Clock
 from distlab.runtime.raft.storage import DurableStorage
@@ -40,8 +39,10 @@ def is_blank(storage: DurableStorage) -> bool:
             and not storage.entries())
 
 
-class RaftGroup:
+class RaftGroup(DrivenGroup):
     """Implements `ReplicatedLog`, `MembershipChanges` and `LeadershipTransfer` for one group."""
+
+    driver: Driver[raft.Raft]
 
     def __init__(self, driver: Driver[raft.Raft], storage: DurableStorage,
                  bootstrap: raft.Snapshot | None = None) -> None:
@@ -108,18 +109,6 @@ class RaftGroup:
                      sorted(self._bootstrap.meta.membership.voters))
             self._bootstrap = None
         self.driver.start()
-
-    async def stop(self) -> None:
-        await self.driver.stop()
-
-    async def propose(self, command: bytes) -> bytes:
-        return await self.driver.propose(command)
-
-    async def read_barrier(self) -> None:
-        await self.driver.read_barrier()
-
-    def status(self) -> EngineStatus:
-        return self.driver.status()
 
     def members(self) -> Members:
         membership = self.driver.core.membership
