@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import os
+import select
 import stat
 import sys
 from pathlib import Path
@@ -250,10 +251,11 @@ def report(args: argparse.Namespace, operands: dict[str, bytes], outcome: dict[s
             value: bytes = outcome["value"]
             if args.form == "text":
                 # The value's own bytes, whatever they are: stdout's text layer would refuse
-                # bytes that are not UTF-8.
+                # bytes that are not UTF-8. Written whole even to a pipe another process left
+                # non-blocking (the flag belongs to the pipe, shared by all who write to it):
+                # a buffered write there may take only what fits and keep the rest.
                 sys.stdout.flush()
-                sys.stdout.buffer.write(value + b"\n")
-                sys.stdout.buffer.flush()
+                write_whole(sys.stdout.fileno(), value + b"\n")
             else:
                 print(rendered(value, args.form))
         else:
@@ -267,3 +269,15 @@ def report(args: argparse.Namespace, operands: dict[str, bytes], outcome: dict[s
     else:
         print("ok")
     return status
+
+
+def write_whole(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd`, waiting for room when the descriptor is non-blocking."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        view = view[written:]
