@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import io
 import json
 import os
 import select
 import stat
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 from distlab.apps.kv import MAX_VALUE_BYTES, value_too_large
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, UsageError
@@ -255,7 +256,7 @@ def report(args: argparse.Namespace, operands: dict[str, bytes], outcome: dict[s
                 # non-blocking (the flag belongs to the pipe, shared by all who write to it):
                 # a buffered write there may take only what fits and keep the rest.
                 sys.stdout.flush()
-                write_whole(sys.stdout.fileno(), value + b"\n")
+                write_whole(sys.stdout, value + b"\n")
             else:
                 print(rendered(value, args.form))
         else:
@@ -271,8 +272,15 @@ def report(args: argparse.Namespace, operands: dict[str, bytes], outcome: dict[s
     return status
 
 
-def write_whole(fd: int, data: bytes) -> None:
-    """Write all of `data` to `fd`, waiting for room when the descriptor is non-blocking."""
+def write_whole(stream: TextIO, data: bytes) -> None:
+    """Write all of `data` to `stream`'s descriptor, waiting for room when it is non-blocking
+    (to its bytes layer when it has no descriptor: a stream held in memory)."""
+    try:
+        fd = stream.fileno()
+    except (io.UnsupportedOperation, AttributeError):
+        stream.buffer.write(data)
+        stream.buffer.flush()
+        return
     view = memoryview(data)
     while view:
         try:
