@@ -357,5 +357,3 @@ class Leadership(MemberState):
             self._pending_reads.popleft()
             self._read_states.append(ReadState(read.context, read.index, ok=True))
 
-    def _require_no_outstanding_ready(self) -> None:
-        raise NotImplementedError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from distlab.core.ids import NodeId
 from distlab.core.quorum import majority
@@ -125,23 +126,20 @@ class MemberState:
             return True
         return bool(self.leader_id) and self._election_elapsed < self.config.election_ticks
 
-    # --- implemented by the role mixins
+    # --- what the role mixins implement for one another: declared for the type checker only,
+    # so that a method missing from every mixin is an AttributeError, never a silent stub
+    if TYPE_CHECKING:
+        def _step_down(self, higher: Ballot | None, *, backoff: bool) -> None: ...
 
-    def _step_down(self, higher: Ballot | None, *, backoff: bool) -> None:
-        raise NotImplementedError
+        def _decide(self, slot: int, value: Value) -> None: ...
 
-    def _decide(self, slot: int, value: Value) -> None:
-        raise NotImplementedError
+        def _learn_from_leader(self, sender: NodeId, ballot: Ballot, commit_index: int,
+                               leader_start: int) -> None: ...
 
-    def _learn_from_leader(self, sender: NodeId, ballot: Ballot, commit_index: int,
-                           leader_start: int) -> None:
-        raise NotImplementedError
+        def _forget(self, through: int) -> None: ...
 
-    def _forget(self, through: int) -> None:
-        raise NotImplementedError
+        def _catch_up_from(self, peer: NodeId, upto: int) -> None: ...
 
-    def _catch_up_from(self, peer: NodeId, upto: int) -> None:
-        raise NotImplementedError
+        def _heard_from_leader(self, ballot: Ballot) -> None: ...
 
-    def _heard_from_leader(self, ballot: Ballot) -> None:
-        raise NotImplementedError
+        def _require_no_outstanding_ready(self) -> None: ...

@@ -153,5 +153,3 @@ class Replica(MemberState):
         self._drop_through(index)
         return snapshot
 
-    def _require_no_outstanding_ready(self) -> None:
-        raise NotImplementedError
