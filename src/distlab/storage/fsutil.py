@@ -25,6 +25,15 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write every byte of `data` at `offset`: `os.pwrite` may write fewer bytes than asked."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
 def write_file_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so a crash leaves either the old or the new contents.
 

@@ -2,7 +2,7 @@
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -10,7 +10,8 @@ import pytest
 
 @dataclass
 class FsyncCalls:
-    """Every os.fsync call made while the fixture is active, split by what was synced."""
+    """Every os.fsync and os.fdatasync call made while the fixture is active, split by what
+    was synced (a write-ahead log's syncs are fdatasyncs)."""
 
     files: list[int] = field(default_factory=list)
     directories: list[int] = field(default_factory=list)
@@ -23,14 +24,16 @@ class FsyncCalls:
 @pytest.fixture
 def fsync_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[FsyncCalls]:
     calls = FsyncCalls()
-    real_fsync = os.fsync
 
-    def counting_fsync(fd: int) -> None:
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            calls.directories.append(fd)
-        else:
-            calls.files.append(fd)
-        real_fsync(fd)
+    def counting(real_sync: Callable[[int], None]) -> Callable[[int], None]:
+        def sync(fd: int) -> None:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                calls.directories.append(fd)
+            else:
+                calls.files.append(fd)
+            real_sync(fd)
+        return sync
 
-    monkeypatch.setattr(os, "fsync", counting_fsync)
+    monkeypatch.setattr(os, "fsync", counting(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", counting(os.fdatasync))
     yield calls

@@ -35,15 +35,15 @@ def test_writers_that_arrive_during_an_fsync_share_the_next_one(
     fsync_calls.reset()
     first_fsync_started = threading.Event()
     first_fsync_may_finish = threading.Event()
-    counting_fsync = os.fsync
+    counting_sync = os.fdatasync
 
-    def slow_first_fsync(fd: int) -> None:
+    def slow_first_sync(fd: int) -> None:
         if not first_fsync_started.is_set():
             first_fsync_started.set()
             assert first_fsync_may_finish.wait(10)
-        counting_fsync(fd)
+        counting_sync(fd)
 
-    monkeypatch.setattr(os, "fsync", slow_first_fsync)
+    monkeypatch.setattr(os, "fdatasync", slow_first_sync)
     results: dict[int, int] = {}
 
     def writer(number: int) -> None:

@@ -153,15 +153,15 @@ def test_writes_made_during_an_fsync_are_reported_by_the_next_one(
     shared = FileSharedLog.open(tmp_path, groups=GROUPS)
     fsync_started = threading.Event()
     fsync_may_finish = threading.Event()
-    real_fsync = os.fsync
+    real_sync = os.fdatasync
 
-    def held_fsync(fd: int) -> None:
+    def held_sync(fd: int) -> None:
         if not fsync_started.is_set():
             fsync_started.set()
             assert fsync_may_finish.wait(10)
-        real_fsync(fd)
+        real_sync(fd)
 
-    monkeypatch.setattr(os, "fsync", held_fsync)
+    monkeypatch.setattr(os, "fdatasync", held_sync)
     shared.group(0).append(make_entries(0, 1, 2, term=1))
     reports = []
     syncer = threading.Thread(target=lambda: reports.append(shared.sync()))

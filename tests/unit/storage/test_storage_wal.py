@@ -252,6 +252,65 @@ def test_damage_after_open_is_caught_by_replay(tmp_path: Path) -> None:
         assert caught.value.offset == record_offset(1)
 
 
+def crashed_copy(source: Path, destination: Path, count: int) -> Path:
+    """What a crash leaves on disk after `count` records were synced: the segment as it is
+    while the log is open, its preallocated zeros included. Returns the copied segment."""
+    destination.mkdir()
+    with WriteAheadLog.open(source) as wal:
+        wal.append_batch((1, payload(seq)) for seq in range(1, count + 1))
+        wal.sync()
+        (live,) = segment_files(source)
+        assert live.stat().st_size > record_offset(count), "the segment is preallocated"
+        copy = destination / live.name
+        copy.write_bytes(live.read_bytes())
+    return copy
+
+
+def test_preallocated_zeros_left_by_a_crash_read_as_the_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = crashed_copy(tmp_path / "live", tmp_path / "crashed", 5)
+    with (
+        caplog.at_level(logging.WARNING, logger="distlab.storage.wal"),
+        WriteAheadLog.open(copy.parent) as wal,
+    ):
+        assert [r.seq for r in wal.replay()] == [1, 2, 3, 4, 5]
+        assert copy.stat().st_size == record_offset(5), "the zeros are cut off"
+        assert wal.append(2, b"after recovery") == 6
+    assert caplog.records == [], "zeros after the last record are no damage"
+    assert [r.payload for r in read_all(copy.parent)][-1] == b"after recovery"
+
+
+def test_a_torn_record_in_the_preallocated_zeros_is_truncated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = crashed_copy(tmp_path / "live", tmp_path / "crashed", 5)
+    with open(copy, "r+b") as file:
+        file.seek(record_offset(5))
+        file.write(b"\x28\x00\x00\x00\x99\x99")  # a header cut short by the crash
+    with (
+        caplog.at_level(logging.WARNING, logger="distlab.storage.wal"),
+        WriteAheadLog.open(copy.parent) as wal,
+    ):
+        assert wal.last_seq == 5
+    assert copy.stat().st_size == record_offset(5)
+    assert "truncating torn tail" in caplog.text
+
+
+def test_damage_in_the_middle_is_still_refused_when_zeros_follow(tmp_path: Path) -> None:
+    copy = crashed_copy(tmp_path / "live", tmp_path / "crashed", 10)
+    flip_byte(copy, record_offset(3) + RECORD_HEADER_SIZE + 7)
+    with pytest.raises(CorruptLogError) as caught:
+        WriteAheadLog.open(copy.parent)
+    assert caught.value.offset == record_offset(3)
+
+
+def test_closing_leaves_no_preallocated_zeros(tmp_path: Path) -> None:
+    write_records(tmp_path, 7)
+    (segment,) = segment_files(tmp_path)
+    assert segment.stat().st_size == record_offset(7)
+
+
 def test_group_commit_of_k_records_is_one_fsync(tmp_path: Path, fsync_calls) -> None:
     with WriteAheadLog.open(tmp_path) as wal:
         calls = fsync_calls
@@ -319,11 +378,11 @@ def test_failed_fsync_makes_the_log_unusable(
     wal = WriteAheadLog.open(tmp_path)
     wal.append(1, b"x")
 
-    def failing_fsync(fd: int) -> None:
+    def failing_sync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "fsync", failing_fsync)
-    with pytest.raises(StorageError, match="fsync"):
+    monkeypatch.setattr(os, "fdatasync", failing_sync)
+    with pytest.raises(StorageError, match="fdatasync"):
         wal.sync()
     with pytest.raises(StorageError, match="unusable"):
         wal.append(1, b"y")
