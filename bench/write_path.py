@@ -1,0 +1,229 @@
+"""Where a write's CPU goes on one node: the replicated write path alone, against the same
+path behind the KV RPC, against the RPC layer alone.
+
+Three measurements of the same 100-byte puts, interleaved over passes, each pass on a fresh
+one-node cluster (one member: its own fsync commits, so there is no peer traffic and what is
+left is the write path every member runs):
+
+- write path alone: a node started in this script's own process, with 64 tasks calling its
+  group's `propose` directly: the driver, the Raft core, the WAL with its fsyncs (on a thread,
+  as a leader's), the KV state machine and its sessions, without any RPC; and the same with 8
+  tasks, whose batches are as small as those the RPC lets gather;
+- through the KV RPC: `distlab up --nodes 1` driven by `distlab bench kv` with 64 clients,
+  the same path behind grpc.aio's unary calls;
+- RPC floor: a grpc.aio server that answers every Put at once, driven by the same load.
+
+For each: writes/s, the server process's CPU per write (user + system, every thread) and
+entries per WAL fsync. The difference between the first two rows is what the RPC costs a
+write on top of the node's own work, and their entries per fsync show how many writes one
+fsync could cover: 64 writers calling in directly fill a batch each round, while requests that
+arrive one RPC at a time gather far fewer.
+
+Run: .venv/bin/python bench/write_path.py [--duration S] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kv_throughput import (
+    Skipped,
+    cluster_members,
+    distlab_cluster,
+    distlab_counters,
+    ensure_distlab_serves,
+    per_write_us,
+    process_cpu_seconds,
+    run_bench_kv,
+    scrape_counters,
+)
+
+from distlab.apps import kv
+from distlab.cli.common import format_table
+from distlab.ops.local_cluster import free_loopback_ports
+from distlab.runtime import loop
+
+WRITERS = 64
+VALUE = b"v" * 100
+KEYS = 1000
+COMMITTED, FSYNCS, _ = distlab_counters("raft")
+SESSION = 7
+
+
+# ---- the write path alone, in this process ----
+
+def counter_total(name: str) -> float:
+    """The sum over labels of a metric of this process's registry."""
+    from prometheus_client import REGISTRY
+
+    return sum(sample.value for metric in REGISTRY.collect() for sample in metric.samples
+               if sample.name == name)
+
+
+async def in_process_run(duration: float, writers: int) -> dict[str, float]:
+    from distlab.runtime.config import load_node_config
+    from distlab.runtime.node import Node
+
+    with tempfile.TemporaryDirectory(prefix="distlab-write-path-") as data_dir:
+        grpc_port, metrics_port = free_loopback_ports(2)
+        config = load_node_config({
+            "NODE_ID": "1", "CLUSTER_NODES": f"1=127.0.0.1:{grpc_port}",
+            "LISTEN_ADDR": f"127.0.0.1:{grpc_port}", "METRICS_ADDR": f"127.0.0.1:{metrics_port}",
+            "DATA_DIR": data_dir})
+        node = Node(config)
+        await node.start()
+        try:
+            assert node.host is not None
+            group = node.host.groups[0]
+            deadline = time.monotonic() + 30
+            while group.status().role != "leader":
+                if time.monotonic() > deadline:
+                    raise Skipped("the one-node group elected no leader within 30 s")
+                await asyncio.sleep(0.05)  # polling the group's own status for its election
+            await group.propose(kv.open_session_command(SESSION))
+            written = 0
+            measuring = asyncio.Event()
+
+            async def writer(number: int) -> None:
+                nonlocal written
+                sequence = number * 1_000_000_000
+                while True:
+                    sequence += 1
+                    key = b"key-%d" % (sequence % KEYS)
+                    await group.propose(kv.put_command(SESSION, sequence, key, VALUE))
+                    if measuring.is_set():
+                        written += 1
+
+            tasks = [asyncio.create_task(writer(n)) for n in range(1, writers + 1)]
+            await asyncio.sleep(0.5)  # warm-up: the writers reach their steady state
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            committed, fsyncs = counter_total(COMMITTED), counter_total(FSYNCS)
+            started = time.perf_counter()
+            measuring.set()
+            await asyncio.sleep(duration)
+            measuring.clear()
+            elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            batched = counter_total(COMMITTED) - committed
+            synced = counter_total(FSYNCS) - fsyncs
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await node.stop()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"writes_per_second": written / elapsed, "cpu_us": per_write_us(cpu, written),
+            "entries_per_fsync": batched / synced if synced else float("nan")}
+
+
+def measure_in_process(duration: float, writers: int = WRITERS) -> dict[str, float]:
+    """The in-process run, in a fresh interpreter (its metrics and loop start clean)."""
+    completed = subprocess.run([sys.executable, __file__, "--in-process", str(duration),
+                                "--writers", str(writers)],
+                               capture_output=True, text=True, timeout=duration + 120)
+    if completed.returncode != 0:
+        raise Skipped(f"the in-process run failed: {completed.stderr.strip()[-500:]}")
+    result: dict[str, float] = json.loads(completed.stdout)
+    return result
+
+
+# ---- the same path behind the KV RPC, and the RPC floor ----
+
+def measure_through_rpc(duration: float) -> dict[str, float]:
+    with distlab_cluster(nodes=1) as cluster_file:
+        ensure_distlab_serves(cluster_file)
+        (member,) = cluster_members(cluster_file)
+        cpu_before = process_cpu_seconds(member.pid)
+        counters_before = scrape_counters(member.metrics_address, (COMMITTED, FSYNCS))
+        summary, _ = run_bench_kv(["--cluster-file", str(cluster_file)], WRITERS, duration)
+        cpu = process_cpu_seconds(member.pid) - cpu_before
+        counters = scrape_counters(member.metrics_address, (COMMITTED, FSYNCS))
+    writes = int(summary["ops"])
+    synced = counters[FSYNCS] - counters_before[FSYNCS]
+    return {"writes_per_second": float(summary["ops_per_second"]),
+            "cpu_us": per_write_us(cpu, writes),
+            "entries_per_fsync": ((counters[COMMITTED] - counters_before[COMMITTED]) / synced
+                                  if synced else float("nan"))}
+
+
+def measure_floor(duration: float) -> dict[str, float]:
+    (port,) = free_loopback_ports(1)
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("kv_throughput.py")), "--serve-floor",
+         str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != "serving":
+            raise Skipped("the floor server did not start")
+        cpu_before = process_cpu_seconds(server.pid)
+        summary, _ = run_bench_kv(["--cluster", f"1=127.0.0.1:{port}"], WRITERS, duration)
+        cpu = process_cpu_seconds(server.pid) - cpu_before
+    finally:
+        server.kill()
+        server.wait()
+    return {"writes_per_second": float(summary["ops_per_second"]),
+            "cpu_us": per_write_us(cpu, int(summary["ops"])), "entries_per_fsync": float("nan")}
+
+
+# ---- report ----
+
+PATHS = (
+    ("write path alone", measure_in_process, "64 tasks call the group's propose in-process"),
+    ("write path alone, 8", lambda duration: measure_in_process(duration, 8),
+     "the same with 8 tasks: small batches"),
+    ("through the KV RPC", measure_through_rpc, "distlab up --nodes 1, distlab bench kv"),
+    ("RPC floor", measure_floor, "grpc.aio answering every Put at once"),
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (5)")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved passes (3)")
+    parser.add_argument("--in-process", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
+    parser.add_argument("--writers", type=int, default=WRITERS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.in_process is not None:
+        print(json.dumps(loop.run(in_process_run(args.in_process, args.writers))))
+        return 0
+    results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in PATHS}
+    try:
+        for number in range(1, args.runs + 1):
+            print(f"  pass {number}/{args.runs}", flush=True)
+            for name, measure, _ in PATHS:
+                results[name].append(measure(args.duration))
+    except Skipped as error:
+        print(f"skipped: {error}")
+        return 0
+
+    def median(name: str, field: str) -> float:
+        return statistics.median(run[field] for run in results[name])
+
+    def fmt(value: float, digits: int = 0) -> str:
+        return "-" if value != value else f"{value:.{digits}f}"  # NaN: not measured
+
+    print(f"\n{len(VALUE)}-byte puts to one member, medians of "
+          f"{args.runs} passes of {args.duration:g} s; CPU is the server process's, every "
+          "thread, per write")
+    rows: list[list[Any]] = [
+        [name, fmt(median(name, "writes_per_second")), fmt(median(name, "cpu_us")),
+         fmt(median(name, "entries_per_fsync"), 1), note] for name, _, note in PATHS]
+    print(format_table(("path", "writes/s", "CPU µs/write", "entries/fsync", "how"), rows))
+    alone, _, rpc, floor = (median(name, "cpu_us") for name, _, _ in PATHS)
+    print(f"\nthrough the KV RPC over the write path alone: x{rpc / alone:.1f} CPU per write; "
+          f"the RPC floor alone: x{floor / alone:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
