@@ -24,6 +24,7 @@ FLAG_VARIABLES = {
     "join": "JOIN",
     "groups": "GROUPS",
     "engine": "ENGINE",
+    "vclock_log": "VCLOCK_LOG",
 }
 
 
@@ -45,6 +46,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--groups", help="number of KV shards, each a replicated group (GROUPS, 1)")
     parser.add_argument("--engine",
                         help="consensus engine of every group: raft or paxos (ENGINE, raft)")
+    parser.add_argument("--vclock-log", metavar="FILE",
+                        help="append every peer message sent and received, with its vector "
+                             "clock, to FILE in ShiViz's log format (VCLOCK_LOG)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.set_defaults(handler=run)
 

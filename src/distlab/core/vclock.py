@@ -42,6 +42,11 @@ class VectorClock:
         self._counts = kept
         self._hash: int | None = None
 
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """The non-zero entries (read-only)."""
+        return self._counts
+
     def get(self, process: str) -> int:
         """How many of `process`'s events this clock has seen."""
         return self._counts.get(process, 0)

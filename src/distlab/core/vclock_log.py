@@ -41,13 +41,18 @@ def host_name(node: int) -> str:
     return f"node-{node}"
 
 
+def clock_json(clock: VectorClock) -> str:
+    """A clock as ShiViz reads it (and as spans carry it): a JSON object, host -> count."""
+    return json.dumps(clock.as_dict(), separators=(", ", ": "))
+
+
 def format_event(description: str, host: str, clock: VectorClock) -> str:
     """One event's two lines, newline-terminated."""
     if "\n" in description or "\r" in description:
         description = description.replace("\r", " ").replace("\n", " ")
     if not host or any(character.isspace() for character in host):
         raise ValueError(f"a ShiViz host name has no spaces: {host!r}")
-    return f"{description}\n{host} {json.dumps(clock.as_dict(), separators=(', ', ': '))}\n"
+    return f"{description}\n{host} {clock_json(clock)}\n"
 
 
 def describe_send(service: str, group: int, recipient: str, what: str) -> str:

@@ -52,6 +52,9 @@ class NodeConfig:
     groups: int = 1
     # The consensus engine of every replicated group.
     engine: str = "raft"
+    # Where to append every peer message this node sends and receives, with its vector
+    # clock, in ShiViz's log format (VCLOCK_LOG); None: no log.
+    vclock_log: Path | None = None
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -112,8 +115,11 @@ def load_node_config(
     if join and engine != "raft":
         raise ConfigError(f"JOIN: ENGINE={engine} groups have fixed members; only raft "
                           "groups take new members")
+    vclock_text = (merged.get("VCLOCK_LOG") or "").strip()
+    vclock_log = Path(vclock_text) if vclock_text else None
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
-                      election_ticks, snapshot_entries, stale_reads, groups, engine)
+                      election_ticks, snapshot_entries, stale_reads, groups, engine,
+                      vclock_log)
 
 
 def parse_flag(text: str, what: str) -> bool:

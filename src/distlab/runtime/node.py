@@ -13,6 +13,8 @@ from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
+from distlab.protocols.multipaxos import describe as describe_paxos
+from distlab.protocols.raft import describe as describe_raft
 from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.channels import PeerChannels
@@ -27,7 +29,7 @@ from distlab.runtime.paxos.group import ENGINE as PAXOS
 from distlab.runtime.paxos.group import PaxosGroup, PaxosTiming
 from distlab.runtime.paxos.group_transport import PAXOS_PEER_CODEC
 from distlab.runtime.paxos.storage import PaxosDurableStorage
-from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport
+from distlab.runtime.peer import PeerClock, PeerRouter, PeerServicer, PeerTransport, ShivizLog
 from distlab.runtime.raft.group import RaftGroup, RaftTiming
 from distlab.runtime.raft.group_transport import RAFT_PEER_CODEC
 from distlab.runtime.raft.storage import DurableStorage
@@ -66,6 +68,10 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     voters = frozenset() if config.join else frozenset(config.cluster)
     paxos = config.engine == PAXOS
     codec = PAXOS_PEER_CODEC if paxos else RAFT_PEER_CODEC
+    if peer.clock is not None:
+        describe = describe_paxos if paxos else describe_raft
+        peer.clock.describe_with(codec.service,
+                                 lambda payload: describe(codec.decode(payload)))
     for index, machine in enumerate(machines):
         group_stores = stores.group(index)
         transport = partial(GroupTransport, peer, codec, index)
@@ -131,6 +137,11 @@ class Node:
             raise StartupError(str(error)) from error
 
         tracing = setup_tracing(service_name(config), config.otlp_endpoint)
+        try:
+            clock = self._peer_clock(tracing.exporting)
+        except ConfigError:
+            stores.close()
+            raise
         self._server = server = Server(config.listen, tracing=tracing, metrics=config.metrics)
         # Stop steps run last added first: the host stops before the transport and the stores
         # it uses, and the channels go last.
@@ -138,7 +149,10 @@ class Node:
         server.on_stop(channels.close)
         server.on_stop(stores.close)
         router = PeerRouter()
-        peer = PeerTransport(config.node_id, config.groups, channels, engine=config.engine)
+        if clock is not None:
+            server.on_stop(clock.close)
+        peer = PeerTransport(config.node_id, config.groups, channels, engine=config.engine,
+                             clock=clock)
         server.on_stop(peer.close)
         try:
             self.host = host = build_host(config, stores, peer, router, self.machines,
@@ -154,7 +168,8 @@ class Node:
         server.add_service(peer_pb2.DESCRIPTOR.services_by_name["Peer"],
                            peer_pb2_grpc.add_PeerServicer_to_server,
                            PeerServicer(config.node_id, config.groups, router,
-                                        lambda: peer.isolated_from, engine=config.engine))
+                                        lambda: peer.isolated_from, engine=config.engine,
+                                        clock=clock))
         if config.unsafe_stale_reads:
             log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
                         "may be stale (for testing the tester only)")
@@ -173,6 +188,18 @@ class Node:
         host.start()
         log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
                  config.node_id, config.listen, config.metrics, config.groups, config.engine)
+
+    def _peer_clock(self, tracing: bool) -> PeerClock | None:
+        """The node's vector clock over its peer messages: kept when they are logged or
+        traced (spans carry it), not otherwise, so that it costs nothing then."""
+        path = self.config.vclock_log
+        if path is None and not tracing:
+            return None
+        try:
+            log_file = ShivizLog(path) if path is not None else None
+        except OSError as error:
+            raise ConfigError(f"VCLOCK_LOG {path}: {error.strerror}") from error
+        return PeerClock(self.config.node_id, log_file)
 
     async def stop(self) -> None:
         if self._server is not None:

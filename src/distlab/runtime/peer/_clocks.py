@@ -1,0 +1,154 @@
+"""A process's vector clock over the protocol messages it sends and receives, and the ShiViz
+log it writes them to.
+
+One clock per process (a node, or a simulated node), whatever instance a message is for: the
+process is what ShiViz draws as one line. Every send and every receive is an event; a send's
+stamp travels with the message, and the receipt merges it. With a log, each event is written
+as ShiViz reads it (see `distlab.core.vclock_log`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from distlab.core.ids import NodeId
+from distlab.core.vclock import ProcessClock, VectorClock
+from distlab.core.vclock_log import (
+    MalformedLog,
+    describe_receive,
+    describe_send,
+    format_event,
+    host_name,
+    parse_log,
+)
+
+# How far back from a log's end to look for this host's last event when resuming it.
+RESUME_SCAN_BYTES = 1 << 20
+
+
+class ShivizLog:
+    """A ShiViz log file that one process or several append to.
+
+    Each event is one write() on a file opened with O_APPEND, so the events of nodes sharing a
+    file never mix inside an event, and nothing waits in a buffer when the process dies.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def write(self, text: str) -> None:
+        if self._fd is not None:
+            os.write(self._fd, text.encode("utf-8", "replace"))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def last_clock(path: Path, host: str) -> VectorClock | None:
+    """`host`'s clock at its last event in the log at `path` (within its last MiB), so that a
+    restarted process carries on counting where it stopped: ShiViz wants each host's events
+    numbered one by one, and the restarted process did follow the earlier one (it read what
+    that one wrote to disk)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            size = file.tell()
+            file.seek(max(0, size - RESUME_SCAN_BYTES))
+            tail = file.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+    if size > RESUME_SCAN_BYTES:
+        # Start at an event's first line: skip the partial line, then find a description
+        # line (one whose next line is a clock line) by trying the two alignments.
+        tail = tail.split("\n", 1)[1] if "\n" in tail else ""
+    for start in (tail, tail.split("\n", 1)[1] if "\n" in tail else ""):
+        with contextlib.suppress(MalformedLog):
+            events = parse_log(start)
+            mine = [event.clock for event in events if event.host == host]
+            return mine[-1] if mine else None
+    return None
+
+
+class MessageClock:
+    """One process's vector clock over its messages; `log`, when given, receives each event's
+    ShiViz text."""
+
+    def __init__(self, host: str, log: Callable[[str], None] | None = None,
+                 start: VectorClock | None = None) -> None:
+        self.host = host
+        self._clock = ProcessClock(host, start)
+        self._log = log
+
+    @property
+    def now(self) -> VectorClock:
+        return self._clock.now
+
+    @property
+    def logging(self) -> bool:
+        return self._log is not None
+
+    def sent(self, service: str, group: int, recipient: str,
+             what: Callable[[], str]) -> VectorClock:
+        """Stamp a send; `what` describes the message, called only when there is a log."""
+        stamp = self._clock.tick()
+        if self._log is not None:
+            self._log(format_event(describe_send(service, group, recipient, what()),
+                                   self.host, stamp))
+        return stamp
+
+    def received(self, service: str, group: int, sender: str, carried: VectorClock | None,
+                 what: Callable[[], str]) -> VectorClock:
+        """Stamp the receipt of a message that carried `carried` (None: no clock)."""
+        stamp = self._clock.receive(carried)
+        if self._log is not None:
+            self._log(format_event(describe_receive(service, group, sender, carried, what()),
+                                   self.host, stamp))
+        return stamp
+
+
+class PeerClock:
+    """A node's `MessageClock` as the peer transport uses it: messages are payloads of a
+    service, described by the service's own describer where one is registered."""
+
+    def __init__(self, node_id: NodeId, log: ShivizLog | None = None) -> None:
+        host = host_name(node_id)
+        start = last_clock(log.path, host) if log is not None else None
+        self.clock = MessageClock(host, log.write if log is not None else None, start)
+        self._log = log
+        self._describers: dict[str, Callable[[bytes], str]] = {}
+
+    def describe_with(self, service: str, describe: Callable[[bytes], str]) -> None:
+        """How `service`'s payloads read in the log (a decoder and the protocol's describe)."""
+        self._describers[service] = describe
+
+    def _describer(self, service: str, payload: bytes) -> Callable[[], str]:
+        def what() -> str:
+            describe = self._describers.get(service)
+            if describe is None:
+                return f"{len(payload)} bytes"
+            try:
+                return describe(payload)
+            except Exception as error:  # a malformed payload is the router's to reject
+                return f"{len(payload)} bytes that do not decode ({type(error).__name__})"
+        return what
+
+    def on_send(self, recipient: NodeId, service: str, group: int, payload: bytes
+                ) -> VectorClock:
+        return self.clock.sent(service, group, host_name(recipient),
+                               self._describer(service, payload))
+
+    def on_receive(self, sender: NodeId, service: str, group: int, payload: bytes,
+                   carried: VectorClock | None) -> VectorClock:
+        return self.clock.received(service, group, host_name(sender), carried,
+                                   self._describer(service, payload))
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+
