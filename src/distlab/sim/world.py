@@ -31,6 +31,7 @@ from distlab.sim.disk import CorruptRecord, FsyncFailed, Record, SimDisk
 from distlab.sim.loop import VirtualTimeLoop, cancel_pending
 from distlab.sim.network import RELIABLE, MessageKinds, Network, NetworkConditions
 from distlab.sim.storage import DurableFormat, SimStorage
+from distlab.sim.vclock import SimVectorClocks
 
 T = TypeVar("T")
 
@@ -159,6 +160,7 @@ class World:
         conditions: NetworkConditions = RELIABLE,
         trace: bool = False,
         replay_hint: str | None = None,
+        vclock_log: Callable[[str], object] | None = None,
     ) -> None:
         if nodes < 1 or groups < 1:
             raise ValueError("a cluster has at least one node and one group")
@@ -178,10 +180,16 @@ class World:
         self._make_machine = make_machine
         self.engine = make_engine(self)
         note = self.note if trace else None
+        # With a log, every message's send and receipt are events of its nodes' vector
+        # clocks, written as ShiViz reads them.
+        self.vector_clocks = (
+            SimVectorClocks(self.engine.name, self.engine.kinds, self.loop.time, vclock_log)
+            if vclock_log is not None else None)
         self.network = Network(
             rng=Random(self.rng.getrandbits(64)), kinds=self.engine.kinds,
             endpoint=self._endpoint, call_later=self.loop.call_later, now=self.loop.time,
-            note=note, on_storm=self.fail, conditions=conditions)
+            note=note, on_storm=self.fail, conditions=conditions,
+            observer=self.vector_clocks)
         self.addresses = AddressBook({node: f"n{node}" for node in self.voters})
         self._metrics = [DriverMetrics(self.engine.name, group) for group in range(groups)]
         chosen = list(settings) if settings is not None else [NodeSettings()] * nodes
