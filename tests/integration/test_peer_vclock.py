@@ -1,13 +1,20 @@
 """Vector clocks on the peer transport: envelopes and bulk transfers carry the sender's clock,
-each node logs its sends and receives in ShiViz's format, and a restarted node's log carries
-on counting where the last one stopped."""
+each node logs its sends and receives in ShiViz's format, a restarted node's log carries on
+counting where the last one stopped, and the send and receive spans carry the clocks."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import grpc
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from distlab.core.ids import NodeId
 from distlab.core.vclock_log import parse_log, problems_of
@@ -15,7 +22,15 @@ from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import peer_pb2_grpc
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.peer import PeerClock, PeerRouter, PeerServicer, PeerTransport, ShivizLog
+from distlab.runtime.peer import (
+    PeerClock,
+    PeerRouter,
+    PeerServicer,
+    PeerTransport,
+    ShivizLog,
+    _sender,
+    _servicer,
+)
 from tests.support import eventually
 
 SERVICE = "test"
@@ -105,3 +120,31 @@ async def test_a_node_sharing_a_log_resumes_its_count_after_a_restart(tmp_path: 
     events = parse_log(shared.read_text())
     assert problems_of(events) == []
     assert max(event.number for event in events if event.host == "node-1") == 8
+
+
+async def test_send_and_receive_spans_carry_the_clocks(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer(__name__)
+    monkeypatch.setattr(_sender, "tracer", tracer)
+    monkeypatch.setattr(_servicer, "tracer", tracer)
+    first, second = make_pair(tmp_path)
+    await second.server.start()
+    try:
+        with tracer.start_as_current_span("operation") as operation:
+            traced = trace.set_span_in_context(operation)
+        first.transport.send(second.node_id, SERVICE, 0, b"traced", traced)
+        await eventually(lambda: len(second.arrivals) == 1, 10, "the message")
+
+        def named(name: str) -> list[Any]:
+            return [span for span in exporter.get_finished_spans() if span.name == name]
+
+        await eventually(lambda: bool(named(f"{SERVICE}.send")), 5, "the send span")
+    finally:
+        await first.close()
+        await second.close()
+    (send,), (receive,) = named(f"{SERVICE}.send"), named(f"{SERVICE}.receive")
+    assert json.loads(send.attributes["distlab.vclock"]) == {"node-1": 1}
+    assert json.loads(receive.attributes["distlab.vclock"]) == {"node-1": 1, "node-2": 1}
