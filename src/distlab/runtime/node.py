@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 
 from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
+from distlab.core.truetime import NS_PER_MS, TrueTime
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
 from distlab.protocols.multipaxos import describe as describe_paxos
 from distlab.protocols.raft import describe as describe_raft
@@ -37,6 +39,7 @@ from distlab.runtime.server import Server, run_until_signalled
 from distlab.storage import NodeStorage, StorageError, open_node_storage
 from distlab.telemetry.metrics import GroupStatusCollector
 from distlab.telemetry.tracing import setup_tracing
+from distlab.telemetry.truetime import TrueTimeCollector
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,11 @@ def service_name(config: NodeConfig) -> str:
 
 class StartupError(Exception):
     """The node cannot start on what it found (damaged durable state); one line says why."""
+
+
+def node_clock(config: NodeConfig) -> LoopClock:
+    """The node's Clock port: real time, its wall clock off by CLOCK_SKEW_MS."""
+    return LoopClock(round(config.clock_skew_ms * NS_PER_MS))
 
 
 def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
@@ -66,6 +74,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
                            snapshot_entries=config.snapshot_entries)
     voters = frozenset() if config.join else frozenset(config.cluster)
+    clock = node_clock(config)
     paxos = config.engine == PAXOS
     codec = PAXOS_PEER_CODEC if paxos else RAFT_PEER_CODEC
     if peer.clock is not None:
@@ -82,7 +91,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                 storage=PaxosDurableStorage(group_stores.log, group_stores.stable,
                                             group_stores.snapshots, shared_sync, voters),
                 machine=machine, addresses=addresses, transport=transport,
-                clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
+                clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=PaxosTiming(driver=driver_timing,
                                    election_ticks=config.raft_election_ticks))
         else:
@@ -91,7 +100,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                 storage=DurableStorage(group_stores.log, group_stores.stable,
                                        group_stores.snapshots, shared_sync),
                 machine=machine, addresses=addresses, transport=transport,
-                clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
+                clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=RaftTiming(driver=driver_timing,
                                   election_ticks=config.raft_election_ticks))
         GroupReceiver(config.node_id, codec, group.driver.deliver).register(router, index)
@@ -115,6 +124,10 @@ class Node:
         self.config = config
         self.host: Host | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
+        clock = node_clock(config)
+        # The wall clock through the node's Clock port; the sawtooth's phase on the process's
+        # monotonic clock, which the metrics thread can read too (the loop's is the loop's).
+        self.truetime = TrueTime(clock.wall_ns, time.monotonic, config.truetime_epsilon)
         self.failed = asyncio.Event()
         self._server: Server | None = None
 
@@ -180,6 +193,11 @@ class Node:
                            KVServicer(shards, unsafe_stale_reads=config.unsafe_stale_reads))
         server.add_collector(GroupStatusCollector(config.engine, lambda: [
             (group.group, group.status()) for group in host.groups]))
+        server.add_collector(TrueTimeCollector(self.truetime, node_clock(config).wall_skew_ns))
+        if abs(config.clock_skew_ms) > config.truetime_epsilon.low_ms:
+            log.warning("CLOCK_SKEW_MS %g is beyond TRUETIME_EPSILON_MS (%s), allowed by "
+                        "CLOCK_SKEW_UNSAFE: TrueTime on this node can miss the true time",
+                        config.clock_skew_ms, config.truetime_epsilon.describe())
         try:
             await server.start()
         except ConfigError:

@@ -1,10 +1,12 @@
-"""VCLOCK_LOG on a real cluster: three `distlab node` processes append every peer message
-they send and receive to one ShiViz log, and every receive comes after its send."""
+"""VCLOCK_LOG and TrueTime settings on a real cluster: three `distlab node` processes append
+every peer message they send and receive to one ShiViz log, and every receive comes after its
+send; `distlab up --clock-skews` gives each node its skew, which its metrics show."""
 
 from __future__ import annotations
 
 import os
 import signal
+import urllib.request
 from pathlib import Path
 
 from distlab.core.vclock_log import LoggedEvent, MalformedLog, parse_log, problems_of
@@ -24,11 +26,28 @@ def every_node_has_received(log: Path) -> list[LoggedEvent] | None:
     return events if receivers == HOSTS else None
 
 
+def truetime_metrics(metrics_address: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return {name: float(value) for name, _, value in
+            (line.partition(" ") for line in text.splitlines())
+            if name.startswith("distlab_truetime_") and not name.startswith("#")}
+
+
 def test_a_three_node_cluster_logs_receives_after_their_sends(tmp_path: Path) -> None:
     log = tmp_path / "cluster.shiviz"
-    up = UpProcess(tmp_path / "cluster", nodes=3, extra_env={"VCLOCK_LOG": str(log)})
+    up = UpProcess(tmp_path / "cluster", nodes=3,
+                   extra_env={"VCLOCK_LOG": str(log), "TRUETIME_EPSILON_MS": "sawtooth"},
+                   extra_args=["--clock-skews", "0,0.5,-1"])
     try:
         wait_for(lambda: every_node_has_received(log), 30, "every node to log a receive")
+        nodes = up.description()["nodes"]
+        skews = [truetime_metrics(node["metrics_address"])[
+            "distlab_truetime_clock_skew_seconds"] for node in nodes]
+        assert skews == [0.0, 0.0005, -0.001]
+        epsilon = truetime_metrics(nodes[0]["metrics_address"])[
+            "distlab_truetime_epsilon_seconds"]
+        assert 0.001 <= epsilon <= 0.007
     finally:
         assert up.stop() == 0
         for node in up.description()["nodes"]:
