@@ -3,6 +3,8 @@ semilattice join, and a receipt comes after its send; and the ShiViz log round-t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from distlab.core.vclock_log import (
     parse_log,
     problems_of,
 )
+from distlab.runtime.peer import _clocks
 
 PROCESSES = ("a", "b", "c", "d")
 clocks = st.dictionaries(st.sampled_from(PROCESSES), st.integers(0, 6)).map(VectorClock)
@@ -147,3 +150,18 @@ def test_a_receive_that_precedes_its_send_is_reported() -> None:
                                             "x"), "node-2", VectorClock({"node-2": 1})))
     problems = problems_of(parse_log(text))
     assert len(problems) == 1 and "does not come after its send" in problems[0]
+
+
+def test_a_restarted_node_finds_its_last_clock_however_far_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_clocks, "RESUME_SCAN_BYTES", 64)  # many chunks, lines across them
+    one, two = ProcessClock("node-1"), ProcessClock("node-2")
+    text = "".join(format_event("local", "node-1", one.tick()) for _ in range(3))
+    text += "".join(format_event(describe_send("raft", 0, "node-1", "x" * n), "node-2",
+                                 two.tick()) for n in range(200))
+    path = tmp_path / "log"
+    path.write_text(text + 'torn\nnode-2 {"node-2": 99')  # a last write cut short
+    assert _clocks.last_clock(path, "node-1") == one.now
+    assert _clocks.last_clock(path, "node-2") == two.now
+    assert _clocks.last_clock(path, "node-3") is None
+    assert _clocks.last_clock(tmp_path / "missing", "node-1") is None

@@ -25,7 +25,7 @@ from distlab.core.vclock_log import (
     parse_log,
 )
 
-# How far back from a log's end to look for this host's last event when resuming it.
+# How much of a log is read at a time, from its end, to find a host's last event.
 RESUME_SCAN_BYTES = 1 << 20
 
 
@@ -51,27 +51,44 @@ class ShivizLog:
 
 
 def last_clock(path: Path, host: str) -> VectorClock | None:
-    """`host`'s clock at its last event in the log at `path` (within its last MiB), so that a
-    restarted process carries on counting where it stopped: ShiViz wants each host's events
-    numbered one by one, and the restarted process did follow the earlier one (it read what
-    that one wrote to disk)."""
+    """`host`'s clock at its last event in the log at `path`, so that a restarted process
+    carries on counting where it stopped: ShiViz wants each host's events numbered one by
+    one, and the restarted process did follow the earlier one (it read what that one wrote
+    to disk). The file is read backwards a chunk at a time, as far as the host's last event;
+    other nodes may have written much since."""
+    marker = f"\n{host} {{".encode()
     try:
-        with path.open("rb") as file:
-            file.seek(0, os.SEEK_END)
-            size = file.tell()
-            file.seek(max(0, size - RESUME_SCAN_BYTES))
-            tail = file.read().decode("utf-8", "replace")
+        file = path.open("rb")
     except FileNotFoundError:
         return None
-    if size > RESUME_SCAN_BYTES:
-        # Start at an event's first line: skip the partial line, then find a description
-        # line (one whose next line is a clock line) by trying the two alignments.
-        tail = tail.split("\n", 1)[1] if "\n" in tail else ""
-    for start in (tail, tail.split("\n", 1)[1] if "\n" in tail else ""):
-        with contextlib.suppress(MalformedLog):
-            events = parse_log(start)
-            mine = [event.clock for event in events if event.host == host]
-            return mine[-1] if mine else None
+    with file:
+        position = file.seek(0, os.SEEK_END)
+        # The start of the chunk read last, up to its first newline: the end of a line that
+        # began in the chunk before it.
+        carry = b""
+        while position > 0:
+            start = max(0, position - RESUME_SCAN_BYTES)
+            file.seek(start)
+            chunk = file.read(position - start)
+            data = (b"\n" if start == 0 else b"") + chunk + carry
+            found = _last_clock_in(data, marker)
+            if found is not None:
+                return found
+            newline = chunk.find(b"\n")
+            carry = chunk[:newline + 1] if newline >= 0 else chunk + carry
+            position = start
+    return None
+
+
+def _last_clock_in(data: bytes, marker: bytes) -> VectorClock | None:
+    end = len(data)
+    while (index := data.rfind(marker, 0, end)) >= 0:
+        line_end = data.find(b"\n", index + 1)
+        if line_end >= 0:  # a line cut short by a crash has no newline: look further back
+            line = data[index + 1 : line_end].decode("utf-8", "replace")
+            with contextlib.suppress(MalformedLog, IndexError):
+                return parse_log(f"x\n{line}\n")[0].clock
+        end = index
     return None
 
 
