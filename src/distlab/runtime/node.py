@@ -59,9 +59,10 @@ def node_clock(config: NodeConfig) -> LoopClock:
 
 def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
                machines: Sequence[StateMachine],
-               on_failure: Callable[[BaseException], None]) -> Host:
+               on_failure: Callable[[BaseException], None],
+               clock: LoopClock | None = None) -> Host:
     """One group of the configured engine per machine, each on its share of `stores`, routed
-    through `router`.
+    through `router`, on `clock` (by default, `node_clock(config)`).
 
     Raises ValueError when a group's stored state cannot be read (or is another engine's).
     """
@@ -74,7 +75,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
                            snapshot_entries=config.snapshot_entries)
     voters = frozenset() if config.join else frozenset(config.cluster)
-    clock = node_clock(config)
+    clock = clock if clock is not None else node_clock(config)
     paxos = config.engine == PAXOS
     codec = PAXOS_PEER_CODEC if paxos else RAFT_PEER_CODEC
     if peer.clock is not None:
@@ -124,10 +125,10 @@ class Node:
         self.config = config
         self.host: Host | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
-        clock = node_clock(config)
+        self.clock = node_clock(config)
         # The wall clock through the node's Clock port; the sawtooth's phase on the process's
         # monotonic clock, which the metrics thread can read too (the loop's is the loop's).
-        self.truetime = TrueTime(clock.wall_ns, time.monotonic, config.truetime_epsilon)
+        self.truetime = TrueTime(self.clock.wall_ns, time.monotonic, config.truetime_epsilon)
         self.failed = asyncio.Event()
         self._server: Server | None = None
 
@@ -151,7 +152,7 @@ class Node:
 
         tracing = setup_tracing(service_name(config), config.otlp_endpoint)
         try:
-            clock = self._peer_clock(tracing.exporting)
+            vector_clock = self._peer_clock(tracing.exporting)
         except ConfigError:
             stores.close()
             raise
@@ -162,14 +163,14 @@ class Node:
         server.on_stop(channels.close)
         server.on_stop(stores.close)
         router = PeerRouter()
-        if clock is not None:
-            server.on_stop(clock.close)
+        if vector_clock is not None:
+            server.on_stop(vector_clock.close)
         peer = PeerTransport(config.node_id, config.groups, channels, engine=config.engine,
-                             clock=clock)
+                             clock=vector_clock)
         server.on_stop(peer.close)
         try:
             self.host = host = build_host(config, stores, peer, router, self.machines,
-                                          self._on_group_failure)
+                                          self._on_group_failure, self.clock)
         except ValueError as error:
             await server.stop()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error
@@ -182,7 +183,7 @@ class Node:
                            peer_pb2_grpc.add_PeerServicer_to_server,
                            PeerServicer(config.node_id, config.groups, router,
                                         lambda: peer.isolated_from, engine=config.engine,
-                                        clock=clock))
+                                        clock=vector_clock))
         if config.unsafe_stale_reads:
             log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
                         "may be stale (for testing the tester only)")
@@ -193,7 +194,7 @@ class Node:
                            KVServicer(shards, unsafe_stale_reads=config.unsafe_stale_reads))
         server.add_collector(GroupStatusCollector(config.engine, lambda: [
             (group.group, group.status()) for group in host.groups]))
-        server.add_collector(TrueTimeCollector(self.truetime, node_clock(config).wall_skew_ns))
+        server.add_collector(TrueTimeCollector(self.truetime, self.clock.wall_skew_ns))
         if abs(config.clock_skew_ms) > config.truetime_epsilon.low_ms:
             log.warning("CLOCK_SKEW_MS %g is beyond TRUETIME_EPSILON_MS (%s), allowed by "
                         "CLOCK_SKEW_UNSAFE: TrueTime on this node can miss the true time",
