@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from distlab.core.vclock import VectorClock
+from distlab.core.vclock import ProcessClock, VectorClock
 
 # ShiViz's default log-parsing expression, in its own notation (named groups `(?<name>`).
 SHIVIZ_DEFAULT_REGEX = r"(?<event>.*)\n(?<host>\S*) (?<clock>{.*})"
@@ -71,6 +72,43 @@ def describe_receive(service: str, group: int, sender: str, carried: VectorClock
                      what: str) -> str:
     sent_as = f" #{carried.get(sender)}" if carried is not None and carried.get(sender) else ""
     return f"{RECEIVE} {service} g{group} from {sender}{sent_as}: {what}"
+
+
+class MessageClock:
+    """One process's vector clock over its messages; `log`, when given, receives each event's
+    ShiViz text."""
+
+    def __init__(self, host: str, log: Callable[[str], object] | None = None,
+                 start: VectorClock | None = None) -> None:
+        self.host = host
+        self.process = ProcessClock(host, start)
+        self._log = log
+
+    @property
+    def now(self) -> VectorClock:
+        return self.process.now
+
+    @property
+    def logging(self) -> bool:
+        return self._log is not None
+
+    def sent(self, service: str, group: int, recipient: str,
+             what: Callable[[], str]) -> VectorClock:
+        """Stamp a send; `what` describes the message, called only when there is a log."""
+        stamp = self.process.tick()
+        if self._log is not None:
+            self._log(format_event(describe_send(service, group, recipient, what()),
+                                   self.host, stamp))
+        return stamp
+
+    def received(self, service: str, group: int, sender: str, carried: VectorClock | None,
+                 what: Callable[[], str]) -> VectorClock:
+        """Stamp the receipt of a message that carried `carried` (None: no clock)."""
+        stamp = self.process.receive(carried)
+        if self._log is not None:
+            self._log(format_event(describe_receive(service, group, sender, carried, what()),
+                                   self.host, stamp))
+        return stamp
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,7 @@ from typing import Any
 
 from distlab.core.ids import NodeId
 from distlab.core.vclock import VectorClock
-from distlab.core.vclock_log import host_name
-from distlab.runtime.peer import MessageClock
+from distlab.core.vclock_log import MessageClock, host_name
 from distlab.sim.network import MessageKinds
 
 

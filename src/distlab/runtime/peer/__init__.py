@@ -20,10 +20,10 @@ the send's stamp, and the send and receive spans carry the clocks as `distlab.vc
 Without a clock nothing of it is computed and the envelope's clock field stays empty.
 """
 
-from distlab.runtime.peer._clocks import MessageClock, PeerClock, ShivizLog
+from distlab.runtime.peer._clocks import PeerClock, ShivizLog
 from distlab.runtime.peer._router import Deliver, Delivery, MalformedPayload, PeerRouter
 from distlab.runtime.peer._servicer import PeerServicer
 from distlab.runtime.peer._transport import PeerTransport
 
-__all__ = ["Deliver", "Delivery", "MalformedPayload", "MessageClock", "PeerClock",
-           "PeerRouter", "PeerServicer", "PeerTransport", "ShivizLog"]
+__all__ = ["Deliver", "Delivery", "MalformedPayload", "PeerClock", "PeerRouter",
+           "PeerServicer", "PeerTransport", "ShivizLog"]

@@ -1,10 +1,10 @@
-"""A process's vector clock over the protocol messages it sends and receives, and the ShiViz
-log it writes them to.
+"""A node's vector clock over the peer messages it sends and receives, and the ShiViz log
+file it writes them to.
 
-One clock per process (a node, or a simulated node), whatever instance a message is for: the
-process is what ShiViz draws as one line. Every send and every receive is an event; a send's
-stamp travels with the message, and the receipt merges it. With a log, each event is written
-as ShiViz reads it (see `distlab.core.vclock_log`).
+One clock per node, whatever instance a message is for: the process is what ShiViz draws as
+one line. Every send and every receive is an event; a send's stamp travels in the envelope,
+and the receipt merges it. With a log, each event is written as ShiViz reads it (see
+`distlab.core.vclock_log`).
 """
 
 from __future__ import annotations
@@ -15,15 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from distlab.core.ids import NodeId
-from distlab.core.vclock import ProcessClock, VectorClock
-from distlab.core.vclock_log import (
-    MalformedLog,
-    describe_receive,
-    describe_send,
-    format_event,
-    host_name,
-    parse_log,
-)
+from distlab.core.vclock import VectorClock
+from distlab.core.vclock_log import MalformedLog, MessageClock, host_name, parse_log
 
 # How much of a log is read at a time, from its end, to find a host's last event.
 RESUME_SCAN_BYTES = 1 << 20
@@ -90,43 +83,6 @@ def _last_clock_in(data: bytes, marker: bytes) -> VectorClock | None:
                 return parse_log(f"x\n{line}\n")[0].clock
         end = index
     return None
-
-
-class MessageClock:
-    """One process's vector clock over its messages; `log`, when given, receives each event's
-    ShiViz text."""
-
-    def __init__(self, host: str, log: Callable[[str], object] | None = None,
-                 start: VectorClock | None = None) -> None:
-        self.host = host
-        self.process = ProcessClock(host, start)
-        self._log = log
-
-    @property
-    def now(self) -> VectorClock:
-        return self.process.now
-
-    @property
-    def logging(self) -> bool:
-        return self._log is not None
-
-    def sent(self, service: str, group: int, recipient: str,
-             what: Callable[[], str]) -> VectorClock:
-        """Stamp a send; `what` describes the message, called only when there is a log."""
-        stamp = self.process.tick()
-        if self._log is not None:
-            self._log(format_event(describe_send(service, group, recipient, what()),
-                                   self.host, stamp))
-        return stamp
-
-    def received(self, service: str, group: int, sender: str, carried: VectorClock | None,
-                 what: Callable[[], str]) -> VectorClock:
-        """Stamp the receipt of a message that carried `carried` (None: no clock)."""
-        stamp = self.process.receive(carried)
-        if self._log is not None:
-            self._log(format_event(describe_receive(service, group, sender, carried, what()),
-                                   self.host, stamp))
-        return stamp
 
 
 class PeerClock:
