@@ -14,6 +14,10 @@ can tell which send a receive is of:
     node-2 {"node-1": 7, "node-2": 5}
 
 `#7` is the sender's own entry in the clock the message carried: the number of its send event.
+
+`MessageClock` is one process's clock over the messages it sends and receives, writing each
+event to a log function (a node's file, the simulator's); `parse_log` and `problems_of` read a
+log back and check it.
 """
 
 from __future__ import annotations
