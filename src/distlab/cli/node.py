@@ -24,6 +24,9 @@ FLAG_VARIABLES = {
     "join": "JOIN",
     "groups": "GROUPS",
     "engine": "ENGINE",
+    "vclock_log": "VCLOCK_LOG",
+    "truetime_epsilon_ms": "TRUETIME_EPSILON_MS",
+    "clock_skew_ms": "CLOCK_SKEW_MS",
 }
 
 
@@ -45,6 +48,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--groups", help="number of KV shards, each a replicated group (GROUPS, 1)")
     parser.add_argument("--engine",
                         help="consensus engine of every group: raft or paxos (ENGINE, raft)")
+    parser.add_argument("--vclock-log", metavar="FILE",
+                        help="append every peer message sent and received, with its vector "
+                             "clock, to FILE in ShiViz's log format (VCLOCK_LOG)")
+    parser.add_argument("--truetime-epsilon-ms", metavar="MS",
+                        help="TrueTime's uncertainty bound: milliseconds, 'sawtooth' (1 to 7 "
+                             "ms over 30 s) or 'sawtooth:LOW:HIGH:PERIOD_S' "
+                             "(TRUETIME_EPSILON_MS, 4)")
+    parser.add_argument("--clock-skew-ms", metavar="MS",
+                        help="an offset added to this node's wall clock, refused beyond "
+                             "epsilon unless CLOCK_SKEW_UNSAFE=1 (CLOCK_SKEW_MS, 0)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     parser.set_defaults(handler=run)
 

@@ -9,6 +9,7 @@ protocol's bug catalogue. A failing seed replays exactly with `--seed`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -60,6 +61,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--keep-unsynced", action="store_true",
                         help="disks never lose what was written but not fsynced")
     parser.add_argument("--no-trace", action="store_true", help="with --seed: only the outcome")
+    parser.add_argument("--vclock-log", metavar="FILE",
+                        help="with --seed: write every message sent and received, with its "
+                             "nodes' vector clocks, to FILE in ShiViz's log format")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=run)
 
@@ -81,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --seed N, --seeds K or --list-bugs")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
+    if args.vclock_log is not None and args.seed is None:
+        raise UsageError("--vclock-log writes one run's messages: give --seed N")
     mix = FaultMix(network=not args.no_network_faults, disk=not args.no_disk_faults,
                    clock=not args.no_clock_faults, lose_unsynced=not args.keep_unsynced)
     bugs = frozenset(args.bug)
@@ -94,7 +100,15 @@ def _run_one(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: frozens
     trace = not args.no_trace and not args.shrink
     plan = harness.plan_run(spec, args.seed, args.nodes, bugs=bugs, mix=mix,
                             chaos_ms=args.chaos_ms)
-    result, world = harness.execute(spec, plan, trace=trace)
+    with contextlib.ExitStack() as stack:
+        vclock_log = None
+        if args.vclock_log is not None:
+            try:
+                vclock_log = stack.enter_context(open(args.vclock_log, "w", encoding="utf-8"))
+            except OSError as error:
+                raise UsageError(f"--vclock-log {args.vclock_log}: {error.strerror}") from None
+        result, world = harness.execute(
+            spec, plan, trace=trace, vclock_log=vclock_log.write if vclock_log else None)
     if args.shrink:
         return _shrink(spec, plan, result, args)
     if args.json:

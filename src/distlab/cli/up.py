@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, UsageError, format_table
 from distlab.cli.tracing import check_sampler_environment
 from distlab.cli.waiting import progress_lines
+from distlab.core.ids import NodeId
 from distlab.ops.local_cluster import ClusterFileError, ClusterStartError, LocalCluster, NodeExit
 from distlab.runtime import loop
 from distlab.runtime.config import ENGINES, MAX_GROUPS
@@ -44,6 +46,10 @@ def register(subparsers: Any) -> None:
                         help="where nodes keep their state and logs (./data)")
     parser.add_argument("--otlp-endpoint", metavar="URL",
                         help="OTLP gRPC endpoint every node exports spans to")
+    parser.add_argument("--clock-skews", metavar="MS,...",
+                        help="offsets of the nodes' wall clocks in ms, one per node in id "
+                             "order (each node's CLOCK_SKEW_MS; refused beyond "
+                             "TRUETIME_EPSILON_MS unless CLOCK_SKEW_UNSAFE=1)")
     parser.add_argument("--json", action="store_true", help="print the cluster as JSON")
     parser.set_defaults(handler=run)
 
@@ -73,7 +79,28 @@ def run(args: argparse.Namespace) -> int:
                   "holds no state, so it is not started (a voter without its state could "
                   "lose acknowledged writes); start it by hand, or remove it with `distlab "
                   "cluster remove`", file=sys.stderr)
+    if args.clock_skews is not None:
+        cluster.clock_skews = parse_clock_skews(
+            args.clock_skews, sorted([*cluster.nodes, *cluster.absent]))
     return loop.run(serve_cluster(cluster, args.json))
+
+
+def parse_clock_skews(text: str, members: list[NodeId]) -> dict[NodeId, float]:
+    """`--clock-skews 0,3,-2.5`: one offset in ms per member, in id order."""
+    skews = []
+    for part in text.split(","):
+        try:
+            skew = float(part)
+        except ValueError:
+            skew = math.nan
+        if not math.isfinite(skew):
+            raise UsageError(f"--clock-skews: {part.strip()!r} is not a number of "
+                             "milliseconds")
+        skews.append(skew)
+    if len(skews) != len(members):
+        raise UsageError(f"--clock-skews: {len(skews)} offsets for {len(members)} nodes; "
+                         "give one per node, in id order")
+    return dict(zip(members, skews, strict=True))
 
 
 def check_restart_arguments(args: argparse.Namespace, cluster: LocalCluster) -> None:

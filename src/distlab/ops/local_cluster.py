@@ -122,6 +122,9 @@ class LocalCluster:
     # Members this cluster does not start (see `restart`): still in CLUSTER_NODES and in
     # cluster.json, so the others reach them and they can be started by hand.
     absent: dict[NodeId, LocalNode] = field(default_factory=dict)
+    # Node -> an offset of its wall clock, in ms (its CLOCK_SKEW_MS), for TrueTime
+    # experiments; an experiment of one run, so not kept in cluster.json.
+    clock_skews: dict[NodeId, float] = field(default_factory=dict)
 
     @classmethod
     def plan(cls, size: int, data_dir: Path, extra_env: Mapping[str, str] | None = None, *,
@@ -245,6 +248,8 @@ class LocalCluster:
         }
         if self.engine is not None:
             env["ENGINE"] = self.engine
+        if node_id in self.clock_skews:
+            env["CLOCK_SKEW_MS"] = f"{self.clock_skews[node_id]:g}"
         if node.join:
             env["JOIN"] = "true"
         with node.log_path.open("ab") as log_file:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64istlab/proto/peer.proto\x12\ndistlab.v1\"\xaf\x01\n\x08\x45nvelope\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12=\n\rtrace_context\x18\x04 \x03(\x0b\x32&.distlab.v1.Envelope.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\rEnvelopeBatch\x12\'\n\tenvelopes\x18\x01 \x03(\x0b\x32\x14.distlab.v1.Envelope\"\\\n\tBulkChunk\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\"\t\n\x07PeerAck2\xaf\x01\n\x04Peer\x12:\n\x06Stream\x12\x19.distlab.v1.EnvelopeBatch\x1a\x13.distlab.v1.PeerAck(\x01\x12\x38\n\x08Transfer\x12\x15.distlab.v1.BulkChunk\x1a\x13.distlab.v1.PeerAck(\x01\x12\x31\n\x05Probe\x12\x13.distlab.v1.PeerAck\x1a\x13.distlab.v1.PeerAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64istlab/proto/peer.proto\x12\ndistlab.v1\"\xa0\x02\n\x08\x45nvelope\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12=\n\rtrace_context\x18\x04 \x03(\x0b\x32&.distlab.v1.Envelope.TraceContextEntry\x12;\n\x0cvector_clock\x18\x05 \x03(\x0b\x32%.distlab.v1.Envelope.VectorClockEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10VectorClockEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"8\n\rEnvelopeBatch\x12\'\n\tenvelopes\x18\x01 \x03(\x0b\x32\x14.distlab.v1.Envelope\"\xce\x01\n\tBulkChunk\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\r\x12\x13\n\x0btotal_bytes\x18\x03 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x05 \x01(\x08\x12<\n\x0cvector_clock\x18\x06 \x03(\x0b\x32&.distlab.v1.BulkChunk.VectorClockEntry\x1a\x32\n\x10VectorClockEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\t\n\x07PeerAck2\xaf\x01\n\x04Peer\x12:\n\x06Stream\x12\x19.distlab.v1.EnvelopeBatch\x1a\x13.distlab.v1.PeerAck(\x01\x12\x38\n\x08Transfer\x12\x15.distlab.v1.BulkChunk\x1a\x13.distlab.v1.PeerAck(\x01\x12\x31\n\x05Probe\x12\x13.distlab.v1.PeerAck\x1a\x13.distlab.v1.PeerAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENVELOPE_TRACECONTEXTENTRY']._loaded_options = None
   _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_options = b'8\001'
+  _globals['_ENVELOPE_VECTORCLOCKENTRY']._loaded_options = None
+  _globals['_ENVELOPE_VECTORCLOCKENTRY']._serialized_options = b'8\001'
+  _globals['_BULKCHUNK_VECTORCLOCKENTRY']._loaded_options = None
+  _globals['_BULKCHUNK_VECTORCLOCKENTRY']._serialized_options = b'8\001'
   _globals['_ENVELOPE']._serialized_start=41
-  _globals['_ENVELOPE']._serialized_end=216
-  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_start=165
-  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_end=216
-  _globals['_ENVELOPEBATCH']._serialized_start=218
-  _globals['_ENVELOPEBATCH']._serialized_end=274
-  _globals['_BULKCHUNK']._serialized_start=276
-  _globals['_BULKCHUNK']._serialized_end=368
-  _globals['_PEERACK']._serialized_start=370
-  _globals['_PEERACK']._serialized_end=379
-  _globals['_PEER']._serialized_start=382
-  _globals['_PEER']._serialized_end=557
+  _globals['_ENVELOPE']._serialized_end=329
+  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_start=226
+  _globals['_ENVELOPE_TRACECONTEXTENTRY']._serialized_end=277
+  _globals['_ENVELOPE_VECTORCLOCKENTRY']._serialized_start=279
+  _globals['_ENVELOPE_VECTORCLOCKENTRY']._serialized_end=329
+  _globals['_ENVELOPEBATCH']._serialized_start=331
+  _globals['_ENVELOPEBATCH']._serialized_end=387
+  _globals['_BULKCHUNK']._serialized_start=390
+  _globals['_BULKCHUNK']._serialized_end=596
+  _globals['_BULKCHUNK_VECTORCLOCKENTRY']._serialized_start=279
+  _globals['_BULKCHUNK_VECTORCLOCKENTRY']._serialized_end=329
+  _globals['_PEERACK']._serialized_start=598
+  _globals['_PEERACK']._serialized_end=607
+  _globals['_PEER']._serialized_start=610
+  _globals['_PEER']._serialized_end=785
 # @@protoc_insertion_point(module_scope)

@@ -6,11 +6,13 @@ flag at fault, so `distlab node` can print it and exit with status 2 instead of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from distlab.core.ids import NodeId
+from distlab.core.truetime import DEFAULT_EPSILON, Epsilon, parse_epsilon
 from distlab.telemetry.tracing import sampler_from_environment
 
 # Addresses and cluster lists are parsed as every client parses them; the names are
@@ -52,6 +54,14 @@ class NodeConfig:
     groups: int = 1
     # The consensus engine of every replicated group.
     engine: str = "raft"
+    # Where to append every peer message this node sends and receives, with its vector
+    # clock, in ShiViz's log format (VCLOCK_LOG); None: no log.
+    vclock_log: Path | None = None
+    # TrueTime's uncertainty bound (TRUETIME_EPSILON_MS), and an offset added to this node's
+    # wall clock for experiments (CLOCK_SKEW_MS), refused beyond epsilon unless
+    # CLOCK_SKEW_UNSAFE=1.
+    truetime_epsilon: Epsilon = DEFAULT_EPSILON
+    clock_skew_ms: float = 0.0
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -112,8 +122,38 @@ def load_node_config(
     if join and engine != "raft":
         raise ConfigError(f"JOIN: ENGINE={engine} groups have fixed members; only raft "
                           "groups take new members")
+    vclock_text = (merged.get("VCLOCK_LOG") or "").strip()
+    vclock_log = Path(vclock_text) if vclock_text else None
+    epsilon, skew_ms = parse_truetime(merged)
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
-                      election_ticks, snapshot_entries, stale_reads, groups, engine)
+                      election_ticks, snapshot_entries, stale_reads, groups, engine,
+                      vclock_log, epsilon, skew_ms)
+
+
+def parse_truetime(merged: Mapping[str, str]) -> tuple[Epsilon, float]:
+    """TRUETIME_EPSILON_MS and CLOCK_SKEW_MS, checked against each other: a clock off by more
+    than the smallest epsilon makes TrueTime's intervals miss the true time, which only
+    CLOCK_SKEW_UNSAFE=1 allows (to show what breaks)."""
+    epsilon_text = (merged.get("TRUETIME_EPSILON_MS") or "").strip()
+    try:
+        epsilon = parse_epsilon(epsilon_text) if epsilon_text else DEFAULT_EPSILON
+    except ValueError as error:
+        raise ConfigError(f"TRUETIME_EPSILON_MS: {error}") from None
+    skew_text = (merged.get("CLOCK_SKEW_MS") or "").strip()
+    try:
+        skew_ms = float(skew_text) if skew_text else 0.0
+    except ValueError:
+        skew_ms = math.nan
+    if not math.isfinite(skew_ms):
+        raise ConfigError(f"CLOCK_SKEW_MS: expected a number of milliseconds (negative: "
+                          f"behind), got {skew_text!r}")
+    unsafe = parse_flag(merged.get("CLOCK_SKEW_UNSAFE", ""), "CLOCK_SKEW_UNSAFE")
+    if abs(skew_ms) > epsilon.low_ms and not unsafe:
+        raise ConfigError(
+            f"CLOCK_SKEW_MS {skew_ms:g} is beyond TRUETIME_EPSILON_MS ({epsilon.describe()}): "
+            f"TrueTime's intervals would miss the true time; set CLOCK_SKEW_UNSAFE=1 to run "
+            f"so anyway")
+    return epsilon, skew_ms
 
 
 def parse_flag(text: str, what: str) -> bool:

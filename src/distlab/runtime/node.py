@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 
 from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
+from distlab.core.truetime import NS_PER_MS, TrueTime
 from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
+from distlab.protocols.multipaxos import describe as describe_paxos
+from distlab.protocols.raft import describe as describe_raft
 from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.channels import PeerChannels
@@ -27,7 +31,7 @@ from distlab.runtime.paxos.group import ENGINE as PAXOS
 from distlab.runtime.paxos.group import PaxosGroup, PaxosTiming
 from distlab.runtime.paxos.group_transport import PAXOS_PEER_CODEC
 from distlab.runtime.paxos.storage import PaxosDurableStorage
-from distlab.runtime.peer import PeerRouter, PeerServicer, PeerTransport
+from distlab.runtime.peer import PeerClock, PeerRouter, PeerServicer, PeerTransport, ShivizLog
 from distlab.runtime.raft.group import RaftGroup, RaftTiming
 from distlab.runtime.raft.group_transport import RAFT_PEER_CODEC
 from distlab.runtime.raft.storage import DurableStorage
@@ -35,6 +39,7 @@ from distlab.runtime.server import Server, run_until_signalled
 from distlab.storage import NodeStorage, StorageError, open_node_storage
 from distlab.telemetry.metrics import GroupStatusCollector
 from distlab.telemetry.tracing import setup_tracing
+from distlab.telemetry.truetime import TrueTimeCollector
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +52,17 @@ class StartupError(Exception):
     """The node cannot start on what it found (damaged durable state); one line says why."""
 
 
+def node_clock(config: NodeConfig) -> LoopClock:
+    """The node's Clock port: real time, its wall clock off by CLOCK_SKEW_MS."""
+    return LoopClock(round(config.clock_skew_ms * NS_PER_MS))
+
+
 def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
                machines: Sequence[StateMachine],
-               on_failure: Callable[[BaseException], None]) -> Host:
+               on_failure: Callable[[BaseException], None],
+               clock: LoopClock | None = None) -> Host:
     """One group of the configured engine per machine, each on its share of `stores`, routed
-    through `router`.
+    through `router`, on `clock` (by default, `node_clock(config)`).
 
     Raises ValueError when a group's stored state cannot be read (or is another engine's).
     """
@@ -64,8 +75,13 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
                            snapshot_entries=config.snapshot_entries)
     voters = frozenset() if config.join else frozenset(config.cluster)
+    clock = clock if clock is not None else node_clock(config)
     paxos = config.engine == PAXOS
     codec = PAXOS_PEER_CODEC if paxos else RAFT_PEER_CODEC
+    if peer.clock is not None:
+        describe = describe_paxos if paxos else describe_raft
+        peer.clock.describe_with(codec.service,
+                                 lambda payload: describe(codec.decode(payload)))
     for index, machine in enumerate(machines):
         group_stores = stores.group(index)
         transport = partial(GroupTransport, peer, codec, index)
@@ -76,7 +92,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                 storage=PaxosDurableStorage(group_stores.log, group_stores.stable,
                                             group_stores.snapshots, shared_sync, voters),
                 machine=machine, addresses=addresses, transport=transport,
-                clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
+                clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=PaxosTiming(driver=driver_timing,
                                    election_ticks=config.raft_election_ticks))
         else:
@@ -85,7 +101,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                 storage=DurableStorage(group_stores.log, group_stores.stable,
                                        group_stores.snapshots, shared_sync),
                 machine=machine, addresses=addresses, transport=transport,
-                clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
+                clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=RaftTiming(driver=driver_timing,
                                   election_ticks=config.raft_election_ticks))
         GroupReceiver(config.node_id, codec, group.driver.deliver).register(router, index)
@@ -109,6 +125,10 @@ class Node:
         self.config = config
         self.host: Host | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
+        self.clock = node_clock(config)
+        # The wall clock through the node's Clock port; the sawtooth's phase on the process's
+        # monotonic clock, which the metrics thread can read too (the loop's is the loop's).
+        self.truetime = TrueTime(self.clock.wall_ns, time.monotonic, config.truetime_epsilon)
         self.failed = asyncio.Event()
         self._server: Server | None = None
 
@@ -131,6 +151,11 @@ class Node:
             raise StartupError(str(error)) from error
 
         tracing = setup_tracing(service_name(config), config.otlp_endpoint)
+        try:
+            vector_clock = self._peer_clock(tracing.exporting)
+        except ConfigError:
+            stores.close()
+            raise
         self._server = server = Server(config.listen, tracing=tracing, metrics=config.metrics)
         # Stop steps run last added first: the host stops before the transport and the stores
         # it uses, and the channels go last.
@@ -138,11 +163,14 @@ class Node:
         server.on_stop(channels.close)
         server.on_stop(stores.close)
         router = PeerRouter()
-        peer = PeerTransport(config.node_id, config.groups, channels, engine=config.engine)
+        if vector_clock is not None:
+            server.on_stop(vector_clock.close)
+        peer = PeerTransport(config.node_id, config.groups, channels, engine=config.engine,
+                             clock=vector_clock)
         server.on_stop(peer.close)
         try:
             self.host = host = build_host(config, stores, peer, router, self.machines,
-                                          self._on_group_failure)
+                                          self._on_group_failure, self.clock)
         except ValueError as error:
             await server.stop()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error
@@ -154,7 +182,8 @@ class Node:
         server.add_service(peer_pb2.DESCRIPTOR.services_by_name["Peer"],
                            peer_pb2_grpc.add_PeerServicer_to_server,
                            PeerServicer(config.node_id, config.groups, router,
-                                        lambda: peer.isolated_from, engine=config.engine))
+                                        lambda: peer.isolated_from, engine=config.engine,
+                                        clock=vector_clock))
         if config.unsafe_stale_reads:
             log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
                         "may be stale (for testing the tester only)")
@@ -165,6 +194,11 @@ class Node:
                            KVServicer(shards, unsafe_stale_reads=config.unsafe_stale_reads))
         server.add_collector(GroupStatusCollector(config.engine, lambda: [
             (group.group, group.status()) for group in host.groups]))
+        server.add_collector(TrueTimeCollector(self.truetime, self.clock.wall_skew_ns))
+        if abs(config.clock_skew_ms) > config.truetime_epsilon.low_ms:
+            log.warning("CLOCK_SKEW_MS %g is beyond TRUETIME_EPSILON_MS (%s), allowed by "
+                        "CLOCK_SKEW_UNSAFE: TrueTime on this node can miss the true time",
+                        config.clock_skew_ms, config.truetime_epsilon.describe())
         try:
             await server.start()
         except ConfigError:
@@ -173,6 +207,18 @@ class Node:
         host.start()
         log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
                  config.node_id, config.listen, config.metrics, config.groups, config.engine)
+
+    def _peer_clock(self, tracing: bool) -> PeerClock | None:
+        """The node's vector clock over its peer messages: kept when they are logged or
+        traced (spans carry it), not otherwise, so that it costs nothing then."""
+        path = self.config.vclock_log
+        if path is None and not tracing:
+            return None
+        try:
+            log_file = ShivizLog(path) if path is not None else None
+        except OSError as error:
+            raise ConfigError(f"VCLOCK_LOG {path}: {error.strerror}") from error
+        return PeerClock(self.config.node_id, log_file)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -247,15 +247,17 @@ def _one_corrupt_node(schedule: list[Fault]) -> list[Fault]:
     return kept
 
 
-def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False
-            ) -> tuple[RunResult, World]:
-    """Run `plan`; the world is returned closed, for its trace."""
+def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False,
+            vclock_log: Callable[[str], object] | None = None) -> tuple[RunResult, World]:
+    """Run `plan`; the world is returned closed, for its trace. With `vclock_log`, every
+    message sent and received is written to it, with its vector clock, in ShiViz's format."""
     world = World(
         seed=plan.seed, nodes=plan.nodes, groups=plan.groups,
         make_engine=lambda w: spec.make_engine(w, plan.options),
         make_machine=lambda node, group: KVStateMachine(),
         timing=spec.timing(plan.options), settings=plan.node_settings,
-        conditions=plan.conditions, trace=trace, replay_hint=plan.replay_command())
+        conditions=plan.conditions, trace=trace, replay_hint=plan.replay_command(),
+        vclock_log=vclock_log)
     world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "
                f"{len(plan.schedule)} faults, options {plan.options}")
     workload = spec.make_workload(world, Random(plan.workload_seed), plan.workload)

@@ -171,6 +171,15 @@ class Endpoint(Protocol):
     def report_snapshot(self, peer: NodeId, succeeded: bool) -> None: ...
 
 
+class MessageObserver(Protocol):
+    """Sees every message as it is sent and as it arrives (vector clocks, for instance):
+    what `sent` returns travels with the message and is handed to `received`."""
+
+    def sent(self, group: int, message: Any) -> Any: ...
+
+    def received(self, group: int, message: Any, stamp: Any) -> None: ...
+
+
 # A link that carries more than this many messages of one group in one window is in a storm:
 # a sound protocol sends a bounded number per round trip (heartbeats, a window of appends),
 # far below it; a core that answers every message with more messages does not.
@@ -192,8 +201,10 @@ class Network:
         note: Callable[[str], None] | None,
         on_storm: Callable[[str], None],
         conditions: NetworkConditions = RELIABLE,
+        observer: MessageObserver | None = None,
     ) -> None:
         self._rng = rng
+        self._observer = observer
         self._kinds = kinds
         self._endpoint = endpoint
         self._call_later = call_later
@@ -218,6 +229,8 @@ class Network:
         self._count(sender, recipient, group)
         if request:
             self.requests_sent += 1
+        # Observed before anything can lose it: a lost message is a send without a receive.
+        stamp = self._observer.sent(group, message) if self._observer is not None else None
         reachable = self.topology.can_deliver(sender, recipient)
         target = self._endpoint(recipient, group) if reachable else None
         if target is None:
@@ -230,7 +243,7 @@ class Network:
             self._lost(group, message, sender, recipient, "lost")
             return
         for delay_ms in delays:
-            self._call_later(delay_ms / 1000.0, self._arrive, group, message)
+            self._call_later(delay_ms / 1000.0, self._arrive, group, message, stamp)
 
     def _count(self, sender: NodeId, recipient: NodeId, group: int) -> None:
         window = int(self._now() / STORM_WINDOW_SECONDS)
@@ -246,11 +259,15 @@ class Network:
                     f"message storm: n{sender}->n{recipient} carried {STORM_MESSAGES} messages "
                     f"of group {group} within {STORM_WINDOW_SECONDS * 1000:.0f} ms")
 
-    def _arrive(self, group: int, message: Any) -> None:
+    def _arrive(self, group: int, message: Any, stamp: Any = None) -> None:
         kinds = self._kinds
         sender, recipient = kinds.sender(message), kinds.recipient(message)
         target = (self._endpoint(recipient, group)
                   if self.topology.can_deliver(sender, recipient) else None)
+        if target is not None and self._observer is not None:
+            # It reached the node (which may still find its inbox full): a receive, stamped
+            # before the instance sees it, so that what it sends in answer comes after.
+            self._observer.received(group, message, stamp)
         if target is None or not target.deliver(message):
             self._lost(group, message, sender, recipient,
                        "cut in flight" if target is None else "inbox full")

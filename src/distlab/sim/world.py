@@ -23,14 +23,16 @@ from typing import Any, NoReturn, Protocol, TypeVar
 from distlab.core.consensus import ConsensusCore
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
+from distlab.core.truetime import DEFAULT_EPSILON, Epsilon, TrueTime
 from distlab.runtime.host.driver import Driver, Timing
 from distlab.runtime.host.machine import AddressBook, HostedMachine
 from distlab.runtime.host.metrics import DriverMetrics
-from distlab.sim.clock import NodeClock
+from distlab.sim.clock import SIM_EPOCH_NS, NodeClock
 from distlab.sim.disk import CorruptRecord, FsyncFailed, Record, SimDisk
 from distlab.sim.loop import VirtualTimeLoop, cancel_pending
 from distlab.sim.network import RELIABLE, MessageKinds, Network, NetworkConditions
 from distlab.sim.storage import DurableFormat, SimStorage
+from distlab.sim.vclock import SimVectorClocks
 
 T = TypeVar("T")
 
@@ -85,6 +87,10 @@ class NodeSettings:
 
     clock_offset: float = 0.0
     clock_rate: float = 1.0
+    # How far the node's wall clock is off the true time at the start (CLOCK_SKEW_MS), and
+    # the uncertainty its TrueTime claims (TRUETIME_EPSILON_MS).
+    wall_skew_ms: float = 0.0
+    epsilon: Epsilon = DEFAULT_EPSILON
     fsync_ms: tuple[float, float] = (0.2, 1.0)
     # Whether the disk can lose what was written but not fsynced (at a power loss, or when
     # an fsync fails); without, every crash keeps all that was written.
@@ -113,10 +119,14 @@ class SimTransport:
 class SimNode:
     """One simulated machine: its disk and clock persist, its instances live and die."""
 
-    def __init__(self, node_id: NodeId, disk: SimDisk, clock: NodeClock) -> None:
+    def __init__(self, node_id: NodeId, disk: SimDisk, clock: NodeClock,
+                 epsilon: Epsilon) -> None:
         self.node_id = node_id
         self.disk = disk
         self.clock = clock
+        # The node's TrueTime, from its own (skewed, drifting) clock; like the clock, it
+        # outlives crashes.
+        self.truetime = TrueTime(clock.wall_ns, clock.monotonic, epsilon)
         self.incarnation = 0
         self.up = False
         self.drivers: list[Driver[Any]] = []
@@ -159,6 +169,7 @@ class World:
         conditions: NetworkConditions = RELIABLE,
         trace: bool = False,
         replay_hint: str | None = None,
+        vclock_log: Callable[[str], object] | None = None,
     ) -> None:
         if nodes < 1 or groups < 1:
             raise ValueError("a cluster has at least one node and one group")
@@ -178,10 +189,16 @@ class World:
         self._make_machine = make_machine
         self.engine = make_engine(self)
         note = self.note if trace else None
+        # With a log, every message's send and receipt are events of its nodes' vector
+        # clocks, written as ShiViz reads them.
+        self.vector_clocks = (
+            SimVectorClocks(self.engine.name, self.engine.kinds, self.loop.time, vclock_log)
+            if vclock_log is not None else None)
         self.network = Network(
             rng=Random(self.rng.getrandbits(64)), kinds=self.engine.kinds,
             endpoint=self._endpoint, call_later=self.loop.call_later, now=self.loop.time,
-            note=note, on_storm=self.fail, conditions=conditions)
+            note=note, on_storm=self.fail, conditions=conditions,
+            observer=self.vector_clocks)
         self.addresses = AddressBook({node: f"n{node}" for node in self.voters})
         self._metrics = [DriverMetrics(self.engine.name, group) for group in range(groups)]
         chosen = list(settings) if settings is not None else [NodeSettings()] * nodes
@@ -202,8 +219,9 @@ class World:
         disk = SimDisk(rng=Random(self.rng.getrandbits(64)), loop=self.loop, note=note,
                        name=f"n{node_id} disk", fsync_ms=settings.fsync_ms,
                        lose_unsynced=settings.lose_unsynced)
-        clock = NodeClock(self.loop, offset=settings.clock_offset, rate=settings.clock_rate)
-        self.nodes[node_id] = SimNode(node_id, disk, clock)
+        clock = NodeClock(self.loop, offset=settings.clock_offset, rate=settings.clock_rate,
+                          wall_skew=settings.wall_skew_ms / 1000.0)
+        self.nodes[node_id] = SimNode(node_id, disk, clock, settings.epsilon)
         self._bootstrap[node_id] = bootstrap
 
     def add_node(self, node_id: NodeId, settings: NodeSettings = NodeSettings()) -> None:
@@ -447,6 +465,19 @@ class World:
     def set_clock_rate(self, node_id: NodeId, rate: float) -> None:
         self.nodes[node_id].clock.set_rate(rate)
         self.note(f"n{node_id} clock rate {rate:.2f}")
+
+    def set_clock_skew(self, node_id: NodeId, ms: float) -> None:
+        """Put the node's wall clock `ms` off the true time (TrueTime's error)."""
+        self.nodes[node_id].clock.set_wall_skew(ms / 1000.0)
+        self.note(f"n{node_id} wall clock {ms:+g} ms off")
+
+    def set_epsilon(self, node_id: NodeId, epsilon: Epsilon) -> None:
+        self.nodes[node_id].truetime.epsilon = epsilon
+        self.note(f"n{node_id} TrueTime epsilon {epsilon.describe()}")
+
+    def true_time_ns(self) -> int:
+        """The true wall time, which no node reads: what TrueTime's intervals must contain."""
+        return SIM_EPOCH_NS + round(self.loop.time() * 1e9)
 
     def jump_clock(self, node_id: NodeId, seconds: float) -> None:
         self.nodes[node_id].clock.jump(seconds)

@@ -9,6 +9,7 @@ same driver runs on a deterministic event loop. The RNG port is a `random.Random
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -20,9 +21,14 @@ class Timer(Protocol):
 
 
 class Clock(Protocol):
-    """Monotonic time for one node, in seconds."""
+    """One node's time: monotonic seconds for timeouts, and a wall-clock reading for
+    TrueTime (distlab.core.truetime), which may be off from the true time."""
 
     def monotonic(self) -> float: ...
+
+    def wall_ns(self) -> int:
+        """The node's wall clock: nanoseconds since the Unix epoch, as this node reads it."""
+        ...
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         """Run `callback` on the event loop after `delay` seconds of this node's time."""
@@ -30,10 +36,17 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """Real time: the running event loop's clock (which the simulator's loop makes virtual)."""
+    """Real time: the running event loop's clock (which the simulator's loop makes virtual),
+    and the system's wall clock plus `wall_skew_ns` (CLOCK_SKEW_MS, an injected error)."""
+
+    def __init__(self, wall_skew_ns: int = 0) -> None:
+        self.wall_skew_ns = wall_skew_ns
 
     def monotonic(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def wall_ns(self) -> int:
+        return time.time_ns() + self.wall_skew_ns
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         return asyncio.get_running_loop().call_later(delay, callback)

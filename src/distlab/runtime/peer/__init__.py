@@ -13,11 +13,17 @@ interceptors cannot carry it): the sender's `<service>.send` span is the parent 
 receiver's `<service>.receive` span, and both join the trace of the operation the message
 belongs to. Stream writes have no reply to time, so the round-trip histogram comes from a
 prober calling each peer once a second, as etcd's does.
+
+Vector clocks cross the same way, when the node keeps them (`PeerClock`: VCLOCK_LOG set, or
+tracing on): every send and receive is an event of the node's one clock, the envelope carries
+the send's stamp, and the send and receive spans carry the clocks as `distlab.vclock`.
+Without a clock nothing of it is computed and the envelope's clock field stays empty.
 """
 
+from distlab.runtime.peer._clocks import PeerClock, ShivizLog
 from distlab.runtime.peer._router import Deliver, Delivery, MalformedPayload, PeerRouter
 from distlab.runtime.peer._servicer import PeerServicer
 from distlab.runtime.peer._transport import PeerTransport
 
-__all__ = ["Deliver", "Delivery", "MalformedPayload", "PeerRouter", "PeerServicer",
-           "PeerTransport"]
+__all__ = ["Deliver", "Delivery", "MalformedPayload", "PeerClock", "PeerRouter",
+           "PeerServicer", "PeerTransport", "ShivizLog"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from distlab.core.vclock import VectorClock
 from distlab.proto import peer_pb2
 
 CHUNK_BYTES = 1 << 20
@@ -14,8 +15,10 @@ class MalformedTransfer(ValueError):
     """A bulk transfer's chunks do not make one whole payload."""
 
 
-def bulk_chunks(service: str, group: int, payload: bytes) -> Iterator[peer_pb2.BulkChunk]:
-    """`payload` in chunks of at most CHUNK_BYTES, the first carrying the header."""
+def bulk_chunks(service: str, group: int, payload: bytes, stamp: VectorClock | None = None
+                ) -> Iterator[peer_pb2.BulkChunk]:
+    """`payload` in chunks of at most CHUNK_BYTES, the first carrying the header (and the
+    sender's vector clock, `stamp`)."""
     total = len(payload)
     offset = 0
     while True:
@@ -24,7 +27,8 @@ def bulk_chunks(service: str, group: int, payload: bytes) -> Iterator[peer_pb2.B
         done = offset >= total
         if offset == len(piece):
             yield peer_pb2.BulkChunk(service=service, group=group, total_bytes=total, data=piece,
-                                     done=done)
+                                     done=done,
+                                     vector_clock=stamp.counts if stamp is not None else None)
         else:
             yield peer_pb2.BulkChunk(data=piece, done=done)
         if done:
@@ -38,6 +42,8 @@ class BulkAssembler:
         self._max_bytes = max_bytes
         self.service = ""
         self.group = 0
+        # The sender's vector clock at the send; None when it sent none.
+        self.carried: VectorClock | None = None
         self._total = -1
         self._parts: list[bytes] = []
         self._size = 0
@@ -54,6 +60,8 @@ class BulkAssembler:
                     f"a transfer of {chunk.total_bytes} bytes exceeds the limit of "
                     f"{self._max_bytes}")
             self.service, self.group, self._total = chunk.service, chunk.group, chunk.total_bytes
+            if chunk.vector_clock:
+                self.carried = VectorClock(chunk.vector_clock)
         self._size += len(chunk.data)
         if self._size > self._total:
             raise MalformedTransfer(f"more than the {self._total} bytes announced")

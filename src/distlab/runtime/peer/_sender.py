@@ -16,6 +16,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 from distlab.core.ids import NodeId
+from distlab.core.vclock import VectorClock
+from distlab.core.vclock_log import clock_json
 from distlab.proto import peer_pb2, peer_pb2_grpc
 from distlab.runtime.peer._bulk import bulk_chunks
 from distlab.runtime.peer._handshake import Handshake, acceptance_problem
@@ -51,8 +53,9 @@ REOPEN_BACKOFF_SECONDS = 0.05
 MAX_REOPEN_BACKOFF_SECONDS = 1.0
 BULK_DEADLINE_SECONDS = 30.0
 
-# (service, group, payload, trace context of the operation it belongs to)
-Outgoing = tuple[str, int, bytes, otel_context.Context | None]
+# (service, group, payload, trace context of the operation it belongs to, the sender's vector
+# clock at the send when the node keeps one)
+Outgoing = tuple[str, int, bytes, otel_context.Context | None, VectorClock | None]
 PeerStream = grpc.aio.StreamUnaryCall[peer_pb2.EnvelopeBatch, peer_pb2.PeerAck]
 # A configuration error on one side (a wrong address, another GROUPS value, a message the peer
 # cannot read) rather than the normal weather of lost connections: worth a warning each time.
@@ -142,11 +145,14 @@ class PeerSender:
         add = request.envelopes.add
         spans: list[trace.Span] = []
         counts: dict[str, int] = {}
-        for service, group, payload, parent in batch:
+        for service, group, payload, parent, stamp in batch:
             envelope = add(service=service, group=group, payload=payload)
             counts[service] = counts.get(service, 0) + 1
+            if stamp is not None:
+                envelope.vector_clock.update(stamp.counts)
             if parent is not None:
-                self._start_send_span(spans, parent, service, group, len(batch), envelope)
+                self._start_send_span(spans, parent, service, group, len(batch), envelope,
+                                      stamp)
         try:
             written = await self._wait_on(stream, stream.write(request))
         finally:
@@ -161,20 +167,22 @@ class PeerSender:
 
     def _start_send_span(self, spans: list[trace.Span], parent: otel_context.Context,
                          service: str, group: int, batch_size: int,
-                         envelope: peer_pb2.Envelope) -> None:
+                         envelope: peer_pb2.Envelope, stamp: VectorClock | None) -> None:
         """A span for an envelope of a traced operation, its context in the envelope, so that
         the receiver's span for it is a child of this one."""
+        attributes: dict[str, str | int] = {"distlab.peer": self.peer, "distlab.group": group,
+                                            "distlab.batch_envelopes": batch_size}
+        if stamp is not None:
+            attributes["distlab.vclock"] = clock_json(stamp)
         span = tracer.start_span(f"{service}.send", context=parent,
-                                 kind=trace.SpanKind.PRODUCER,
-                                 attributes={"distlab.peer": self.peer, "distlab.group": group,
-                                             "distlab.batch_envelopes": batch_size})
+                                 kind=trace.SpanKind.PRODUCER, attributes=attributes)
         if span.is_recording():
             propagate.inject(envelope.trace_context, context=trace.set_span_in_context(span))
         spans.append(span)
 
     def _lost(self, batch: list[Outgoing]) -> None:
         counts: dict[str, int] = {}
-        for service, _, _, _ in batch:
+        for service, _, _, _, _ in batch:
             counts[service] = counts.get(service, 0) + 1
         for service, count in counts.items():
             count_sent(service, "failed", count)
@@ -280,20 +288,20 @@ class PeerSender:
     # ---- bulk transfers
 
     def send_bulk(self, service: str, group: int, payload: bytes,
-                  on_done: Callable[[bool], None]) -> None:
+                  on_done: Callable[[bool], None], stamp: VectorClock | None = None) -> None:
         key = (service, group)
         if key in self._transfers:
             BULK_TRANSFERS.labels(service, "busy").inc()
             asyncio.get_running_loop().call_soon(on_done, False)
             return
         self._transfers[key] = asyncio.create_task(
-            self._transfer(service, group, payload, on_done),
+            self._transfer(service, group, payload, on_done, stamp),
             name=f"peer-transfer-{self.peer}-{service}-{group}")
 
     async def _transfer(self, service: str, group: int, payload: bytes,
-                        on_done: Callable[[bool], None]) -> None:
+                        on_done: Callable[[bool], None], stamp: VectorClock | None) -> None:
         try:
-            await self._stub().Transfer(bulk_chunks(service, group, payload),
+            await self._stub().Transfer(bulk_chunks(service, group, payload, stamp),
                                         timeout=BULK_DEADLINE_SECONDS, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             level = logging.WARNING if error.code() in _MISCONFIGURED else logging.INFO

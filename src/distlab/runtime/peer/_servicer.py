@@ -11,8 +11,11 @@ import grpc
 from opentelemetry import propagate, trace
 
 from distlab.core.ids import NodeId
+from distlab.core.vclock import VectorClock
+from distlab.core.vclock_log import clock_json
 from distlab.proto import peer_pb2, peer_pb2_grpc
 from distlab.runtime.peer._bulk import BulkAssembler, MalformedTransfer
+from distlab.runtime.peer._clocks import PeerClock
 from distlab.runtime.peer._handshake import (
     DEFAULT_ENGINE,
     BadHandshake,
@@ -43,12 +46,16 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
     A peer cut off by an injected partition, an envelope for an instance this node does not
     run and one its instance cannot take are weather: counted and dropped, the stream goes
     on. A peer calling the wrong node, or running another GROUPS value, is refused.
+
+    With `clock`, each message that arrives is an event of the node's vector clock, merged
+    with the clock the sender stamped on it.
     """
 
     def __init__(self, node_id: NodeId, groups: int, router: PeerRouter,
                  isolated_from: Callable[[], frozenset[NodeId]] = frozenset, *,
-                 engine: str = DEFAULT_ENGINE) -> None:
+                 engine: str = DEFAULT_ENGINE, clock: PeerClock | None = None) -> None:
         self._node_id = node_id
+        self._clock = clock
         self._groups = groups
         self._engine = engine
         self._router = router
@@ -85,17 +92,27 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
                 count_rejected(label(service), "partitioned", count)
             return
         deliver = self._router.deliver
+        clock = self._clock
         for envelope in batch.envelopes:
+            stamp = None
+            if clock is not None:
+                # Stamped before the instance sees it: what it sends in answer comes after.
+                stamp = clock.on_receive(
+                    sender, envelope.service, envelope.group, envelope.payload,
+                    VectorClock(envelope.vector_clock) if envelope.vector_clock else None)
             if not envelope.trace_context:
                 deliver(sender, envelope.service, envelope.group, envelope.payload)
                 continue
+            attributes: dict[str, str | int] = {
+                "distlab.node": self._node_id, "distlab.peer": sender,
+                "distlab.group": envelope.group,
+                "distlab.batch_envelopes": len(batch.envelopes)}
+            if stamp is not None:
+                attributes["distlab.vclock"] = clock_json(stamp)
             with tracer.start_as_current_span(
                 f"{self._router.label(envelope.service)}.receive",
                 context=propagate.extract(envelope.trace_context),
-                kind=trace.SpanKind.CONSUMER,
-                attributes={"distlab.node": self._node_id, "distlab.peer": sender,
-                            "distlab.group": envelope.group,
-                            "distlab.batch_envelopes": len(batch.envelopes)},
+                kind=trace.SpanKind.CONSUMER, attributes=attributes,
             ):
                 deliver(sender, envelope.service, envelope.group, envelope.payload)
 
@@ -124,8 +141,12 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
         finally:
             self._transfers -= 1
         await self._refuse_if_isolated(sender, assembler.service, context)
+        payload = assembler.payload()
+        if self._clock is not None:
+            self._clock.on_receive(sender, assembler.service, assembler.group, payload,
+                                   assembler.carried)
         delivery = self._router.deliver_bulk(sender, assembler.service, assembler.group,
-                                             assembler.payload())
+                                             payload)
         if delivery is not Delivery.ACCEPTED:
             await context.abort(
                 _TRANSFER_REFUSALS[delivery],

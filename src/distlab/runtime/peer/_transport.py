@@ -12,6 +12,7 @@ from distlab.core.ids import NodeId
 from distlab.proto import peer_pb2_grpc
 from distlab.runtime.config import Address
 from distlab.runtime.grpc.channels import PeerChannels
+from distlab.runtime.peer._clocks import PeerClock
 from distlab.runtime.peer._handshake import DEFAULT_ENGINE, Handshake
 from distlab.runtime.peer._metrics import BULK_TRANSFERS, count_sent
 from distlab.runtime.peer._sender import MAX_ENVELOPE_BYTES, PeerSender
@@ -29,15 +30,19 @@ class PeerTransport:
     envelope and a broken stream drops what was on it; the protocols tolerate both (they
     resend), so a slow or dead peer never holds up an instance or the other peers. A peer is
     reported unreachable to the listeners each time its stream breaks or cannot be opened.
+
+    With `clock`, every send is an event of the node's vector clock, whose stamp the envelope
+    carries; without, nothing of it is computed or sent.
     """
 
     def __init__(self, node_id: NodeId, groups: int, channels: PeerChannels, *,
-                 engine: str = DEFAULT_ENGINE) -> None:
+                 engine: str = DEFAULT_ENGINE, clock: PeerClock | None = None) -> None:
         if groups < 1:
             raise ValueError(f"a node runs at least one group, not {groups}")
         self.node_id = node_id
         self.groups = groups
         self.engine = engine
+        self.clock = clock
         self._channels = channels
         self._senders: dict[NodeId, PeerSender] = {}
         self._unreachable_listeners: list[Callable[[NodeId], None]] = []
@@ -69,6 +74,10 @@ class PeerTransport:
         that operation's trace."""
         if not 0 <= group <= MAX_GROUP:
             raise ValueError(f"group {group} is not a uint32")
+        # Stamped before anything can drop it: the protocol did send it, and a message the
+        # network then loses is a send without a receive.
+        stamp = (self.clock.on_send(recipient, service, group, payload)
+                 if self.clock is not None else None)
         if recipient in self.isolated_from:
             count_sent(service, "partitioned")
             return
@@ -80,7 +89,7 @@ class PeerTransport:
         sender = self._senders.get(recipient) or self._start_sender(recipient)
         if sender is None:
             count_sent(service, "closed" if self._closed else "no_address")
-        elif not sender.enqueue((service, group, payload, trace_context)):
+        elif not sender.enqueue((service, group, payload, trace_context, stamp)):
             count_sent(service, "dropped")
 
     def send_bulk(self, recipient: NodeId, service: str, group: int, payload: bytes,
@@ -93,6 +102,8 @@ class PeerTransport:
         the transport closes."""
         if not 0 <= group <= MAX_GROUP:
             raise ValueError(f"group {group} is not a uint32")
+        stamp = (self.clock.on_send(recipient, service, group, payload)
+                 if self.clock is not None else None)
         sender = None
         if recipient in self.isolated_from:
             BULK_TRANSFERS.labels(service, "partitioned").inc()
@@ -103,7 +114,7 @@ class PeerTransport:
         if sender is None:
             asyncio.get_running_loop().call_soon(on_done, False)
             return
-        sender.send_bulk(service, group, payload, on_done)
+        sender.send_bulk(service, group, payload, on_done, stamp)
 
     def _start_sender(self, recipient: NodeId) -> PeerSender | None:
         if recipient == self.node_id:
