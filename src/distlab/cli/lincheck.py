@@ -1,7 +1,9 @@
-"""`distlab lincheck HISTORY`: is a recorded history linearizable?
+"""`distlab lincheck HISTORY`: is a recorded history linearizable? With `--model external`
+(the default for a history of transactions), is a history of timestamped transactions
+externally consistent?
 
-Exit status 0 linearizable, 1 not linearizable, 2 bad usage or input, 3 unknown (the
-time or memory budget ran out before a verdict).
+Exit status 0 linearizable (externally consistent), 1 not, 2 bad usage or input, 3 unknown
+(the time or memory budget ran out before a verdict).
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from distlab.check import (
+    EXTERNAL_MODEL,
     MODELS,
     READERS,
     CheckResult,
+    Consistency,
+    ExternalResult,
     HistoryError,
     Operation,
+    Transaction,
     Verdict,
     check,
+    check_external,
+    is_txn_history,
     load_history,
+    read_txn_history,
     render_html,
 )
 from distlab.cli import common
@@ -29,17 +38,26 @@ DEFAULT_MAX_MEMORY_MB = 2048
 _EXIT = {Verdict.LINEARIZABLE: common.EXIT_OK,
          Verdict.NOT_LINEARIZABLE: common.EXIT_CHECK_FAILED,
          Verdict.UNKNOWN: common.EXIT_UNKNOWN}
+_EXTERNAL_EXIT = {Consistency.CONSISTENT: common.EXIT_OK,
+                  Consistency.VIOLATED: common.EXIT_CHECK_FAILED,
+                  Consistency.UNKNOWN: common.EXIT_UNKNOWN}
+# Violations printed in full before the rest are only counted (--json lists them all).
+SHOWN_VIOLATIONS = 10
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "lincheck", help="check a history for linearizability",
         description="Check a history for linearizability (Wing-Gong-Lowe search with "
-                    "memoization, one partition per key). Exit status: 0 linearizable, "
-                    "1 not linearizable, 2 bad input, 3 unknown (a budget ran out).")
+                    "memoization, one partition per key), or a history of timestamped "
+                    "transactions for external consistency (--model external). Exit "
+                    "status: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown "
+                    "(a budget ran out).")
     parser.add_argument("history", metavar="HISTORY", help="the history file")
-    parser.add_argument("--model", choices=sorted(MODELS),
-                        help="sequential model (default: kv; cas-register for Jepsen logs)")
+    parser.add_argument("--model", choices=sorted([*MODELS, EXTERNAL_MODEL]),
+                        help="sequential model (default: kv; cas-register for Jepsen logs; "
+                             f"{EXTERNAL_MODEL} for transactions: real-time order of commit "
+                             "timestamps, and every read the state at its timestamp)")
     parser.add_argument("--format", dest="fmt", choices=sorted(READERS),
                         help="file format (default: detected from the first line)")
     parser.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
@@ -67,6 +85,9 @@ def _positive_float(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model == EXTERNAL_MODEL or (
+            args.model is None and args.fmt in (None, "jsonl") and is_txn_history(args.history)):
+        return run_external(args)
     try:
         history = load_history(args.history, args.fmt)
         if history.torn_tail_line is not None:
@@ -174,3 +195,91 @@ def _short(value: object) -> str:
 
 def _short_text(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else f"{text[:limit - 1]}\u2026 ({len(text)} chars)"
+
+
+# ---- external consistency ----
+
+
+def run_external(args: argparse.Namespace) -> int:
+    for given, flag in ((args.fmt not in (None, "jsonl"), "--format " + str(args.fmt)),
+                        (args.html, "--html"), (args.no_partition, "--no-partition")):
+        if given:
+            raise common.UsageError(f"{flag} does not apply to --model {EXTERNAL_MODEL}, "
+                                    "which reads JSON-lines transaction histories")
+    try:
+        history = read_txn_history(args.history)
+    except HistoryError as error:
+        raise common.UsageError(str(error)) from None
+    if history.torn_tail_line is not None:
+        print(f"distlab lincheck: warning: {history.source}:{history.torn_tail_line}: "
+              "ignored a torn last line", file=sys.stderr)
+    result = check_external(history, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(external_json(result), indent=2))
+    else:
+        print(external_text(result))
+    return _EXTERNAL_EXIT[result.verdict]
+
+
+def transaction_json(txn: Transaction) -> dict[str, Any]:
+    return {
+        "index": txn.index, "process": txn.process, "status": txn.status,
+        "read_only": txn.read_only, "value": [list(op) for op in txn.ops], "ts": txn.ts,
+        "invoke_time": txn.call, "complete_time": txn.ret, "invoke_line": txn.call_line,
+        "complete_line": txn.ret_line,
+    }
+
+
+def _counts(result: ExternalResult) -> dict[str, int]:
+    transactions = result.history.transactions
+    return {
+        "transactions": len(transactions) + result.history.failed,
+        "committed": sum(t.status == "ok" and t.writes for t in transactions),
+        "read_only": sum(t.status == "ok" and t.read_only for t in transactions),
+        "indeterminate": sum(t.status == "info" for t in transactions),
+        "failed_dropped": result.history.failed,
+        "reads_checked": result.reads_checked,
+        "reads_unchecked": result.reads_unchecked,
+    }
+
+
+def external_json(result: ExternalResult) -> dict[str, Any]:
+    return {
+        "history": result.history.source,
+        "format": "jsonl",
+        "model": EXTERNAL_MODEL,
+        "verdict": result.verdict.value,
+        "exit_status": _EXTERNAL_EXIT[result.verdict],
+        "reason": result.reason or None,
+        "elapsed_seconds": round(result.elapsed, 6),
+        **_counts(result),
+        "violations": [
+            {"kind": v.kind, "key": v.key, "message": v.message,
+             "transactions": [transaction_json(t) for t in v.transactions]}
+            for v in result.violations],
+    }
+
+
+def external_text(result: ExternalResult) -> str:
+    counts = _counts(result)
+    rows: list[tuple[str, str]] = [
+        ("history", f"{result.history.source} (jsonl)"),
+        ("transactions", f"{counts['transactions']}: {counts['committed']} read-write "
+                         f"committed, {counts['read_only']} read-only, "
+                         f"{counts['indeterminate']} indeterminate, "
+                         f"{counts['failed_dropped']} failed and left out"),
+        ("reads", f"{counts['reads_checked']} checked"
+                  + (f", {counts['reads_unchecked']} unchecked (too many possible states "
+                     "under the indeterminate transactions)" if counts["reads_unchecked"]
+                     else "")),
+        ("model", EXTERNAL_MODEL),
+        ("verdict", result.verdict.value + (f": {result.reason}" if result.reason else "")),
+        ("time", f"{result.elapsed:.2f} s"),
+    ]
+    for violation in result.violations[:SHOWN_VIOLATIONS]:
+        rows.append((f"{violation.kind} violation", violation.message))
+    hidden = len(result.violations) - SHOWN_VIOLATIONS
+    if hidden > 0:
+        rows.append(("more", f"{hidden} more violations (--json lists them all)"))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
