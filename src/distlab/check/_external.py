@@ -6,7 +6,8 @@ holds:
 - Real time. A read-write transaction that completed before another read-write transaction
   was invoked has the smaller commit timestamp; a read-only transaction invoked after a
   read-write one completed reads at a timestamp at or above its commit timestamp (commit wait
-  makes both hold in Spanner, whichever groups the transactions touch). A read-only
+  makes both hold in Spanner, whichever groups the transactions touch). A snapshot read at a
+  timestamp the client chose (`"at"`) is exempt: it asked for the past. A read-only
   transaction that completed before a write began puts no bound on the write's timestamp
   unless they share data, and then the read check below sees it.
 - Reads. Replaying the committed writes in timestamp order (`add` adds integers, a missing
@@ -196,7 +197,7 @@ class _Checker:
                     f"{earlier.describe()} completed before {later.describe()} was invoked, "
                     f"but its commit timestamp {earlier.ts} is not below {later.ts}"),
                     (later, earlier)))
-            elif later.read_only and _ts(later) < _ts(earlier):
+            elif later.read_only and later.at is None and _ts(later) < _ts(earlier):
                 self.violations.append(Violation("real-time", (
                     f"{later.describe()} was invoked after {earlier.describe()} completed, "
                     f"but reads at {later.ts}, below that commit timestamp {earlier.ts}"),

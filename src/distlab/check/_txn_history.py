@@ -8,9 +8,11 @@
 Micro-operations are `[op, key, arg]`: `r` reads (the ok record carries the value read), `w`
 writes `arg` (null deletes), `add` adds the integer `arg` (a missing key counts as 0). The ok
 record of a committed transaction carries `ts`, its commit timestamp in nanoseconds; that of a
-read-only transaction (only `r`) its read timestamp. Invokes and completions pair up by the
-rules of every history (the one HistoryBuilder): failed transactions are dropped, `info`
-ones (and those still open at the end) may or may not have committed.
+read-only transaction (only `r`) its read timestamp. A snapshot read at a timestamp the client
+chose (`distlab txn exec --at TS`) says so on its invoke, `"at": TS`: it may read the past.
+Invokes and completions pair up by the rules of every history (the one HistoryBuilder):
+failed transactions are dropped, `info` ones (and those still open at the end) may or may
+not have committed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Transaction:
     call_line: int
     ret_line: int | None
     ts: int | None
+    at: int | None = None  # a snapshot read's chosen timestamp
 
     @property
     def read_only(self) -> bool:
@@ -59,6 +62,8 @@ class Transaction:
                         else f"{op} {key} {json.dumps(arg)}" for op, key, arg in self.ops)
         if len(ops) > 120:
             ops = ops[:119] + "\u2026"
+        if self.at is not None:
+            kind = "snapshot read"
         if self.status == "ok":
             when = f"invoked at {self.call}, ok at {self.ret}, ts {self.ts}"
             lines = f"lines {self.call_line}-{self.ret_line}"
@@ -101,6 +106,7 @@ def is_txn_history(path: str | Path) -> bool:
 def parse_txn_history(text: str, source: str = "<history>") -> TxnHistory:
     builder = HistoryBuilder(source)
     timestamps: dict[int, int] = {}  # completion line -> ts
+    chosen: dict[int, int] = {}  # invoke line -> a snapshot read's `at`
     lines = text.split("\n")
     torn_tail_line: int | None = None
     for index, raw in enumerate(lines):
@@ -116,7 +122,7 @@ def parse_txn_history(text: str, source: str = "<history>") -> TxnHistory:
             raise HistoryError(source, number, f"not valid JSON: {error.msg}") from None
         if not isinstance(event, dict):
             raise HistoryError(source, number, "expected a JSON object")
-        _apply_event(builder, number, event, timestamps)
+        _apply_event(builder, number, event, timestamps, chosen)
     history = builder.finish("jsonl")
     transactions = []
     for operation in history.operations:
@@ -126,16 +132,20 @@ def parse_txn_history(text: str, source: str = "<history>") -> TxnHistory:
         ops = operation.result if operation.status == "ok" else operation.value
         assert isinstance(ops, tuple)
         ts = timestamps.get(operation.ret_line) if operation.ret_line is not None else None
+        at = chosen.get(operation.call_line)
+        if at is not None and ts is not None and ts != at:
+            raise HistoryError(source, operation.ret_line, f"a snapshot read asked for at {at} "
+                               f"(line {operation.call_line}) reports ts {ts}")
         transactions.append(Transaction(
             index=operation.index, process=operation.process, ops=ops,  # type: ignore[arg-type]
             status=operation.status, call=operation.call, ret=operation.ret,
-            call_line=operation.call_line, ret_line=operation.ret_line, ts=ts))
+            call_line=operation.call_line, ret_line=operation.ret_line, ts=ts, at=at))
     return TxnHistory(source=source, transactions=tuple(transactions), failed=history.failed,
                       torn_tail_line=torn_tail_line)
 
 
 def _apply_event(builder: HistoryBuilder, line: int, event: dict[str, Any],
-                 timestamps: dict[int, int]) -> None:
+                 timestamps: dict[int, int], chosen: dict[int, int]) -> None:
     process = event.get("process")
     if not isinstance(process, int) or isinstance(process, bool):
         raise builder.error(line, f"'process' must be an integer, not {process!r}")
@@ -154,6 +164,14 @@ def _apply_event(builder: HistoryBuilder, line: int, event: dict[str, Any],
     ops = _micro_ops(builder, line, event.get("value"))
     if kind == "invoke":
         builder.invoke(line, process, TXN_FUNCTION, None, ops, time)
+        at = event.get("at")
+        if at is not None:
+            if not isinstance(at, int) or isinstance(at, bool):
+                raise builder.error(line, f"'at' must be an integer (nanoseconds), not {at!r}")
+            if any(op != "r" for op, _, _ in ops):
+                raise builder.error(line, "only a read-only transaction reads 'at' a "
+                                    "timestamp")
+            chosen[line] = at
         return
     ts = event.get("ts")
     if not isinstance(ts, int) or isinstance(ts, bool):
