@@ -450,3 +450,12 @@ def test_a_read_of_a_value_never_written_is_caught(txns: list[Txn],
     changed = list(txns)
     changed[n] = Txn(**{**txns[n].__dict__, "ops": tuple(ops)})
     assert check_external(history(*changed)).verdict is Consistency.VIOLATED
+
+
+def test_the_example_histories(capsys: pytest.CaptureFixture[str]) -> None:
+    data = Path(__file__).resolve().parents[2] / "data" / "external"
+    status, out, _ = run_cli(capsys, data / "transfers.jsonl")
+    assert status == 0, out
+    status, out, _ = run_cli(capsys, data / "transfers-stale.jsonl", "--json")
+    assert status == 1
+    assert [v["kind"] for v in json.loads(out)["violations"]] == ["real-time", "read"]
