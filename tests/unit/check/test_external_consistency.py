@@ -377,16 +377,21 @@ def serial_histories(draw: st.DrawFn) -> list[Txn]:
     """Transactions executed one at a time in timestamp order, each interval around its
     timestamp (TrueTime with no error), so real time never contradicts the timestamps.
     Some outcomes are lost (info), some transactions fail; the state follows only those
-    that took effect."""
+    that took effect. Some read-only transactions are snapshot reads of the past (`at`)."""
     state: dict[str, int] = {}
+    past: list[tuple[int, dict[str, int]]] = [(0, {})]  # (ts, the state from then on)
     txns: list[Txn] = []
     count = draw(st.integers(1, 14))
     next_value = 1000
     for number in range(count):
         ts = 100 * (number + 1)
         read_only = draw(st.booleans())
+        at = None
         ops: list[Op] = []
         local = dict(state)
+        if read_only and draw(st.integers(0, 3)) == 0:  # a snapshot read of the past
+            at = draw(st.integers(0, ts))
+            local = dict(next(s for t, s in reversed(past) if t <= at))
         for _ in range(draw(st.integers(1, 4))):
             key = draw(st.sampled_from(KEYS))
             kind = "r" if read_only else draw(st.sampled_from(("r", "w", "add")))
@@ -405,11 +410,13 @@ def serial_histories(draw: st.DrawFn) -> list[Txn]:
         outcome = "ok" if read_only else draw(st.sampled_from(("ok", "ok", "ok", "info",
                                                                 "fail")))
         took_effect = outcome == "ok" or (outcome == "info" and draw(st.booleans()))
-        if took_effect:
+        if took_effect and not read_only:
             state = local
+            past.append((ts, dict(state)))
         txns.append(Txn(number + 1, tuple(ops), call,
                         None if outcome == "info" else ret,
-                        ts=ts if outcome == "ok" else None, status=outcome))
+                        ts=(at if at is not None else ts) if outcome == "ok" else None,
+                        status=outcome, at=at))
     return txns
 
 
