@@ -295,6 +295,15 @@ def test_too_many_possible_states_leave_a_read_unchecked_not_guessed() -> None:
     assert (result.reads_checked, result.reads_unchecked) == (0, 1)
 
 
+def test_a_timeout_gives_unknown_never_a_guess() -> None:
+    ticks = iter(range(0, 10_000, 10))
+    result = check_external(history(Txn(1, (w("x", 1),), 100, 200, ts=150),
+                                    Txn(2, (r("x", 1),), 300, 400, ts=350)),
+                            timeout=5, clock=lambda: float(next(ticks)))
+    assert result.verdict is Consistency.UNKNOWN
+    assert result.reason == "gave up after 5 s"
+
+
 # ---- bad input ----
 
 
