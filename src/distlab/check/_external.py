@@ -253,7 +253,8 @@ class _Checker:
             self.reads_checked += 1
             effect = tuple(own.get(key, ()))
             expected = {_apply(state, effect) for state in possible}
-            if any(_read_value(state) == arg for state in expected if state is not _INVALID):
+            if any(_same(_read_value(state), arg) for state in expected
+                   if state is not _INVALID):
                 continue
             self.violations.append(self._stale_read(reader, key, arg, bound, expected))
 
@@ -356,7 +357,8 @@ class _Checker:
         if writes is None:
             return None
         for writer, state in zip(writes.writers, writes.states_after, strict=True):
-            if writer is not reader and state is not _INVALID and _read_value(state) == value:
+            if writer is not reader and state is not _INVALID and _same(_read_value(state),
+                                                                        value):
                 return writer
         return None
 
@@ -381,10 +383,10 @@ def _effects(txn: Transaction) -> dict[Key, Effect]:
 
 def _apply(state: State, effect: Effect) -> State:
     for op, arg in effect:
-        if state is _INVALID:
-            return state
         if op == "w":
             state = arg
+            continue
+        if state is _INVALID:
             continue
         current = 0 if state is MISSING or state is None else state
         if not isinstance(current, int) or isinstance(current, bool):
@@ -392,6 +394,11 @@ def _apply(state: State, effect: Effect) -> State:
         assert isinstance(arg, int)
         state = current + arg
     return state
+
+
+def _same(state: Value, seen: Value) -> bool:
+    """Equal as JSON values: `true` is not `1`."""
+    return state == seen and isinstance(state, bool) == isinstance(seen, bool)
 
 
 def _read_value(state: State) -> Value:

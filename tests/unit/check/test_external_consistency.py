@@ -217,6 +217,14 @@ def test_a_wrong_sum_is_caught() -> None:
     ) is Consistency.VIOLATED
 
 
+def test_an_add_to_a_string_leaves_nothing_to_read_until_the_next_write() -> None:
+    txns = [Txn(1, (w("x", "s"),), 100, 200, ts=150),
+            Txn(2, (add("x", 1),), 300, 400, ts=350)]
+    assert verdict(*txns, Txn(3, (r("x", "s"),), 500, 600, ts=550)) is Consistency.VIOLATED
+    assert verdict(*txns, Txn(3, (w("x", 2),), 500, 600, ts=550),
+                   Txn(4, (r("x", 2),), 700, 800, ts=750)) is Consistency.CONSISTENT
+
+
 def test_two_writes_of_a_key_at_one_timestamp_are_caught() -> None:
     result = check_external(history(
         Txn(1, (w("x", 1),), 100, 400, ts=300),
