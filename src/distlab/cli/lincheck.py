@@ -51,8 +51,8 @@ def register(subparsers: Any) -> None:
         description="Check a history for linearizability (Wing-Gong-Lowe search with "
                     "memoization, one partition per key), or a history of timestamped "
                     "transactions for external consistency (--model external). Exit "
-                    "status: 0 linearizable, 1 not linearizable, 2 bad input, 3 unknown "
-                    "(a budget ran out).")
+                    "status: 0 linearizable (externally consistent), 1 not, 2 bad input, "
+                    "3 unknown (a budget ran out).")
     parser.add_argument("history", metavar="HISTORY", help="the history file")
     parser.add_argument("--model", choices=sorted([*MODELS, EXTERNAL_MODEL]),
                         help="sequential model (default: kv; cas-register for Jepsen logs; "
@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
                        timeout=args.timeout,
                        max_memory_bytes=int(args.max_memory_mb * 2**20))
     except HistoryError as error:
-        raise common.UsageError(str(error)) from None
+        hint = (f" (a history of transactions is checked with --model {EXTERNAL_MODEL})"
+                if is_txn_history(args.history) else "")
+        raise common.UsageError(f"{error}{hint}") from None
     if args.html:
         try:
             Path(args.html).write_text(render_html(result), encoding="utf-8")

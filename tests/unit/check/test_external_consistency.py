@@ -382,6 +382,9 @@ def test_command_bad_input_is_one_line_and_exit_2(tmp_path: Path,
     status, _, err = run_cli(capsys, broken, "--model", "external", "--html", "x.html")
     assert status == 2
     assert "--html does not apply to --model external" in err
+    status, _, err = run_cli(capsys, broken, "--model", "kv")
+    assert status == 2
+    assert "(a history of transactions is checked with --model external)" in err
 
 
 # ---- properties: histories of serial executions ----
