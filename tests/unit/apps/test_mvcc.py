@@ -176,7 +176,8 @@ def test_a_damaged_snapshot_is_refused_and_changes_nothing() -> None:
     assert store.latest(b"k") == b"a"
 
 
-# ---- properties, against a naive model: every committed (key, ts, value) in a list ----
+# ---- properties, against a naive model: every committed (key, ts, value) in a list; steps
+# interleave writes, prepares, commits, aborts, safe-time promises and collections ----
 
 KEYS = (b"a", b"b", b"c")
 VALUES = st.one_of(st.none(), st.binary(max_size=3))
@@ -187,6 +188,7 @@ step = st.one_of(
     st.tuples(st.just("commit"), st.integers(0, 3), st.integers(0, 5)),
     st.tuples(st.just("abort"), st.integers(0, 3)),
     st.tuples(st.just("advance"), st.integers(0, 5)),
+    st.tuples(st.just("gc"), st.integers(0, 8)),
 )
 
 
@@ -240,6 +242,10 @@ def run_steps(steps: list[tuple[object, ...]]) -> tuple[MVCCStore, list[tuple[by
             _, gap = item
             assert isinstance(gap, int)
             store.advance_safe_time(store.max_applied + gap)
+        elif kind == "gc":
+            _, lag = item
+            assert isinstance(lag, int)
+            store.collect_garbage(store.safe_time() - lag)
     return store, model
 
 
@@ -250,7 +256,11 @@ def test_reads_see_exactly_the_newest_committed_version_at_or_below(
     store, model = run_steps(steps)
     for key in KEYS:
         for ts in range(0, store.safe_time() + 1):
-            assert store.read_at(key, ts) == naive_read(model, key, ts), (key, ts)
+            if ts < store.horizon:
+                with pytest.raises(ReadBelowHorizon):
+                    store.read_at(key, ts)
+            else:
+                assert store.read_at(key, ts) == naive_read(model, key, ts), (key, ts)
 
 
 @settings(max_examples=150, deadline=None)
@@ -259,8 +269,9 @@ def test_gc_never_changes_a_read_at_or_above_the_horizon(
         steps: list[tuple[object, ...]], horizon_seed: int) -> None:
     store, _ = run_steps(steps)
     safe = store.safe_time()
-    horizon = horizon_seed % (safe + 1) if safe >= 0 else -1
-    before = {(key, ts): store.read_at(key, ts) for key in KEYS for ts in range(0, safe + 1)}
+    horizon = max(store.horizon, horizon_seed % (safe + 1) if safe >= 0 else -1)
+    before = {(key, ts): store.read_at(key, ts) for key in KEYS
+              for ts in range(max(0, store.horizon), safe + 1)}
     store.collect_garbage(horizon)
     for (key, ts), value in before.items():
         if ts >= horizon:
@@ -278,7 +289,7 @@ def test_gc_never_changes_a_read_at_or_above_the_horizon(
 def test_snapshot_round_trip_gives_the_same_state_and_bytes(
         steps: list[tuple[object, ...]], horizon: int) -> None:
     store, _ = run_steps(steps)
-    if 0 <= horizon <= store.safe_time():
+    if store.horizon <= horizon <= store.safe_time():
         store.collect_garbage(horizon)
     data = store.snapshot()
     copy = MVCCStore()
