@@ -163,6 +163,9 @@ class _Checker:
             else:
                 self.highest.append(self.highest[-1])
         self.keys: dict[Key, _KeyWrites] = {}
+        # Unknown transactions that only add commute with every committed write after the
+        # key's last outright write, so where they land does not matter, only which did.
+        self.commutative_adds = True
 
     def run(self) -> None:
         self._check_real_time()
@@ -282,8 +285,13 @@ class _Checker:
             return {MISSING}
         count = bisect.bisect_right(writes.timestamps, bound)
         floating = [(lower, effect) for lower, _, effect in writes.unknown if lower < bound]
+        base: State = writes.states_after[count - 1] if count else MISSING
         if not floating:
-            return {writes.states_after[count - 1] if count else MISSING}
+            return {base}
+        if self.commutative_adds and all(op == "add" for _, effect in floating
+                                         for op, _ in effect):
+            return _with_any_adds(base, [sum(_int(arg) for _, arg in effect)
+                                         for _, effect in floating])
         # Writes at or below every unknown transaction's lower bound come before all of them,
         # and so does whatever precedes the last outright write before the read.
         settled = bisect.bisect_right(writes.timestamps, min(lower for lower, _ in floating))
@@ -366,6 +374,26 @@ class _Checker:
 def _ts(txn: Transaction) -> int:
     assert txn.ts is not None, txn
     return txn.ts
+
+
+def _with_any_adds(base: State, deltas: list[int]) -> set[State] | None:
+    """`base` with the sum of each subset of `deltas` added, or None past MAX_STATES."""
+    if base is _INVALID:
+        return {base}
+    sums: set[int] = set()  # of the non-empty subsets
+    for delta in deltas:
+        sums |= {delta} | {total + delta for total in sums}
+        if len(sums) > MAX_STATES:
+            return None
+    start = 0 if base is MISSING or base is None else base
+    if not isinstance(start, int) or isinstance(start, bool):
+        return {base}  # an add to it is impossible: only "none of them" remains
+    return {base} | {start + total for total in sums}
+
+
+def _int(value: Value) -> int:
+    assert isinstance(value, int), value
+    return value
 
 
 def _ret(txn: Transaction) -> int:

@@ -486,3 +486,26 @@ def test_the_example_histories(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_cli(capsys, data / "transfers-stale.jsonl", "--json")
     assert status == 1
     assert [v["kind"] for v in json.loads(out)["violations"]] == ["real-time", "read"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(serial_histories(), st.integers(-2, 2))
+def test_unknown_adds_taken_as_commuting_give_the_general_replays_answer(
+        txns: list[Txn], shift: int) -> None:
+    from distlab.check._external import _Checker
+
+    reads = [(n, i) for n, t in enumerate(txns) if t.status == "ok"
+             for i, (op, _, _) in enumerate(t.ops) if op == "r"]
+    if reads and shift:
+        n, i = reads[len(reads) // 2]
+        ops = list(txns[n].ops)
+        seen = ops[i][2]
+        ops[i] = r(ops[i][1], (seen if isinstance(seen, int) else 0) + shift)
+        txns = [*txns[:n], Txn(**{**txns[n].__dict__, "ops": tuple(ops)}), *txns[n + 1:]]
+    answers = []
+    for commutative in (True, False):
+        checker = _Checker(history(*txns), None, lambda: 0.0)
+        checker.commutative_adds = commutative
+        checker.run()
+        answers.append(([v.message for v in checker.violations], checker.reads_checked))
+    assert answers[0] == answers[1]
