@@ -63,7 +63,7 @@ class Transaction:
         if len(ops) > 120:
             ops = ops[:119] + "\u2026"
         if self.at is not None:
-            kind = "snapshot read"
+            kind = "snapshot-read"
         if self.status == "ok":
             when = f"invoked at {self.call}, ok at {self.ret}, ts {self.ts}"
             lines = f"lines {self.call_line}-{self.ret_line}"
