@@ -135,8 +135,13 @@ class Coordinator:
                     # Those that did not acknowledge may have joined a terminator's round:
                     # the participants decide, and say what.
                     txn.move(CoordinatorEvent.PRECOMMIT_TIMEOUT)
+                    txn.acks = set()
                 elif txn.ticks % timeouts.resend == 0:
                     self._send_precommits(txn)
+            elif state is CoordinatorState.IN_DOUBT and txn.ticks % timeouts.in_doubt == 0:
+                # Ask again (round 0 proposes what it always proposed): a participant that
+                # has decided answers with the decision, whose broadcast may have been lost.
+                self._send_precommits(txn)
             elif state is CoordinatorState.COMMITTING and txn.ticks % timeouts.resend == 0:
                 self._send_decisions(txn, True)
 
