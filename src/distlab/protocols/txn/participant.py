@@ -96,6 +96,9 @@ class Participant:
         self.finished: dict[str, bool] = {}
         self._round_counter = 0
         self._waking = False
+        # Set: every new transaction is refused with this reason (a participant made to vote
+        # no, for experiments).
+        self.refusing: str | None = None
         # Messages refused as impossible here (a commit of what never voted yes, ...).
         self.rejected = 0
 
@@ -183,6 +186,9 @@ class Participant:
             message.priority, message.ops, ParticipantState.LOCKING,
             wanted=sorted(lock_modes(message.ops).items()))
         self.txns[txn.txn] = txn
+        if self.refusing is not None:
+            self._refuse(txn, self.refusing)
+            return
         self._acquire(txn)
 
     def on_decision(self, message: Decision) -> None:

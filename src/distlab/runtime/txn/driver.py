@@ -21,7 +21,20 @@ from typing import Any
 
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import OutcomeUnknown
-from distlab.protocols.txn import InDoubt, Message, Op, Outcome, Protocol, TxnNode, TxnReady
+from distlab.protocols.txn import (
+    Decision,
+    DecisionAck,
+    InDoubt,
+    Message,
+    Op,
+    Outcome,
+    Prepare,
+    Protocol,
+    RecordKind,
+    TxnNode,
+    TxnReady,
+    Vote,
+)
 from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
 
 log = logging.getLogger(__name__)
@@ -30,6 +43,19 @@ INBOX_LIMIT = 10_000
 # Clients' transactions waiting to be begun, at most.
 BEGIN_LIMIT = 10_000
 DEFAULT_TICK_SECONDS = 0.01
+
+# Transaction faults a node can be armed with (through Admin), each a crash at one moment of
+# the protocol, or a refusal. A crash "after sending" strikes at the next tick, once the
+# transport has had the time to write what was handed to it.
+CRASH_POINTS = (
+    "coordinator-crash-after-prepare-some",
+    "coordinator-crash-after-commit-logged",
+    "coordinator-crash-after-commit-some",
+    "participant-crash-after-yes",
+    "participant-crash-after-ack",
+)
+VOTE_NO = "participant-vote-no"
+TXN_FAULTS = (*CRASH_POINTS, VOTE_NO)
 
 
 @dataclass(slots=True)
@@ -54,6 +80,7 @@ class TxnDriver:
         tick_seconds: float = DEFAULT_TICK_SECONDS,
         on_failure: Callable[[BaseException], None] = lambda error: None,
         on_ready: Callable[[TxnNode, TxnReady], None] | None = None,
+        crash: Callable[[str], None] | None = None,
     ) -> None:
         self.node_id = node_id
         self.core = core
@@ -70,6 +97,10 @@ class TxnDriver:
         self._ticker: Timer | None = None
         self.failed: BaseException | None = None
         self.unreachable_reports = 0
+        # Armed faults (TXN_FAULTS), and how the process dies at a crash point.
+        self.faults: frozenset[str] = frozenset()
+        self._crash = crash
+        self._crash_at_next_tick: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -93,6 +124,8 @@ class TxnDriver:
         self._ticker = self._clock.call_later(self._tick_seconds, self._on_tick)
 
     def _on_tick(self) -> None:
+        if self._crash_at_next_tick is not None and self._crash is not None:
+            self._crash(self._crash_at_next_tick)
         self._inputs.ticks += 1
         self._wake.set()
         self._schedule_tick()
@@ -185,13 +218,33 @@ class TxnDriver:
                     except Exception as error:
                         future.set_exception(error)
 
+    def arm(self, faults: frozenset[str]) -> None:
+        unknown = sorted(faults - set(TXN_FAULTS))
+        if unknown:
+            raise ValueError(f"unknown transaction fault {unknown[0]!r}; known: "
+                             f"{', '.join(TXN_FAULTS)}")
+        self.faults = faults
+        self.core.participant.refusing = ("a participant that votes no (injected fault)"
+                                          if VOTE_NO in faults else None)
+        log.warning("node %d: transaction faults armed: %s", self.node_id,
+                    ", ".join(sorted(faults)) or "none")
+
     async def _handle_ready(self, ready: TxnReady) -> None:
         await self._storage.persist(ready)
+        faults = self.faults
+        if (self._crash is not None and "coordinator-crash-after-commit-logged" in faults
+                and any(record.kind is RecordKind.COORDINATOR_COMMIT
+                        for record in ready.records)):
+            self._crash("coordinator-crash-after-commit-logged")
         for message in ready.messages:
             if message.recipient == self.node_id:
                 self.deliver(message)
             else:
                 self._transport.send(message, None)
+                if faults:
+                    self._crash_point_after(message)
+                    if self._crash_at_next_tick is not None:
+                        break  # the rest never leaves: the process is about to die
         for outcome in ready.outcomes:
             for future in self._waiting.pop(outcome.txn, []):
                 if not future.done():
@@ -199,6 +252,21 @@ class TxnDriver:
         self.core.advance()
         if self._on_ready is not None:
             self._on_ready(self.core, ready)
+
+    def _crash_point_after(self, message: Message) -> None:
+        faults = self.faults
+        coordinates = self.core.coordinator.knows(message.txn)
+        point = None
+        if isinstance(message, Prepare):
+            point = "coordinator-crash-after-prepare-some"
+        elif isinstance(message, Decision) and message.commit and coordinates:
+            point = "coordinator-crash-after-commit-some"
+        elif isinstance(message, Vote) and message.yes:
+            point = "participant-crash-after-yes"
+        elif isinstance(message, DecisionAck):
+            point = "participant-crash-after-ack"
+        if point is not None and point in faults:
+            self._crash_at_next_tick = point
 
     def _fail_waiting(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, {}
