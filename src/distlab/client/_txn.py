@@ -77,6 +77,7 @@ class TxnClient:
                        for op in ops]
         attempt = 0
         last_refused = ""
+        last_abort = ""
         while candidates:
             target = candidates[0]
             remaining = deadline - time.monotonic()
@@ -102,10 +103,14 @@ class TxnClient:
                 return TxnResult("committed", reads=reads, coordinator=target)
             if not response.reason.startswith("wait-die"):
                 return TxnResult("aborted", response.reason, coordinator=target)
+            last_abort = response.reason
             attempt += 1
             await asyncio.sleep(min(BACKOFF_SECONDS * attempt, max(0.0, remaining)))
         if last_refused and not candidates:
             return TxnResult("aborted", f"no node could be reached ({last_refused})")
+        if last_abort:
+            # Every attempt aborted: none of them happened.
+            return TxnResult("aborted", f"{last_abort} (retried until the budget ran out)")
         return TxnResult("unknown", "no outcome within the time budget")
 
     async def status(self) -> list[NodeTransactions]:
