@@ -10,7 +10,6 @@ from distlab.protocols.txn import (
     RecordKind,
     decode,
 )
-
 from tests.unit.txn.cluster import Cluster
 
 
