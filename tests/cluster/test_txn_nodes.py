@@ -150,5 +150,16 @@ async def test_three_phase_commit_decides_without_its_coordinator(
         await cluster.wait_serving(COORDINATOR, DEADLINE_SECONDS)
         assert await eventually(lambda: read(client, [a, b], "3pc", 1),
                                 "reading after the restart") == {a: "7", b: "13"}
+        # A participant made to vote no aborts the transaction everywhere.
+        injector = FaultInjector(cluster.addresses)
+        try:
+            await injector.arm_txn_faults(NodeId(3), {"participant-vote-no"})
+            refused = await client.execute([parse_op(f"add:{a}=1"), parse_op(f"add:{b}=1")],
+                                           "3pc", node=COORDINATOR)
+            assert refused.outcome == "aborted" and "votes no" in refused.reason, refused
+            await injector.arm_txn_faults(NodeId(3), set())
+        finally:
+            await injector.close()
+        assert await read(client, [a, b], "3pc", 1) == {a: "7", b: "13"}
     finally:
         await client.close()
