@@ -185,10 +185,13 @@ class TxnDriver:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
+                if self._crash_at_next_tick is not None:
+                    continue  # dying at a crash point: nothing more happens here
                 self._feed_core()
-                while self.core.has_ready():
+                while self._crash_at_next_tick is None and self.core.has_ready():
                     await self._handle_ready(self.core.ready())
-                    self._feed_core()
+                    if self._crash_at_next_tick is None:
+                        self._feed_core()
         except asyncio.CancelledError:
             raise
         except Exception as error:
