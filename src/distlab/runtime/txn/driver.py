@@ -36,6 +36,7 @@ from distlab.protocols.txn import (
     Vote,
 )
 from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
+from distlab.runtime.txn import metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class TxnDriver:
         self._inputs = _Inputs()
         self._wake = asyncio.Event()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
+        self._protocols: dict[str, Protocol] = {}
         self._task: asyncio.Task[None] | None = None
         self._ticker: Timer | None = None
         self.failed: BaseException | None = None
@@ -156,6 +158,7 @@ class TxnDriver:
             raise OutcomeUnknown("too many transactions waiting to begin")
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(txn, []).append(future)
+        self._protocols[txn] = protocol
         self._inputs.begins.append((txn, priority, ops, protocol))
         self._wake.set()
         try:
@@ -166,6 +169,7 @@ class TxnDriver:
                 waiting.remove(future)
                 if not waiting:
                     del self._waiting[txn]
+                    self._protocols.pop(txn, None)
 
     async def request(self, action: Callable[[TxnNode], Any]) -> Any:
         """Run `action` on the core between Readys (status, fault injection)."""
@@ -248,11 +252,18 @@ class TxnDriver:
                     self._crash_point_after(message)
                     if self._crash_at_next_tick is not None:
                         break  # the rest never leaves: the process is about to die
+        for record in ready.records:
+            metrics.RECORDS_FORCED.labels(record.kind.name.lower()).inc()
         for outcome in ready.outcomes:
+            protocol = self._protocols.pop(outcome.txn, None)
+            metrics.OUTCOMES.labels("committed" if outcome.committed else "aborted",
+                                    protocol.value if protocol is not None else "").inc()
             for future in self._waiting.pop(outcome.txn, []):
                 if not future.done():
                     future.set_result(outcome)
         self.core.advance()
+        metrics.UNFINISHED.labels("coordinator").set(len(self.core.coordinator.txns))
+        metrics.UNFINISHED.labels("participant").set(len(self.core.participant.txns))
         if self._on_ready is not None:
             self._on_ready(self.core, ready)
 
@@ -273,6 +284,7 @@ class TxnDriver:
 
     def _fail_waiting(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, {}
+        self._protocols.clear()
         for futures in waiting.values():
             for future in futures:
                 if not future.done():
