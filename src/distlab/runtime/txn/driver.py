@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import trace
+
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import OutcomeUnknown
 from distlab.protocols.txn import (
@@ -39,6 +41,7 @@ from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
 from distlab.runtime.txn import metrics
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 INBOX_LIMIT = 10_000
 # Clients' transactions waiting to be begun, at most.
@@ -95,6 +98,8 @@ class TxnDriver:
         self._wake = asyncio.Event()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._protocols: dict[str, Protocol] = {}
+        # A traced client's transaction: its span, parent of its messages' spans.
+        self._spans: dict[str, trace.Span] = {}
         self._task: asyncio.Task[None] | None = None
         self._ticker: Timer | None = None
         self.failed: BaseException | None = None
@@ -159,6 +164,12 @@ class TxnDriver:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(txn, []).append(future)
         self._protocols[txn] = protocol
+        if (trace.get_current_span().is_recording() and txn not in self._spans
+                and len(self._spans) < BEGIN_LIMIT):
+            self._spans[txn] = tracer.start_span(
+                "txn.transaction", attributes={"txn.id": txn, "txn.protocol": protocol.value,
+                                               "txn.coordinator": self.node_id,
+                                               "txn.operations": len(ops)})
         self._inputs.begins.append((txn, priority, ops, protocol))
         self._wake.set()
         try:
@@ -247,17 +258,29 @@ class TxnDriver:
             if message.recipient == self.node_id:
                 self.deliver(message)
             else:
-                self._transport.send(message, None)
+                span = self._spans.get(message.txn)
+                self._transport.send(
+                    message, trace.set_span_in_context(span) if span is not None else None)
                 if faults:
                     self._crash_point_after(message)
                     if self._crash_at_next_tick is not None:
                         break  # the rest never leaves: the process is about to die
         for record in ready.records:
             metrics.RECORDS_FORCED.labels(record.kind.name.lower()).inc()
+            traced = self._spans.get(record.txn)
+            if traced is not None:
+                traced.add_event(f"{record.kind.name.lower().replace('_', ' ')} forced")
         for outcome in ready.outcomes:
             protocol = self._protocols.pop(outcome.txn, None)
             metrics.OUTCOMES.labels("committed" if outcome.committed else "aborted",
                                     protocol.value if protocol is not None else "").inc()
+            finished = self._spans.pop(outcome.txn, None)
+            if finished is not None:
+                finished.set_attribute("txn.outcome",
+                                       "committed" if outcome.committed else "aborted")
+                if outcome.reason:
+                    finished.set_attribute("txn.reason", outcome.reason)
+                finished.end()
             for future in self._waiting.pop(outcome.txn, []):
                 if not future.done():
                     future.set_result(outcome)
@@ -285,6 +308,10 @@ class TxnDriver:
     def _fail_waiting(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, {}
         self._protocols.clear()
+        spans, self._spans = self._spans, {}
+        for span in spans.values():
+            span.set_attribute("txn.outcome", "unknown")
+            span.end()
         for futures in waiting.values():
             for future in futures:
                 if not future.done():
