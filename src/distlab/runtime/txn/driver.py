@@ -98,6 +98,8 @@ class TxnDriver:
         self._wake = asyncio.Event()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._protocols: dict[str, Protocol] = {}
+        self._unfinished_coordinating = metrics.UNFINISHED.labels("coordinator")
+        self._unfinished_participating = metrics.UNFINISHED.labels("participant")
         # A traced client's transaction: its span, parent of its messages' spans.
         self._spans: dict[str, trace.Span] = {}
         self._task: asyncio.Task[None] | None = None
@@ -285,8 +287,8 @@ class TxnDriver:
                 if not future.done():
                     future.set_result(outcome)
         self.core.advance()
-        metrics.UNFINISHED.labels("coordinator").set(len(self.core.coordinator.txns))
-        metrics.UNFINISHED.labels("participant").set(len(self.core.participant.txns))
+        self._unfinished_coordinating.set(len(self.core.coordinator.txns))
+        self._unfinished_participating.set(len(self.core.participant.txns))
         if self._on_ready is not None:
             self._on_ready(self.core, ready)
 
