@@ -3,7 +3,8 @@
 `exec` sends the transaction to a node (`--node ID`, else the first that accepts a
 connection), which coordinates it over the participants that hold its keys (each node one
 shard). It prints `committed` and the reads, or `aborted: REASON`, or `unknown: ...`; exit
-status 0 committed, 1 aborted, 2 bad usage, 3 unknown (it may still commit). `status` lists,
+status 0 committed, 1 aborted, 2 bad usage or no node accepting a connection, 3 unknown (it
+may still commit). `status` lists,
 per node, every transaction not finished there: a participant in doubt shows with its locks.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNKNOWN, UsageError, print_table
 from distlab.cli.targets import add_cluster_arguments, resolve_members
-from distlab.client import TxnClient, TxnResult
+from distlab.client import TxnClient, TxnResult, Unreachable
 from distlab.core.ids import NodeId
 from distlab.protocols.txn import Op, parse_op
 from distlab.runtime import loop
@@ -86,7 +87,7 @@ def run_exec(args: argparse.Namespace) -> int:
 
     try:
         result = loop.run(main())
-    except ValueError as error:
+    except (ValueError, Unreachable) as error:
         raise UsageError(str(error)) from None
     if args.json:
         print(json.dumps(result.as_dict()))

@@ -4,7 +4,8 @@ coordinator, and the transactions unfinished on each node.
 A transaction that loses wait-die is retried under a new attempt id with the same age, so
 that it grows old enough to win; one whose outcome is not known in time (the coordinator
 died, or did not answer) is reported `unknown`: it may still commit. A node that cannot be
-connected to at all never received the attempt, which then goes to the next node.
+connected to at all never received the attempt, which then goes to the next node; when none
+can be, `Unreachable` says so.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from distlab.client._errors import Unreachable
 from distlab.client._kv import never_sent
 from distlab.core.ids import NodeId
 from distlab.proto import txn_pb2, txn_pb2_grpc
@@ -107,7 +109,8 @@ class TxnClient:
             attempt += 1
             await asyncio.sleep(min(BACKOFF_SECONDS * attempt, max(0.0, remaining)))
         if last_refused and not candidates:
-            return TxnResult("aborted", f"no node could be reached ({last_refused})")
+            raise Unreachable(f"no node accepts a connection ({last_refused}); the "
+                              "transaction was never sent")
         if last_abort:
             # Every attempt aborted: none of them happened.
             return TxnResult("aborted", f"{last_abort} (retried until the budget ran out)")
