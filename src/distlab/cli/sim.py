@@ -17,9 +17,12 @@ from typing import Any
 
 from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNKNOWN, UsageError
 from distlab.cli.progress import Progress
+from distlab.protocols.txn import Protocol as TxnProtocol
 from distlab.sim import harness
 from distlab.sim.faults import FAMILIES, FaultMix
 from distlab.sim.harness import CHAOS_MS, CLUSTER_SIZES, RunResult
+from distlab.sim.txn import FAULT_MODES as TXN_FAULT_MODES
+from distlab.sim.txn import variant as txn_variant
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +38,7 @@ def register(subparsers: Any) -> None:
             "status 1 if a run fails."
         ),
     )
-    parser.add_argument("protocol", choices=names, metavar="PROTOCOL",
+    parser.add_argument("subject", choices=names, metavar="PROTOCOL",
                         help=f"the protocol to simulate: {', '.join(names)}")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--seed", type=int, help="run one seed and print its trace")
@@ -60,6 +63,15 @@ def register(subparsers: Any) -> None:
                             help=f"draw no {family} faults")
     parser.add_argument("--keep-unsynced", action="store_true",
                         help="disks never lose what was written but not fsynced")
+    txn = parser.add_argument_group("transactions (txn)")
+    txn.add_argument("--protocol", choices=("2pc", "3pc"), default="2pc",
+                     help="txn: the commit protocol (default 2pc)")
+    txn.add_argument("--participants", choices=("nodes",), default="nodes",
+                     help="txn: each node one unreplicated participant (the only setting "
+                          "simulated so far)")
+    txn.add_argument("--faults", choices=TXN_FAULT_MODES, default="all",
+                     help="txn: all fault kinds (partitions included), crashes only on a "
+                          "network that loses nothing, or partitions only (default all)")
     parser.add_argument("--no-trace", action="store_true", help="with --seed: only the outcome")
     parser.add_argument("--vclock-log", metavar="FILE",
                         help="with --seed: write every message sent and received, with its "
@@ -69,7 +81,11 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = harness.protocol(args.protocol)
+    spec = harness.protocol(args.subject)
+    if spec.name == "txn":
+        spec = txn_variant(TxnProtocol(args.protocol), args.faults)
+    elif args.protocol != "2pc" or args.faults != "all":
+        raise UsageError("--protocol and --faults apply to txn only")
     if args.list_bugs:
         for name, breaks in sorted(spec.bugs.items()):
             print(f"{name}: {breaks}")
@@ -132,7 +148,7 @@ def _run_sweep(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: froze
     started = time.monotonic()
     # A live bar on a terminal, plain status lines (stderr) otherwise; every failure is a
     # line of its own.
-    with Progress(f"distlab sim {args.protocol}", total=len(seeds), json=args.json) as progress:
+    with Progress(f"distlab sim {spec.name}", total=len(seeds), json=args.json) as progress:
 
         def show(result: RunResult) -> None:
             nonlocal done, failed

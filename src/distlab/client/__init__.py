@@ -4,7 +4,7 @@
 `bytes`, or as `str` standing for their UTF-8 bytes). Its failures say whether the operation
 took effect: `Definite` (it did not) or `Indefinite` (it may have). `AdminClient` sends
 membership changes and leadership transfers to each group's leader, found the same way
-(`LeaderDirectory`).
+(`LeaderDirectory`). `TxnClient` runs 2PC and 3PC transactions.
 """
 
 from distlab.client._admin import AdminClient, AdminError
@@ -19,6 +19,7 @@ from distlab.client._errors import (
 )
 from distlab.client._kv import KVClient
 from distlab.client._leaders import LeaderDirectory
+from distlab.client._txn import NodeTransactions, TxnClient, TxnResult
 
 __all__ = [
     "AdminClient",
@@ -29,7 +30,10 @@ __all__ = [
     "KVClient",
     "KVError",
     "LeaderDirectory",
+    "NodeTransactions",
     "Rejected",
+    "TxnClient",
+    "TxnResult",
     "Unavailable",
     "Unreachable",
 ]

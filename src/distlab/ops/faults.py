@@ -251,6 +251,24 @@ class FaultInjector:
             return IsolationOutcome(node, error=f"{error.code().name}: {error.details()}")
         return IsolationOutcome(node, tuple(NodeId(peer) for peer in sorted(reply.isolated_from)))
 
+    # ---- transactions
+
+    async def arm_txn_faults(self, node: NodeId, faults: AbstractSet[str], *,
+                             deadline_seconds: float = ADMIN_TIMEOUT_SECONDS) -> list[str]:
+        """Arm `node` with transaction faults by name (replacing those armed before; an
+        empty set disarms it): a crash at a moment of the protocol, or a no vote. Returns
+        what the node now has armed; raises FaultError if it refuses or does not answer."""
+        channel = self._channels.get(node)
+        if channel is None:
+            raise FaultError(f"node {node} is not a member of this cluster")
+        request = admin_pb2.FaultRequest(txn_faults=sorted(faults), set_txn_faults=True)
+        try:
+            reply = await admin_pb2_grpc.AdminStub(channel).SetFault(
+                request, timeout=deadline_seconds)
+        except grpc.aio.AioRpcError as error:
+            raise FaultError(f"node {node}: {error.code().name}: {error.details()}") from None
+        return list(reply.txn_faults)
+
     # ---- processes
 
     def _control(self, fault: str) -> NodeControl:

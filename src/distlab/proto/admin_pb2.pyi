@@ -131,13 +131,19 @@ class MembershipResponse(_message.Message):
     def __init__(self, voters: _Optional[_Iterable[int]] = ..., learners: _Optional[_Iterable[int]] = ..., leader_id: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[GroupStatus, _Mapping]]] = ...) -> None: ...
 
 class FaultRequest(_message.Message):
-    __slots__ = ("isolate_from",)
+    __slots__ = ("isolate_from", "txn_faults", "set_txn_faults")
     ISOLATE_FROM_FIELD_NUMBER: _ClassVar[int]
+    TXN_FAULTS_FIELD_NUMBER: _ClassVar[int]
+    SET_TXN_FAULTS_FIELD_NUMBER: _ClassVar[int]
     isolate_from: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, isolate_from: _Optional[_Iterable[int]] = ...) -> None: ...
+    txn_faults: _containers.RepeatedScalarFieldContainer[str]
+    set_txn_faults: bool
+    def __init__(self, isolate_from: _Optional[_Iterable[int]] = ..., txn_faults: _Optional[_Iterable[str]] = ..., set_txn_faults: _Optional[bool] = ...) -> None: ...
 
 class FaultResponse(_message.Message):
-    __slots__ = ("isolated_from",)
+    __slots__ = ("isolated_from", "txn_faults")
     ISOLATED_FROM_FIELD_NUMBER: _ClassVar[int]
+    TXN_FAULTS_FIELD_NUMBER: _ClassVar[int]
     isolated_from: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, isolated_from: _Optional[_Iterable[int]] = ...) -> None: ...
+    txn_faults: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, isolated_from: _Optional[_Iterable[int]] = ..., txn_faults: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -14,13 +14,24 @@ from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
 from distlab.core.truetime import NS_PER_MS, TrueTime
-from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
+from distlab.proto import (
+    admin_pb2,
+    admin_pb2_grpc,
+    kv_pb2,
+    kv_pb2_grpc,
+    peer_pb2,
+    peer_pb2_grpc,
+    txn_pb2,
+    txn_pb2_grpc,
+)
 from distlab.protocols.multipaxos import describe as describe_paxos
 from distlab.protocols.raft import describe as describe_raft
+from distlab.protocols.txn import CorruptTxnRecord
 from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.grpc.kv import KVServicer, Shard
+from distlab.runtime.grpc.txn import TxnServicer
 from distlab.runtime.host.driver import Timing
 from distlab.runtime.host.group_transport import GroupReceiver, GroupTransport
 from distlab.runtime.host.host import Host
@@ -36,6 +47,8 @@ from distlab.runtime.raft.group import RaftGroup, RaftTiming
 from distlab.runtime.raft.group_transport import RAFT_PEER_CODEC
 from distlab.runtime.raft.storage import DurableStorage
 from distlab.runtime.server import Server, run_until_signalled
+from distlab.runtime.txn.driver import DEFAULT_TICK_SECONDS, TxnDriver
+from distlab.runtime.txn.wiring import build_txn
 from distlab.storage import NodeStorage, StorageError, open_node_storage
 from distlab.telemetry.metrics import GroupStatusCollector
 from distlab.telemetry.tracing import setup_tracing
@@ -124,6 +137,7 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
         self.host: Host | None = None
+        self.txn: TxnDriver | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
         self.clock = node_clock(config)
         # The wall clock through the node's Clock port; the sawtooth's phase on the process's
@@ -175,10 +189,19 @@ class Node:
             await server.stop()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error
         server.on_stop(host.stop)
+        try:
+            self.txn = txn = build_txn(config, stores, peer, router, self._on_group_failure)
+        except CorruptTxnRecord as error:
+            await server.stop()
+            raise StartupError(f"{config.data_dir}: {error}") from error
+        server.on_stop(txn.stop)
 
         server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
                            admin_pb2_grpc.add_AdminServicer_to_server,
-                           AdminServicer(config, host, channels))
+                           AdminServicer(config, host, channels, txn))
+        server.add_service(txn_pb2.DESCRIPTOR.services_by_name["Txn"],
+                           txn_pb2_grpc.add_TxnServicer_to_server,
+                           TxnServicer(txn, DEFAULT_TICK_SECONDS))
         server.add_service(peer_pb2.DESCRIPTOR.services_by_name["Peer"],
                            peer_pb2_grpc.add_PeerServicer_to_server,
                            PeerServicer(config.node_id, config.groups, router,
@@ -205,6 +228,7 @@ class Node:
             await server.stop()
             raise
         host.start()
+        txn.start()
         log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
                  config.node_id, config.listen, config.metrics, config.groups, config.engine)
 

@@ -31,7 +31,7 @@ from distlab.runtime.host.driver import Timing
 from distlab.sim import faults
 from distlab.sim.faults import Fault, FaultKind, FaultMix
 from distlab.sim.network import PRESETS, RELIABLE, NetworkConditions
-from distlab.sim.workload import KVWorkload, Workload, WorkloadSettings
+from distlab.sim.workload import Clients, KVWorkload, Workload, WorkloadSettings
 from distlab.sim.world import Engine, NodeSettings, SimulationFailure, World
 
 CLUSTER_SIZES = (3, 5, 7)
@@ -78,6 +78,15 @@ class ProtocolSpec:
     make_workload: Callable[[World, Random, WorkloadSettings], Workload] = KVWorkload
     # How to hunt each planted bug, where the default runs would take long to show it.
     tuning: Mapping[str, Tuning] = field(default_factory=dict)
+    # How every run is shaped (before a bug's tuning): the fault weights and networks a
+    # protocol's runs draw from, where the defaults do not fit it.
+    shape: Tuning | None = None
+    # Runs a plan, for a protocol whose nodes host no consensus groups (its own world and
+    # clients); by default, `execute` below.
+    run_plan: Callable[[RunPlan, bool, Callable[[str], object] | None],
+                       tuple[RunResult, World]] | None = None
+    # Whether `distlab sim` offers it by name (variants are reached through its options).
+    listed: bool = True
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {}
@@ -102,13 +111,14 @@ def protocol(name: str) -> ProtocolSpec:
 
 def protocols() -> list[ProtocolSpec]:
     _load_builtin()
-    return [PROTOCOLS[name] for name in sorted(PROTOCOLS)]
+    return [PROTOCOLS[name] for name in sorted(PROTOCOLS) if PROTOCOLS[name].listed]
 
 
 def _load_builtin() -> None:
     # Each registers itself.
     import distlab.sim.paxos
-    import distlab.sim.raft  # noqa: F401
+    import distlab.sim.raft
+    import distlab.sim.txn  # noqa: F401
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +193,8 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
     size = nodes if nodes is not None else nodes_for_seed(seed)
     rng = Random(f"{spec.name}/{seed}/{size}")
     tunings = [spec.tuning[name] for name in sorted(bugs) if name in spec.tuning]
+    if spec.shape is not None:
+        tunings.insert(0, spec.shape)
     options = spec.draw_options(rng)
     for tuning in tunings:
         if tuning.options is not None:
@@ -251,6 +263,8 @@ def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False,
             vclock_log: Callable[[str], object] | None = None) -> tuple[RunResult, World]:
     """Run `plan`; the world is returned closed, for its trace. With `vclock_log`, every
     message sent and received is written to it, with its vector clock, in ShiViz's format."""
+    if spec.run_plan is not None:
+        return spec.run_plan(plan, trace, vclock_log)
     world = World(
         seed=plan.seed, nodes=plan.nodes, groups=plan.groups,
         make_engine=lambda w: spec.make_engine(w, plan.options),
@@ -263,7 +277,7 @@ def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False,
     workload = spec.make_workload(world, Random(plan.workload_seed), plan.workload)
     verdict = "not checked"
     try:
-        world.run(_main(world, workload, plan))
+        world.run(run_phases(world, workload, plan))
         result = workload.check()
         verdict = result.verdict.value
         if result.verdict is Verdict.NOT_LINEARIZABLE:
@@ -282,20 +296,21 @@ def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False,
         fingerprint=fingerprint), world
 
 
-async def _main(world: World, workload: Workload, plan: RunPlan) -> None:
+async def run_phases(world: World, workload: Clients, plan: RunPlan) -> None:
+    """Start the nodes, strike the schedule while the clients work, heal, converge."""
     for node, gap in zip(sorted(world.nodes), plan.start_gaps_ms, strict=True):
         world.start(node)
         await asyncio.sleep(gap / 1000.0)
     for fault in plan.schedule:
         world.loop.call_at(fault.at_ms / 1000.0, faults.apply, world, fault)
     await workload.run_clients(until=plan.chaos_ms / 1000.0)
-    _heal(world)
+    heal(world)
     problem = await workload.converge(CONVERGE_SECONDS)
     if problem is not None:
         world.fail(problem)
 
 
-def _heal(world: World) -> None:
+def heal(world: World) -> None:
     world.note("recovery: heal the network, fix disks and clocks, restart every node")
     world.faults_enabled = False
     world.heal()

@@ -71,8 +71,8 @@ class WorkloadSettings:
     mix: tuple[int, int, int, int] = (4, 3, 2, 1)
 
 
-class Workload(Protocol):
-    """Clients of a protocol's service, their history, and its check."""
+class Clients(Protocol):
+    """Clients of a protocol's service, as a run drives them."""
 
     lines: list[str]
     completed: dict[str, int]
@@ -82,6 +82,10 @@ class Workload(Protocol):
     async def converge(self, timeout: float) -> str | None:
         """After healing: a problem with progress, or None."""
         ...
+
+
+class Workload(Clients, Protocol):
+    """Clients whose history the linearizability checker reads."""
 
     def check(self) -> CheckResult: ...
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from random import Random
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 from distlab.core.consensus import ConsensusCore
 from distlab.core.ids import NodeId
@@ -28,9 +29,9 @@ from distlab.runtime.host.driver import Driver, Timing
 from distlab.runtime.host.machine import AddressBook, HostedMachine
 from distlab.runtime.host.metrics import DriverMetrics
 from distlab.sim.clock import SIM_EPOCH_NS, NodeClock
-from distlab.sim.disk import CorruptRecord, FsyncFailed, Record, SimDisk
+from distlab.sim.disk import CorruptRecord, FsyncFailed, Record, Recovered, SimDisk
 from distlab.sim.loop import VirtualTimeLoop, cancel_pending
-from distlab.sim.network import RELIABLE, MessageKinds, Network, NetworkConditions
+from distlab.sim.network import RELIABLE, Endpoint, MessageKinds, Network, NetworkConditions
 from distlab.sim.storage import DurableFormat, SimStorage
 from distlab.sim.vclock import SimVectorClocks
 
@@ -38,6 +39,7 @@ T = TypeVar("T")
 
 # The loggers of the code under simulation: their lines join the trace instead of stderr.
 HOST_LOGGER = "distlab.runtime.host"
+SIMULATED_LOGGERS = (HOST_LOGGER, "distlab.runtime.txn")
 
 
 class SimulationFailure(AssertionError):
@@ -56,8 +58,8 @@ class Instance:
     startup_records: Sequence[tuple[int, bytes]] = ()
 
 
-class Engine(Protocol):
-    """One protocol's part of a simulated run: building cores, and watching them."""
+class EngineBase(Protocol):
+    """What the world asks of every protocol: its messages, and hearing what happens."""
 
     @property
     def name(self) -> str:
@@ -67,15 +69,19 @@ class Engine(Protocol):
     @property
     def kinds(self) -> MessageKinds: ...
 
-    def start_instance(self, node: NodeId, group: int, voters: frozenset[NodeId],
-                       records: Sequence[Record], snapshot_file: bytes | None,
-                       rng: Random) -> Instance: ...
-
     def instance_stopped(self, node: NodeId, group: int) -> None: ...
 
     def message_sent(self, node: NodeId, group: int, message: Any) -> None:
         """An instance's transport took `message`: it has been said."""
         ...
+
+
+class Engine(EngineBase, Protocol):
+    """A consensus protocol's part of a simulated run: building cores, and watching them."""
+
+    def start_instance(self, node: NodeId, group: int, voters: frozenset[NodeId],
+                       records: Sequence[Record], snapshot_file: bytes | None,
+                       rng: Random) -> Instance: ...
 
 
 MachineFactory = Callable[[NodeId, int], StateMachine]
@@ -129,7 +135,8 @@ class SimNode:
         self.truetime = TrueTime(clock.wall_ns, clock.monotonic, epsilon)
         self.incarnation = 0
         self.up = False
-        self.drivers: list[Driver[Any]] = []
+        # The consensus drivers of its groups, or another protocol's driver of its instance.
+        self.drivers: list[Any] = []
         # Why the node refused to start (a corrupt log), if it did: it stays down.
         self.refused: str | None = None
         self.stopped_by: str | None = None
@@ -162,7 +169,7 @@ class World:
         seed: int,
         nodes: int,
         groups: int,
-        make_engine: Callable[[World], Engine],
+        make_engine: Callable[[World], EngineBase],
         make_machine: MachineFactory,
         timing: Timing,
         settings: Sequence[NodeSettings] | None = None,
@@ -200,7 +207,6 @@ class World:
             note=note, on_storm=self.fail, conditions=conditions,
             observer=self.vector_clocks)
         self.addresses = AddressBook({node: f"n{node}" for node in self.voters})
-        self._metrics = [DriverMetrics(self.engine.name, group) for group in range(groups)]
         chosen = list(settings) if settings is not None else [NodeSettings()] * nodes
         if len(chosen) != nodes:
             raise ValueError(f"{len(chosen)} node settings for {nodes} nodes")
@@ -279,18 +285,20 @@ class World:
 
     @contextlib.contextmanager
     def _captured_logs(self) -> Iterator[None]:
-        logger = logging.getLogger(HOST_LOGGER)
-        saved = (logger.level, logger.propagate)
-        logger.addHandler(self._log_handler)
-        logger.propagate = False
-        if self.trace is not None:
-            logger.setLevel(logging.INFO)
+        loggers = [logging.getLogger(name) for name in SIMULATED_LOGGERS]
+        saved = [(logger.level, logger.propagate) for logger in loggers]
+        for logger in loggers:
+            logger.addHandler(self._log_handler)
+            logger.propagate = False
+            if self.trace is not None:
+                logger.setLevel(logging.INFO)
         try:
             yield
         finally:
-            logger.removeHandler(self._log_handler)
-            logger.setLevel(saved[0])
-            logger.propagate = saved[1]
+            for logger, (level, propagate) in zip(loggers, saved, strict=True):
+                logger.removeHandler(self._log_handler)
+                logger.setLevel(level)
+                logger.propagate = propagate
 
     # ------------------------------------------------------------------ outcome
 
@@ -344,11 +352,30 @@ class World:
         node.incarnation += 1
         node.up = True
         node.stopped_by = None
+        drivers = self._start_instances(node_id, node, recovered)
+        if drivers is None:
+            return False
+        node.drivers = drivers
+        self.note(f"n{node_id} starts (incarnation {node.incarnation})")
+        for driver in drivers:
+            driver.start()
+        return True
+
+    @functools.cached_property
+    def _metrics(self) -> list[DriverMetrics]:
+        return [DriverMetrics(self.engine.name, group) for group in range(self.groups)]
+
+    def _start_instances(self, node_id: NodeId, node: SimNode, recovered: Recovered
+                         ) -> list[Any] | None:
+        """Build the node's drivers from what its disk kept; None (the run failed) if it
+        cannot. A world whose nodes host something else than consensus groups overrides
+        this."""
+        engine = cast(Engine, self.engine)
         alive = node.alive_check()
         drivers = []
         for group in range(self.groups):
             try:
-                instance = self.engine.start_instance(
+                instance = engine.start_instance(
                     node_id, group, self._bootstrap[node_id], recovered.records.get(group, ()),
                     recovered.snapshots.get(group), Random(self.rng.getrandbits(64)))
                 hosted = HostedMachine(self._make_machine(node_id, group), self.addresses)
@@ -360,7 +387,7 @@ class World:
                 self.fail(f"n{node_id} group {group} cannot restart from its disk: "
                           f"{type(error).__name__}: {error}")
                 node.up = False
-                return False
+                return None
             driver: Driver[Any] = Driver(
                 node_id=node_id, group=group, core=instance.core, machine=hosted,
                 storage=SimStorage(node.disk, group, instance.durable_format, alive,
@@ -371,11 +398,7 @@ class World:
                 metrics=self._metrics[group], timing=self.timing,
                 on_failure=self._on_failure_of(node, group, node.incarnation))
             drivers.append(driver)
-        node.drivers = drivers
-        self.note(f"n{node_id} starts (incarnation {node.incarnation})")
-        for driver in drivers:
-            driver.start()
-        return True
+        return drivers
 
     def crash(self, node_id: NodeId, *, power_loss: bool = False, torn: bool = False) -> None:
         """Kill a node. A process crash keeps what it wrote; a power loss keeps only what
@@ -418,14 +441,19 @@ class World:
 
         return on_failure
 
-    def _endpoint(self, node_id: NodeId, group: int) -> Driver[Any] | None:
+    def _endpoint(self, node_id: NodeId, group: int) -> Endpoint | None:
         node = self.nodes.get(node_id)
         if node is None or not node.up:
             return None
-        return node.drivers[group]
+        endpoint: Endpoint = node.drivers[group]
+        return endpoint
 
     def driver(self, node_id: NodeId, group: int = 0) -> Driver[Any] | None:
-        return self._endpoint(node_id, group)
+        node = self.nodes.get(node_id)
+        if node is None or not node.up:
+            return None
+        driver: Driver[Any] = node.drivers[group]
+        return driver
 
     def live_nodes(self) -> list[NodeId]:
         return [node_id for node_id, node in self.nodes.items() if node.up]

@@ -18,6 +18,13 @@ group's snapshot covers; retention treats it as it treats an entry's index. A gr
 compacts writes its promise again after the COMPACT record, so no deleted segment held the
 only copy of it.
 
+The transaction roles of a node (DESIGN §16) write their own records, tagged with their
+instance (0 for the node's participant and coordinator):
+
+    TXN             instance (u32) | kind (u8) | body   record type 11
+
+They are never compacted: a segment holding one is never deleted.
+
 A log written before there were groups holds the same three records without the group
 (ENTRY, TRUNCATE, COMPACT: record types 1 to 3, the tagged ones are 4 to 6); they read back
 as group 0's, so such a directory still opens. Overwriting a conflicting suffix writes
@@ -78,6 +85,9 @@ _PAXOS = RECORD_GROUP_COMPACT
 RECORD_GROUP_PAXOS_FIRST = _PAXOS + min(PaxosRecordKind)
 RECORD_GROUP_PAXOS_LAST = _PAXOS + max(PaxosRecordKind)
 
+RECORD_TXN = RECORD_GROUP_PAXOS_LAST + 1
+_TXN = struct.Struct(">IB")
+
 _GROUP_ENTRY = struct.Struct(">IQQI")
 _GROUP_PAXOS = struct.Struct(">IQ")
 _GROUP_TRUNCATE = struct.Struct(">IQ")
@@ -117,6 +127,10 @@ class FileSharedLog:
         self._first_unreported: dict[int, int] = {}
         self._reported_seq = wal.synced_seq
         self._stats = SyncStats()
+        # Transaction records, replayed and written: (instance, kind, body) in written order.
+        self._txn_records: list[tuple[int, int, bytes]] = []
+        # Segments (by first sequence number) holding transaction records: never deleted.
+        self._txn_segments: set[int] = set()
         self._replay()
 
     @classmethod
@@ -188,6 +202,25 @@ class FileSharedLog:
             self._stats.count(report)
         return report
 
+    def txn_records(self, instance: int = 0) -> list[tuple[int, bytes]]:
+        """The transaction records of `instance`, (kind, body) in written order."""
+        with self._lock:
+            return [(kind, body) for owner, kind, body in self._txn_records if owner == instance]
+
+    def append_txn(self, records: Sequence[tuple[int, bytes]], instance: int = 0) -> int:
+        """Write transaction records (not synced: `sync` makes them durable); return the
+        last one's sequence number."""
+        with self._lock:
+            last_seq = self._wal.append_batch(
+                [(RECORD_TXN, _TXN.pack(instance, kind) + body) for kind, body in records])
+            first_seq = last_seq - len(records) + 1
+            for segment in self._wal.segments():
+                if segment.first_seq <= last_seq and segment.last_seq >= first_seq:
+                    self._txn_segments.add(segment.first_seq)
+            self._txn_segments.add(self._wal.active_first_seq)
+            self._txn_records.extend((instance, kind, body) for kind, body in records)
+            return last_seq
+
     def groups_pinning_segments(self) -> list[int]:
         """The groups whose records keep the oldest sealed segment on disk, in order:
         compacting them (after a snapshot) lets it go. Empty when no segment is sealed."""
@@ -254,6 +287,8 @@ class FileSharedLog:
             self._compacted_to[group] = snapshot_index
             first_kept: int | None = None
             for segment in self._wal.segments()[:-1]:
+                if segment.first_seq in self._txn_segments:
+                    break
                 held = self._segment_groups.get(segment.first_seq, {})
                 if not all(self._covers(g, segment, highest) for g, highest in held.items()):
                     break
@@ -279,6 +314,14 @@ class FileSharedLog:
         for record in self._wal.replay():
             while position + 1 < len(starts) and record.seq >= starts[position + 1]:
                 position += 1
+            if record.type == RECORD_TXN:
+                try:
+                    instance, kind = _TXN.unpack_from(record.payload)
+                except struct.error as error:
+                    raise self._corrupt(record, str(error)) from None
+                self._txn_records.append((instance, kind, record.payload[_TXN.size:]))
+                self._txn_segments.add(starts[position])
+                continue
             try:
                 group, highest_index, compacted = self._apply_record(record)
             except (ValueError, struct.error) as error:

@@ -19,6 +19,7 @@ from distlab.proto import admin_pb2, admin_pb2_grpc
 from distlab.runtime.config import ConfigError, NodeConfig, parse_address
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.host.host import Host, HostedGroup
+from distlab.runtime.txn.driver import TxnDriver
 from distlab.wire.not_leader import encode_not_leader
 
 DEFAULT_PEER_TIMEOUT_SECONDS = 1.0
@@ -32,9 +33,11 @@ GroupRequest = (admin_pb2.AddMemberRequest | admin_pb2.RemoveMemberRequest
 
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
-    def __init__(self, config: NodeConfig, host: Host | None, channels: PeerChannels) -> None:
+    def __init__(self, config: NodeConfig, host: Host | None, channels: PeerChannels,
+                 txn: TxnDriver | None = None) -> None:
         self._config = config
         self._host = host
+        self._txn = txn
         self._channels = channels
         self._started = time.monotonic()
 
@@ -168,9 +171,23 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         context: grpc.aio.ServicerContext[admin_pb2.FaultRequest, admin_pb2.FaultResponse],
     ) -> admin_pb2.FaultResponse:
         host = await self._require_host(context)
+        if request.set_txn_faults:
+            # Transaction faults alone: the partition stays as it is.
+            if self._txn is None:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                    "this node runs no transaction roles")
+            assert self._txn is not None
+            try:
+                self._txn.arm(frozenset(request.txn_faults))
+            except ValueError as error:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            return admin_pb2.FaultResponse(isolated_from=sorted(host.isolated_from()),
+                                           txn_faults=sorted(self._txn.faults))
         isolated = frozenset(NodeId(n) for n in request.isolate_from if n != host.node_id)
         host.isolate_from(isolated)
-        return admin_pb2.FaultResponse(isolated_from=sorted(isolated))
+        return admin_pb2.FaultResponse(
+            isolated_from=sorted(isolated),
+            txn_faults=sorted(self._txn.faults) if self._txn is not None else [])
 
     async def _require_host(self, context: grpc.aio.ServicerContext[Any, Any]) -> Host:
         if self._host is None or not self._host.groups:

@@ -1,0 +1,133 @@
+"""A client of the Txn service: one transaction, begun at a node that becomes its
+coordinator, and the transactions unfinished on each node.
+
+A transaction that loses wait-die is retried under a new attempt id with the same age, so
+that it grows old enough to win; one whose outcome is not known in time (the coordinator
+died, or did not answer) is reported `unknown`: it may still commit. A node that cannot be
+connected to at all never received the attempt, which then goes to the next node; when none
+can be, `Unreachable` says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from distlab.client._errors import Unreachable
+from distlab.client._kv import never_sent
+from distlab.core.ids import NodeId
+from distlab.proto import txn_pb2, txn_pb2_grpc
+from distlab.protocols.txn import Op
+from distlab.wire.channels import open_channel
+
+STATUS_DEADLINE_SECONDS = 2.0
+BACKOFF_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    outcome: str  # "committed", "aborted" or "unknown"
+    reason: str = ""
+    reads: dict[str, str | None] = field(default_factory=dict)
+    # The commit timestamp, where the protocol assigns one (2PC and 3PC do not).
+    ts: int | None = None
+    coordinator: NodeId | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"outcome": self.outcome, "reason": self.reason or None, "reads": self.reads,
+                "ts": self.ts}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTransactions:
+    node: NodeId
+    address: str
+    error: str | None
+    transactions: tuple[dict[str, object], ...] = ()
+
+
+class TxnClient:
+    def __init__(self, members: Mapping[NodeId, str]) -> None:
+        if not members:
+            raise ValueError("a cluster has at least one node")
+        self._members = dict(sorted(members.items()))
+        self._channels: dict[NodeId, grpc.aio.Channel] = {}
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+        self._channels.clear()
+
+    def _stub(self, node: NodeId) -> txn_pb2_grpc.TxnAsyncStub:
+        channel = self._channels.get(node)
+        if channel is None:
+            channel = self._channels[node] = open_channel(self._members[node])
+        return txn_pb2_grpc.TxnStub(channel)
+
+    async def execute(self, ops: Sequence[Op], protocol: str = "2pc", *,
+                      node: NodeId | None = None, timeout: float = 10.0) -> TxnResult:
+        deadline = time.monotonic() + timeout
+        base = uuid.uuid4().hex[:16]
+        priority = time.time_ns()
+        candidates = [node] if node is not None else list(self._members)
+        request_ops = [txn_pb2.TxnOp(kind=op.kind.value, key=op.key, argument=op.argument)
+                       for op in ops]
+        attempt = 0
+        last_refused = ""
+        last_abort = ""
+        while candidates:
+            target = candidates[0]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            request = txn_pb2.ExecuteRequest(txn_id=f"{base}.{attempt}", protocol=protocol,
+                                             ops=request_ops, priority=priority)
+            try:
+                response = await self._stub(target).Execute(request, timeout=remaining)
+            except grpc.aio.AioRpcError as error:
+                if never_sent(error):
+                    last_refused = f"node {target}: {error.details()}"
+                    candidates.pop(0)
+                    attempt += 1
+                    continue
+                if error.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                    grpc.StatusCode.FAILED_PRECONDITION):
+                    raise ValueError(error.details() or "refused") from None
+                return TxnResult("unknown", f"node {target}: {error.code().name}: "
+                                 f"{error.details()}", coordinator=target)
+            reads = {read.key: read.value if read.present else None for read in response.reads}
+            if response.outcome == "committed":
+                return TxnResult("committed", reads=reads, coordinator=target)
+            if not response.reason.startswith("wait-die"):
+                return TxnResult("aborted", response.reason, coordinator=target)
+            last_abort = response.reason
+            attempt += 1
+            await asyncio.sleep(min(BACKOFF_SECONDS * attempt, max(0.0, remaining)))
+        if last_refused and not candidates:
+            raise Unreachable(f"no node accepts a connection ({last_refused}); the "
+                              "transaction was never sent")
+        if last_abort:
+            # Every attempt aborted: none of them happened.
+            return TxnResult("aborted", f"{last_abort} (retried until the budget ran out)")
+        return TxnResult("unknown", "no outcome within the time budget")
+
+    async def status(self) -> list[NodeTransactions]:
+        return list(await asyncio.gather(*(self._node_status(node) for node in self._members)))
+
+    async def _node_status(self, node: NodeId) -> NodeTransactions:
+        address = self._members[node]
+        try:
+            response = await self._stub(node).Status(txn_pb2.TxnStatusRequest(),
+                                                     timeout=STATUS_DEADLINE_SECONDS)
+        except grpc.aio.AioRpcError as error:
+            return NodeTransactions(node, address, f"{error.code().name}: {error.details()}")
+        return NodeTransactions(node, address, None, tuple(
+            {"id": entry.txn_id, "role": entry.role, "state": entry.state,
+             "coordinator": entry.coordinator, "age_seconds": round(entry.age_seconds, 3),
+             "locks": list(entry.locks)}
+            for entry in response.transactions))

@@ -1,0 +1,320 @@
+"""The transaction driver: one asyncio task that owns a node's `TxnNode` core.
+
+The host's driver pattern (runtime/host/driver.py) for a core that is no consensus group:
+inputs (ticks, peer messages, clients' transactions, status requests) are queued; the task
+feeds everything queued to the core, then handles each Ready as the contract says: force the
+records to the log (fsync), then send (a message to this node itself comes back through the
+inbox, after the disk), then report outcomes to the clients waiting for them, then advance.
+It reaches the world only through the host's ports (Clock, Transport, Storage), so the
+simulator runs this very code on virtual time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+
+from distlab.core.ids import NodeId
+from distlab.core.replicated_log import OutcomeUnknown
+from distlab.protocols.txn import (
+    Decision,
+    DecisionAck,
+    InDoubt,
+    Message,
+    Op,
+    Outcome,
+    Prepare,
+    Protocol,
+    RecordKind,
+    TxnNode,
+    TxnReady,
+    Vote,
+)
+from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
+from distlab.runtime.txn import metrics
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+INBOX_LIMIT = 10_000
+# Clients' transactions waiting to be begun, at most.
+BEGIN_LIMIT = 10_000
+DEFAULT_TICK_SECONDS = 0.01
+
+# Transaction faults a node can be armed with (through Admin), each a crash at one moment of
+# the protocol, or a refusal. A crash "after sending" strikes at the next tick, once the
+# transport has had the time to write what was handed to it.
+CRASH_POINTS = (
+    "coordinator-crash-after-prepare-some",
+    "coordinator-crash-after-commit-logged",
+    "coordinator-crash-after-commit-some",
+    "participant-crash-after-yes",
+    "participant-crash-after-ack",
+)
+VOTE_NO = "participant-vote-no"
+TXN_FAULTS = (*CRASH_POINTS, VOTE_NO)
+
+
+@dataclass(slots=True)
+class _Inputs:
+    ticks: int = 0
+    messages: collections.deque[Any] = field(default_factory=collections.deque)
+    begins: list[tuple[str, tuple[int, str], tuple[Op, ...], Protocol]] = field(
+        default_factory=list)
+    requests: list[tuple[Callable[[TxnNode], Any], asyncio.Future[Any]]] = field(
+        default_factory=list)
+
+
+class TxnDriver:
+    def __init__(
+        self,
+        *,
+        node_id: NodeId,
+        core: TxnNode,
+        storage: Storage,
+        transport: Transport,
+        clock: Clock,
+        tick_seconds: float = DEFAULT_TICK_SECONDS,
+        on_failure: Callable[[BaseException], None] = lambda error: None,
+        on_ready: Callable[[TxnNode, TxnReady], None] | None = None,
+        crash: Callable[[str], None] | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.core = core
+        self._storage = storage
+        self._transport = transport
+        self._clock = clock
+        self._tick_seconds = tick_seconds
+        self._on_failure = on_failure
+        self._on_ready = on_ready
+        self._inputs = _Inputs()
+        self._wake = asyncio.Event()
+        self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
+        self._protocols: dict[str, Protocol] = {}
+        self._unfinished_coordinating = metrics.UNFINISHED.labels("coordinator")
+        self._unfinished_participating = metrics.UNFINISHED.labels("participant")
+        # A traced client's transaction: its span, parent of its messages' spans.
+        self._spans: dict[str, trace.Span] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: Timer | None = None
+        self.failed: BaseException | None = None
+        self.unreachable_reports = 0
+        # Armed faults (TXN_FAULTS), and how the process dies at a crash point.
+        self.faults: frozenset[str] = frozenset()
+        self._crash = crash
+        self._crash_at_next_tick: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"txn-driver-{self.node_id}")
+        self._schedule_tick()
+        # Whatever recovery produced (COMMIT to resend) goes out at once.
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._fail_waiting(OutcomeUnknown("the node is shutting down"))
+        self._storage.close()
+
+    def _schedule_tick(self) -> None:
+        self._ticker = self._clock.call_later(self._tick_seconds, self._on_tick)
+
+    def _on_tick(self) -> None:
+        if self._crash_at_next_tick is not None and self._crash is not None:
+            self._crash(self._crash_at_next_tick)
+        self._inputs.ticks += 1
+        self._wake.set()
+        self._schedule_tick()
+
+    # ------------------------------------------------------------------ inputs
+
+    def deliver(self, message: Message) -> bool:
+        if len(self._inputs.messages) >= INBOX_LIMIT:
+            return False
+        self._inputs.messages.append(message)
+        self._wake.set()
+        return True
+
+    def report_unreachable(self, peer: NodeId) -> None:
+        # The cores retransmit on their own timers; the count is for status.
+        self.unreachable_reports += 1
+
+    def report_snapshot(self, peer: NodeId, succeeded: bool) -> None:
+        raise AssertionError("transaction messages are never snapshots")
+
+    async def execute(self, txn: str, priority: tuple[int, str], ops: tuple[Op, ...],
+                      protocol: Protocol) -> Outcome:
+        """Begin `txn` here as its coordinator and wait for its outcome. Raises
+        OutcomeUnknown if the node stops first (the transaction may still commit)."""
+        if self.failed is not None:
+            raise OutcomeUnknown(f"this node's storage failed: {self.failed}")
+        if len(self._inputs.begins) >= BEGIN_LIMIT:
+            raise OutcomeUnknown("too many transactions waiting to begin")
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(txn, []).append(future)
+        self._protocols[txn] = protocol
+        if (trace.get_current_span().is_recording() and txn not in self._spans
+                and len(self._spans) < BEGIN_LIMIT):
+            self._spans[txn] = tracer.start_span(
+                "txn.transaction", attributes={"txn.id": txn, "txn.protocol": protocol.value,
+                                               "txn.coordinator": self.node_id,
+                                               "txn.operations": len(ops)})
+        self._inputs.begins.append((txn, priority, ops, protocol))
+        self._wake.set()
+        try:
+            return await future
+        finally:
+            waiting = self._waiting.get(txn)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._waiting[txn]
+                    self._protocols.pop(txn, None)
+
+    async def request(self, action: Callable[[TxnNode], Any]) -> Any:
+        """Run `action` on the core between Readys (status, fault injection)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inputs.requests.append((action, future))
+        self._wake.set()
+        return await future
+
+    async def in_doubt(self) -> list[InDoubt]:
+        result: list[InDoubt] = await self.request(lambda core: core.in_doubt())
+        return result
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._crash_at_next_tick is not None:
+                    continue  # dying at a crash point: nothing more happens here
+                self._feed_core()
+                while self._crash_at_next_tick is None and self.core.has_ready():
+                    await self._handle_ready(self.core.ready())
+                    if self._crash_at_next_tick is None:
+                        self._feed_core()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("node %d: the transaction driver failed; stopping", self.node_id)
+            self.failed = error
+            self._fail_waiting(OutcomeUnknown(f"the transaction driver failed: {error}"))
+            self._on_failure(error)
+
+    def _feed_core(self) -> None:
+        inputs = self._inputs
+        core = self.core
+        while inputs.ticks:
+            inputs.ticks -= 1
+            core.tick()
+        while inputs.messages:
+            core.step(inputs.messages.popleft())
+        if inputs.begins:
+            begins, inputs.begins = inputs.begins, []
+            for txn, priority, ops, protocol in begins:
+                core.begin(txn, priority, ops, protocol)
+        if inputs.requests:
+            requests, inputs.requests = inputs.requests, []
+            for action, future in requests:
+                if not future.done():
+                    try:
+                        future.set_result(action(core))
+                    except Exception as error:
+                        future.set_exception(error)
+
+    def arm(self, faults: frozenset[str]) -> None:
+        unknown = sorted(faults - set(TXN_FAULTS))
+        if unknown:
+            raise ValueError(f"unknown transaction fault {unknown[0]!r}; known: "
+                             f"{', '.join(TXN_FAULTS)}")
+        self.faults = faults
+        self.core.participant.refusing = ("a participant that votes no (injected fault)"
+                                          if VOTE_NO in faults else None)
+        log.warning("node %d: transaction faults armed: %s", self.node_id,
+                    ", ".join(sorted(faults)) or "none")
+
+    async def _handle_ready(self, ready: TxnReady) -> None:
+        await self._storage.persist(ready)
+        faults = self.faults
+        if (self._crash is not None and "coordinator-crash-after-commit-logged" in faults
+                and any(record.kind is RecordKind.COORDINATOR_COMMIT
+                        for record in ready.records)):
+            self._crash("coordinator-crash-after-commit-logged")
+        for message in ready.messages:
+            if message.recipient == self.node_id:
+                self.deliver(message)
+            else:
+                span = self._spans.get(message.txn)
+                self._transport.send(
+                    message, trace.set_span_in_context(span) if span is not None else None)
+                if faults:
+                    self._crash_point_after(message)
+                    if self._crash_at_next_tick is not None:
+                        break  # the rest never leaves: the process is about to die
+        for record in ready.records:
+            metrics.RECORDS_FORCED.labels(record.kind.name.lower()).inc()
+            traced = self._spans.get(record.txn)
+            if traced is not None:
+                traced.add_event(f"{record.kind.name.lower().replace('_', ' ')} forced")
+        for outcome in ready.outcomes:
+            protocol = self._protocols.pop(outcome.txn, None)
+            metrics.OUTCOMES.labels("committed" if outcome.committed else "aborted",
+                                    protocol.value if protocol is not None else "").inc()
+            finished = self._spans.pop(outcome.txn, None)
+            if finished is not None:
+                finished.set_attribute("txn.outcome",
+                                       "committed" if outcome.committed else "aborted")
+                if outcome.reason:
+                    finished.set_attribute("txn.reason", outcome.reason)
+                finished.end()
+            for future in self._waiting.pop(outcome.txn, []):
+                if not future.done():
+                    future.set_result(outcome)
+        self.core.advance()
+        self._unfinished_coordinating.set(len(self.core.coordinator.txns))
+        self._unfinished_participating.set(len(self.core.participant.txns))
+        if self._on_ready is not None:
+            self._on_ready(self.core, ready)
+
+    def _crash_point_after(self, message: Message) -> None:
+        faults = self.faults
+        coordinates = self.core.coordinator.knows(message.txn)
+        point = None
+        if isinstance(message, Prepare):
+            point = "coordinator-crash-after-prepare-some"
+        elif isinstance(message, Decision) and message.commit and coordinates:
+            point = "coordinator-crash-after-commit-some"
+        elif isinstance(message, Vote) and message.yes:
+            point = "participant-crash-after-yes"
+        elif isinstance(message, DecisionAck):
+            point = "participant-crash-after-ack"
+        if point is not None and point in faults:
+            self._crash_at_next_tick = point
+
+    def _fail_waiting(self, error: Exception) -> None:
+        waiting, self._waiting = self._waiting, {}
+        self._protocols.clear()
+        spans, self._spans = self._spans, {}
+        for span in spans.values():
+            span.set_attribute("txn.outcome", "unknown")
+            span.end()
+        for futures in waiting.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)

@@ -1,0 +1,191 @@
+"""Simulated bank clients: transfers between accounts on different shards, and read-only
+transactions over every account, each begun at some live node acting as its coordinator.
+
+Every transfer moves money (it requires the source to hold enough), so the total never
+changes: a committed read of every account must see it, and after healing the stores must
+hold it. A transaction that loses wait-die is retried with the same age, as the client
+library does. Operations are recorded in DESIGN §9's transaction history format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass
+from random import Random
+
+from distlab.core.ids import NodeId
+from distlab.core.replicated_log import OutcomeUnknown
+from distlab.protocols.txn import InDoubt, Op, OpKind, Outcome, Protocol
+from distlab.sim.txn.world import TxnWorld
+
+ATTEMPTS = 6
+BACKOFF_SECONDS = 0.01
+CONVERGE_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class BankSettings:
+    clients: int = 4
+    accounts: int = 5
+    balance: int = 100
+    think_ms: tuple[float, float] = (5.0, 40.0)
+    # A transaction whose outcome has not come by then is unknown to its client.
+    outcome_seconds: float = 1.5
+    # Share of read-only transactions over every account.
+    reads: float = 0.3
+
+
+class BankWorkload:
+    def __init__(self, world: TxnWorld, rng: Random, settings: BankSettings,
+                 protocol: Protocol) -> None:
+        self.world = world
+        self.rng = rng
+        self.settings = settings
+        self.protocol = protocol
+        self.accounts = [f"acct{index}" for index in range(settings.accounts)]
+        self.total = settings.balance * settings.accounts
+        self.lines: list[str] = []
+        self.completed = {"ok": 0, "fail": 0, "info": 0}
+        self._processes = itertools.count(1)
+        self._txns = itertools.count(1)
+        self.blocked_at_heal = 0
+
+    @staticmethod
+    def initial_data(settings: BankSettings) -> dict[str, str]:
+        return {f"acct{index}": str(settings.balance) for index in range(settings.accounts)}
+
+    # ------------------------------------------------------------------ the clients
+
+    async def run_clients(self, until: float) -> None:
+        await asyncio.gather(*(self._client(until) for _ in range(self.settings.clients)))
+        self.blocked_at_heal = sum(
+            1 for node in self.world.live_nodes()
+            for entry in self._in_doubt(node) if entry.role == "participant")
+
+    async def _client(self, until: float) -> None:
+        world, rng = self.world, self.rng
+        process = next(self._processes)
+        while world.now < until:
+            await asyncio.sleep(rng.uniform(*self.settings.think_ms) / 1000.0)
+            if world.now >= until:
+                return
+            ops = self._read_all() if rng.random() < self.settings.reads else self._transfer()
+            outcome = await self._run(process, ops)
+            if outcome == "info":
+                process = next(self._processes)  # a process never invokes after info
+
+    def _read_all(self) -> tuple[Op, ...]:
+        return tuple(Op(OpKind.GET, account) for account in self.accounts)
+
+    def _transfer(self) -> tuple[Op, ...]:
+        owner = self.world.owner
+        source = self.rng.choice(self.accounts)
+        elsewhere = [a for a in self.accounts if a != source and owner(a) != owner(source)]
+        target = self.rng.choice(elsewhere or [a for a in self.accounts if a != source])
+        amount = str(self.rng.randint(1, 30))
+        return (Op(OpKind.REQUIRE, source, amount), Op(OpKind.ADD, source, f"-{amount}"),
+                Op(OpKind.ADD, target, amount))
+
+    async def _run(self, process: int, ops: tuple[Op, ...]) -> str:
+        world = self.world
+        base = f"t{next(self._txns)}"
+        priority = (int(world.now * 1e9), base)
+        value: list[list[object]] = [[_history_op(op), op.key, op.argument or None]
+                                     for op in ops]
+        self._record(process, "invoke", value)
+        for attempt in range(ATTEMPTS):
+            live = world.live_nodes()
+            if not live:
+                await asyncio.sleep(BACKOFF_SECONDS)
+                continue
+            coordinator = self.rng.choice(sorted(live))
+            driver = world.txn_driver(coordinator)
+            if driver is None:
+                continue
+            txn = f"{base}.{attempt}"
+            try:
+                outcome = await asyncio.wait_for(
+                    driver.execute(txn, priority, ops, self.protocol),
+                    self.settings.outcome_seconds)
+            except (TimeoutError, OutcomeUnknown):
+                self._record(process, "info", value)
+                return "info"
+            if outcome.committed:
+                self._check_reads(ops, outcome)
+                self._record(process, "ok", _with_reads(value, outcome))
+                return "ok"
+            if not outcome.reason.startswith("wait-die") and "locks" not in outcome.reason:
+                self._record(process, "fail", value, outcome.reason)
+                return "fail"
+            await asyncio.sleep(BACKOFF_SECONDS * (attempt + 1))
+        self._record(process, "fail", value, "gave up after wait-die aborts")
+        return "fail"
+
+    def _check_reads(self, ops: tuple[Op, ...], outcome: Outcome) -> None:
+        if not all(op.kind is OpKind.GET for op in ops):
+            return
+        reads = dict(outcome.reads)
+        seen = sum(int(reads.get(account) or 0) for account in self.accounts)
+        if seen != self.total:
+            self.world.fail(f"bank: read-only transaction {outcome.txn} saw a total of {seen}, "
+                            f"not {self.total}: {reads}")
+
+    def _record(self, process: int, kind: str, value: object, error: str | None = None) -> None:
+        if kind in self.completed:
+            self.completed[kind] += 1
+        line: dict[str, object] = {"process": process, "type": kind, "f": "txn",
+                                   "value": value, "time": int(self.world.now * 1e9)}
+        if error is not None:
+            line["error"] = error
+        self.lines.append(json.dumps(line))
+
+    def _in_doubt(self, node: NodeId) -> list[InDoubt]:
+        driver = self.world.txn_driver(node)
+        return driver.core.in_doubt() if driver is not None else []
+
+    # ------------------------------------------------------------------ after healing
+
+    async def converge(self, timeout: float) -> str | None:
+        world = self.world
+        deadline = world.now + timeout
+        while True:
+            unfinished = {node: self._in_doubt(node) for node in sorted(world.nodes)}
+            down = [node for node, sim in world.nodes.items() if not sim.up]
+            if not down and not any(unfinished.values()):
+                break
+            if world.now >= deadline:
+                listed = "; ".join(f"n{node}: " + ", ".join(f"{e.txn} {e.state}" for e in entries)
+                                   for node, entries in unfinished.items() if entries)
+                return (f"after healing, transactions are still unfinished ({listed or 'none'})"
+                        + (f"; nodes down: {down}" if down else ""))
+            await asyncio.sleep(CONVERGE_POLL_SECONDS)
+        stores = {node: world.txn_driver(node) for node in world.nodes}
+        held = 0
+        for account in self.accounts:
+            driver = stores[world.owner(account)]
+            assert driver is not None
+            held += int(driver.core.participant.store.get(account) or 0)
+        if held != self.total:
+            return f"bank: the accounts hold {held} after healing, not {self.total}"
+        return await self._final_read(deadline)
+
+    async def _final_read(self, deadline: float) -> str | None:
+        process = next(self._processes)
+        while self.world.now < deadline:
+            if await self._run(process, self._read_all()) == "ok":
+                return None
+            process = next(self._processes)
+        return "after healing, no read of every account committed"
+
+
+def _history_op(op: Op) -> str:
+    return {OpKind.GET: "r", OpKind.PUT: "w", OpKind.ADD: "add",
+            OpKind.REQUIRE: "require"}[op.kind]
+
+
+def _with_reads(value: list[list[object]], outcome: Outcome) -> list[list[object]]:
+    reads = dict(outcome.reads)
+    return [[op, key, reads.get(str(key))] if op == "r" else [op, key, arg]
+            for op, key, arg in value]
