@@ -37,6 +37,7 @@ from distlab.check._history import (
 )
 from distlab.check._html import render_html
 from distlab.check._jsonl import parse_history, read_history
+from distlab.check._bank import BankResult, BlockedTxn, check_bank
 from distlab.check._models import MODELS, Model
 from distlab.check._recorder import HistoryRecorder
 from distlab.check._search import Outcome
@@ -53,6 +54,8 @@ __all__ = [
     "EXTERNAL_MODEL",
     "MODELS",
     "READERS",
+    "BankResult",
+    "BlockedTxn",
     "CheckResult",
     "Consistency",
     "ExternalResult",
@@ -69,6 +72,7 @@ __all__ = [
     "Verdict",
     "Violation",
     "check",
+    "check_bank",
     "check_external",
     "check_external_file",
     "describe_operation_count",

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from distlab.check._history import FUNCTIONS, Key
+from distlab.check._txn_history import TXN_FUNCTION
 
 JsonValue = str | int | float | bool | None | Sequence["JsonValue"]
 
@@ -43,8 +44,9 @@ class HistoryRecorder:
 
     def invoke(self, process: int, f: str, key: Key = None, value: JsonValue = None) -> int:
         """Record that `process` starts `f`; returns the event's time."""
-        if f not in FUNCTIONS:
-            raise ValueError(f"unknown function {f!r}: expected one of {', '.join(FUNCTIONS)}")
+        if f not in FUNCTIONS and f != TXN_FUNCTION:
+            raise ValueError(f"unknown function {f!r}: expected one of {', '.join(FUNCTIONS)} "
+                             f"or {TXN_FUNCTION}")
         if f == "cas" and not (isinstance(value, Sequence) and not isinstance(value, str)
                                and len(value) == 2):
             raise ValueError(f"cas takes [expected, new], not {value!r}")

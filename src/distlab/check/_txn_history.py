@@ -81,13 +81,15 @@ class TxnHistory:
     torn_tail_line: int | None = None
 
 
-def read_txn_history(path: str | Path) -> TxnHistory:
+def read_txn_history(path: str | Path, *, timestamps: bool = True) -> TxnHistory:
+    """`timestamps=False` reads a history of a protocol that assigns none (2PC, 3PC): an ok
+    record may then leave out `ts`."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise HistoryError(source, None, f"cannot read: {error}") from error
-    return parse_txn_history(text, source)
+    return parse_txn_history(text, source, timestamps=timestamps)
 
 
 def is_txn_history(path: str | Path) -> bool:
@@ -103,9 +105,10 @@ def is_txn_history(path: str | Path) -> bool:
     return False
 
 
-def parse_txn_history(text: str, source: str = "<history>") -> TxnHistory:
+def parse_txn_history(text: str, source: str = "<history>", *,
+                      timestamps: bool = True) -> TxnHistory:
     builder = HistoryBuilder(source)
-    timestamps: dict[int, int] = {}  # completion line -> ts
+    stamps: dict[int, int] = {}  # completion line -> ts
     chosen: dict[int, int] = {}  # invoke line -> a snapshot read's `at`
     lines = text.split("\n")
     torn_tail_line: int | None = None
@@ -122,7 +125,7 @@ def parse_txn_history(text: str, source: str = "<history>") -> TxnHistory:
             raise HistoryError(source, number, f"not valid JSON: {error.msg}") from None
         if not isinstance(event, dict):
             raise HistoryError(source, number, "expected a JSON object")
-        _apply_event(builder, number, event, timestamps, chosen)
+        _apply_event(builder, number, event, stamps, chosen, timestamps)
     history = builder.finish("jsonl")
     transactions = []
     for operation in history.operations:
@@ -131,7 +134,7 @@ def parse_txn_history(text: str, source: str = "<history>") -> TxnHistory:
             _check_same_shape(builder, operation.ret_line, operation.value, operation.result)
         ops = operation.result if operation.status == "ok" else operation.value
         assert isinstance(ops, tuple)
-        ts = timestamps.get(operation.ret_line) if operation.ret_line is not None else None
+        ts = stamps.get(operation.ret_line) if operation.ret_line is not None else None
         at = chosen.get(operation.call_line)
         if at is not None and ts is not None and ts != at:
             raise HistoryError(source, operation.ret_line, f"a snapshot read asked for at {at} "
@@ -145,7 +148,7 @@ def parse_txn_history(text: str, source: str = "<history>") -> TxnHistory:
 
 
 def _apply_event(builder: HistoryBuilder, line: int, event: dict[str, Any],
-                 timestamps: dict[int, int], chosen: dict[int, int]) -> None:
+                 stamps: dict[int, int], chosen: dict[int, int], timestamps: bool) -> None:
     process = event.get("process")
     if not isinstance(process, int) or isinstance(process, bool):
         raise builder.error(line, f"'process' must be an integer, not {process!r}")
@@ -174,11 +177,14 @@ def _apply_event(builder: HistoryBuilder, line: int, event: dict[str, Any],
             chosen[line] = at
         return
     ts = event.get("ts")
+    if ts is None and not timestamps:
+        builder.complete(line, process, kind, TXN_FUNCTION, None, ops, time, check_key=False)
+        return
     if not isinstance(ts, int) or isinstance(ts, bool):
         raise builder.error(line, "an ok transaction needs 'ts', its commit (or read) "
                             f"timestamp in nanoseconds, not {ts!r}")
     builder.complete(line, process, kind, TXN_FUNCTION, None, ops, time, check_key=False)
-    timestamps[line] = ts
+    stamps[line] = ts
 
 
 def _micro_ops(builder: HistoryBuilder, line: int, raw: object) -> tuple[MicroOp, ...]:
