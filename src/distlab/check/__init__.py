@@ -11,6 +11,7 @@
 A test records its history with HistoryRecorder, one JSON line per event.
 """
 
+from distlab.check._bank import BankResult, BlockedTxn, check_bank
 from distlab.check._checker import (
     ALL_KEYS,
     CheckResult,
@@ -37,7 +38,6 @@ from distlab.check._history import (
 )
 from distlab.check._html import render_html
 from distlab.check._jsonl import parse_history, read_history
-from distlab.check._bank import BankResult, BlockedTxn, check_bank
 from distlab.check._models import MODELS, Model
 from distlab.check._recorder import HistoryRecorder
 from distlab.check._search import Outcome
