@@ -11,7 +11,7 @@
 A test records its history with HistoryRecorder, one JSON line per event.
 """
 
-from distlab.check._bank import BankResult, BlockedTxn, check_bank
+from distlab.check._bank import BankResult, BankVerdict, BlockedTxn, check_bank
 from distlab.check._checker import (
     ALL_KEYS,
     CheckResult,
@@ -55,6 +55,7 @@ __all__ = [
     "MODELS",
     "READERS",
     "BankResult",
+    "BankVerdict",
     "BlockedTxn",
     "CheckResult",
     "Consistency",

@@ -22,6 +22,7 @@ account (a missing account reads as null, counted 0). The checks:
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,11 @@ from distlab.check._txn_history import Transaction, TxnHistory
 EXPLANATION_BUDGET = 200_000
 
 Delta = tuple[int, ...]
+
+
+class BankVerdict(enum.Enum):
+    VALID = "valid"
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True, slots=True)

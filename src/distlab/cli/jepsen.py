@@ -4,8 +4,14 @@ Clients invoke a mix of get, put, append and cas at a rate while a nemesis kills
 or partitions nodes on a schedule; after a final heal, a quiet period and one last read of
 every key, the history is checked for linearizability and a report is written.
 
-Exit status 0 linearizable, 1 not linearizable, 2 bad usage, 3 unknown (the check ran out
-of time, or no verdict could be reached), 130 interrupted.
+With `--workload bank` the clients instead move money between accounts in 2PC or 3PC
+transactions and read every account; the bank checker (distlab.check.check_bank) checks that
+money is conserved and each transfer applied whole and once, and lists transactions left
+blocked after the heal.
+
+Exit status 0 linearizable (bank: no violation), 1 not linearizable (bank: a violation), 2
+bad usage, 3 unknown (the check ran out of time, or no verdict could be reached), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -50,8 +56,9 @@ def register(subparsers: Any) -> None:
         "test", help="a Jepsen-style run: workload, faults, linearizability check, report",
         description="Start a cluster (or use --cluster), run concurrent clients against its "
         "KV store while a nemesis injects faults, then check the history for "
-        "linearizability and write a report directory. Exit status: 0 linearizable, "
-        "1 not linearizable, 2 bad usage, 3 unknown.",
+        "linearizability (or, with --workload bank, for conservation of money) and write "
+        "a report directory. Exit status: 0 linearizable (bank: valid), 1 not linearizable "
+        "(bank: a violation), 2 bad usage, 3 unknown.",
         epilog=f"Faults for --nemesis: {faults}.")
     where = parser.add_argument_group("cluster")
     where.add_argument("--nodes", type=int, default=3, metavar="N",
@@ -74,6 +81,18 @@ def register(subparsers: Any) -> None:
     chosen.add_argument("--cluster-file", metavar="FILE", type=Path,
                         help="test the running cluster described by a cluster.json")
     work = parser.add_argument_group("workload")
+    work.add_argument("--workload", choices=("kv", "bank"), default="kv",
+                      help="kv: get/put/append/cas/delete checked for linearizability (the "
+                           "default); bank: transfers between accounts in transactions and "
+                           "reads of every account, checked for conservation and for each "
+                           "transfer applied whole and once")
+    work.add_argument("--protocol", choices=("2pc", "3pc"), default="2pc",
+                      help="with --workload bank: the commit protocol (default 2pc)")
+    work.add_argument("--participants", choices=("nodes", "groups"), default="nodes",
+                      help="with --workload bank: each node one participant (nodes, the "
+                           "default); consensus groups as participants is not available yet")
+    work.add_argument("--accounts", type=int, default=5, metavar="N",
+                      help="with --workload bank: number of accounts (default 5)")
     work.add_argument("--time-limit", type=_positive, default=60.0, metavar="S",
                       help="seconds of workload and faults (default 60)")
     work.add_argument("--rate", type=_positive, default=20.0, metavar="OPS",
@@ -167,6 +186,11 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.keys < 1:
         raise common.UsageError(f"--keys must be at least 1, got {args.keys}")
+    if args.participants == "groups":
+        raise common.UsageError("--participants groups is not available yet; use "
+                                "--participants nodes")
+    if args.workload == "bank" and args.accounts < 2:
+        raise common.UsageError(f"--accounts must be at least 2, got {args.accounts}")
     try:
         mix = parse_mix(args.mix)
         faults = parse_nemesis(args.nemesis or ("partition" if external else DEFAULT_FAULTS))
@@ -195,7 +219,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         operation_timeout=args.op_timeout, check_timeout=args.check_timeout,
         read_from_any=args.read_from_any, seed=seed, nodes=args.nodes, groups=args.groups,
         engine=args.engine or "raft", data_dir=args.data_dir, addresses=addresses,
-        compose=args.compose, compose_project=args.project)
+        compose=args.compose, compose_project=args.project, workload=args.workload,
+        protocol=args.protocol, accounts=args.accounts)
 
 
 def elapsed_prefix() -> Callable[[], str]:

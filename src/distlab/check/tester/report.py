@@ -202,11 +202,12 @@ def operation_count(document: Mapping[str, Any]) -> str:
     return describe_operation_count(document["operations"], totals["fail"], totals["info"])
 
 
-def render_index(document: Mapping[str, Any]) -> str:
-    """index.html: the verdict, the settings, counts, faults, and links to the rest."""
+def render_index(document: Mapping[str, Any], section: str = "") -> str:
+    """index.html: the verdict, the settings, counts, faults, and links to the rest;
+    `section` is a workload's own part (HTML), after the links."""
     verdict = str(document["verdict"])
-    css = {Verdict.LINEARIZABLE.value: "ok", Verdict.NOT_LINEARIZABLE.value: "bad"}.get(
-        verdict, "unknown")
+    css = {Verdict.LINEARIZABLE.value: "ok", Verdict.NOT_LINEARIZABLE.value: "bad",
+           "valid": "ok", "invalid": "bad"}.get(verdict, "unknown")
     checker = document["checker"]
     reason = f" ({escape(checker['reason'])})" if checker.get("reason") else ""
     parts = [
@@ -221,6 +222,7 @@ def render_index(document: Mapping[str, Any]) -> str:
         f"<a href='{LATENCY_FILE}'>latency plot</a>"
         f"<a href='{HISTORY_FILE}'>history (JSON lines)</a>"
         f"<a href='{RESULT_FILE}'>result.json</a></nav>",
+        section,
         "<h2>Latency</h2>",
         f"<a href='{LATENCY_FILE}'><img src='{LATENCY_FILE}' alt='latency over time'></a>",
         "<h2>Operations</h2>",

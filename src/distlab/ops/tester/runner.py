@@ -20,15 +20,26 @@ from pathlib import Path
 from random import Random
 from typing import Any, Protocol
 
-from distlab.check import CheckResult, HistoryRecorder, Verdict, check, load_history
+from distlab.check import (
+    BankVerdict,
+    CheckResult,
+    HistoryRecorder,
+    Verdict,
+    check,
+    check_bank,
+    load_history,
+    read_txn_history,
+)
+from distlab.check.tester.bank_report import bank_document, write_bank_report
 from distlab.check.tester.mix import Mix
 from distlab.check.tester.report import HISTORY_FILE, FaultRecord, summarize_history, write_report
 from distlab.check.tester.schedule import FaultSchedule, left_out
 from distlab.core.ids import NodeId
 from distlab.ops.faults import ComposeContainers, LocalProcesses, NodeControl
 from distlab.ops.local_cluster import ClusterStartError, LocalCluster
+from distlab.ops.tester.bank import BankWorkload, account_names
 from distlab.ops.tester.nemesis import ActiveFault, Nemesis
-from distlab.ops.tester.workload import Clients, Workload
+from distlab.ops.tester.workload import Clients, Tally, Workload
 from distlab.wire.addresses import Address
 
 # How often the counts are handed to the reporter (a bar redraws them; plain output prints a
@@ -65,9 +76,17 @@ class RunSettings:
     addresses: Mapping[NodeId, Address] | None = None
     compose: bool = False
     compose_project: str | None = None
+    # `kv` (checked for linearizability) or `bank` (transfers in transactions, DESIGN §16).
+    workload: str = "kv"
+    protocol: str = "2pc"
+    accounts: int = 5
 
     def describe(self) -> dict[str, Any]:
+        bank = ({"workload": "bank", "protocol": self.protocol, "participants": "nodes",
+                 "accounts": self.accounts} if self.workload == "bank" else
+                {"workload": "kv"})
         return {
+            **bank,
             "cluster": ("started by the test" if self.addresses is None else
                         ",".join(f"{n}={a}" for n, a in sorted(self.addresses.items()))),
             "compose": self.compose,
@@ -93,10 +112,23 @@ class RunSettings:
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
-    verdict: Verdict
+    verdict: Verdict | BankVerdict
     exit_status: int
     report_dir: Path
     document: dict[str, Any]
+
+
+class RunningWorkload(Protocol):
+    """What a run needs of its clients, whichever the workload."""
+
+    tally: Tally
+    unexpected: list[str]
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    async def final_reads(self) -> Mapping[str, object]: ...
 
 
 class Reporter(Protocol):
@@ -182,7 +214,13 @@ class _Run:
         self.current: ActiveFault | None = None
         self.origin_ns = time.monotonic_ns()
         self.finish_ns = self.origin_ns
-        self.final_values: dict[str, str | None] = {}
+        self.final_values: dict[str, Any] = {}
+        self.final_read_ok = False
+        # The bank workload's: each node's unfinished transactions after the final read, and
+        # the seconds since the final heal when they were asked for.
+        self.unfinished: list[dict[str, Any]] = []
+        self.since_heal_seconds: float | None = None
+        self.status_ns = 0
         self.heal_errors: list[str] = []
         self.unexpected: list[str] = []
 
@@ -197,11 +235,28 @@ class _Run:
         schedule = FaultSchedule(settings.faults, settings.nemesis_interval,
                                  settings.time_limit)
         workload_rng = Random(f"{settings.seed}/workload")
-        clients = Clients(self.addresses, settings.operation_timeout, settings.read_from_any,
-                          workload_rng)
         recorder = HistoryRecorder(self.history_path)
-        workload = Workload(recorder, clients, settings.mix, key_names(settings.keys),
-                            settings.rate, settings.concurrency, workload_rng)
+        clients: Clients | None = None
+        bank: BankWorkload | None = None
+        workload: RunningWorkload
+        if settings.workload == "bank":
+            workload = bank = BankWorkload(
+                recorder, self.addresses, account_names(settings.accounts), settings.protocol,
+                settings.rate, settings.concurrency, settings.operation_timeout, workload_rng)
+        else:
+            clients = Clients(self.addresses, settings.operation_timeout,
+                              settings.read_from_any, workload_rng)
+            workload = Workload(recorder, clients, settings.mix, key_names(settings.keys),
+                                settings.rate, settings.concurrency, workload_rng)
+        try:
+            if bank is not None:
+                await bank.open_accounts()
+                self.reporter.log(f"opened {settings.accounts} accounts")
+        except BaseException:
+            recorder.close()
+            if bank is not None:
+                await bank.close()
+            raise
         self.origin_ns = time.monotonic_ns()
         workers = asyncio.create_task(workload.run())
         counting = asyncio.create_task(self._report_progress(workload))
@@ -225,12 +280,23 @@ class _Run:
             workload.stop()
             await workers
             self.heal_errors = await self.nemesis.heal_all()
+            healed_at = time.monotonic()
             self.reporter.log(f"time limit reached after {workload.tally.total} operations; "
                               f"healed everything, quiet for {settings.quiet:g} s")
             await self.nemesis.wait_for_leader(LEADER_WAIT_SECONDS)
             await asyncio.sleep(settings.quiet)  # the quiet period is the point: no faults
-            self.final_values = await workload.final_reads()
-            self.reporter.log(f"final reads: {len(self.final_values)} of {settings.keys} keys")
+            self.final_values = dict(await workload.final_reads())
+            if bank is not None:
+                self.final_read_ok = bool(self.final_values)
+                self.reporter.log("final read of every account: " + (
+                    "committed" if self.final_read_ok else "none committed"))
+                self.unfinished, errors = await bank.unfinished()
+                self.status_ns = time.monotonic_ns()
+                self.since_heal_seconds = self.status_ns / 1e9 - healed_at
+                self.heal_errors += [f"txn status after the heal: {e}" for e in errors]
+            else:
+                self.reporter.log(f"final reads: {len(self.final_values)} of {settings.keys} "
+                                  "keys")
         finally:
             self.finish_ns = time.monotonic_ns()
             counting.cancel()
@@ -243,9 +309,13 @@ class _Run:
                 self.faults.append(await self.nemesis.heal(self.current))
                 self.current = None
             self.heal_errors += await self.nemesis.heal_all()
-            self.unexpected = list(workload.unexpected) + clients.overruns()
+            self.unexpected = list(workload.unexpected) + (
+                clients.overruns() if clients is not None else [])
             recorder.close()
-            await clients.close()
+            if clients is not None:
+                await clients.close()
+            if bank is not None:
+                await bank.close()
             await self.nemesis.close()
 
     async def _sleep_until(self, seconds: float, workers: asyncio.Task[None]) -> None:
@@ -257,7 +327,7 @@ class _Run:
             workers.result()  # re-raises what stopped the workers
             raise RuntimeError("the clients stopped before the time limit")
 
-    async def _report_progress(self, workload: Workload) -> None:
+    async def _report_progress(self, workload: RunningWorkload) -> None:
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_SECONDS)
             tally = workload.tally
@@ -270,6 +340,8 @@ class _Run:
 
 def _check_and_report(settings: RunSettings, run: _Run, history_path: Path,
                       reporter: Reporter) -> RunOutcome:
+    if settings.workload == "bank":
+        return _check_bank_and_report(settings, run, history_path, reporter)
     reporter.log(f"checking {history_path} (budget {settings.check_timeout:g} s)")
     history = load_history(history_path, "jsonl")
     result: CheckResult = check(history, "kv", timeout=settings.check_timeout,
@@ -284,6 +356,36 @@ def _check_and_report(settings: RunSettings, run: _Run, history_path: Path,
                "heal_errors": run.heal_errors,
                "client_errors": run.unexpected[:50]})
     return RunOutcome(result.verdict, exit_status, settings.report_dir, document)
+
+
+def _check_bank_and_report(settings: RunSettings, run: _Run, history_path: Path,
+                           reporter: Reporter) -> RunOutcome:
+    reporter.log(f"checking the bank history {history_path}")
+    started = time.monotonic()
+    history = read_txn_history(history_path, timestamps=False)
+    bank = check_bank(history, account_names(settings.accounts),
+                      run.final_values if run.final_read_ok else None, run.unfinished,
+                      run.since_heal_seconds)
+    elapsed = time.monotonic() - started
+    verdict = BankVerdict.VALID if bank.valid else BankVerdict.INVALID
+    exit_status = 0 if bank.valid else 1
+    summary = summarize_history(history_path.read_text(encoding="utf-8").splitlines())
+    document = bank_document(
+        bank=bank, summary=summary, faults=run.faults, origin_ns=run.origin_ns,
+        finish_ns=run.finish_ns, settings=settings.describe(), exit_status=exit_status,
+        elapsed=elapsed,
+        extra={"faults_not_run": list(run.not_run), "final_reads": run.final_values,
+               "heal_errors": run.heal_errors, "client_errors": run.unexpected[:50]})
+    blocked_intervals = [(run.status_ns - int(b.age_seconds * 1e9), run.status_ns,
+                          b.describe()) for b in bank.blocked]
+    write_bank_report(settings.report_dir, document, summary, run.faults, blocked_intervals)
+    for line in bank.violations:
+        reporter.log(f"violation: {line}")
+    for blocked in bank.blocked:
+        reporter.log(f"blocked: {blocked.describe()}")
+    for note in bank.notes:
+        reporter.log(f"note: {note}")
+    return RunOutcome(verdict, exit_status, settings.report_dir, document)
 
 
 def format_summary(outcome: RunOutcome) -> str:
