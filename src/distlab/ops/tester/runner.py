@@ -30,7 +30,7 @@ from distlab.check import (
     load_history,
     read_txn_history,
 )
-from distlab.check.tester.bank_report import bank_document, write_bank_report
+from distlab.check.tester.bank_report import bank_counts, bank_document, write_bank_report
 from distlab.check.tester.mix import Mix
 from distlab.check.tester.report import HISTORY_FILE, FaultRecord, summarize_history, write_report
 from distlab.check.tester.schedule import FaultSchedule, left_out
@@ -369,11 +369,12 @@ def _check_bank_and_report(settings: RunSettings, run: _Run, history_path: Path,
     elapsed = time.monotonic() - started
     verdict = BankVerdict.VALID if bank.valid else BankVerdict.INVALID
     exit_status = 0 if bank.valid else 1
-    summary = summarize_history(history_path.read_text(encoding="utf-8").splitlines())
+    lines = history_path.read_text(encoding="utf-8").splitlines()
+    summary = summarize_history(lines)
     document = bank_document(
-        bank=bank, summary=summary, faults=run.faults, origin_ns=run.origin_ns,
-        finish_ns=run.finish_ns, settings=settings.describe(), exit_status=exit_status,
-        elapsed=elapsed,
+        bank=bank, summary=summary, counts=bank_counts(lines), faults=run.faults,
+        origin_ns=run.origin_ns, finish_ns=run.finish_ns, settings=settings.describe(),
+        exit_status=exit_status, elapsed=elapsed,
         extra={"faults_not_run": list(run.not_run), "final_reads": run.final_values,
                "heal_errors": run.heal_errors, "client_errors": run.unexpected[:50]})
     blocked_intervals = [(run.status_ns - int(b.age_seconds * 1e9), run.status_ns,
