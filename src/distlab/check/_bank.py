@@ -17,7 +17,10 @@ account (a missing account reads as null, counted 0). The checks:
   would explain it, when one does.
 - Blocked transactions: those a node still lists as unfinished after the final heal, in
   doubt for longer than the time since that heal (so the heal did not resolve them),
-  reported with the nodes that hold them. They are a finding, not a safety violation.
+  reported with the nodes that hold them. They are a finding, not a safety violation. A
+  node counts a transaction's age in its own ticks from when it learned of it (or recovered
+  it on restart), which never exceeds the real age: the comparison may miss a blocked
+  transaction, never list one that is not.
 """
 
 from __future__ import annotations
