@@ -23,7 +23,8 @@ def test_bank_with_two_phase_commit_and_kills_is_valid(tmp_path: Path) -> None:
     assert done.stdout.startswith("distlab test: valid:"), done.stdout
     result = json.loads((report / "result.json").read_text())
     bank = result["bank"]
-    assert bank["valid"] and bank["violations"] == [] and bank["total"] == 400
+    assert bank["verdict"] == "valid" and bank["violations"] == [] and bank["total"] == 400
+    assert result["heal_errors"] == []  # healed, and every node answered Txn Status
     assert bank["transfers"]["committed"] > 0 and bank["reads"]["ok"] > 0
     assert [fault["kind"] for fault in result["faults"]] == ["kill"]
     final = result["final_reads"]

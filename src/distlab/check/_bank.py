@@ -42,6 +42,7 @@ Delta = tuple[int, ...]
 class BankVerdict(enum.Enum):
     VALID = "valid"
     INVALID = "invalid"
+    UNKNOWN = "unknown"  # no violation found, but the final balances went unchecked
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +70,22 @@ class BankResult:
     notes: list[str] = field(default_factory=list)
     transfers: dict[str, int] = field(default_factory=dict)  # outcome -> count
     reads: dict[str, int] = field(default_factory=dict)
+    final_checked: bool = False  # whether the final balances were explained (or not)
 
     @property
     def valid(self) -> bool:
         return not self.violations
 
+    @property
+    def verdict(self) -> BankVerdict:
+        if self.violations:
+            return BankVerdict.INVALID
+        return BankVerdict.VALID if self.final_checked else BankVerdict.UNKNOWN
+
     def as_dict(self) -> dict[str, Any]:
-        return {"valid": self.valid, "accounts": list(self.accounts), "total": self.total,
+        return {"valid": self.valid, "verdict": self.verdict.value,
+                "final_checked": self.final_checked, "accounts": list(self.accounts),
+                "total": self.total,
                 "violations": list(self.violations),
                 "blocked": [b.describe() for b in self.blocked], "notes": list(self.notes),
                 "transfers": dict(self.transfers), "reads": dict(self.reads)}
@@ -206,6 +216,7 @@ def _explain_final(result: BankResult, final: Mapping[str, object], initial: Del
                                 f"than {EXPLANATION_BUDGET} final states: whether each "
                                 "transfer applied once is unchecked")
             return
+    result.final_checked = True
     if residual in reachable:
         return
     off = ", ".join(f"{name} {residual[i]:+d}" for name, i in index.items() if residual[i])

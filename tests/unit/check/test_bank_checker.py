@@ -140,3 +140,13 @@ def test_a_history_without_its_opening_balances_is_not_checked_as_valid() -> Non
     history.transfer("a", "b", 1)
     result = check_bank(history.parsed(), ACCOUNTS, {"a": 9, "b": 11, "c": 0})
     assert not result.valid
+
+
+def test_without_a_final_read_the_verdict_is_unknown_not_valid() -> None:
+    history = opened()
+    history.transfer("a", "b", 3)
+    result = check_bank(history.parsed(), ACCOUNTS, None)
+    assert result.violations == [] and result.verdict.value == "unknown"
+    assert result.notes == ["no final read after the heal: the final balances are unchecked"]
+    assert check_bank(history.parsed(), ACCOUNTS, {"a": 7, "b": 13, "c": 10}
+                      ).verdict.value == "valid"

@@ -77,7 +77,7 @@ def bank_document(*, bank: BankResult, summary: HistorySummary,
         after = faults[index + 1].start_ns if index + 1 < len(faults) else finish_ns
         fault_documents.append(fault_document(fault, origin_ns, summary, before, after))
     return {
-        "verdict": "valid" if bank.valid else "invalid",
+        "verdict": bank.verdict.value,
         "exit_status": exit_status,
         "operations": len(summary.operations),
         "totals": summary.totals(),

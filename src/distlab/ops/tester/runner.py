@@ -367,8 +367,8 @@ def _check_bank_and_report(settings: RunSettings, run: _Run, history_path: Path,
                       run.final_values if run.final_read_ok else None, run.unfinished,
                       run.since_heal_seconds)
     elapsed = time.monotonic() - started
-    verdict = BankVerdict.VALID if bank.valid else BankVerdict.INVALID
-    exit_status = 0 if bank.valid else 1
+    verdict = bank.verdict
+    exit_status = {BankVerdict.VALID: 0, BankVerdict.INVALID: 1, BankVerdict.UNKNOWN: 3}[verdict]
     lines = history_path.read_text(encoding="utf-8").splitlines()
     summary = summarize_history(lines)
     document = bank_document(
