@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from distlab.check import check_bank, parse_txn_history
+import pytest
+
+from distlab.check import (
+    HistoryError,
+    HistoryRecorder,
+    check_bank,
+    parse_txn_history,
+    read_txn_history,
+)
 
 ACCOUNTS = ["a", "b", "c"]
 
@@ -150,3 +159,23 @@ def test_without_a_final_read_the_verdict_is_unknown_not_valid() -> None:
     assert result.notes == ["no final read after the heal: the final balances are unchecked"]
     assert check_bank(history.parsed(), ACCOUNTS, {"a": 7, "b": 13, "c": 10}
                       ).verdict.value == "valid"
+
+
+def test_only_a_history_read_without_timestamps_may_leave_ts_out() -> None:
+    history = opened()
+    text = "\n".join(history.lines) + "\n"
+    with pytest.raises(HistoryError, match="an ok transaction needs 'ts'"):
+        parse_txn_history(text)
+    assert parse_txn_history(text, timestamps=False).transactions[0].ts is None
+
+
+def test_the_recorder_writes_transactions(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    with HistoryRecorder(path) as recorder:
+        recorder.invoke(0, "txn", None, [["w", "a", 1], ["w", "b", 2], ["w", "c", 3]])
+        recorder.ok(0, [["w", "a", 1], ["w", "b", 2], ["w", "c", 3]])
+        recorder.invoke(1, "txn", None, [["add", "a", -1], ["add", "b", 1]])
+        recorder.info(1)
+    result = check_bank(read_txn_history(path, timestamps=False), ACCOUNTS,
+                        {"a": 0, "b": 3, "c": 3})
+    assert result.verdict.value == "valid" and result.transfers["unknown"] == 1

@@ -37,7 +37,7 @@ from distlab.check.tester.schedule import FaultSchedule, left_out
 from distlab.core.ids import NodeId
 from distlab.ops.faults import ComposeContainers, LocalProcesses, NodeControl
 from distlab.ops.local_cluster import ClusterStartError, LocalCluster
-from distlab.ops.tester.bank import BankWorkload, account_names
+from distlab.ops.tester.bank import BankError, BankWorkload, account_names
 from distlab.ops.tester.nemesis import ActiveFault, Nemesis
 from distlab.ops.tester.workload import Clients, Tally, Workload
 from distlab.wire.addresses import Address
@@ -192,6 +192,8 @@ async def run_until_interrupted(settings: RunSettings, reporter: Reporter
         return None
     except ClusterStartError as error:
         return f"the cluster did not start: {error}"
+    except BankError as error:
+        return f"the bank run could not start: {error}"
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             running.remove_signal_handler(signum)
