@@ -32,7 +32,7 @@ from distlab.sim import faults
 from distlab.sim.faults import Fault, FaultKind, FaultMix
 from distlab.sim.network import PRESETS, RELIABLE, NetworkConditions
 from distlab.sim.workload import KVWorkload, Workload, WorkloadSettings
-from distlab.sim.world import Engine, NodeSettings, SimulationFailure, World
+from distlab.sim.world import Engine, MachineFactory, NodeSettings, SimulationFailure, World
 
 CLUSTER_SIZES = (3, 5, 7)
 CHAOS_MS = 2_500.0
@@ -78,6 +78,15 @@ class ProtocolSpec:
     make_workload: Callable[[World, Random, WorkloadSettings], Workload] = KVWorkload
     # How to hunt each planted bug, where the default runs would take long to show it.
     tuning: Mapping[str, Tuning] = field(default_factory=dict)
+    # The state machine of every group (by default the KV store), given the initial voters.
+    make_machine: Callable[[frozenset[NodeId]], MachineFactory] | None = None
+    # How many groups a run may draw (one of these, by seed).
+    group_choices: tuple[int, ...] = (1, 2, 2, 3)
+    # The protocol's own weights for the shared fault kinds.
+    weights: Mapping[str, int] = field(default_factory=dict)
+    # Options a command line may fix (`--read-mode craq`): name -> (choices, apply).
+    variants: Mapping[str, tuple[tuple[str, ...], Callable[[Any, str], Any]]] = field(
+        default_factory=dict)
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {}
@@ -107,6 +116,7 @@ def protocols() -> list[ProtocolSpec]:
 
 def _load_builtin() -> None:
     # Each registers itself.
+    import distlab.sim.chain
     import distlab.sim.paxos
     import distlab.sim.raft  # noqa: F401
 
@@ -129,6 +139,7 @@ class RunPlan:
     schedule: tuple[Fault, ...]
     workload_seed: int
     start_gaps_ms: tuple[float, ...]
+    variants: tuple[tuple[str, str], ...] = ()
 
     def replay_command(self) -> str:
         bug = "".join(f" --bug {name}" for name in sorted(self.bugs))
@@ -136,8 +147,9 @@ class RunPlan:
                              if not getattr(self.mix, family))
         unsynced = "" if self.mix.lose_unsynced else " --keep-unsynced"
         chaos = "" if self.chaos_ms == CHAOS_MS else f" --chaos-ms {self.chaos_ms:g}"
+        fixed = "".join(f" --{name} {value}" for name, value in self.variants)
         return (f"distlab sim {self.protocol} --seed {self.seed} --nodes {self.nodes}"
-                f"{bug}{faults_off}{unsynced}{chaos}")
+                f"{fixed}{bug}{faults_off}{unsynced}{chaos}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +187,17 @@ def nodes_for_seed(seed: int) -> int:
 
 def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
              bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
-             chaos_ms: float = CHAOS_MS) -> RunPlan:
+             chaos_ms: float = CHAOS_MS, variants: Mapping[str, str] | None = None) -> RunPlan:
     """Draw a run's plan from its seed: the same arguments always give the same plan."""
     unknown = bugs - set(spec.bugs)
     if unknown:
         raise ValueError(f"unknown bug {sorted(unknown)[0]!r} for {spec.name}")
+    fixed = dict(variants or {})
+    for name, value in fixed.items():
+        if name not in spec.variants:
+            raise ValueError(f"{spec.name} has no option {name!r}")
+        if value not in spec.variants[name][0]:
+            raise ValueError(f"--{name} is one of {', '.join(spec.variants[name][0])}")
     size = nodes if nodes is not None else nodes_for_seed(seed)
     rng = Random(f"{spec.name}/{seed}/{size}")
     tunings = [spec.tuning[name] for name in sorted(bugs) if name in spec.tuning]
@@ -187,8 +205,10 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
     for tuning in tunings:
         if tuning.options is not None:
             options = tuning.options(options)
+    for name, value in sorted(fixed.items()):
+        options = spec.variants[name][1](options, value)
     options = spec.plant(options, bugs)
-    groups = rng.choice((1, 2, 2, 3))
+    groups = rng.choice(spec.group_choices)
     networks = [name for tuning in tunings for name in tuning.networks] or sorted(PRESETS)
     conditions = PRESETS[rng.choice(networks)]
     settings = []
@@ -199,7 +219,7 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
         settings.append(NodeSettings(clock_offset=offset, clock_rate=rate, fsync_ms=fsync,
                                      lose_unsynced=mix.lose_unsynced))
     workload = WorkloadSettings(clients=rng.choice((3, 4, 5)), keys=rng.choice((3, 5, 8)))
-    weights: dict[str, int] = dict(faults.DEFAULT_WEIGHTS)
+    weights: dict[str, int] = {**faults.DEFAULT_WEIGHTS, **spec.weights}
     for tuning in tunings:
         workload = replace(workload, **tuning.workload)
         weights.update(tuning.weights)
@@ -209,7 +229,8 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
         options=options, bugs=bugs, conditions=conditions, node_settings=tuple(settings),
         workload=workload, mix=mix, schedule=tuple(schedule),
         workload_seed=rng.getrandbits(64),
-        start_gaps_ms=tuple(rng.uniform(0, 30.0) for _ in range(size)))
+        start_gaps_ms=tuple(rng.uniform(0, 30.0) for _ in range(size)),
+        variants=tuple(sorted(fixed.items())))
 
 
 def _draw_schedule(rng: Random, size: int, groups: int, chaos_ms: float, mix: FaultMix,
@@ -250,10 +271,12 @@ def _one_corrupt_node(schedule: list[Fault]) -> list[Fault]:
 def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False
             ) -> tuple[RunResult, World]:
     """Run `plan`; the world is returned closed, for its trace."""
+    voters = frozenset(NodeId(i) for i in range(1, plan.nodes + 1))
     world = World(
         seed=plan.seed, nodes=plan.nodes, groups=plan.groups,
         make_engine=lambda w: spec.make_engine(w, plan.options),
-        make_machine=lambda node, group: KVStateMachine(),
+        make_machine=(spec.make_machine(voters) if spec.make_machine is not None
+                      else lambda node, group: KVStateMachine()),
         timing=spec.timing(plan.options), settings=plan.node_settings,
         conditions=plan.conditions, trace=trace, replay_hint=plan.replay_command())
     world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "
@@ -320,8 +343,10 @@ def _explain(result: Any) -> str:
 
 def run_seed(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
              bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
-             trace: bool = False, chaos_ms: float = CHAOS_MS) -> tuple[RunResult, World]:
-    plan = plan_run(spec, seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
+             trace: bool = False, chaos_ms: float = CHAOS_MS,
+             variants: Mapping[str, str] | None = None) -> tuple[RunResult, World]:
+    plan = plan_run(spec, seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms,
+                    variants=variants)
     return execute(spec, plan, trace=trace)
 
 
@@ -341,12 +366,14 @@ class SweepReport:
 def sweep(spec: ProtocolSpec, seeds: range, nodes: int | None = None, *,
           bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
           stop_after_failures: int | None = None, chaos_ms: float = CHAOS_MS, jobs: int = 1,
-          on_result: Callable[[RunResult], None] | None = None) -> SweepReport:
+          on_result: Callable[[RunResult], None] | None = None,
+          variants: Mapping[str, str] | None = None) -> SweepReport:
     """Run every seed of `seeds` (in `jobs` processes), in seed order as far as results go:
     stopping after the first failures stops at the lowest failing seeds."""
     results = []
     failures = 0
-    for result in _results(spec, seeds, nodes, bugs, mix, chaos_ms, jobs):
+    fixed = tuple(sorted((variants or {}).items()))
+    for result in _results(spec, seeds, nodes, bugs, mix, chaos_ms, jobs, fixed):
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -357,8 +384,9 @@ def sweep(spec: ProtocolSpec, seeds: range, nodes: int | None = None, *,
 
 
 def _results(spec: ProtocolSpec, seeds: range, nodes: int | None, bugs: frozenset[str],
-             mix: FaultMix, chaos_ms: float, jobs: int) -> Iterator[RunResult]:
-    run = functools.partial(_run_registered, spec.name, nodes, bugs, mix, chaos_ms)
+             mix: FaultMix, chaos_ms: float, jobs: int, variants: tuple[tuple[str, str], ...]
+             ) -> Iterator[RunResult]:
+    run = functools.partial(_run_registered, spec.name, nodes, bugs, mix, chaos_ms, variants)
     if jobs <= 1 or len(seeds) <= 1:
         yield from map(run, seeds)
         return
@@ -373,6 +401,8 @@ def _results(spec: ProtocolSpec, seeds: range, nodes: int | None, bugs: frozense
 
 
 def _run_registered(name: str, nodes: int | None, bugs: frozenset[str], mix: FaultMix,
-                    chaos_ms: float, seed: int) -> RunResult:
-    result, _ = run_seed(protocol(name), seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
+                    chaos_ms: float, variants: tuple[tuple[str, str], ...], seed: int
+                    ) -> RunResult:
+    result, _ = run_seed(protocol(name), seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms,
+                         variants=dict(variants))
     return result

@@ -27,7 +27,7 @@ from distlab.runtime.host.driver import Driver, Timing
 from distlab.runtime.host.machine import AddressBook, HostedMachine
 from distlab.runtime.host.metrics import DriverMetrics
 from distlab.sim.clock import NodeClock
-from distlab.sim.disk import CorruptRecord, FsyncFailed, Record, SimDisk
+from distlab.sim.disk import CorruptRecord, FsyncFailed, Record, Recovered, SimDisk
 from distlab.sim.loop import VirtualTimeLoop, cancel_pending
 from distlab.sim.network import RELIABLE, MessageKinds, Network, NetworkConditions
 from distlab.sim.storage import DurableFormat, SimStorage
@@ -77,6 +77,16 @@ class Engine(Protocol):
 
 
 MachineFactory = Callable[[NodeId, int], StateMachine]
+
+
+class NodeService(Protocol):
+    """An instance a node hosts beside its groups (a chain replica): started after the
+    groups' drivers, from the same recovered disk, and stopped with them."""
+
+    def node_started(self, node: NodeId, recovered: Recovered, alive: Callable[[], bool],
+                     rng: Random) -> None: ...
+
+    def node_stopped(self, node: NodeId) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +186,10 @@ class World:
         self.rng = Random(f"world/{seed}")
         self.voters = frozenset(NodeId(i) for i in range(1, nodes + 1))
         self._make_machine = make_machine
+        # Instances beside the groups, and the network channels (ids from `groups` up) their
+        # messages travel on: an engine registers them as it is built.
+        self.services: list[NodeService] = []
+        self.channels: dict[int, Callable[[NodeId], Any]] = {}
         self.engine = make_engine(self)
         note = self.note if trace else None
         self.network = Network(
@@ -357,6 +371,8 @@ class World:
         self.note(f"n{node_id} starts (incarnation {node.incarnation})")
         for driver in drivers:
             driver.start()
+        for service in self.services:
+            service.node_started(node_id, recovered, alive, Random(self.rng.getrandbits(64)))
         return True
 
     def crash(self, node_id: NodeId, *, power_loss: bool = False, torn: bool = False) -> None:
@@ -377,12 +393,20 @@ class World:
         drivers, node.drivers = node.drivers, []
         for group in range(self.groups):
             self.engine.instance_stopped(node_id, group)
+        for service in self.services:
+            service.node_stopped(node_id)
         for driver in drivers:
             self.loop.create_task(driver.stop())
 
     def restart(self, node_id: NodeId) -> bool:
         self.crash(node_id)
         return self.start(node_id)
+
+    def on_failure_of(self, node_id: NodeId, instance: int) -> Callable[[BaseException], None]:
+        """What an instance's driver calls when it fails: a failed fsync stops the node (the
+        process exits), anything else fails the run."""
+        node = self.nodes[node_id]
+        return self._on_failure_of(node, instance, node.incarnation)
 
     def _on_failure_of(self, node: SimNode, group: int, incarnation: int
                        ) -> Callable[[BaseException], None]:
@@ -400,14 +424,20 @@ class World:
 
         return on_failure
 
-    def _endpoint(self, node_id: NodeId, group: int) -> Driver[Any] | None:
+    def _endpoint(self, node_id: NodeId, group: int) -> Any:
+        node = self.nodes.get(node_id)
+        if node is None or not node.up:
+            return None
+        if group >= self.groups:
+            channel = self.channels.get(group)
+            return channel(node_id) if channel is not None else None
+        return node.drivers[group]
+
+    def driver(self, node_id: NodeId, group: int = 0) -> Driver[Any] | None:
         node = self.nodes.get(node_id)
         if node is None or not node.up:
             return None
         return node.drivers[group]
-
-    def driver(self, node_id: NodeId, group: int = 0) -> Driver[Any] | None:
-        return self._endpoint(node_id, group)
 
     def live_nodes(self) -> list[NodeId]:
         return [node_id for node_id, node in self.nodes.items() if node.up]

@@ -30,6 +30,7 @@ from distlab.protocols.chain.messages import (
     describe,
     is_request,
 )
+from distlab.protocols.chain.monitor import LeaseMonitor
 from distlab.protocols.chain.replica import (
     ChainReplica,
     MasterCall,
@@ -45,9 +46,9 @@ from distlab.protocols.chain.roles import ROLES, Duties, Role, role_in
 
 __all__ = [
     "BUG_CATALOGUE", "MESSAGE_TYPES", "ROLES", "Ack", "ChainConfig", "ChainMaster",
-    "ChainReplica", "Duties", "Forward", "MasterCall", "MasterRequest", "Message", "Outcome",
-    "Problem", "ReadMode", "Ready", "ReplicaConfig", "Reply", "Role", "StateTransfer",
-    "StoredReplica", "Update", "VersionQuery", "VersionReply", "decode_result", "describe",
-    "is_request", "join_command", "promote_command", "recover", "remove_command",
-    "renew_command", "role_in",
+    "ChainReplica", "Duties", "Forward", "LeaseMonitor", "MasterCall", "MasterRequest",
+    "Message", "Outcome", "Problem", "ReadMode", "Ready", "ReplicaConfig", "Reply", "Role",
+    "StateTransfer", "StoredReplica", "Update", "VersionQuery", "VersionReply",
+    "decode_result", "describe", "is_request", "join_command", "promote_command", "recover",
+    "remove_command", "renew_command", "role_in",
 ]
