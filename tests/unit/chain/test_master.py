@@ -33,12 +33,14 @@ def test_join_then_promote_appends_a_new_tail() -> None:
     master = ChainMaster([N1, N2, N3])
     config, _ = decode_result(master.apply(1, join_command(N1)))
     assert config.chain == (N2, N3) and config.joining == N1 and config.epoch == 2
-    _, outcome = decode_result(master.apply(2, join_command(N2)))
-    assert outcome == "n1 is joining"
-    _, outcome = decode_result(master.apply(3, promote_command(N1, 1)))
+    # A second one leaves its place at once and waits its turn.
+    config, outcome = decode_result(master.apply(2, join_command(N2)))
+    assert outcome == "waiting behind n1" and master.waiting == [N2]
+    assert config.chain == (N3,) and config.epoch == 3
+    _, outcome = decode_result(master.apply(3, promote_command(N1, 2)))
     assert outcome == "not joining in that epoch"
-    config, outcome = decode_result(master.apply(4, promote_command(N1, 2)))
-    assert config.chain == (N2, N3, N1) and config.joining is None and config.epoch == 3
+    config, outcome = decode_result(master.apply(4, promote_command(N1, 3)))
+    assert config.chain == (N3, N1) and config.joining == N2 and config.epoch == 4
 
 
 def test_snapshot_restores_the_same_state_and_bad_commands_are_answered() -> None:

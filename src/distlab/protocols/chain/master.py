@@ -8,7 +8,8 @@ epoch that numbers them) and a count of each replica's lease renewals. Its comma
   saw `renewals` (so a renewal that raced the removal wins), and never the chain's last
   replica (whose state is the chain's);
 - `join(node)`: a replica that restarted or was removed asks to come back as the new tail:
-  it leaves its place and becomes the joining replica (one at a time);
+  it leaves its place at once (it serves nothing until it is back) and becomes the joining
+  replica, or waits its turn behind the one joining now;
 - `promote(node, epoch)`: the joining replica has the tail's state: it becomes the tail.
 
 Every change of the configuration moves to the next epoch. Failure detection (who stopped
@@ -74,6 +75,8 @@ class ChainMaster:
     def __init__(self, initial: Iterable[NodeId]) -> None:
         self.config = ChainConfig(1, tuple(sorted(initial)))
         self.renewals: dict[NodeId, int] = {}
+        # Replicas that asked to join while another was joining, in order.
+        self.waiting: list[NodeId] = []
         self.reconfigurations = 0
 
     def apply(self, index: int, command: bytes) -> bytes:
@@ -98,8 +101,11 @@ class ChainMaster:
         if self.renewals.get(node, 0) != renewals:
             return "renewed since"
         config = self.config
+        if node in self.waiting:
+            self.waiting.remove(node)
+            return "ok"
         if node == config.joining:
-            self._move_to(ChainConfig(config.epoch + 1, config.chain))
+            self._move_to(ChainConfig(config.epoch + 1, config.chain, self._next_waiting()))
             return "ok"
         if node not in config.chain:
             return "not in the chain"
@@ -115,18 +121,27 @@ class ChainMaster:
             return "ok"
         if config.chain == (node,):
             return "ok"  # the last replica keeps its place and its state
+        if node in self.waiting:
+            return f"waiting behind n{config.joining}"
+        chain = tuple(n for n in config.chain if n != node)
         if config.joining is not None:
-            return f"n{config.joining} is joining"
-        self._move_to(ChainConfig(config.epoch + 1,
-                                  tuple(n for n in config.chain if n != node), node))
+            self.waiting.append(node)
+            if chain != config.chain:
+                self._move_to(ChainConfig(config.epoch + 1, chain, config.joining))
+            return f"waiting behind n{config.joining}"
+        self._move_to(ChainConfig(config.epoch + 1, chain, node))
         return "ok"
 
     def _promote(self, node: NodeId, epoch: int) -> str:
         config = self.config
         if node != config.joining or epoch != config.epoch:
             return "not joining in that epoch"
-        self._move_to(ChainConfig(config.epoch + 1, (*config.chain, node)))
+        self._move_to(ChainConfig(config.epoch + 1, (*config.chain, node),
+                                  self._next_waiting()))
         return "ok"
+
+    def _next_waiting(self) -> NodeId | None:
+        return self.waiting.pop(0) if self.waiting else None
 
     def _move_to(self, config: ChainConfig) -> None:
         assert config.epoch == self.config.epoch + 1
@@ -140,6 +155,7 @@ class ChainMaster:
     def snapshot(self) -> bytes:
         return _encode({"config": config_to_dict(self.config),
                         "renewals": {str(node): count for node, count in self.renewals.items()},
+                        "waiting": [int(node) for node in self.waiting],
                         "reconfigurations": self.reconfigurations})
 
     def restore(self, data: bytes) -> None:
@@ -147,4 +163,5 @@ class ChainMaster:
         self.config = config_from_dict(body["config"])
         self.renewals = {NodeId(int(node)): int(count)
                          for node, count in body["renewals"].items()}
+        self.waiting = [NodeId(int(node)) for node in body.get("waiting", [])]
         self.reconfigurations = int(body.get("reconfigurations", 0))
