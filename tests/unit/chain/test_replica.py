@@ -169,12 +169,27 @@ def test_skip_resend_bug_leaves_the_successor_stalled() -> None:
     assert cluster.outcome(N1, 1) is None
 
 
-def test_a_restarted_replica_rejoins_as_the_new_tail_by_state_transfer() -> None:
+def test_a_replica_restarted_within_its_lease_resumes_its_place_from_its_disk() -> None:
+    cluster = leased()
+    cluster.write(N1, 1, b"a", b"1")
+    cluster.deliver()
+    cluster.crash(N2)
+    cluster.write(N1, 2, b"a", b"2")
+    cluster.deliver()
+    replica = cluster.start(N2)
+    assert replica.role is Role.MIDDLE and replica.last == 1
+    cluster.tick(6)
+    assert replica.last == 2 and cluster.replicas[N3].value_of(b"a") == (2, b"2")
+    assert cluster.outcome(N1, 2).outcome is Outcome.OK  # type: ignore[union-attr]
+
+
+def test_a_removed_replica_rejoins_as_the_new_tail_by_state_transfer() -> None:
     cluster = leased()
     cluster.write(N1, 1, b"a", b"1")
     cluster.write(N1, 2, b"b", b"2")
     cluster.deliver()
     cluster.crash(N2)
+    cluster.remove(N2)
     cluster.start(N2)
     cluster.tick(3)
     assert cluster.master.config.joining == N2 or cluster.master.config.chain[-1] == N2

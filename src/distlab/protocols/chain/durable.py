@@ -72,13 +72,18 @@ class StoredReplica:
     """A replica's state as its records leave it."""
 
     epoch: int = 0
-    last: int = 0
-    digest: int = 0
-    # The latest version of every key: (seq, value).
+    # The state the last reset left (the latest version of every key, as of `base`, whose
+    # history digest is `base_digest`), and every update taken since, in order.
+    base: int = 0
+    base_digest: int = 0
     latest: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
-    # Whether anything was ever written: a replica with records has run before, so it
-    # restarts (and rejoins) rather than starting fresh.
+    updates: list[Update] = field(default_factory=list)
+    # Whether anything was ever written: a replica with records has run before.
     restarted: bool = False
+
+    @property
+    def last(self) -> int:
+        return self.updates[-1].seq if self.updates else self.base
 
 
 def recover(records: Iterable[tuple[int, bytes]]) -> StoredReplica:
@@ -92,13 +97,12 @@ def recover(records: Iterable[tuple[int, bytes]]) -> StoredReplica:
             update = _decode_update(body)
             if update.seq != stored.last + 1:
                 raise ValueError(f"chain update {update.seq} follows {stored.last} on disk")
-            stored.last = update.seq
-            stored.digest = digest_after(stored.digest, update)
-            stored.latest[update.key] = (update.seq, update.value)
+            stored.updates.append(update)
         elif kind == RESET:
             last, digest, versions = decode_reset(body)
-            stored.last, stored.digest = last, digest
+            stored.base, stored.base_digest = last, digest
             stored.latest = {version.key: (version.seq, version.value) for version in versions}
+            stored.updates = []
         else:
             raise ValueError(f"unknown chain record kind {kind}")
     return stored

@@ -158,17 +158,19 @@ class ChainReplica:
         self.epoch = stored.epoch
         self.chain = ChainConfig(stored.epoch, ())
         self.role = Role.OUT
-        self.last = stored.last
+        self.last = stored.base
         # Everything up to here is applied at the tail (clean, in CRAQ's words).
         self.committed = 0
         # What the downstream member acknowledged as committed: `Sent` is what lies above.
         self.acked = 0
         # The latest position the downstream replica reported: nothing above it is dropped.
-        self._downstream_received = stored.last
+        self._downstream_received = stored.base
         self.ticks = 0
         self.lease_until = -1
-        # A replica that ran before, or finds itself out of the chain, asks to rejoin.
-        self.must_join = stored.restarted
+        # A replica that finds itself out of the chain asks to rejoin (a restarted one that
+        # is still in it resumes its place: what it holds is durable, a prefix of its
+        # predecessor's history and a superset of its successor's).
+        self.must_join = False
         # The predecessor's position at the first message of this epoch; caught up once
         # `last` reaches it.
         self._sync_target: int | None = None
@@ -176,7 +178,7 @@ class ChainReplica:
         self._versions: dict[bytes, list[tuple[int, bytes]]] = {
             key: [version] for key, version in stored.latest.items()}
         self._log: dict[int, Update] = {}
-        self._digests: dict[int, int] = {stored.last: stored.digest}
+        self._digests: dict[int, int] = {stored.base: stored.base_digest}
         self._link: _Link | None = None
         self._pending_writes: dict[int, int] = {}  # seq -> request
         self._queries: dict[int, _Query] = {}
@@ -187,6 +189,8 @@ class ChainReplica:
         self._messages: list[Message] = []
         self._replies: list[Reply] = []
         self._master: list[MasterRequest] = []
+        for update in stored.updates:
+            self._take(update)
 
     # ------------------------------------------------------------------ what others read
 
@@ -497,9 +501,12 @@ class ChainReplica:
     # ------------------------------------------------------------------ history
 
     def _append(self, update: Update) -> None:
+        self._persist.append((durable.UPDATE, durable.encode_update(update)))
+        self._take(update)
+
+    def _take(self, update: Update) -> None:
         assert update.seq == self.last + 1, \
             f"n{self.node_id} takes update {update.seq} after {self.last}"
-        self._persist.append((durable.UPDATE, durable.encode_update(update)))
         self._digests[update.seq] = digest_after(self._digests[self.last], update)
         self.last = update.seq
         self._log[update.seq] = update
