@@ -35,7 +35,7 @@ from distlab.sim.storage import DurableFormat, SimStorage
 T = TypeVar("T")
 
 # The loggers of the code under simulation: their lines join the trace instead of stderr.
-HOST_LOGGER = "distlab.runtime.host"
+HOST_LOGGERS = ("distlab.runtime.host", "distlab.runtime.chain")
 
 
 class SimulationFailure(AssertionError):
@@ -275,18 +275,20 @@ class World:
 
     @contextlib.contextmanager
     def _captured_logs(self) -> Iterator[None]:
-        logger = logging.getLogger(HOST_LOGGER)
-        saved = (logger.level, logger.propagate)
-        logger.addHandler(self._log_handler)
-        logger.propagate = False
-        if self.trace is not None:
-            logger.setLevel(logging.INFO)
+        loggers = [logging.getLogger(name) for name in HOST_LOGGERS]
+        saved = [(logger.level, logger.propagate) for logger in loggers]
+        for logger in loggers:
+            logger.addHandler(self._log_handler)
+            logger.propagate = False
+            if self.trace is not None:
+                logger.setLevel(logging.INFO)
         try:
             yield
         finally:
-            logger.removeHandler(self._log_handler)
-            logger.setLevel(saved[0])
-            logger.propagate = saved[1]
+            for logger, (level, propagate) in zip(loggers, saved, strict=True):
+                logger.removeHandler(self._log_handler)
+                logger.setLevel(level)
+                logger.propagate = propagate
 
     # ------------------------------------------------------------------ outcome
 
