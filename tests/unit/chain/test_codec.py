@@ -51,4 +51,5 @@ def test_malformed_payloads_are_rejected_with_a_reason() -> None:
     zero_sender.ack.sender = 0
     with pytest.raises(chain_codec.MalformedMessage, match="positive"):
         chain_codec.decode(zero_sender.SerializeToString())
-    assert chain_codec.decode(bad).updates[0].seq == 1
+    decoded = chain_codec.decode(bad)
+    assert isinstance(decoded, Forward) and decoded.updates[0].seq == 1
