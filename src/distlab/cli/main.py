@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "sim": "distlab.cli.sim",
     "mr": "distlab.cli.mr",
     "kv": "distlab.cli.kv",
+    "chain": "distlab.cli.chain",
     "bench": "distlab.cli.bench",
     "chaos": "distlab.cli.chaos",
     "test": "distlab.cli.jepsen",

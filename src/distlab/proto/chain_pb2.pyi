@@ -171,3 +171,15 @@ class ChainStatusResponse(_message.Message):
     sent: int
     applied: int
     def __init__(self, epoch: _Optional[int] = ..., chain: _Optional[_Iterable[int]] = ..., joining: _Optional[int] = ..., node: _Optional[int] = ..., role: _Optional[str] = ..., sent: _Optional[int] = ..., applied: _Optional[int] = ...) -> None: ...
+
+class ChainSubmitRequest(_message.Message):
+    __slots__ = ("command",)
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    command: bytes
+    def __init__(self, command: _Optional[bytes] = ...) -> None: ...
+
+class ChainSubmitResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: bytes
+    def __init__(self, result: _Optional[bytes] = ...) -> None: ...

@@ -49,6 +49,11 @@ class ChainStub:
                 request_serializer=distlab_dot_proto_dot_chain__pb2.ChainStatusRequest.SerializeToString,
                 response_deserializer=distlab_dot_proto_dot_chain__pb2.ChainStatusResponse.FromString,
                 _registered_method=True)
+        self.Submit = channel.unary_unary(
+                '/distlab.v1.Chain/Submit',
+                request_serializer=distlab_dot_proto_dot_chain__pb2.ChainSubmitRequest.SerializeToString,
+                response_deserializer=distlab_dot_proto_dot_chain__pb2.ChainSubmitResponse.FromString,
+                _registered_method=True)
 
 
 class ChainServicer:
@@ -72,6 +77,13 @@ class ChainServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Submit(self, request, context):
+        """Between nodes: a replica's command for the master.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChainServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +101,11 @@ def add_ChainServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=distlab_dot_proto_dot_chain__pb2.ChainStatusRequest.FromString,
                     response_serializer=distlab_dot_proto_dot_chain__pb2.ChainStatusResponse.SerializeToString,
+            ),
+            'Submit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Submit,
+                    request_deserializer=distlab_dot_proto_dot_chain__pb2.ChainSubmitRequest.FromString,
+                    response_serializer=distlab_dot_proto_dot_chain__pb2.ChainSubmitResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +189,33 @@ class Chain:
             '/distlab.v1.Chain/Status',
             distlab_dot_proto_dot_chain__pb2.ChainStatusRequest.SerializeToString,
             distlab_dot_proto_dot_chain__pb2.ChainStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Submit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/distlab.v1.Chain/Submit',
+            distlab_dot_proto_dot_chain__pb2.ChainSubmitRequest.SerializeToString,
+            distlab_dot_proto_dot_chain__pb2.ChainSubmitResponse.FromString,
             options,
             channel_credentials,
             insecure,

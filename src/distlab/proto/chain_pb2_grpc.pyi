@@ -40,6 +40,8 @@ class ChainStub:
     Write: _grpc.UnaryUnaryMultiCallable[_chain_pb2.ChainWriteRequest, _chain_pb2.ChainWriteResponse]
     Read: _grpc.UnaryUnaryMultiCallable[_chain_pb2.ChainReadRequest, _chain_pb2.ChainReadResponse]
     Status: _grpc.UnaryUnaryMultiCallable[_chain_pb2.ChainStatusRequest, _chain_pb2.ChainStatusResponse]
+    Submit: _grpc.UnaryUnaryMultiCallable[_chain_pb2.ChainSubmitRequest, _chain_pb2.ChainSubmitResponse]
+    """Between nodes: a replica's command for the master."""
 
 @_typing.type_check_only
 class ChainAsyncStub(ChainStub):
@@ -47,6 +49,8 @@ class ChainAsyncStub(ChainStub):
     Write: _aio.UnaryUnaryMultiCallable[_chain_pb2.ChainWriteRequest, _chain_pb2.ChainWriteResponse]  # type: ignore[assignment]
     Read: _aio.UnaryUnaryMultiCallable[_chain_pb2.ChainReadRequest, _chain_pb2.ChainReadResponse]  # type: ignore[assignment]
     Status: _aio.UnaryUnaryMultiCallable[_chain_pb2.ChainStatusRequest, _chain_pb2.ChainStatusResponse]  # type: ignore[assignment]
+    Submit: _aio.UnaryUnaryMultiCallable[_chain_pb2.ChainSubmitRequest, _chain_pb2.ChainSubmitResponse]  # type: ignore[assignment]
+    """Between nodes: a replica's command for the master."""
 
 class ChainServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -69,5 +73,13 @@ class ChainServicer(metaclass=_abc_1.ABCMeta):
         request: _chain_pb2.ChainStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_chain_pb2.ChainStatusResponse, _abc.Awaitable[_chain_pb2.ChainStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Submit(
+        self,
+        request: _chain_pb2.ChainSubmitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_chain_pb2.ChainSubmitResponse, _abc.Awaitable[_chain_pb2.ChainSubmitResponse]]:
+        """Between nodes: a replica's command for the master."""
 
 def add_ChainServicer_to_server(servicer: ChainServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -8,13 +8,32 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
-from distlab.proto import admin_pb2, admin_pb2_grpc, kv_pb2, kv_pb2_grpc, peer_pb2, peer_pb2_grpc
+from distlab.proto import (
+    admin_pb2,
+    admin_pb2_grpc,
+    chain_pb2,
+    chain_pb2_grpc,
+    kv_pb2,
+    kv_pb2_grpc,
+    peer_pb2,
+    peer_pb2_grpc,
+)
+from distlab.protocols.chain import ChainMaster, ChainReplica, ReplicaConfig, recover
+from distlab.runtime.chain.driver import ChainDriver
+from distlab.runtime.chain.node_ports import (
+    CHAIN_GROUP,
+    CHAIN_PEER_CODEC,
+    NodeMasterPort,
+    WalChainStorage,
+)
 from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
+from distlab.runtime.grpc.chain import ChainCollector, ChainServicer
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.grpc.kv import KVServicer, Shard
 from distlab.runtime.host.driver import Timing
@@ -49,7 +68,8 @@ class StartupError(Exception):
 
 def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
                machines: Sequence[StateMachine],
-               on_failure: Callable[[BaseException], None]) -> Host:
+               on_failure: Callable[[BaseException], None],
+               chain_master: StateMachine | None = None) -> Host:
     """One group of the configured engine per machine, each on its share of `stores`, routed
     through `router`.
 
@@ -69,13 +89,16 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     for index, machine in enumerate(machines):
         group_stores = stores.group(index)
         transport = partial(GroupTransport, peer, codec, index)
+        # Group 0 keeps the chain's master beside its KV shard.
+        master = chain_master if index == 0 else None
         group: RaftGroup | PaxosGroup
         if paxos:
             group = PaxosGroup.build(
                 node_id=config.node_id, group=index, voters=voters,
                 storage=PaxosDurableStorage(group_stores.log, group_stores.stable,
                                             group_stores.snapshots, shared_sync, voters),
-                machine=machine, addresses=addresses, transport=transport,
+                machine=machine, addresses=addresses, chain_master=master,
+                transport=transport,
                 clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
                 timing=PaxosTiming(driver=driver_timing,
                                    election_ticks=config.raft_election_ticks))
@@ -84,7 +107,8 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                 node_id=config.node_id, group=index, voters=voters,
                 storage=DurableStorage(group_stores.log, group_stores.stable,
                                        group_stores.snapshots, shared_sync),
-                machine=machine, addresses=addresses, transport=transport,
+                machine=machine, addresses=addresses, chain_master=master,
+                transport=transport,
                 clock=LoopClock(), rng=random.Random(), on_failure=on_failure,
                 timing=RaftTiming(driver=driver_timing,
                                   election_ticks=config.raft_election_ticks))
@@ -102,6 +126,40 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     return Host(config.node_id, config.engine, groups, addresses, peer)
 
 
+def group_driver(host: Host, group: int) -> Any:
+    """The driver of `group` (its replicated log, state machine and status)."""
+    hosted = host.groups[group]
+    assert isinstance(hosted, RaftGroup | PaxosGroup)
+    return hosted.driver
+
+
+def build_chain_replica(config: NodeConfig, host: Host, peer: PeerTransport,
+                        router: PeerRouter, channels: PeerChannels,
+                        on_failure: Callable[[BaseException], None]) -> ChainDriver:
+    """The node's chain replica, restored from its log, its messages routed through `router`.
+
+    Raises ValueError when its records cannot be read back."""
+    storage = WalChainStorage(config.data_dir / "chain")
+    try:
+        stored = recover(storage.records())
+    except ValueError:
+        storage.close()
+        raise
+    group0 = group_driver(host, 0)
+    holder: list[ChainDriver] = []
+    driver = ChainDriver(
+        node_id=config.node_id,
+        core=ChainReplica(ReplicaConfig(config.node_id), stored),
+        storage=storage,
+        transport=GroupTransport(peer, CHAIN_PEER_CODEC, CHAIN_GROUP,
+                                 lambda node, ok: holder[0].report_snapshot(node, ok)),
+        master=NodeMasterPort(config.node_id, group0, channels),
+        clock=LoopClock(), tick_seconds=config.raft_tick_ms / 1000, on_failure=on_failure)
+    holder.append(driver)
+    GroupReceiver(config.node_id, CHAIN_PEER_CODEC, driver.deliver).register(router, CHAIN_GROUP)
+    return driver
+
+
 class Node:
     """The wiring of one member's services; protocol logic lives in the instances it hosts."""
 
@@ -109,6 +167,9 @@ class Node:
         self.config = config
         self.host: Host | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
+        # The chain's initial configuration is the cluster every member starts from.
+        self.chain_master = ChainMaster(config.cluster)
+        self.chain: ChainDriver | None = None
         self.failed = asyncio.Event()
         self._server: Server | None = None
 
@@ -142,11 +203,14 @@ class Node:
         server.on_stop(peer.close)
         try:
             self.host = host = build_host(config, stores, peer, router, self.machines,
-                                          self._on_group_failure)
-        except ValueError as error:
+                                          self._on_group_failure, self.chain_master)
+            self.chain = chain = build_chain_replica(config, host, peer, router, channels,
+                                                     self._on_group_failure)
+        except (ValueError, StorageError) as error:
             await server.stop()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error
         server.on_stop(host.stop)
+        server.on_stop(chain.stop)
 
         server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
                            admin_pb2_grpc.add_AdminServicer_to_server,
@@ -165,12 +229,17 @@ class Node:
                            KVServicer(shards, unsafe_stale_reads=config.unsafe_stale_reads))
         server.add_collector(GroupStatusCollector(config.engine, lambda: [
             (group.group, group.status()) for group in host.groups]))
+        server.add_service(chain_pb2.DESCRIPTOR.services_by_name["Chain"],
+                           chain_pb2_grpc.add_ChainServicer_to_server,
+                           ChainServicer(chain, group_driver(host, 0), host.addresses.get))
+        server.add_collector(ChainCollector(chain))
         try:
             await server.start()
         except ConfigError:
             await server.stop()
             raise
         host.start()
+        chain.start()
         log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
                  config.node_id, config.listen, config.metrics, config.groups, config.engine)
 
