@@ -23,7 +23,13 @@ from distlab.proto import (
     peer_pb2,
     peer_pb2_grpc,
 )
-from distlab.protocols.chain import ChainMaster, ChainReplica, ReplicaConfig, recover
+from distlab.protocols.chain import (
+    ChainMaster,
+    ChainReplica,
+    LeaseMonitor,
+    ReplicaConfig,
+    recover,
+)
 from distlab.runtime.chain.driver import ChainDriver
 from distlab.runtime.chain.node_ports import (
     CHAIN_GROUP,
@@ -126,6 +132,13 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     return Host(config.node_id, config.engine, groups, addresses, peer)
 
 
+# A replica serves reads for 8 ticks after asking for a renewal (0.4 s at the default 50 ms
+# tick); the master removes one silent for 40 ticks: five times longer, more than the worst
+# disagreement in rate of two clocks that keep within a factor of two of each other.
+CHAIN_LEASE_TICKS = 8
+CHAIN_REMOVAL_TICKS = 40
+
+
 def group_driver(host: Host, group: int) -> Any:
     """The driver of `group` (its replicated log, state machine and status)."""
     hosted = host.groups[group]
@@ -149,12 +162,13 @@ def build_chain_replica(config: NodeConfig, host: Host, peer: PeerTransport,
     holder: list[ChainDriver] = []
     driver = ChainDriver(
         node_id=config.node_id,
-        core=ChainReplica(ReplicaConfig(config.node_id), stored),
+        core=ChainReplica(ReplicaConfig(config.node_id, lease_ticks=CHAIN_LEASE_TICKS), stored),
         storage=storage,
         transport=GroupTransport(peer, CHAIN_PEER_CODEC, CHAIN_GROUP,
                                  lambda node, ok: holder[0].report_snapshot(node, ok)),
         master=NodeMasterPort(config.node_id, group0, channels),
-        clock=LoopClock(), tick_seconds=config.raft_tick_ms / 1000, on_failure=on_failure)
+        clock=LoopClock(), tick_seconds=config.raft_tick_ms / 1000,
+        monitor=LeaseMonitor(CHAIN_REMOVAL_TICKS), on_failure=on_failure)
     holder.append(driver)
     GroupReceiver(config.node_id, CHAIN_PEER_CODEC, driver.deliver).register(router, CHAIN_GROUP)
     return driver

@@ -27,12 +27,13 @@ from typing import Any
 from distlab.apps.kv import KVStateMachine
 from distlab.check import Verdict
 from distlab.core.ids import NodeId
+from distlab.core.replicated_log import StateMachine
 from distlab.runtime.host.driver import Timing
 from distlab.sim import faults
 from distlab.sim.faults import Fault, FaultKind, FaultMix
 from distlab.sim.network import PRESETS, RELIABLE, NetworkConditions
 from distlab.sim.workload import KVWorkload, Workload, WorkloadSettings
-from distlab.sim.world import Engine, MachineFactory, NodeSettings, SimulationFailure, World
+from distlab.sim.world import Engine, NodeSettings, SimulationFailure, World
 
 CLUSTER_SIZES = (3, 5, 7)
 CHAOS_MS = 2_500.0
@@ -78,8 +79,8 @@ class ProtocolSpec:
     make_workload: Callable[[World, Random, WorkloadSettings], Workload] = KVWorkload
     # How to hunt each planted bug, where the default runs would take long to show it.
     tuning: Mapping[str, Tuning] = field(default_factory=dict)
-    # The state machine of every group (by default the KV store), given the initial voters.
-    make_machine: Callable[[frozenset[NodeId]], MachineFactory] | None = None
+    # The chain's master for group 0 (beside the KV store), given the initial voters.
+    chain_master: Callable[[frozenset[NodeId]], StateMachine] | None = None
     # How many groups a run may draw (one of these, by seed).
     group_choices: tuple[int, ...] = (1, 2, 2, 3)
     # The protocol's own weights for the shared fault kinds.
@@ -275,8 +276,9 @@ def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False
     world = World(
         seed=plan.seed, nodes=plan.nodes, groups=plan.groups,
         make_engine=lambda w: spec.make_engine(w, plan.options),
-        make_machine=(spec.make_machine(voters) if spec.make_machine is not None
-                      else lambda node, group: KVStateMachine()),
+        make_machine=lambda node, group: KVStateMachine(),
+        make_chain_master=(None if spec.chain_master is None
+                           else functools.partial(spec.chain_master, voters)),
         timing=spec.timing(plan.options), settings=plan.node_settings,
         conditions=plan.conditions, trace=trace, replay_hint=plan.replay_command())
     world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "

@@ -165,6 +165,7 @@ class World:
         make_engine: Callable[[World], Engine],
         make_machine: MachineFactory,
         timing: Timing,
+        make_chain_master: Callable[[], StateMachine] | None = None,
         settings: Sequence[NodeSettings] | None = None,
         conditions: NetworkConditions = RELIABLE,
         trace: bool = False,
@@ -186,6 +187,8 @@ class World:
         self.rng = Random(f"world/{seed}")
         self.voters = frozenset(NodeId(i) for i in range(1, nodes + 1))
         self._make_machine = make_machine
+        # Group 0 keeps the chain's master beside its state machine, as a node's does.
+        self._make_chain_master = make_chain_master
         # Instances beside the groups, and the network channels (ids from `groups` up) their
         # messages travel on: an engine registers them as it is built.
         self.services: list[NodeService] = []
@@ -349,7 +352,10 @@ class World:
                 instance = self.engine.start_instance(
                     node_id, group, self._bootstrap[node_id], recovered.records.get(group, ()),
                     recovered.snapshots.get(group), Random(self.rng.getrandbits(64)))
-                hosted = HostedMachine(self._make_machine(node_id, group), self.addresses)
+                master = (self._make_chain_master()
+                          if group == 0 and self._make_chain_master is not None else None)
+                hosted = HostedMachine(self._make_machine(node_id, group), self.addresses,
+                                       master)
                 if instance.snapshot_data is not None:
                     hosted.restore(instance.snapshot_data)
                 for kind, body in instance.startup_records:

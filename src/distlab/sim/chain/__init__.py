@@ -14,7 +14,7 @@ from distlab.sim.chain.engine import ChainEngine, ChainOptions
 from distlab.sim.chain.workload import ChainWorkload
 from distlab.sim.raft.engine import RaftOptions
 from distlab.sim.workload import WorkloadSettings
-from distlab.sim.world import MachineFactory, World
+from distlab.sim.world import World
 
 TICK_SECONDS = 0.025
 READ_MODES = ("cr", "craq")
@@ -38,8 +38,8 @@ def timing(options: ChainOptions) -> Timing:
     return Timing(tick_seconds=TICK_SECONDS)
 
 
-def make_machine(voters: frozenset[NodeId]) -> MachineFactory:
-    return lambda node, group: ChainMaster(voters)
+def chain_master(voters: frozenset[NodeId]) -> ChainMaster:
+    return ChainMaster(voters)
 
 
 def make_workload(world: World, rng: Random, settings: WorkloadSettings) -> ChainWorkload:
@@ -69,7 +69,7 @@ SPEC = harness.ProtocolSpec(
     bugs=BUG_CATALOGUE,
     tuning=TUNING,
     make_workload=make_workload,
-    make_machine=make_machine,
+    chain_master=chain_master,
     group_choices=(1,),
     variants={"read-mode": (READ_MODES, _read_mode)},
 )

@@ -33,6 +33,7 @@ from distlab.protocols.chain import (
 from distlab.protocols.chain import describe as describe_chain
 from distlab.protocols.chain import is_request as chain_is_request
 from distlab.runtime.chain.driver import ChainDriver
+from distlab.runtime.host.machine import chain_master_command
 from distlab.sim.chain.invariants import ChainInvariants, InvariantViolation
 from distlab.sim.disk import Record, Recovered, SimDisk
 from distlab.sim.network import AddressedMessageKinds
@@ -106,7 +107,7 @@ class SimMasterPort:
         driver = self._world.driver(node, 0)
         if driver is None:
             return None
-        return cast(ChainMaster, driver.machine.machine)
+        return cast(ChainMaster, driver.machine.chain_master)
 
     async def submit(self, command: bytes) -> bytes:
         world = self._world
@@ -130,7 +131,7 @@ class SimMasterPort:
                 target = None
                 continue
             try:
-                return await driver.propose(command)
+                return await driver.propose_envelope(chain_master_command(command))
             except NotLeader as error:
                 target = error.leader_id or None
 

@@ -116,7 +116,7 @@ class ChainWorkload:
             driver = self.world.driver(node, 0)
             if driver is None:
                 continue
-            config: ChainConfig = driver.machine.machine.config  # type: ignore[attr-defined]
+            config: ChainConfig = driver.machine.chain_master.config  # type: ignore[union-attr]
             if best is None or config.epoch > best.epoch:
                 best = config
         return best
