@@ -52,6 +52,9 @@ class NodeConfig:
     groups: int = 1
     # The consensus engine of every replicated group.
     engine: str = "raft"
+    # UNSAFE, for testing the tester only (DISTLAB_UNSAFE_DIRTY_READS=1): the chain replica
+    # answers CRAQ reads of dirty keys with its newest version instead of asking the tail.
+    unsafe_dirty_reads: bool = False
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -112,8 +115,11 @@ def load_node_config(
     if join and engine != "raft":
         raise ConfigError(f"JOIN: ENGINE={engine} groups have fixed members; only raft "
                           "groups take new members")
+    dirty_reads = parse_flag(merged.get("DISTLAB_UNSAFE_DIRTY_READS", ""),
+                             "DISTLAB_UNSAFE_DIRTY_READS")
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
-                      election_ticks, snapshot_entries, stale_reads, groups, engine)
+                      election_ticks, snapshot_entries, stale_reads, groups, engine,
+                      dirty_reads)
 
 
 def parse_flag(text: str, what: str) -> bool:

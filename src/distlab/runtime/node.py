@@ -159,10 +159,15 @@ def build_chain_replica(config: NodeConfig, host: Host, peer: PeerTransport,
         storage.close()
         raise
     group0 = group_driver(host, 0)
+    planted = frozenset({"dirty-read"}) if config.unsafe_dirty_reads else frozenset()
+    if planted:
+        log.warning("DISTLAB_UNSAFE_DIRTY_READS is set: CRAQ reads of dirty keys answer "
+                    "uncommitted versions (for testing the tester only)")
     holder: list[ChainDriver] = []
     driver = ChainDriver(
         node_id=config.node_id,
-        core=ChainReplica(ReplicaConfig(config.node_id, lease_ticks=CHAIN_LEASE_TICKS), stored),
+        core=ChainReplica(ReplicaConfig(config.node_id, lease_ticks=CHAIN_LEASE_TICKS,
+                                        planted_bugs=planted), stored),
         storage=storage,
         transport=GroupTransport(peer, CHAIN_PEER_CODEC, CHAIN_GROUP,
                                  lambda node, ok: holder[0].report_snapshot(node, ok)),

@@ -37,6 +37,7 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 LEADER_WAIT_SECONDS = 30.0
 CHECK_MEMORY_BYTES = 1024 * 2**20
 STALE_READS_VARIABLE = "DISTLAB_UNSAFE_STALE_READS"
+DIRTY_READS_VARIABLE = "DISTLAB_UNSAFE_DIRTY_READS"
 
 EXIT_STATUS = {Verdict.LINEARIZABLE: 0, Verdict.NOT_LINEARIZABLE: 1, Verdict.UNKNOWN: 3}
 
@@ -65,6 +66,10 @@ class RunSettings:
     addresses: Mapping[NodeId, Address] | None = None
     compose: bool = False
     compose_project: str | None = None
+    # The store under test: the KV store ("kv") or the chain ("chain", read at the tail or,
+    # with read_mode "craq", at any replica).
+    system: str = "kv"
+    read_mode: str = "cr"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -88,6 +93,9 @@ class RunSettings:
             "read_from_any": self.read_from_any,
             "seed": self.seed,
             "unsafe_stale_reads": os.environ.get(STALE_READS_VARIABLE, "") not in ("", "0"),
+            "system": self.system,
+            "read_mode": self.read_mode if self.system == "chain" else None,
+            "unsafe_dirty_reads": os.environ.get(DIRTY_READS_VARIABLE, "") not in ("", "0"),
         }
 
 
@@ -198,7 +206,7 @@ class _Run:
                                  settings.time_limit)
         workload_rng = Random(f"{settings.seed}/workload")
         clients = Clients(self.addresses, settings.operation_timeout, settings.read_from_any,
-                          workload_rng)
+                          workload_rng, settings.system, settings.read_mode)
         recorder = HistoryRecorder(self.history_path)
         workload = Workload(recorder, clients, settings.mix, key_names(settings.keys),
                             settings.rate, settings.concurrency, workload_rng)
