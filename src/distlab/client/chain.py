@@ -54,6 +54,8 @@ class ChainClient:
     def __init__(self, members: Mapping[NodeId, str]) -> None:
         self._members = dict(members)
         self._channels: dict[NodeId, grpc.aio.Channel] = {}
+        # The chain as last learned; forgotten whenever a replica refuses or fails.
+        self._chain: tuple[int, ...] | None = None
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
@@ -79,9 +81,12 @@ class ChainClient:
 
         return list(await asyncio.gather(*(one(node) for node in sorted(self._members))))
 
-    async def _newest(self) -> ReplicaStatus | None:
-        answered = [row for row in await self.status() if row.health == "up" and row.chain]
-        return max(answered, key=lambda row: row.epoch) if answered else None
+    async def _current_chain(self) -> tuple[int, ...] | None:
+        if self._chain is None:
+            answered = [row for row in await self.status() if row.health == "up" and row.chain]
+            if answered:
+                self._chain = max(answered, key=lambda row: row.epoch).chain
+        return self._chain
 
     async def put(self, key: bytes, value: bytes, timeout: float = 10.0) -> int:
         """The write's sequence number once the tail applied it."""
@@ -91,8 +96,8 @@ class ChainClient:
         while time.monotonic() < deadline:
             target = hint
             if target is None:
-                newest = await self._newest()
-                target = NodeId(newest.chain[0]) if newest is not None else None
+                chain = await self._current_chain()
+                target = NodeId(chain[0]) if chain else None
             hint = None
             if target is None or target not in self._members:
                 await asyncio.sleep(BACKOFF_SECONDS)
@@ -102,6 +107,7 @@ class ChainClient:
                     chain_pb2.ChainWriteRequest(key=key, value=value),
                     timeout=min(ATTEMPT_SECONDS, max(0.1, deadline - time.monotonic())))
             except grpc.aio.AioRpcError as error:
+                self._chain = None
                 code = error.code()
                 last = f"node {target}: {error.details()}"
                 if code == grpc.StatusCode.FAILED_PRECONDITION:
@@ -124,9 +130,8 @@ class ChainClient:
         while time.monotonic() < deadline:
             target = node
             if target is None:
-                newest = await self._newest()
-                if newest is not None:
-                    chain = newest.chain
+                chain = await self._current_chain()
+                if chain:
                     target = NodeId(chain[-1] if mode == "cr" else random.choice(chain))
             if target is None or target not in self._members:
                 await asyncio.sleep(BACKOFF_SECONDS)
@@ -136,6 +141,7 @@ class ChainClient:
                     chain_pb2.ChainReadRequest(key=key, mode=MODES[mode]),
                     timeout=min(ATTEMPT_SECONDS, max(0.1, deadline - time.monotonic())))
             except grpc.aio.AioRpcError as error:
+                self._chain = None
                 last = f"node {target}: {error.details()}"
                 if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
                     raise Definite(last) from error
