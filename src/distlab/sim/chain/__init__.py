@@ -53,6 +53,12 @@ def _read_mode(options: ChainOptions, value: str) -> ChainOptions:
 
 
 TUNING = {
+    # An older configuration reaches a replica when its node's copy of the master lags the
+    # answer a renewal brought from the leader: many reconfigurations (crashes, restarts,
+    # cut-off replicas) and a slow network.
+    "stale-epoch-accepted": harness.Tuning(
+        weights={"crash": 10, "restart": 14, "isolate-leader": 8, "partition": 8},
+        networks=("unreliable", "long-reordering")),
     # A dirty read needs CRAQ reads of keys with writes in flight.
     "dirty-read": harness.Tuning(
         options=lambda options: replace(options, read_mode="craq"),
