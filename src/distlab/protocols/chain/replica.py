@@ -22,7 +22,7 @@ master removed has stopped answering before a new chain can commit without it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from distlab.core.ids import NodeId
 from distlab.protocols.chain import durable
@@ -144,10 +144,12 @@ class _Query:
 
 
 @dataclass(slots=True)
-class _Counters:
+class Counters:
+    """Messages refused: of an older epoch, or otherwise out of place (a newer epoch not yet
+    known here, a sender that is not this replica's neighbour)."""
+
     refused_stale: int = 0
     refused_other: int = 0
-    reads: dict[str, int] = field(default_factory=dict)
 
 
 class ChainReplica:
@@ -184,7 +186,7 @@ class ChainReplica:
         self._queries: dict[int, _Query] = {}
         self._next_query = 1
         self._upstream_quiet = 0
-        self.counters = _Counters()
+        self.counters = Counters()
         self._persist: list[tuple[int, bytes]] = []
         self._messages: list[Message] = []
         self._replies: list[Reply] = []
@@ -581,11 +583,9 @@ class ChainReplica:
     # ------------------------------------------------------------------ answers
 
     def _answer_read(self, request: int, version: tuple[int, bytes] | None, how: str) -> None:
-        self.counters.reads[how] = self.counters.reads.get(how, 0) + 1
         seq, value = version if version is not None else (0, None)
         self._replies.append(Reply(request, Outcome.OK, value, seq, how))
 
     def _answer_read_failure(self, request: int, why: str) -> None:
-        self.counters.reads["failed"] = self.counters.reads.get("failed", 0) + 1
         self._replies.append(Reply(request, Outcome.NOT_SERVING, why=why))
 

@@ -155,6 +155,12 @@ class ChainCollector(Collector):
                                 value=core.sent)
         yield GaugeMetricFamily("distlab_chain_applied", "Updates known applied at the tail.",
                                 value=core.committed)
+        refused = CounterMetricFamily("distlab_chain_messages_refused",
+                                      "Peer messages the replica refused, by reason.",
+                                      labels=["reason"])
+        refused.add_metric(["stale-epoch"], core.counters.refused_stale)
+        refused.add_metric(["other"], core.counters.refused_other)
+        yield refused
         yield CounterMetricFamily("distlab_chain_reconfigurations",
                                   "Configurations this replica moved to.",
                                   value=self._replica.reconfigurations)

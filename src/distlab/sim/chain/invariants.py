@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 
 from distlab.core.ids import NodeId
-from distlab.protocols.chain import ChainConfig, ChainReplica, Outcome, Ready
+from distlab.protocols.chain import ROLES, ChainConfig, ChainReplica, Outcome, Ready
 
 
 class InvariantViolation(AssertionError):
@@ -85,7 +85,7 @@ class ChainInvariants:
         config = core.chain
         members = [cores[node] for node in config.chain
                    if node in cores and cores[node].epoch == config.epoch
-                   and not cores[node].must_join]
+                   and ROLES[cores[node].role].member and not cores[node].must_join]
         for predecessor, successor in itertools.pairwise(members):
             if config.successor(predecessor.node_id) != successor.node_id:
                 continue
