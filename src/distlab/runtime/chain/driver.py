@@ -9,6 +9,10 @@ its replicated log), so the simulator runs this very code on virtual time.
 
 On the node that leads the master's group it also runs the master's failure detector
 (`LeaseMonitor`), which proposes the removal of replicas that stopped renewing.
+
+Tracing: a traced write gets a `chain.write` span at the head, from arrival to answer, and
+every message that carries its update down the chain (and the acknowledgement that comes
+back for it) travels in its trace, so each hop's send and receipt are spans of it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError, OutcomeUnknown
 from distlab.protocols.chain import (
+    Ack,
     ChainConfig,
     ChainReplica,
+    Forward,
     LeaseMonitor,
     MasterCall,
     MasterRequest,
@@ -42,6 +51,7 @@ from distlab.protocols.chain import (
 from distlab.runtime.host.ports import Clock, Timer, Transport
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 INBOX_LIMIT = 10_000
 # A call to the master that takes longer than this is given up (and made again later).
@@ -96,7 +106,8 @@ class _Inputs:
     messages: collections.deque[Any] = field(default_factory=collections.deque)
     configs: list[ChainConfig] = field(default_factory=list)
     leases: list[int] = field(default_factory=list)
-    writes: list[tuple[bytes, bytes, asyncio.Future[Reply]]] = field(default_factory=list)
+    writes: list[tuple[bytes, bytes, asyncio.Future[Reply], otel_context.Context | None]] = \
+        field(default_factory=list)
     reads: list[tuple[bytes, ReadMode, asyncio.Future[Reply]]] = field(default_factory=list)
 
 
@@ -134,6 +145,8 @@ class ChainDriver:
         self._calls: dict[str, asyncio.Task[None]] = {}
         self.failed: BaseException | None = None
         self.reconfigurations = 0
+        # The trace each traced update travels in, by sequence number, until it commits.
+        self._traces: dict[int, otel_context.Context] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -170,6 +183,12 @@ class ChainDriver:
     def deliver(self, message: Any) -> bool:
         if len(self._inputs.messages) >= INBOX_LIMIT:
             return False
+        if isinstance(message, Forward) and message.updates \
+                and trace.get_current_span().is_recording():
+            # The transport's receive span of a traced update: the next hop continues it.
+            current = otel_context.get_current()
+            for update in message.updates:
+                self._traces.setdefault(update.seq, current)
         self._inputs.messages.append(message)
         self._wake.set()
         return True
@@ -184,9 +203,17 @@ class ChainDriver:
         """Write at the head; returns the write's sequence number once the tail applied it.
         Raises ChainRefused (definite) or OutcomeUnknown."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._inputs.writes.append((key, value, future))
-        self._wake.set()
-        return (await future).seq
+        if not trace.get_current_span().is_recording():
+            self._inputs.writes.append((key, value, future, None))
+            self._wake.set()
+            return (await future).seq
+        with tracer.start_as_current_span("chain.write",
+                                          attributes={"chain.node": self.node_id}) as span:
+            self._inputs.writes.append((key, value, future, otel_context.get_current()))
+            self._wake.set()
+            reply = await future
+            span.set_attribute("chain.seq", reply.seq)
+            return reply.seq
 
     async def read(self, key: bytes, mode: ReadMode) -> ReadResult:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -237,8 +264,10 @@ class ChainDriver:
             core.step(inputs.messages.popleft())
         if inputs.writes:
             writes, inputs.writes = inputs.writes, []
-            for key, value, future in writes:
-                self._take(future, core.write, key, value)
+            for key, value, future, traced in writes:
+                seq = self._take(future, core.write, key, value)
+                if seq is not None and traced is not None:
+                    self._traces[seq] = traced
         if inputs.reads:
             reads, inputs.reads = inputs.reads, []
             for key, mode, future in reads:
@@ -254,30 +283,50 @@ class ChainDriver:
                      self.core.role.value)
 
     def _take(self, future: asyncio.Future[Reply], hand: Callable[..., Any], *args: Any
-              ) -> None:
+              ) -> Any:
         if future.done():
-            return
+            return None
         request = self._next_request
         self._next_request += 1
         try:
-            hand(request, *args)
+            result = hand(request, *args)
         except Problem as problem:
             future.set_exception(ChainRefused(problem.outcome, str(problem), problem.hint))
-            return
+            return None
         self._pending[request] = future
+        return result
 
     async def _handle_ready(self, ready: Ready) -> None:
         if ready.persist:
             await self._storage.persist(ready.persist)
         for message in ready.messages:
-            self._transport.send(message, None)
+            self._transport.send(message, self._trace_of(message))
         for reply in ready.replies:
             self._answer(reply)
         for request in ready.master:
             self._ask_master(request)
         self.core.advance()
+        if self._traces:
+            committed = self.core.committed
+            for seq in [seq for seq in self._traces if seq <= committed]:
+                del self._traces[seq]
         if self.observer is not None:
             self.observer(self.core, ready)
+
+    def _trace_of(self, message: Any) -> otel_context.Context | None:
+        """The trace a message travels in: that of the first traced update it carries, or
+        (an acknowledgement) of the update it acknowledges."""
+        if not self._traces:
+            return None
+        if isinstance(message, Forward):
+            for update in message.updates:
+                traced = self._traces.get(update.seq)
+                if traced is not None:
+                    return traced
+            return None
+        if isinstance(message, Ack):
+            return self._traces.get(message.received)
+        return None
 
     def _answer(self, reply: Reply) -> None:
         future = self._pending.pop(reply.request, None)
@@ -295,7 +344,7 @@ class ChainDriver:
         for future in pending.values():
             if not future.done():
                 future.set_exception(error)
-        for _, _, future in self._inputs.writes:
+        for _, _, future, _ in self._inputs.writes:
             if not future.done():
                 future.set_exception(error)
         for _, _, future in self._inputs.reads:
