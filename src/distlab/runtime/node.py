@@ -186,8 +186,9 @@ class Node:
         self.config = config
         self.host: Host | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
-        # The chain's initial configuration is the cluster every member starts from.
-        self.chain_master = ChainMaster(config.cluster)
+        # The chain's initial configuration is the cluster every member starts from; a member
+        # that joins later has none of its own (it learns the chain from group 0).
+        self.chain_master = ChainMaster(() if config.join else config.cluster)
         self.chain: ChainDriver | None = None
         self.failed = asyncio.Event()
         self._server: Server | None = None

@@ -52,3 +52,10 @@ def test_snapshot_restores_the_same_state_and_bad_commands_are_answered() -> Non
     assert copy.config == master.config and copy.renewals == master.renewals
     _, outcome = decode_result(master.apply(3, b"not json"))
     assert outcome == "malformed command"
+
+
+def test_a_member_that_joins_later_starts_from_no_chain() -> None:
+    master = ChainMaster([])
+    assert master.config.epoch == 0 and master.config.chain == ()
+    master.restore(ChainMaster([N1, N2]).snapshot())
+    assert master.config.chain == (N1, N2) and master.config.epoch == 1

@@ -70,10 +70,13 @@ def decode_result(result: bytes) -> tuple[ChainConfig, str]:
 
 
 class ChainMaster:
-    """Implements `StateMachine`; starts with every initial replica in the chain, epoch 1."""
+    """Implements `StateMachine`; starts with every initial replica in the chain, epoch 1 (or,
+    with none, at epoch 0 with an empty chain: a member that joins a running cluster learns
+    the chain from the group, never from its own start-up list)."""
 
     def __init__(self, initial: Iterable[NodeId]) -> None:
-        self.config = ChainConfig(1, tuple(sorted(initial)))
+        chain = tuple(sorted(initial))
+        self.config = ChainConfig(1 if chain else 0, chain)
         self.renewals: dict[NodeId, int] = {}
         # Replicas that asked to join while another was joining, in order.
         self.waiting: list[NodeId] = []

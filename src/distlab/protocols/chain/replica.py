@@ -250,6 +250,8 @@ class ChainReplica:
     def configure(self, config: ChainConfig) -> None:
         """The master's configuration (from a renewal's answer, or the node's copy of the
         master): adopted if newer, refused if older."""
+        if config == self.chain:
+            return
         if config.epoch < self.epoch and not self._bugs.stale_epoch_accepted:
             self.counters.refused_stale += 1
             return
