@@ -32,6 +32,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
 
 async def chain_of(client: ChainClient) -> tuple[int, tuple[int, ...], int]:
     rows = [row for row in await client.status(1.0) if row.health == "up" and row.chain]
+    if not rows:  # the master has not set the first chain up yet
+        return 0, (), 0
     newest = max(rows, key=lambda row: row.epoch)
     return newest.epoch, newest.chain, newest.joining
 

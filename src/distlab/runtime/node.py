@@ -173,7 +173,11 @@ def build_chain_replica(config: NodeConfig, host: Host, peer: PeerTransport,
                                  lambda node, ok: holder[0].report_snapshot(node, ok)),
         master=NodeMasterPort(config.node_id, group0, channels),
         clock=LoopClock(), tick_seconds=config.raft_tick_ms / 1000,
-        monitor=LeaseMonitor(CHAIN_REMOVAL_TICKS), on_failure=on_failure)
+        # The first chain is the cluster the members started from; a member that joined
+        # later proposes none (it is not in it).
+        monitor=LeaseMonitor(CHAIN_REMOVAL_TICKS,
+                             () if config.join else tuple(sorted(config.cluster))),
+        on_failure=on_failure)
     holder.append(driver)
     GroupReceiver(config.node_id, CHAIN_PEER_CODEC, driver.deliver).register(router, CHAIN_GROUP)
     return driver
@@ -186,9 +190,7 @@ class Node:
         self.config = config
         self.host: Host | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
-        # The chain's initial configuration is the cluster every member starts from; a member
-        # that joins later has none of its own (it learns the chain from group 0).
-        self.chain_master = ChainMaster(() if config.join else config.cluster)
+        self.chain_master = ChainMaster()
         self.chain: ChainDriver | None = None
         self.failed = asyncio.Event()
         self._server: Server | None = None

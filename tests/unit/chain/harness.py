@@ -15,6 +15,7 @@ from distlab.protocols.chain import (
     ReplicaConfig,
     Reply,
     decode_result,
+    init_command,
     join_command,
     promote_command,
     recover,
@@ -27,7 +28,8 @@ class Cluster:
     def __init__(self, size: int, bugs: Iterable[str] = ()) -> None:
         self.ids = [NodeId(i) for i in range(1, size + 1)]
         self.bugs = frozenset(bugs)
-        self.master = ChainMaster(self.ids)
+        self.master = ChainMaster()
+        self.master.apply(0, init_command(self.ids))
         self.disks: dict[NodeId, list[tuple[int, bytes]]] = {node: [] for node in self.ids}
         self.replicas: dict[NodeId, ChainReplica] = {}
         self.queue: deque[Message] = deque()

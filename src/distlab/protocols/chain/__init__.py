@@ -12,6 +12,7 @@ from distlab.protocols.chain.durable import StoredReplica, recover
 from distlab.protocols.chain.master import (
     ChainMaster,
     decode_result,
+    init_command,
     join_command,
     promote_command,
     remove_command,
@@ -49,6 +50,6 @@ __all__ = [
     "ChainReplica", "Duties", "Forward", "LeaseMonitor", "MasterCall", "MasterRequest",
     "Message", "Outcome", "Problem", "ReadMode", "Ready", "ReplicaConfig", "Reply", "Role",
     "StateTransfer", "StoredReplica", "Update", "VersionQuery", "VersionReply",
-    "decode_result", "describe", "is_request", "join_command", "promote_command", "recover",
-    "remove_command", "renew_command", "role_in",
+    "decode_result", "describe", "init_command", "is_request", "join_command",
+    "promote_command", "recover", "remove_command", "renew_command", "role_in",
 ]

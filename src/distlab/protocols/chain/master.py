@@ -3,6 +3,9 @@
 It holds the configuration (the chain's order, the replica joining as the new tail, the
 epoch that numbers them) and a count of each replica's lease renewals. Its commands:
 
+- `init(nodes)`: the first chain, every initial member in id order, at epoch 1 (taken only
+  at epoch 0: every member, those that join later too, starts from the same empty state and
+  learns the chain from the log);
 - `renew(node)`: a replica's lease renewal; answered with the configuration;
 - `remove(node, renewals)`: taken only if the replica has not renewed since the remover
   saw `renewals` (so a renewal that raced the removal wins), and never the chain's last
@@ -26,10 +29,15 @@ from typing import Any
 from distlab.core.ids import NodeId
 from distlab.protocols.chain.messages import ChainConfig
 
+INIT = "init"
 RENEW = "renew"
 REMOVE = "remove"
 JOIN = "join"
 PROMOTE = "promote"
+
+
+def init_command(nodes: Iterable[NodeId]) -> bytes:
+    return _encode({"op": INIT, "node": 0, "nodes": sorted(int(node) for node in nodes)})
 
 
 def renew_command(node: NodeId) -> bytes:
@@ -70,13 +78,10 @@ def decode_result(result: bytes) -> tuple[ChainConfig, str]:
 
 
 class ChainMaster:
-    """Implements `StateMachine`; starts with every initial replica in the chain, epoch 1 (or,
-    with none, at epoch 0 with an empty chain: a member that joins a running cluster learns
-    the chain from the group, never from its own start-up list)."""
+    """Implements `StateMachine`; starts at epoch 0 with no chain, until `init`."""
 
-    def __init__(self, initial: Iterable[NodeId]) -> None:
-        chain = tuple(sorted(initial))
-        self.config = ChainConfig(1 if chain else 0, chain)
+    def __init__(self) -> None:
+        self.config = ChainConfig(0, ())
         self.renewals: dict[NodeId, int] = {}
         # Replicas that asked to join while another was joining, in order.
         self.waiting: list[NodeId] = []
@@ -89,6 +94,8 @@ class ChainMaster:
             node = NodeId(int(body["node"]))
         except (ValueError, KeyError, TypeError):
             return self._answer("malformed command")
+        if op == INIT:
+            return self._answer(self._init(body.get("nodes", [])))
         if op == RENEW:
             self.renewals[node] = self.renewals.get(node, 0) + 1
             return self._answer("ok")
@@ -99,6 +106,18 @@ class ChainMaster:
         if op == PROMOTE:
             return self._answer(self._promote(node, int(body.get("epoch", -1))))
         return self._answer(f"unknown operation {op!r}")
+
+    def _init(self, nodes: list[Any]) -> str:
+        if self.config.epoch != 0:
+            return "the chain is set up already"
+        try:
+            chain = tuple(sorted({NodeId(int(node)) for node in nodes}))
+        except (ValueError, TypeError):
+            return "malformed command"
+        if not chain or any(node <= 0 for node in chain):
+            return "a chain needs members"
+        self._move_to(ChainConfig(1, chain))
+        return "ok"
 
     def _remove(self, node: NodeId, renewals: int) -> str:
         if self.renewals.get(node, 0) != renewals:
@@ -120,6 +139,8 @@ class ChainMaster:
 
     def _join(self, node: NodeId) -> str:
         config = self.config
+        if config.epoch == 0:
+            return "the chain is not set up yet"
         if node == config.joining:
             return "ok"
         if config.chain == (node,):

@@ -16,13 +16,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from distlab.core.ids import NodeId
-from distlab.protocols.chain.master import remove_command
+from distlab.protocols.chain.master import init_command, remove_command
 from distlab.protocols.chain.messages import ChainConfig
 
 
 class LeaseMonitor:
-    def __init__(self, removal_ticks: int = 60) -> None:
+    """`initial`: the members of the first chain, which the leader proposes while the master
+    has none (a node that joined a running cluster has none to propose)."""
+
+    def __init__(self, removal_ticks: int = 60, initial: tuple[NodeId, ...] = ()) -> None:
         self.removal_ticks = removal_ticks
+        self.initial = initial
         self._leading = False
         # node -> (renewal count last seen, ticks since it changed)
         self._seen: dict[NodeId, tuple[int, int]] = {}
@@ -37,6 +41,8 @@ class LeaseMonitor:
         if not self._leading:
             self._leading = True
             self._seen.clear()
+        if config.epoch == 0:
+            return [init_command(self.initial)] if self.initial else []
         watched = [*config.chain, *([config.joining] if config.joining is not None else [])]
         for node in list(self._seen):
             if node not in watched:

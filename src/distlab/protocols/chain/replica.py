@@ -226,7 +226,7 @@ class ChainReplica:
         duties = ROLES[self.role]
         if self.ticks % self._config.renew_ticks == 0:
             self._ask_master(MasterCall.RENEW)
-            if self.must_join or self.role is Role.OUT:
+            if self.must_join:
                 self._ask_master(MasterCall.JOIN)
             elif self.role is Role.JOINING and self._transferred and self.synced:
                 self._ask_master(MasterCall.PROMOTE)
@@ -250,8 +250,8 @@ class ChainReplica:
     def configure(self, config: ChainConfig) -> None:
         """The master's configuration (from a renewal's answer, or the node's copy of the
         master): adopted if newer, refused if older."""
-        if config == self.chain:
-            return
+        if config == self.chain or not config.chain:
+            return  # the same, or the master before its first chain
         if config.epoch < self.epoch and not self._bugs.stale_epoch_accepted:
             self.counters.refused_stale += 1
             return

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -397,19 +398,19 @@ class ChainDriver:
             return
         for command in self._monitor.tick(self._master.leads(), config,
                                           self._master.renewals()):
-            if "remove" not in self._calls:
-                task = asyncio.create_task(self._remove(command),
-                                           name=f"chain-{self.node_id}-remove")
-                self._track("remove", task)
+            if "monitor" not in self._calls:
+                task = asyncio.create_task(self._monitor_call(command),
+                                           name=f"chain-{self.node_id}-monitor")
+                self._track("monitor", task)
 
-    async def _remove(self, command: bytes) -> None:
+    async def _monitor_call(self, command: bytes) -> None:
         try:
             async with asyncio.timeout(MASTER_CALL_SECONDS):
                 result = await self._master.submit(command)
         except (EngineError, TimeoutError):
             return
         config, outcome = decode_result(result)
-        log.info("node %d: lease expired, removal: %s (epoch %d: %s)", self.node_id, outcome,
-                 config.epoch, list(config.chain))
+        log.info("node %d: the master's %s: %s (epoch %d: %s)", self.node_id,
+                 json.loads(command)["op"], outcome, config.epoch, list(config.chain))
         self._inputs.configs.append(config)
         self._wake.set()

@@ -39,7 +39,7 @@ def timing(options: ChainOptions) -> Timing:
 
 
 def chain_master(voters: frozenset[NodeId]) -> ChainMaster:
-    return ChainMaster(voters)
+    return ChainMaster()
 
 
 def make_workload(world: World, rng: Random, settings: WorkloadSettings) -> ChainWorkload:
@@ -57,7 +57,8 @@ TUNING = {
     # answer a renewal brought from the leader: many reconfigurations (crashes, restarts,
     # cut-off replicas) and a slow network.
     "stale-epoch-accepted": harness.Tuning(
-        weights={"crash": 10, "restart": 14, "isolate-leader": 8, "partition": 8},
+        weights={"crash": 10, "restart": 14, "isolate-leader": 8, "partition": 8,
+                 "crash-leader": 8},
         networks=("unreliable", "long-reordering")),
     # A dirty read needs CRAQ reads of keys with writes in flight.
     "dirty-read": harness.Tuning(

@@ -200,7 +200,7 @@ class ChainEngine:
                                    self.message_sent),
             master=SimMasterPort(world, node), clock=sim_node.clock,
             tick_seconds=self.tick_seconds,
-            monitor=LeaseMonitor(self.options.removal_ticks),
+            monitor=LeaseMonitor(self.options.removal_ticks, tuple(sorted(world.voters))),
             on_failure=world.on_failure_of(node, CHAIN_INSTANCE),
             observer=self._observer(node))
         self.replicas[node] = driver

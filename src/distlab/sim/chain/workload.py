@@ -117,7 +117,7 @@ class ChainWorkload:
             if driver is None:
                 continue
             config: ChainConfig = driver.machine.chain_master.config  # type: ignore[union-attr]
-            if best is None or config.epoch > best.epoch:
+            if config.chain and (best is None or config.epoch > best.epoch):
                 best = config
         return best
 
