@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from distlab.ops.local_cluster import free_loopback_ports
-from distlab.proto import admin_pb2, kv_pb2, peer_pb2, txn_pb2
+from distlab.proto import admin_pb2, chain_pb2, kv_pb2, peer_pb2, txn_pb2
 from tests.support import distlab_command, run_distlab, wait_for
 
 
@@ -139,7 +139,8 @@ def ask_reflection_v1(channel: grpc.Channel, *requests: reflection_pb2.ServerRef
 def test_node_serves_reflection_v1_listing_every_distlab_service(
     running_node: subprocess.Popen[str], ports: list[int]
 ) -> None:
-    node_services = {service.full_name for module in (admin_pb2, kv_pb2, peer_pb2, txn_pb2)
+    node_services = {service.full_name for module in (admin_pb2, chain_pb2, kv_pb2, peer_pb2,
+                                                        txn_pb2)
                      for service in module.DESCRIPTOR.services_by_name.values()}
     with grpc.insecure_channel(f"127.0.0.1:{ports[0]}") as channel:
         (listing,) = ask_reflection_v1(

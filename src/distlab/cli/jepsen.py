@@ -104,6 +104,12 @@ def register(subparsers: Any) -> None:
     work.add_argument("--mix", default=DEFAULT_MIX, metavar="MIX",
                       help=f"relative weights of get, put, append, cas, delete "
                            f"(default {DEFAULT_MIX})")
+    work.add_argument("--system", choices=("kv", "chain"), default="kv",
+                      help="the store under test: the KV store on the groups (default) or "
+                           "the chain (get and put only)")
+    work.add_argument("--read-mode", choices=("cr", "craq"), default="cr",
+                      help="with --system chain: reads at the tail (cr, default) or at any "
+                           "replica (craq)")
     work.add_argument("--op-timeout", type=_positive, default=5.0, metavar="S",
                       help="time budget of one operation, retries included (default 5)")
     work.add_argument("--read-from-any", action="store_true",
@@ -182,6 +188,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     if addresses is not None and args.engine is not None:
         raise common.UsageError("--engine sets up a cluster the test starts; a running "
                                 "cluster keeps its own engine")
+    if args.read_mode != "cr" and args.system != "chain":
+        raise common.UsageError("--read-mode is for --system chain")
     if args.concurrency < 1:
         raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.keys < 1:
@@ -189,10 +197,16 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     if args.participants == "groups":
         raise common.UsageError("--participants groups is not available yet; use "
                                 "--participants nodes")
+    if args.workload == "bank" and args.system != "kv":
+        raise common.UsageError("--workload bank moves money in transactions over the "
+                                "nodes; it does not run on --system chain")
     if args.workload == "bank" and args.accounts < 2:
         raise common.UsageError(f"--accounts must be at least 2, got {args.accounts}")
     try:
-        mix = parse_mix(args.mix)
+        if args.system == "chain":
+            mix = parse_mix(CHAIN_MIX if args.mix == DEFAULT_MIX else args.mix, ("get", "put"))
+        else:
+            mix = parse_mix(args.mix)
         faults = parse_nemesis(args.nemesis or ("partition" if external else DEFAULT_FAULTS))
         schedule = plan_schedule(faults, args.nemesis_interval, args.time_limit)
     except (MixError, ScheduleError) as error:
@@ -220,7 +234,12 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         read_from_any=args.read_from_any, seed=seed, nodes=args.nodes, groups=args.groups,
         engine=args.engine or "raft", data_dir=args.data_dir, addresses=addresses,
         compose=args.compose, compose_project=args.project, workload=args.workload,
-        protocol=args.protocol, accounts=args.accounts)
+        protocol=args.protocol, accounts=args.accounts, system=args.system,
+        read_mode=args.read_mode)
+
+
+# The chain stores values with put and reads them with get; nothing else.
+CHAIN_MIX = "get=0.5,put=0.5"
 
 
 def elapsed_prefix() -> Callable[[], str]:

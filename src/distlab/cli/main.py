@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "mr": "distlab.cli.mr",
     "kv": "distlab.cli.kv",
     "txn": "distlab.cli.txn",
+    "chain": "distlab.cli.chain",
     "bench": "distlab.cli.bench",
     "chaos": "distlab.cli.chaos",
     "test": "distlab.cli.jepsen",

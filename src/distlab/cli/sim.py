@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
     for family in FAMILIES:
         parser.add_argument(f"--no-{family}-faults", action="store_true",
                             help=f"draw no {family} faults")
+    parser.add_argument("--read-mode", choices=("cr", "craq"),
+                        help="chain: read at the tail (cr) or at any replica (craq); "
+                             "default: chosen by seed")
     parser.add_argument("--keep-unsynced", action="store_true",
                         help="disks never lose what was written but not fsynced")
     txn = parser.add_argument_group("transactions (txn)")
@@ -106,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
     mix = FaultMix(network=not args.no_network_faults, disk=not args.no_disk_faults,
                    clock=not args.no_clock_faults, lose_unsynced=not args.keep_unsynced)
     bugs = frozenset(args.bug)
+    args.variants = {}
+    if args.read_mode is not None:
+        if "read-mode" not in spec.variants:
+            raise UsageError(f"--read-mode is for chain, not {spec.name}")
+        args.variants["read-mode"] = args.read_mode
     if args.seed is not None:
         return _run_one(spec, args, bugs, mix)
     return _run_sweep(spec, args, bugs, mix)
@@ -115,7 +123,7 @@ def _run_one(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: frozens
              mix: FaultMix) -> int:
     trace = not args.no_trace and not args.shrink
     plan = harness.plan_run(spec, args.seed, args.nodes, bugs=bugs, mix=mix,
-                            chaos_ms=args.chaos_ms)
+                            chaos_ms=args.chaos_ms, variants=args.variants)
     with contextlib.ExitStack() as stack:
         vclock_log = None
         if args.vclock_log is not None:
@@ -162,7 +170,8 @@ def _run_sweep(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: froze
 
         report = harness.sweep(spec, seeds, args.nodes, bugs=bugs, mix=mix,
                                stop_after_failures=1 if bugs or args.shrink else None,
-                               chaos_ms=args.chaos_ms, jobs=args.jobs, on_result=show)
+                               chaos_ms=args.chaos_ms, jobs=args.jobs, on_result=show,
+                               variants=args.variants)
     wall_seconds = time.monotonic() - started
     results, failures = report.results, report.failures
     rate = len(results) / wall_seconds if wall_seconds > 0 else 0.0
@@ -190,7 +199,7 @@ def _run_sweep(spec: harness.ProtocolSpec, args: argparse.Namespace, bugs: froze
             print(f"no run failed with {', '.join(sorted(bugs))} planted")
     if failures and args.shrink:
         plan = harness.plan_run(spec, failures[0].seed, args.nodes, bugs=bugs, mix=mix,
-                                chaos_ms=args.chaos_ms)
+                                chaos_ms=args.chaos_ms, variants=args.variants)
         return _shrink(spec, plan, failures[0], args)
     if failures:
         return EXIT_CHECK_FAILED
@@ -225,7 +234,7 @@ def _shrink(spec: harness.ProtocolSpec, plan: harness.RunPlan, result: RunResult
 def _replay(spec: harness.ProtocolSpec, result: RunResult, args: argparse.Namespace,
             bugs: frozenset[str], mix: FaultMix) -> str:
     plan = harness.plan_run(spec, result.seed, args.nodes, bugs=bugs, mix=mix,
-                            chaos_ms=args.chaos_ms)
+                            chaos_ms=args.chaos_ms, variants=args.variants)
     return plan.replay_command()
 
 

@@ -62,6 +62,9 @@ class NodeConfig:
     # CLOCK_SKEW_UNSAFE=1.
     truetime_epsilon: Epsilon = DEFAULT_EPSILON
     clock_skew_ms: float = 0.0
+    # UNSAFE, for testing the tester only (DISTLAB_UNSAFE_DIRTY_READS=1): the chain replica
+    # answers CRAQ reads of dirty keys with its newest version instead of asking the tail.
+    unsafe_dirty_reads: bool = False
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -125,9 +128,12 @@ def load_node_config(
     vclock_text = (merged.get("VCLOCK_LOG") or "").strip()
     vclock_log = Path(vclock_text) if vclock_text else None
     epsilon, skew_ms = parse_truetime(merged)
+    dirty_reads = parse_flag(merged.get("DISTLAB_UNSAFE_DIRTY_READS", ""),
+                             "DISTLAB_UNSAFE_DIRTY_READS")
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
                       election_ticks, snapshot_entries, stale_reads, groups, engine,
-                      vclock_log, epsilon, skew_ms)
+                      vclock_log=vclock_log, truetime_epsilon=epsilon, clock_skew_ms=skew_ms,
+                      unsafe_dirty_reads=dirty_reads)
 
 
 def parse_truetime(merged: Mapping[str, str]) -> tuple[Epsilon, float]:

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 from distlab.apps.kv import KVStateMachine
 from distlab.core.ids import NodeId
@@ -17,6 +18,8 @@ from distlab.core.truetime import NS_PER_MS, TrueTime
 from distlab.proto import (
     admin_pb2,
     admin_pb2_grpc,
+    chain_pb2,
+    chain_pb2_grpc,
     kv_pb2,
     kv_pb2_grpc,
     peer_pb2,
@@ -24,11 +27,26 @@ from distlab.proto import (
     txn_pb2,
     txn_pb2_grpc,
 )
+from distlab.protocols.chain import (
+    ChainMaster,
+    ChainReplica,
+    LeaseMonitor,
+    ReplicaConfig,
+    recover,
+)
 from distlab.protocols.multipaxos import describe as describe_paxos
 from distlab.protocols.raft import describe as describe_raft
 from distlab.protocols.txn import CorruptTxnRecord
+from distlab.runtime.chain.driver import ChainDriver
+from distlab.runtime.chain.node_ports import (
+    CHAIN_GROUP,
+    CHAIN_PEER_CODEC,
+    NodeMasterPort,
+    WalChainStorage,
+)
 from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
+from distlab.runtime.grpc.chain import ChainCollector, ChainServicer
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.grpc.kv import KVServicer, Shard
 from distlab.runtime.grpc.txn import TxnServicer
@@ -73,7 +91,8 @@ def node_clock(config: NodeConfig) -> LoopClock:
 def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
                machines: Sequence[StateMachine],
                on_failure: Callable[[BaseException], None],
-               clock: LoopClock | None = None) -> Host:
+               clock: LoopClock | None = None,
+               chain_master: StateMachine | None = None) -> Host:
     """One group of the configured engine per machine, each on its share of `stores`, routed
     through `router`, on `clock` (by default, `node_clock(config)`).
 
@@ -98,13 +117,16 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     for index, machine in enumerate(machines):
         group_stores = stores.group(index)
         transport = partial(GroupTransport, peer, codec, index)
+        # Group 0 keeps the chain's master beside its KV shard.
+        master = chain_master if index == 0 else None
         group: RaftGroup | PaxosGroup
         if paxos:
             group = PaxosGroup.build(
                 node_id=config.node_id, group=index, voters=voters,
                 storage=PaxosDurableStorage(group_stores.log, group_stores.stable,
                                             group_stores.snapshots, shared_sync, voters),
-                machine=machine, addresses=addresses, transport=transport,
+                machine=machine, addresses=addresses, chain_master=master,
+                transport=transport,
                 clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=PaxosTiming(driver=driver_timing,
                                    election_ticks=config.raft_election_ticks))
@@ -113,7 +135,8 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                 node_id=config.node_id, group=index, voters=voters,
                 storage=DurableStorage(group_stores.log, group_stores.stable,
                                        group_stores.snapshots, shared_sync),
-                machine=machine, addresses=addresses, transport=transport,
+                machine=machine, addresses=addresses, chain_master=master,
+                transport=transport,
                 clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=RaftTiming(driver=driver_timing,
                                   election_ticks=config.raft_election_ticks))
@@ -131,6 +154,59 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     return Host(config.node_id, config.engine, groups, addresses, peer)
 
 
+# A replica serves reads for 8 ticks after asking for a renewal (0.4 s at the default 50 ms
+# tick); the master removes one silent for 40 ticks: five times longer, more than the worst
+# disagreement in rate of two clocks that keep within a factor of two of each other.
+CHAIN_LEASE_TICKS = 8
+CHAIN_REMOVAL_TICKS = 40
+
+
+def group_driver(host: Host, group: int) -> Any:
+    """The driver of `group` (its replicated log, state machine and status)."""
+    hosted = host.groups[group]
+    assert isinstance(hosted, RaftGroup | PaxosGroup)
+    return hosted.driver
+
+
+def build_chain_replica(config: NodeConfig, host: Host, peer: PeerTransport,
+                        router: PeerRouter, channels: PeerChannels,
+                        on_failure: Callable[[BaseException], None],
+                        clock: LoopClock) -> ChainDriver:
+    """The node's chain replica on the node's `clock`, restored from its log, its messages
+    routed through `router`.
+
+    Raises ValueError when its records cannot be read back."""
+    storage = WalChainStorage(config.data_dir / "chain")
+    try:
+        stored = recover(storage.records())
+    except ValueError:
+        storage.close()
+        raise
+    group0 = group_driver(host, 0)
+    planted = frozenset({"dirty-read"}) if config.unsafe_dirty_reads else frozenset()
+    if planted:
+        log.warning("DISTLAB_UNSAFE_DIRTY_READS is set: CRAQ reads of dirty keys answer "
+                    "uncommitted versions (for testing the tester only)")
+    holder: list[ChainDriver] = []
+    driver = ChainDriver(
+        node_id=config.node_id,
+        core=ChainReplica(ReplicaConfig(config.node_id, lease_ticks=CHAIN_LEASE_TICKS,
+                                        planted_bugs=planted), stored),
+        storage=storage,
+        transport=GroupTransport(peer, CHAIN_PEER_CODEC, CHAIN_GROUP,
+                                 lambda node, ok: holder[0].report_snapshot(node, ok)),
+        master=NodeMasterPort(config.node_id, group0, channels),
+        clock=clock, tick_seconds=config.raft_tick_ms / 1000,
+        # The first chain is the cluster the members started from; a member that joined
+        # later proposes none (it is not in it).
+        monitor=LeaseMonitor(CHAIN_REMOVAL_TICKS,
+                             () if config.join else tuple(sorted(config.cluster))),
+        on_failure=on_failure)
+    holder.append(driver)
+    GroupReceiver(config.node_id, CHAIN_PEER_CODEC, driver.deliver).register(router, CHAIN_GROUP)
+    return driver
+
+
 class Node:
     """The wiring of one member's services; protocol logic lives in the instances it hosts."""
 
@@ -143,6 +219,8 @@ class Node:
         # The wall clock through the node's Clock port; the sawtooth's phase on the process's
         # monotonic clock, which the metrics thread can read too (the loop's is the loop's).
         self.truetime = TrueTime(self.clock.wall_ns, time.monotonic, config.truetime_epsilon)
+        self.chain_master = ChainMaster()
+        self.chain: ChainDriver | None = None
         self.failed = asyncio.Event()
         self._server: Server | None = None
 
@@ -184,11 +262,15 @@ class Node:
         server.on_stop(peer.close)
         try:
             self.host = host = build_host(config, stores, peer, router, self.machines,
-                                          self._on_group_failure, self.clock)
-        except ValueError as error:
+                                          self._on_group_failure, clock=self.clock,
+                                          chain_master=self.chain_master)
+            self.chain = chain = build_chain_replica(config, host, peer, router, channels,
+                                                     self._on_group_failure, self.clock)
+        except (ValueError, StorageError) as error:
             await server.stop()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error
         server.on_stop(host.stop)
+        server.on_stop(chain.stop)
         try:
             self.txn = txn = build_txn(config, stores, peer, router, self._on_group_failure)
         except CorruptTxnRecord as error:
@@ -217,6 +299,10 @@ class Node:
                            KVServicer(shards, unsafe_stale_reads=config.unsafe_stale_reads))
         server.add_collector(GroupStatusCollector(config.engine, lambda: [
             (group.group, group.status()) for group in host.groups]))
+        server.add_service(chain_pb2.DESCRIPTOR.services_by_name["Chain"],
+                           chain_pb2_grpc.add_ChainServicer_to_server,
+                           ChainServicer(chain, group_driver(host, 0), host.addresses.get))
+        server.add_collector(ChainCollector(chain))
         server.add_collector(TrueTimeCollector(self.truetime, self.clock.wall_skew_ns))
         if abs(config.clock_skew_ms) > config.truetime_epsilon.low_ms:
             log.warning("CLOCK_SKEW_MS %g is beyond TRUETIME_EPSILON_MS (%s), allowed by "
@@ -228,6 +314,7 @@ class Node:
             await server.stop()
             raise
         host.start()
+        chain.start()
         txn.start()
         log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
                  config.node_id, config.listen, config.metrics, config.groups, config.engine)

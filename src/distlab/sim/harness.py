@@ -27,6 +27,7 @@ from typing import Any
 from distlab.apps.kv import KVStateMachine
 from distlab.check import Verdict
 from distlab.core.ids import NodeId
+from distlab.core.replicated_log import StateMachine
 from distlab.runtime.host.driver import Timing
 from distlab.sim import faults
 from distlab.sim.faults import Fault, FaultKind, FaultMix
@@ -87,6 +88,13 @@ class ProtocolSpec:
                        tuple[RunResult, World]] | None = None
     # Whether `distlab sim` offers it by name (variants are reached through its options).
     listed: bool = True
+    # The chain's master for group 0 (beside the KV store), given the initial voters.
+    chain_master: Callable[[frozenset[NodeId]], StateMachine] | None = None
+    # How many groups a run may draw (one of these, by seed).
+    group_choices: tuple[int, ...] = (1, 2, 2, 3)
+    # Options a command line may fix (`--read-mode craq`): name -> (choices, apply).
+    variants: Mapping[str, tuple[tuple[str, ...], Callable[[Any, str], Any]]] = field(
+        default_factory=dict)
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {}
@@ -116,6 +124,7 @@ def protocols() -> list[ProtocolSpec]:
 
 def _load_builtin() -> None:
     # Each registers itself.
+    import distlab.sim.chain
     import distlab.sim.paxos
     import distlab.sim.raft
     import distlab.sim.txn  # noqa: F401
@@ -139,6 +148,7 @@ class RunPlan:
     schedule: tuple[Fault, ...]
     workload_seed: int
     start_gaps_ms: tuple[float, ...]
+    variants: tuple[tuple[str, str], ...] = ()
 
     def replay_command(self) -> str:
         bug = "".join(f" --bug {name}" for name in sorted(self.bugs))
@@ -146,8 +156,9 @@ class RunPlan:
                              if not getattr(self.mix, family))
         unsynced = "" if self.mix.lose_unsynced else " --keep-unsynced"
         chaos = "" if self.chaos_ms == CHAOS_MS else f" --chaos-ms {self.chaos_ms:g}"
+        fixed = "".join(f" --{name} {value}" for name, value in self.variants)
         return (f"distlab sim {self.protocol} --seed {self.seed} --nodes {self.nodes}"
-                f"{bug}{faults_off}{unsynced}{chaos}")
+                f"{fixed}{bug}{faults_off}{unsynced}{chaos}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +196,17 @@ def nodes_for_seed(seed: int) -> int:
 
 def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
              bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
-             chaos_ms: float = CHAOS_MS) -> RunPlan:
+             chaos_ms: float = CHAOS_MS, variants: Mapping[str, str] | None = None) -> RunPlan:
     """Draw a run's plan from its seed: the same arguments always give the same plan."""
     unknown = bugs - set(spec.bugs)
     if unknown:
         raise ValueError(f"unknown bug {sorted(unknown)[0]!r} for {spec.name}")
+    fixed = dict(variants or {})
+    for name, value in fixed.items():
+        if name not in spec.variants:
+            raise ValueError(f"{spec.name} has no option {name!r}")
+        if value not in spec.variants[name][0]:
+            raise ValueError(f"--{name} is one of {', '.join(spec.variants[name][0])}")
     size = nodes if nodes is not None else nodes_for_seed(seed)
     rng = Random(f"{spec.name}/{seed}/{size}")
     tunings = [spec.tuning[name] for name in sorted(bugs) if name in spec.tuning]
@@ -199,8 +216,10 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
     for tuning in tunings:
         if tuning.options is not None:
             options = tuning.options(options)
+    for name, value in sorted(fixed.items()):
+        options = spec.variants[name][1](options, value)
     options = spec.plant(options, bugs)
-    groups = rng.choice((1, 2, 2, 3))
+    groups = rng.choice(spec.group_choices)
     networks = [name for tuning in tunings for name in tuning.networks] or sorted(PRESETS)
     conditions = PRESETS[rng.choice(networks)]
     settings = []
@@ -221,7 +240,8 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
         options=options, bugs=bugs, conditions=conditions, node_settings=tuple(settings),
         workload=workload, mix=mix, schedule=tuple(schedule),
         workload_seed=rng.getrandbits(64),
-        start_gaps_ms=tuple(rng.uniform(0, 30.0) for _ in range(size)))
+        start_gaps_ms=tuple(rng.uniform(0, 30.0) for _ in range(size)),
+        variants=tuple(sorted(fixed.items())))
 
 
 def _draw_schedule(rng: Random, size: int, groups: int, chaos_ms: float, mix: FaultMix,
@@ -265,10 +285,13 @@ def execute(spec: ProtocolSpec, plan: RunPlan, *, trace: bool = False,
     message sent and received is written to it, with its vector clock, in ShiViz's format."""
     if spec.run_plan is not None:
         return spec.run_plan(plan, trace, vclock_log)
+    voters = frozenset(NodeId(i) for i in range(1, plan.nodes + 1))
     world = World(
         seed=plan.seed, nodes=plan.nodes, groups=plan.groups,
         make_engine=lambda w: spec.make_engine(w, plan.options),
         make_machine=lambda node, group: KVStateMachine(),
+        make_chain_master=(None if spec.chain_master is None
+                           else functools.partial(spec.chain_master, voters)),
         timing=spec.timing(plan.options), settings=plan.node_settings,
         conditions=plan.conditions, trace=trace, replay_hint=plan.replay_command(),
         vclock_log=vclock_log)
@@ -337,8 +360,10 @@ def _explain(result: Any) -> str:
 
 def run_seed(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
              bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
-             trace: bool = False, chaos_ms: float = CHAOS_MS) -> tuple[RunResult, World]:
-    plan = plan_run(spec, seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
+             trace: bool = False, chaos_ms: float = CHAOS_MS,
+             variants: Mapping[str, str] | None = None) -> tuple[RunResult, World]:
+    plan = plan_run(spec, seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms,
+                    variants=variants)
     return execute(spec, plan, trace=trace)
 
 
@@ -358,12 +383,14 @@ class SweepReport:
 def sweep(spec: ProtocolSpec, seeds: range, nodes: int | None = None, *,
           bugs: frozenset[str] = frozenset(), mix: FaultMix = ALL_FAULTS,
           stop_after_failures: int | None = None, chaos_ms: float = CHAOS_MS, jobs: int = 1,
-          on_result: Callable[[RunResult], None] | None = None) -> SweepReport:
+          on_result: Callable[[RunResult], None] | None = None,
+          variants: Mapping[str, str] | None = None) -> SweepReport:
     """Run every seed of `seeds` (in `jobs` processes), in seed order as far as results go:
     stopping after the first failures stops at the lowest failing seeds."""
     results = []
     failures = 0
-    for result in _results(spec, seeds, nodes, bugs, mix, chaos_ms, jobs):
+    fixed = tuple(sorted((variants or {}).items()))
+    for result in _results(spec, seeds, nodes, bugs, mix, chaos_ms, jobs, fixed):
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -374,8 +401,9 @@ def sweep(spec: ProtocolSpec, seeds: range, nodes: int | None = None, *,
 
 
 def _results(spec: ProtocolSpec, seeds: range, nodes: int | None, bugs: frozenset[str],
-             mix: FaultMix, chaos_ms: float, jobs: int) -> Iterator[RunResult]:
-    run = functools.partial(_run_registered, spec.name, nodes, bugs, mix, chaos_ms)
+             mix: FaultMix, chaos_ms: float, jobs: int, variants: tuple[tuple[str, str], ...]
+             ) -> Iterator[RunResult]:
+    run = functools.partial(_run_registered, spec.name, nodes, bugs, mix, chaos_ms, variants)
     if jobs <= 1 or len(seeds) <= 1:
         yield from map(run, seeds)
         return
@@ -390,6 +418,8 @@ def _results(spec: ProtocolSpec, seeds: range, nodes: int | None, bugs: frozense
 
 
 def _run_registered(name: str, nodes: int | None, bugs: frozenset[str], mix: FaultMix,
-                    chaos_ms: float, seed: int) -> RunResult:
-    result, _ = run_seed(protocol(name), seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms)
+                    chaos_ms: float, variants: tuple[tuple[str, str], ...], seed: int
+                    ) -> RunResult:
+    result, _ = run_seed(protocol(name), seed, nodes, bugs=bugs, mix=mix, chaos_ms=chaos_ms,
+                         variants=dict(variants))
     return result

@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 # The loggers of the code under simulation: their lines join the trace instead of stderr.
 HOST_LOGGER = "distlab.runtime.host"
-SIMULATED_LOGGERS = (HOST_LOGGER, "distlab.runtime.txn")
+SIMULATED_LOGGERS = (HOST_LOGGER, "distlab.runtime.txn", "distlab.runtime.chain")
 
 
 class SimulationFailure(AssertionError):
@@ -85,6 +85,16 @@ class Engine(EngineBase, Protocol):
 
 
 MachineFactory = Callable[[NodeId, int], StateMachine]
+
+
+class NodeService(Protocol):
+    """An instance a node hosts beside its groups (a chain replica): started after the
+    groups' drivers, from the same recovered disk, and stopped with them."""
+
+    def node_started(self, node: NodeId, recovered: Recovered, alive: Callable[[], bool],
+                     rng: Random) -> None: ...
+
+    def node_stopped(self, node: NodeId) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,7 @@ class World:
         make_engine: Callable[[World], EngineBase],
         make_machine: MachineFactory,
         timing: Timing,
+        make_chain_master: Callable[[], StateMachine] | None = None,
         settings: Sequence[NodeSettings] | None = None,
         conditions: NetworkConditions = RELIABLE,
         trace: bool = False,
@@ -194,6 +205,12 @@ class World:
         self.rng = Random(f"world/{seed}")
         self.voters = frozenset(NodeId(i) for i in range(1, nodes + 1))
         self._make_machine = make_machine
+        # Group 0 keeps the chain's master beside its state machine, as a node's does.
+        self._make_chain_master = make_chain_master
+        # Instances beside the groups, and the network channels (ids from `groups` up) their
+        # messages travel on: an engine registers them as it is built.
+        self.services: list[NodeService] = []
+        self.channels: dict[int, Callable[[NodeId], Any]] = {}
         self.engine = make_engine(self)
         note = self.note if trace else None
         # With a log, every message's send and receipt are events of its nodes' vector
@@ -359,6 +376,9 @@ class World:
         self.note(f"n{node_id} starts (incarnation {node.incarnation})")
         for driver in drivers:
             driver.start()
+        alive = node.alive_check()
+        for service in self.services:
+            service.node_started(node_id, recovered, alive, Random(self.rng.getrandbits(64)))
         return True
 
     @functools.cached_property
@@ -378,7 +398,10 @@ class World:
                 instance = engine.start_instance(
                     node_id, group, self._bootstrap[node_id], recovered.records.get(group, ()),
                     recovered.snapshots.get(group), Random(self.rng.getrandbits(64)))
-                hosted = HostedMachine(self._make_machine(node_id, group), self.addresses)
+                master = (self._make_chain_master()
+                          if group == 0 and self._make_chain_master is not None else None)
+                hosted = HostedMachine(self._make_machine(node_id, group), self.addresses,
+                                       master)
                 if instance.snapshot_data is not None:
                     hosted.restore(instance.snapshot_data)
                 for kind, body in instance.startup_records:
@@ -418,12 +441,20 @@ class World:
         drivers, node.drivers = node.drivers, []
         for group in range(self.groups):
             self.engine.instance_stopped(node_id, group)
+        for service in self.services:
+            service.node_stopped(node_id)
         for driver in drivers:
             self.loop.create_task(driver.stop())
 
     def restart(self, node_id: NodeId) -> bool:
         self.crash(node_id)
         return self.start(node_id)
+
+    def on_failure_of(self, node_id: NodeId, instance: int) -> Callable[[BaseException], None]:
+        """What an instance's driver calls when it fails: a failed fsync stops the node (the
+        process exits), anything else fails the run."""
+        node = self.nodes[node_id]
+        return self._on_failure_of(node, instance, node.incarnation)
 
     def _on_failure_of(self, node: SimNode, group: int, incarnation: int
                        ) -> Callable[[BaseException], None]:
@@ -445,6 +476,10 @@ class World:
         node = self.nodes.get(node_id)
         if node is None or not node.up:
             return None
+        if group >= self.groups:
+            # A channel of an instance beside the groups (a chain replica's).
+            channel = self.channels.get(group)
+            return channel(node_id) if channel is not None else None
         endpoint: Endpoint = node.drivers[group]
         return endpoint
 

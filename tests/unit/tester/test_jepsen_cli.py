@@ -32,6 +32,8 @@ def run_main(*args: str) -> int:
     (["--cluster", "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3", "--groups", "2"],
      "a running cluster keeps its own groups"),
     (["--engine", "zab"], "invalid choice: 'zab'"),
+    (["--read-mode", "craq"], "--read-mode is for --system chain"),
+    (["--system", "chain", "--mix", "get=1,append=1"], "unknown function 'append'"),
     (["--cluster", "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3", "--engine", "paxos"],
      "a running cluster keeps its own engine"),
     (["--concurrency", "0"], "--concurrency must be at least 1"),

@@ -48,6 +48,7 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 LEADER_WAIT_SECONDS = 30.0
 CHECK_MEMORY_BYTES = 1024 * 2**20
 STALE_READS_VARIABLE = "DISTLAB_UNSAFE_STALE_READS"
+DIRTY_READS_VARIABLE = "DISTLAB_UNSAFE_DIRTY_READS"
 
 EXIT_STATUS = {Verdict.LINEARIZABLE: 0, Verdict.NOT_LINEARIZABLE: 1, Verdict.UNKNOWN: 3}
 
@@ -80,6 +81,10 @@ class RunSettings:
     workload: str = "kv"
     protocol: str = "2pc"
     accounts: int = 5
+    # The store under test: the KV store ("kv") or the chain ("chain", read at the tail or,
+    # with read_mode "craq", at any replica).
+    system: str = "kv"
+    read_mode: str = "cr"
 
     def describe(self) -> dict[str, Any]:
         bank = ({"workload": "bank", "protocol": self.protocol, "participants": "nodes",
@@ -107,6 +112,9 @@ class RunSettings:
             "read_from_any": self.read_from_any,
             "seed": self.seed,
             "unsafe_stale_reads": os.environ.get(STALE_READS_VARIABLE, "") not in ("", "0"),
+            "system": self.system,
+            "read_mode": self.read_mode if self.system == "chain" else None,
+            "unsafe_dirty_reads": os.environ.get(DIRTY_READS_VARIABLE, "") not in ("", "0"),
         }
 
 
@@ -247,7 +255,8 @@ class _Run:
                 settings.rate, settings.concurrency, settings.operation_timeout, workload_rng)
         else:
             clients = Clients(self.addresses, settings.operation_timeout,
-                              settings.read_from_any, workload_rng)
+                              settings.read_from_any, workload_rng, settings.system,
+                              settings.read_mode)
             workload = Workload(recorder, clients, settings.mix, key_names(settings.keys),
                                 settings.rate, settings.concurrency, workload_rng)
         try:

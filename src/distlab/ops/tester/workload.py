@@ -15,11 +15,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from random import Random
+from typing import Any
 
 from distlab.check import HistoryRecorder
 from distlab.check.tester.mix import Mix
 from distlab.client import Definite, Indefinite, KVClient, KVError
 from distlab.core.ids import NodeId
+from distlab.ops.tester.chain_store import ChainStore
 from distlab.wire.addresses import Address
 
 CALL_TIMEOUT_SECONDS = 1.0
@@ -70,17 +72,25 @@ class Clients:
     plus one client per member for reads sent to a random member."""
 
     def __init__(self, addresses: Mapping[NodeId, Address], operation_timeout: float,
-                 read_from_any: bool, rng: Random) -> None:
+                 read_from_any: bool, rng: Random, system: str = "kv",
+                 read_mode: str = "cr") -> None:
         members = {node: str(address) for node, address in addresses.items()}
         self.operation_timeout = operation_timeout
+        self._rng = rng
+        self.writer: Any
+        self._readers: list[Any]
+        if system == "chain":
+            # The chain client picks the replica each read goes to (the tail, or any one).
+            self.writer = ChainStore(members, read_mode, operation_timeout)
+            self._readers = []
+            return
         self.writer = KVClient(members, call_timeout=CALL_TIMEOUT_SECONDS,
                                operation_timeout=operation_timeout)
         self._readers = [KVClient([address], call_timeout=CALL_TIMEOUT_SECONDS,
                                   operation_timeout=operation_timeout)
                          for address in members.values()] if read_from_any else []
-        self._rng = rng
 
-    def reader(self) -> KVClient:
+    def reader(self) -> Any:
         return self._rng.choice(self._readers) if self._readers else self.writer
 
     def overruns(self) -> list[str]:

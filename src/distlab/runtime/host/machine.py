@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 APP_COMMAND = b"A"
 MEMBER_ADDRESS = b"M"
+# A command of the chain's master, which group 0 keeps beside the application's state.
+CHAIN_MASTER = b"C"
 # Format 2 keeps only the recorded addresses ("recorded"); format 1 kept every address the
 # node knew ("addresses"), its start-up list included, and is still read.
 SNAPSHOT_FORMAT = 2
@@ -71,6 +73,10 @@ def app_command(command: bytes) -> bytes:
     return APP_COMMAND + command
 
 
+def chain_master_command(command: bytes) -> bytes:
+    return CHAIN_MASTER + command
+
+
 def member_address_record(node: NodeId, address: str) -> bytes:
     return MEMBER_ADDRESS + json.dumps({"id": int(node), "address": address}).encode()
 
@@ -78,14 +84,19 @@ def member_address_record(node: NodeId, address: str) -> bytes:
 class HostedMachine:
     """An application's state machine wrapped with the host's records (envelope, header)."""
 
-    def __init__(self, machine: StateMachine, addresses: AddressBook) -> None:
+    def __init__(self, machine: StateMachine, addresses: AddressBook,
+                 chain_master: StateMachine | None = None) -> None:
         self.machine = machine
         self.addresses = addresses
+        # Group 0's: the chain's configuration (its snapshot rides in the header).
+        self.chain_master = chain_master
 
     def apply(self, index: int, envelope: bytes) -> bytes:
         tag, body = envelope[:1], envelope[1:]
         if tag == APP_COMMAND:
             return self.machine.apply(index, body)
+        if tag == CHAIN_MASTER and self.chain_master is not None:
+            return self.chain_master.apply(index, body)
         if tag == MEMBER_ADDRESS:
             self._note_address(body)
         else:
@@ -102,10 +113,13 @@ class HostedMachine:
         self.addresses.learn(node, address)
 
     def snapshot(self) -> bytes:
-        header = json.dumps({
+        fields: dict[str, object] = {
             "format": SNAPSHOT_FORMAT,
             "recorded": {str(node): address for node, address in self.addresses.recorded()},
-        }).encode()
+        }
+        if self.chain_master is not None:
+            fields["chain_master"] = self.chain_master.snapshot().decode()
+        header = json.dumps(fields).encode()
         return len(header).to_bytes(4, "big") + header + self.machine.snapshot()
 
     def restore(self, data: bytes) -> None:
@@ -126,4 +140,7 @@ class HostedMachine:
             raise ValueError(f"snapshot header of format {found} lists no addresses")
         for node_text, address in addresses.items():
             learn(NodeId(int(node_text)), str(address))
+        chain_master = header.get("chain_master")
+        if self.chain_master is not None and isinstance(chain_master, str):
+            self.chain_master.restore(chain_master.encode())
         self.machine.restore(data[4 + size :])

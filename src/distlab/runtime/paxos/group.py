@@ -59,6 +59,7 @@ class PaxosGroup(DrivenGroup):
         storage: PaxosDurableStorage,
         machine: StateMachine,
         addresses: AddressBook,
+        chain_master: StateMachine | None = None,
         transport: TransportFactory,
         clock: Clock,
         rng: random.Random,
@@ -70,7 +71,7 @@ class PaxosGroup(DrivenGroup):
         Raises ValueError when the stored snapshot cannot be read.
         """
         timing = timing or PaxosTiming()
-        hosted = HostedMachine(machine, addresses)
+        hosted = HostedMachine(machine, addresses, chain_master)
         snapshot = storage.snapshot()
         if snapshot is not None:
             hosted.restore(snapshot.data)

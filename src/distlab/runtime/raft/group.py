@@ -63,6 +63,7 @@ class RaftGroup(DrivenGroup):
         storage: DurableStorage,
         machine: StateMachine,
         addresses: AddressBook,
+        chain_master: StateMachine | None = None,
         transport: TransportFactory,
         clock: Clock,
         rng: random.Random,
@@ -76,7 +77,7 @@ class RaftGroup(DrivenGroup):
         Raises ValueError when the stored snapshot cannot be read.
         """
         timing = timing or RaftTiming()
-        hosted = HostedMachine(machine, addresses)
+        hosted = HostedMachine(machine, addresses, chain_master)
         snapshot = storage.snapshot()
         if snapshot is not None:
             hosted.restore(snapshot.data)
