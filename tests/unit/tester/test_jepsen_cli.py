@@ -24,7 +24,7 @@ def run_main(*args: str) -> int:
     (["--nemesis", "kill,none"], "cannot be combined"),
     (["--time-limit", "5", "--nemesis-interval", "10"], "no fault fits"),
     (["--cluster", "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3", "--nemesis", "kill"],
-     "kill and pause need node processes"),
+     "kill, pause and txn-crash need node processes"),
     (["--cluster", "nonsense"], "--cluster"),
     (["--nodes", "0"], "--nodes must be between 1 and 9"),
     (["--nodes", "1", "--nemesis", "partition"], "at least 3 nodes"),
