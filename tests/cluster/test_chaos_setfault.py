@@ -39,10 +39,27 @@ def test_partition_groups_become_isolated_sets() -> None:
 
 
 def test_bad_usage_exits_2() -> None:
-    for args in (["partition", "1,2"], ["kill"], ["partition", "1", "9", "--cluster",
-                                                  "1=127.0.0.1:1,2=127.0.0.1:2"]):
+    two = "1=127.0.0.1:1,2=127.0.0.1:2"
+    for args in (["partition", "1,2"], ["kill"], ["partition", "1", "9", "--cluster", two],
+                 ["txn-fault", "1", "coordinator-crash-later", "--cluster", two],
+                 ["txn-fault", "coordinator", "--cluster", two],
+                 ["txn-fault", "9", "--cluster", two]):
         result = run_distlab("chaos", *args)
         assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+async def test_txn_fault_arms_a_node_and_disarms_it(cluster: LocalCluster) -> None:
+    spec = ",".join(f"{n}={node.address}" for n, node in cluster.nodes.items())
+    result = await asyncio.to_thread(run_distlab, "chaos", "txn-fault", "2",
+                                     "coordinator-crash-after-commit-logged",
+                                     "participant-vote-no", "--cluster", spec)
+    assert result.returncode == 0, result.stderr
+    assert ("node 2 armed with coordinator-crash-after-commit-logged, participant-vote-no"
+            in result.stdout)
+    result = await asyncio.to_thread(run_distlab, "chaos", "txn-fault", "2", "--cluster", spec)
+    assert result.returncode == 0, result.stderr
+    assert "node 2 has no transaction fault armed" in result.stdout
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@
 A test records its history with HistoryRecorder, one JSON line per event.
 """
 
-from distlab.check._bank import BankResult, BankVerdict, BlockedTxn, check_bank
+from distlab.check._bank import BankResult, BankVerdict, BlockedTxn, Outage, check_bank
 from distlab.check._checker import (
     ALL_KEYS,
     CheckResult,
@@ -65,6 +65,7 @@ __all__ = [
     "HistoryRecorder",
     "Model",
     "Operation",
+    "Outage",
     "Outcome",
     "PartitionReport",
     "Transaction",

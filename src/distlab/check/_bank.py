@@ -21,6 +21,11 @@ account (a missing account reads as null, counted 0). The checks:
   node counts a transaction's age in its own ticks from when it learned of it (or recovered
   it on restart), which never exceeds the real age: the comparison may miss a blocked
   transaction, never list one that is not.
+- Blocked while a node was down: at the heal of a crash the nemesis armed, before the
+  crashed node restarts, the survivors' unfinished transactions. Those the crashed node
+  coordinated, when it had been down for at least MIN_OUTAGE_SECONDS, could not be decided
+  without it (a 3PC participant that hears nothing decides with the others well within that
+  time; a 2PC participant that voted yes must wait for its coordinator).
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ EXPLANATION_BUDGET = 200_000
 
 Delta = tuple[int, ...]
 
+# How long a crashed coordinator must have been down before the transactions it left
+# unfinished count as blocked: several times what 3PC's termination protocol takes with
+# the nodes' default timeouts (about 1.2 s: in doubt 0.5 s, then collect and pre-decide).
+MIN_OUTAGE_SECONDS = 3.0
+
 
 class BankVerdict(enum.Enum):
     VALID = "valid"
@@ -53,12 +63,26 @@ class BlockedTxn:
     age_seconds: float
     participants: tuple[int, ...]  # the nodes that list it unfinished
     locks: tuple[str, ...]
+    when: str = "after the final heal"
+    observed_ns: int | None = None  # when it was listed, if not at the final status
 
     def describe(self) -> str:
         return (f"transaction {self.txn_id} {self.state} for {self.age_seconds:.1f} s on "
                 f"node{'s' if len(self.participants) != 1 else ''} "
-                f"{', '.join(str(n) for n in self.participants)} (coordinator "
+                f"{', '.join(str(n) for n in self.participants)} {self.when} (coordinator "
                 f"{self.coordinator or '?'}; locks {' '.join(self.locks) or 'none'})")
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A node that crashed and stayed down `down_seconds` (at least) before the nemesis
+    restarted it, and the unfinished transactions the other nodes listed just before (each
+    entry with its `node`)."""
+
+    node: int
+    down_seconds: float
+    unfinished: tuple[Mapping[str, Any], ...]
+    observed_ns: int = 0  # time.monotonic_ns() when the others were asked
 
 
 @dataclass(slots=True)
@@ -124,10 +148,12 @@ def _sub(a: Delta, b: Delta) -> Delta:
 def check_bank(history: TxnHistory, accounts: Sequence[str],
                final: Mapping[str, object] | None,
                unfinished: Iterable[Mapping[str, Any]] = (),
-               since_heal_seconds: float | None = None) -> BankResult:
+               since_heal_seconds: float | None = None,
+               outages: Iterable[Outage] = ()) -> BankResult:
     """Check a bank history. `final` is the read of every account after the heal (None when
     it could not be made); `unfinished` the entries of the Txn Status RPC after the heal,
-    each with its `node`; `since_heal_seconds` how long before that the final heal was."""
+    each with its `node`; `since_heal_seconds` how long before that the final heal was;
+    `outages` the crashes the nemesis healed, with what the other nodes held unfinished."""
     names = tuple(accounts)
     index = {name: i for i, name in enumerate(names)}
     result = BankResult(names, None)
@@ -173,6 +199,8 @@ def check_bank(history: TxnHistory, accounts: Sequence[str],
         if all(name in final and _balance(final[name]) is not None for name in names):
             _explain_final(result, final, tuple(initial), committed, unknown, index)
     result.blocked = _blocked(unfinished, since_heal_seconds)
+    for outage in outages:
+        result.blocked.extend(_blocked_by_outage(outage))
     return result
 
 
@@ -255,6 +283,23 @@ def _blocked(unfinished: Iterable[Mapping[str, Any]],
     for entry in unfinished:
         if float(entry.get("age_seconds", 0.0)) > since_heal_seconds:
             by_id.setdefault(str(entry.get("id")), []).append(entry)
+    return _group(by_id)
+
+
+def _blocked_by_outage(outage: Outage) -> list[BlockedTxn]:
+    if outage.down_seconds < MIN_OUTAGE_SECONDS:
+        return []
+    by_id: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in outage.unfinished:
+        if str(entry.get("coordinator")) == str(outage.node) and \
+                int(entry.get("node", -1)) != outage.node:
+            by_id.setdefault(str(entry.get("id")), []).append(entry)
+    return _group(by_id, f"while its coordinator, node {outage.node}, was down "
+                         f"{outage.down_seconds:.1f} s", outage.observed_ns)
+
+
+def _group(by_id: Mapping[str, list[Mapping[str, Any]]], when: str = "after the final heal",
+           observed_ns: int | None = None) -> list[BlockedTxn]:
     blocked = []
     for txn_id, entries in sorted(by_id.items()):
         blocked.append(BlockedTxn(
@@ -262,5 +307,6 @@ def _blocked(unfinished: Iterable[Mapping[str, Any]],
             state="/".join(sorted({str(e.get("state")) for e in entries})),
             age_seconds=max(float(e.get("age_seconds", 0.0)) for e in entries),
             participants=tuple(sorted(int(e["node"]) for e in entries)),
-            locks=tuple(sorted({str(lock) for e in entries for lock in e.get("locks", ())}))))
+            locks=tuple(sorted({str(lock) for e in entries for lock in e.get("locks", ())})),
+            when=when, observed_ns=observed_ns))
     return blocked

@@ -4,6 +4,9 @@
     distlab chaos isolate TARGET...       disconnect the containers from their networks
     distlab chaos partition GROUP GROUP...   e.g. `partition 1,2 3`: cut {1,2} off from {3}
     distlab chaos heal                    undo isolate and partition
+    distlab chaos txn-fault NODE [FAULT...]   arm a node with transaction faults by name
+                                          (e.g. coordinator-crash-after-commit-logged);
+                                          none given disarms it
     distlab chaos status                  every node's role, term, leader and indexes
     distlab chaos demo                    write, kill group 0's leader's container, check
                                           that nothing was lost
@@ -40,6 +43,7 @@ from distlab.ops.chaos_demo import DemoFailed, kill_leader_demo
 from distlab.ops.faults import ComposeContainers, FaultError, FaultInjector, describe_all
 from distlab.ops.status import NodeReport, assess, collect_status, wait_answering
 from distlab.runtime import loop
+from distlab.runtime.txn.driver import TXN_FAULTS
 from distlab.wire.addresses import Address, ConfigError
 
 SET_FAULT_DEADLINE_SECONDS = 5.0
@@ -143,6 +147,15 @@ def register(subparsers: Any) -> None:
         "partition.")
     partition.add_argument("groups", nargs="+", metavar="GROUP")
     _common_arguments(partition)
+    txn_fault = actions.add_parser(
+        "txn-fault", help="arm a node with transaction faults (Admin.SetFault)",
+        description="Replace the transaction faults NODE is armed with: a crash at a moment "
+        "of the commit protocol, or a no vote. With no FAULT the node is disarmed. A crashed "
+        "node stays down until `start` (or a restart of its process).",
+        epilog=f"Faults: {', '.join(TXN_FAULTS)}.")
+    txn_fault.add_argument("node", metavar="NODE", help="node id (or nodeN)")
+    txn_fault.add_argument("faults", nargs="*", metavar="FAULT")
+    _common_arguments(txn_fault)
     heal = actions.add_parser("heal", help="reconnect isolated containers and clear partitions")
     _common_arguments(heal)
     status = actions.add_parser("status", help="every node's role, term, leader and indexes")
@@ -198,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "partition":
         isolated = parse_partition(args.groups, sorted(cluster))
         loop.run(set_faults(cluster, isolated, outcome))
+    elif args.action == "txn-fault":
+        node, faults = parse_txn_faults(args.node, args.faults, sorted(cluster))
+        loop.run(arm_txn_faults(cluster, node, faults, outcome))
     elif args.action == "heal":
         loop.run(heal(cluster, containers, outcome))
         recovering = set(cluster)
@@ -232,6 +248,36 @@ async def set_faults(cluster: Mapping[NodeId, Address], isolated: Mapping[NodeId
         await injector.close()
     outcome.done.extend(done)
     outcome.failed.extend(failed)
+
+
+def parse_txn_faults(node_text: str, faults: Sequence[str], members: Sequence[NodeId]
+                     ) -> tuple[NodeId, frozenset[str]]:
+    target = parse_target(node_text)
+    if target.node_id is None:
+        raise UsageError(f"txn-fault arms a node; {node_text!r} is not a node")
+    if target.node_id not in members:
+        raise UsageError(f"node {target.node_id} is not in the cluster "
+                         f"({', '.join(str(m) for m in members)})")
+    unknown = [name for name in faults if name not in TXN_FAULTS]
+    if unknown:
+        raise UsageError(f"unknown transaction fault {unknown[0]!r} (expected "
+                         f"{', '.join(TXN_FAULTS)})")
+    return target.node_id, frozenset(faults)
+
+
+async def arm_txn_faults(cluster: Mapping[NodeId, Address], node: NodeId,
+                         faults: frozenset[str], outcome: Outcome) -> None:
+    injector = FaultInjector(cluster)
+    try:
+        armed = await injector.arm_txn_faults(node, faults,
+                                              deadline_seconds=SET_FAULT_DEADLINE_SECONDS)
+    except FaultError as error:
+        outcome.fail(str(error))
+        return
+    finally:
+        await injector.close()
+    outcome.ok(f"node {node} armed with {', '.join(armed)}" if armed else
+               f"node {node} has no transaction fault armed")
 
 
 async def heal(cluster: Mapping[NodeId, Address], containers: ComposeContainers,

@@ -33,6 +33,7 @@ from distlab.check.tester.schedule import (
     fit_warning,
     is_kill,
     is_pause,
+    is_txn_crash,
     parse_nemesis,
     plan_schedule,
 )
@@ -215,9 +216,13 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         raise common.UsageError(
             f"no fault fits: --time-limit ({args.time_limit:g} s) must be at least twice "
             f"--nemesis-interval ({args.nemesis_interval:g} s)")
-    if external and any(is_kill(f) or is_pause(f) for f in faults):
-        raise common.UsageError("kill and pause need node processes the test starts; with "
-                                "--cluster or --cluster-file use --nemesis partition or none")
+    if args.workload != "bank" and any(is_txn_crash(f) for f in faults):
+        raise common.UsageError("txn-crash faults strike transactions: use them with "
+                                "--workload bank")
+    if external and any(is_kill(f) or is_pause(f) or is_txn_crash(f) for f in faults):
+        raise common.UsageError("kill, pause and txn-crash need node processes the test "
+                                "starts; with --cluster or --cluster-file use --nemesis "
+                                "partition or none")
     size = len(addresses) if addresses is not None else args.nodes
     if size < 3 and faults:
         raise common.UsageError(f"faults need a cluster of at least 3 nodes, not {size}")

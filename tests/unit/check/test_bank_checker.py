@@ -141,7 +141,8 @@ def test_blocked_transactions_are_those_in_doubt_since_before_the_heal() -> None
     assert result.valid
     assert [(b.txn_id, b.participants, b.locks) for b in result.blocked] == [
         ("t1.0", (2, 3), ("a:X", "b:X"))]
-    assert "prepared for 12.0 s on nodes 2, 3 (coordinator 1" in result.blocked[0].describe()
+    assert ("prepared for 12.0 s on nodes 2, 3 after the final heal (coordinator 1"
+            in result.blocked[0].describe())
 
 
 def test_a_history_without_its_opening_balances_is_not_checked_as_valid() -> None:

@@ -47,7 +47,8 @@ def test_the_report_shows_the_violations_and_the_blocked_transactions(tmp_path: 
     assert document["verdict"] == "invalid" and document["checker"]["reason"] == "1 violation"
     index = (tmp_path / "index.html").read_text()
     assert f"<li>{bank.violations[0]}</li>" in index.replace("&#x27;", "'")
-    assert "transaction t9.0 prepared for 6.0 s on node 2 (coordinator 1; locks a:X)" in index
+    assert ("transaction t9.0 prepared for 6.0 s on node 2 after the final heal "
+            "(coordinator 1; locks a:X)") in index
     assert "verdict bad" in index
     timeline = (tmp_path / "timeline.html").read_text()
     assert timeline.count("<title>blocked: t9.0</title>") == 1

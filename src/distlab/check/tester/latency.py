@@ -20,7 +20,8 @@ TOP = 46
 BOTTOM = 118
 
 OUTCOME_COLOURS = {"ok": "#1f77b4", "fail": "#d62728", "info": "#ff9f1a"}
-FAULT_COLOURS = {"kill": "#f4c7c3", "pause": "#fce8b2", "partition": "#d9d2f0"}
+FAULT_COLOURS = {"kill": "#f4c7c3", "pause": "#fce8b2", "partition": "#d9d2f0",
+                 "txn": "#c9e4de"}
 DEFAULT_FAULT_COLOUR = "#dddddd"
 SHAPES = ("get", "put", "append", "cas", "delete")
 MARK_SIZE = 3.2

@@ -36,6 +36,7 @@ NO_FAULT = "none"
 KILL = "kill"
 PAUSE = "pause"
 PARTITION = "partition"
+TXN_CRASH = "txn-crash"
 
 PARTITION_HALVES = "halves"
 PARTITION_ISOLATE_ONE = "isolate-one"
@@ -56,7 +57,28 @@ FAULTS: dict[str, str] = {
     f"partition-{PARTITION_ISOLATE_ONE}": "cut one random node off from the others",
     f"partition-{PARTITION_MAJORITIES_RING}": "every node sees a majority, no two the same",
     f"partition-{PARTITION_ISOLATE_LEADER}": "cut the leader off from the others",
+    TXN_CRASH: "arm a random node to crash at a dangerous moment of a transaction, drawn "
+               "among the txn-crash-<moment> below; restart it at the heal",
 }
+
+# The moments `txn-crash` draws from, each the transaction fault a node is armed with through
+# Admin.SetFault (the names the node's transaction driver knows).
+TXN_CRASH_MOMENTS: dict[str, str] = {
+    "prepare-some": "coordinator-crash-after-prepare-some",
+    "commit-logged": "coordinator-crash-after-commit-logged",
+    "commit-some": "coordinator-crash-after-commit-some",
+    "participant-yes": "participant-crash-after-yes",
+    "participant-ack": "participant-crash-after-ack",
+}
+_TXN_CRASH_TEXT = {
+    "prepare-some": "a coordinator crashes after sending PREPARE to some participants",
+    "commit-logged": "a coordinator crashes with COMMIT on its disk, before sending it",
+    "commit-some": "a coordinator crashes after sending COMMIT to some participants",
+    "participant-yes": "a participant crashes after voting yes",
+    "participant-ack": "a participant crashes after acknowledging the decision",
+}
+FAULTS.update({f"{TXN_CRASH}-{moment}": f"arm a random node: {text}; restart it at the heal"
+               for moment, text in _TXN_CRASH_TEXT.items()})
 
 
 # The plan counts heals as instant, but a killed node takes a moment to restart and serve,
@@ -194,6 +216,20 @@ def is_pause(fault: str) -> bool:
 
 def is_partition(fault: str) -> bool:
     return fault.split("-", 1)[0] == PARTITION
+
+
+def is_txn_crash(fault: str) -> bool:
+    return fault == TXN_CRASH or fault.startswith(f"{TXN_CRASH}-")
+
+
+def choose_txn_crash(fault: str, rng: Random) -> str:
+    """The transaction fault to arm for a `txn-crash` (drawn) or `txn-crash-<moment>`."""
+    if fault == TXN_CRASH:
+        return TXN_CRASH_MOMENTS[rng.choice(sorted(TXN_CRASH_MOMENTS))]
+    moment = fault.removeprefix(f"{TXN_CRASH}-")
+    if moment not in TXN_CRASH_MOMENTS:
+        raise ValueError(f"unknown transaction crash {fault!r}")
+    return TXN_CRASH_MOMENTS[moment]
 
 
 def targets_leader(fault: str) -> bool:

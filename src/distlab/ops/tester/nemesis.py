@@ -5,32 +5,47 @@ control of the members (the processes of a cluster the tester started, or the co
 a compose project); partitions go through every node's Admin.SetFault. Every fault is healed
 before the next one starts, and `heal_all` undoes whatever may be left (a paused process, a
 partition) at the end.
+
+A transaction crash (`txn-crash`) arms one node, through Admin.SetFault, to crash at a
+dangerous moment of the commit protocol; the node dies when a transaction next reaches it.
+While armed the node is watched, so the heal knows how long it has been down; before
+restarting it the heal asks the other nodes which transactions they hold unfinished, which
+is what shows 2PC blocking on a crashed coordinator (the bank checker's outages).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from random import Random
 
+from distlab.check import Outage
 from distlab.check.tester.report import FaultRecord
 from distlab.check.tester.schedule import (
     Partition,
     choose_partition,
+    choose_txn_crash,
     is_kill,
     is_partition,
     is_pause,
+    is_txn_crash,
     targets_leader,
 )
+from distlab.client import TxnClient
 from distlab.core.ids import NodeId
-from distlab.ops.faults import FaultInjector, NodeControl, describe_all
+from distlab.ops.faults import FaultError, FaultInjector, NodeControl, describe_all
 from distlab.ops.status import ClusterTimeout, collect_status, leadership, wait_for_leader
 from distlab.wire.addresses import Address
 
 # Partitions are set, and healed, with a few attempts: a node that is restarting or briefly
 # overloaded must not keep its partition for the rest of the run.
 ISOLATION_ATTEMPTS = 10
+# How often an armed node is asked whether it still answers (to time its outage).
+WATCH_INTERVAL_SECONDS = 0.1
+WATCH_DEADLINE_SECONDS = 0.5
 
 
 class NemesisError(RuntimeError):
@@ -47,6 +62,9 @@ class ActiveFault:
     start_ns: int
     partition: Partition | None = None
     errors: list[str] = field(default_factory=list)
+    # A transaction crash: the watch of the armed node, and when it stopped answering.
+    watch: asyncio.Task[None] | None = None
+    down_since: float | None = None
 
 
 class Nemesis:
@@ -60,6 +78,7 @@ class Nemesis:
         self._injector = FaultInjector(addresses, control)
         self._killed: set[NodeId] = set()
         self._paused: set[NodeId] = set()
+        self.outages: list[Outage] = []
 
     @property
     def nodes(self) -> list[NodeId]:
@@ -91,7 +110,8 @@ class Nemesis:
     # ---- faults ----
 
     def check_supported(self, fault: str) -> None:
-        if (is_kill(fault) or is_pause(fault)) and self._injector.control is None:
+        if (is_kill(fault) or is_pause(fault) or is_txn_crash(fault)) and \
+                self._injector.control is None:
             raise NemesisError(f"{fault} needs the node processes: it works on a cluster "
                                "the tester starts, not on one given with --cluster")
         if is_partition(fault) and len(self._addresses) < 2:
@@ -103,6 +123,8 @@ class Nemesis:
         leader = await self.leader()
         if is_partition(fault):
             return await self._partition(fault, leader)
+        if is_txn_crash(fault):
+            return await self._arm_txn_crash(fault)
         target = leader if targets_leader(fault) and leader is not None else \
             self._rng.choice(self.nodes)
         role = "leader " if target == leader else ""
@@ -131,6 +153,8 @@ class Nemesis:
                 self._paused.discard(node)
         elif active.kind == "partition":
             active.errors.extend(await self._heal_partitions())
+        elif active.kind == "txn-crash":
+            active.description += await self._heal_txn_crash(active)
         return FaultRecord(active.fault, active.kind, active.description,
                            tuple(int(node) for node in active.targets), active.start_ns,
                            time.monotonic_ns(), tuple(active.errors))
@@ -162,6 +186,69 @@ class Nemesis:
             description += f" (leader {leader})"
         return ActiveFault(fault, "partition", description, targets, start_ns, partition,
                            errors)
+
+    async def _arm_txn_crash(self, fault: str) -> ActiveFault:
+        target = self._rng.choice(self.nodes)
+        name = choose_txn_crash(fault, self._rng)
+        start_ns = time.monotonic_ns()
+        active = ActiveFault(fault, "txn-crash", f"arm node {target} with {name}", (target,),
+                             start_ns)
+        try:
+            await self._injector.arm_txn_faults(target, {name})
+        except FaultError as error:
+            active.errors.append(str(error))
+            return active
+        active.watch = asyncio.create_task(self._watch(target, active))
+        return active
+
+    async def _watch(self, node: NodeId, active: ActiveFault) -> None:
+        """Note when the armed node stops answering (it crashed)."""
+        members = {node: self._addresses[node]}
+        while True:
+            report = (await collect_status(members, WATCH_DEADLINE_SECONDS))[0]
+            if report.health == "down":
+                active.down_since = time.monotonic()
+                self._killed.add(node)  # heal_all restarts it, whatever happens
+                return
+            await asyncio.sleep(WATCH_INTERVAL_SECONDS)
+
+    async def _heal_txn_crash(self, active: ActiveFault) -> str:
+        """Disarm the node if it still runs; otherwise list what the others hold
+        unfinished, then restart it. Returns what to add to the fault's description."""
+        node = active.targets[0]
+        if active.watch is not None:
+            active.watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await active.watch
+        if active.errors:
+            return ""  # it was never armed
+        try:
+            await self._injector.arm_txn_faults(node, set())
+        except FaultError:
+            # It crashed (just now, if the watch had not seen it yet).
+            active.down_since = active.down_since or time.monotonic()
+            self._killed.add(node)
+        else:
+            # Still running (a watch that saw no answer met a slow node, not a dead one).
+            self._killed.discard(node)
+            return " (it did not crash; disarmed)"
+        assert active.down_since is not None
+        down_seconds = time.monotonic() - active.down_since
+        others = {n: str(a) for n, a in self._addresses.items()
+                  if n != node and n not in self._killed and n not in self._paused}
+        client = TxnClient(others)
+        try:
+            unfinished = tuple({"node": int(status.node), **txn}
+                               for status in await client.status()
+                               for txn in status.transactions)
+        finally:
+            await client.close()
+        self.outages.append(Outage(int(node), down_seconds, unfinished, time.monotonic_ns()))
+        error = await self._restart(node)
+        if error:
+            active.errors.append(error)
+        return (f" (crashed; down {down_seconds:.1f} s, {len(unfinished)} transaction"
+                f"{'s' if len(unfinished) != 1 else ''} unfinished elsewhere; restarted)")
 
     async def _heal_partitions(self) -> list[str]:
         """Reconnect every node; the problems met (nodes that never answered)."""

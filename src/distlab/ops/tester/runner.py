@@ -24,6 +24,7 @@ from distlab.check import (
     BankVerdict,
     CheckResult,
     HistoryRecorder,
+    Outage,
     Verdict,
     check,
     check_bank,
@@ -233,6 +234,8 @@ class _Run:
         self.status_ns = 0
         self.heal_errors: list[str] = []
         self.unexpected: list[str] = []
+        # The crashes the nemesis healed, with what the other nodes held unfinished.
+        self.outages: list[Outage] = []
 
     async def execute(self) -> None:
         settings = self.settings
@@ -327,6 +330,7 @@ class _Run:
                 await clients.close()
             if bank is not None:
                 await bank.close()
+            self.outages = list(self.nemesis.outages)
             await self.nemesis.close()
 
     async def _sleep_until(self, seconds: float, workers: asyncio.Task[None]) -> None:
@@ -376,7 +380,7 @@ def _check_bank_and_report(settings: RunSettings, run: _Run, history_path: Path,
     history = read_txn_history(history_path, timestamps=False)
     bank = check_bank(history, account_names(settings.accounts),
                       run.final_values if run.final_read_ok else None, run.unfinished,
-                      run.since_heal_seconds)
+                      run.since_heal_seconds, run.outages)
     elapsed = time.monotonic() - started
     verdict = bank.verdict
     exit_status = {BankVerdict.VALID: 0, BankVerdict.INVALID: 1, BankVerdict.UNKNOWN: 3}[verdict]
@@ -388,8 +392,9 @@ def _check_bank_and_report(settings: RunSettings, run: _Run, history_path: Path,
         exit_status=exit_status, elapsed=elapsed,
         extra={"faults_not_run": list(run.not_run), "final_reads": run.final_values,
                "heal_errors": run.heal_errors, "client_errors": run.unexpected[:50]})
-    blocked_intervals = [(run.status_ns - int(b.age_seconds * 1e9), run.status_ns,
-                          b.describe()) for b in bank.blocked]
+    blocked_intervals = [(seen - int(b.age_seconds * 1e9), seen, b.describe())
+                         for b in bank.blocked
+                         for seen in [b.observed_ns or run.status_ns]]
     write_bank_report(settings.report_dir, document, summary, run.faults, blocked_intervals)
     for line in bank.violations:
         reporter.log(f"violation: {line}")

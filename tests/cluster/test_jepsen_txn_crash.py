@@ -1,0 +1,34 @@
+"""`distlab test --workload bank --protocol 2pc --nemesis txn-crash-commit-logged`: a node is
+armed to crash as coordinator with COMMIT on its disk but not sent, stays down for the rest of
+the fault window, and is restarted at the heal. The money is conserved (the restarted
+coordinator finishes the commit), and the participant that voted yes is reported blocked: it
+held the transaction in doubt, with its lock, for as long as its coordinator was down."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.support import run_distlab
+
+RUN_TIMEOUT_SECONDS = 60
+
+
+def test_two_phase_commit_blocks_while_a_crashed_coordinator_is_down(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    done = run_distlab("test", "--workload", "bank", "--protocol", "2pc", "--participants",
+                       "nodes", "--accounts", "4", "--nemesis", "txn-crash-commit-logged",
+                       "--time-limit", "12", "--nemesis-interval", "5", "--quiet", "1",
+                       "--seed", "1", "--report", str(report), timeout=RUN_TIMEOUT_SECONDS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("distlab test: valid:"), done.stdout
+    result = json.loads((report / "result.json").read_text())
+    bank = result["bank"]
+    assert bank["verdict"] == "valid" and bank["violations"] == [] and bank["total"] == 400
+    assert result["heal_errors"] == []
+    [fault] = result["faults"]
+    assert fault["kind"] == "txn-crash" and "crashed; down" in fault["description"], fault
+    crashed = fault["targets"][0]
+    assert bank["blocked"], result
+    assert all(f"while its coordinator, node {crashed}, was down" in line
+               and "prepared" in line for line in bank["blocked"]), bank["blocked"]
