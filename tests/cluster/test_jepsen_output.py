@@ -74,7 +74,7 @@ def test_a_run_prints_no_grpc_core_log_lines(tmp_path: Path) -> None:
     reported on stderr in the middle of the progress lines."""
     report = tmp_path / "report"
     completed = subprocess.run(
-        distlab_command("test", "--time-limit", "30", "--report", str(report), "--seed", "2"),
+        distlab_command("test", "--time-limit", "20", "--report", str(report), "--seed", "2"),
         capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS,
         env=environment_without_grpc_verbosity())
     output = completed.stdout + completed.stderr

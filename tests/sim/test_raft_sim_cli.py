@@ -81,7 +81,7 @@ def test_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_a_sweep_shows_a_progress_bar_on_a_terminal_and_plain_lines_otherwise() -> None:
-    command = [sys.executable, "-m", "distlab", "sim", "raft", "--seeds", "200"]
+    command = [sys.executable, "-m", "distlab", "sim", "raft", "--seeds", "60"]
     code, screen = run_on_terminal(command, timeout=300)
     assert code == 0, screen
     assert "distlab sim raft" in screen and "100%" in screen, screen[-2000:]

@@ -59,11 +59,15 @@ def test_txn_crash_draws_every_moment_and_a_seed_replays_the_draws() -> None:
     assert set(Counter(draws)) == set(CRASH_POINTS)
 
 
-def test_txn_crash_needs_control_of_the_node_processes() -> None:
+async def test_txn_crash_needs_control_of_the_node_processes() -> None:
+    # Built on a running loop, as the tester builds it: its injector opens aio channels.
     nemesis = Nemesis({NodeId(n): Address("127.0.0.1", 1 + n) for n in (1, 2, 3)},
                       random.Random(1))
-    with pytest.raises(NemesisError, match="txn-crash needs the node processes"):
-        nemesis.check_supported("txn-crash")
+    try:
+        with pytest.raises(NemesisError, match="txn-crash needs the node processes"):
+            nemesis.check_supported("txn-crash")
+    finally:
+        await nemesis.close()
 
 
 HISTORY = "".join(
