@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -115,6 +116,13 @@ class KVStateMachine:
         """The last applied sequence of a session, or None when the session is not open."""
         session = self._sessions.get(client_id)
         return None if session is None else session.last_sequence
+
+    def apply_writes(self, writes: Iterable[tuple[str, str]]) -> None:
+        """A committed transaction's writes, applied by the group's transaction records at
+        their index (so on every replica at the same point of the log)."""
+        data = self._data
+        for key, value in writes:
+            data[key.encode()] = value.encode()
 
     # ---- StateMachine ----
 

@@ -1,11 +1,14 @@
 """`distlab txn exec|status`: one transaction (2PC or 3PC), and what is unfinished per node.
 
-`exec` sends the transaction to a node (`--node ID`, else the first that accepts a
-connection), which coordinates it over the participants that hold its keys (each node one
-shard). It prints `committed` and the reads, or `aborted: REASON`, or `unknown: ...`; exit
-status 0 committed, 1 aborted, 2 bad usage or no node accepting a connection, 3 unknown (it
-may still commit). `status` lists,
-per node, every transaction not finished there: a participant in doubt shows with its locks.
+`exec` runs the transaction over the participants that hold its keys: the consensus
+groups (`--participants groups`, the default: the leader of the first key's group
+coordinates, and a crash of any one node blocks nothing) or the nodes (`--participants
+nodes`: each node one unreplicated shard, and the node it is sent to, `--node ID` or the
+first that accepts a connection, coordinates). It prints `committed` and the reads, or
+`aborted: REASON`, or `unknown: ...`; exit status 0 committed, 1 aborted, 2 bad usage or no
+node accepting a connection, 3 unknown (it may still commit). `status` lists, per node,
+every transaction not finished there (a group's, where the node leads that group): a
+participant in doubt shows with its locks.
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ def register(subparsers: Any) -> None:
     execute.add_argument("ops", nargs="+", metavar="OP")
     execute.add_argument("--protocol", choices=("2pc", "3pc"), default="2pc",
                          help="the commit protocol (default 2pc)")
-    execute.add_argument("--participants", choices=("nodes", "groups"), default="nodes",
-                         help="each node one participant (nodes, the default); consensus "
-                              "groups as participants (groups) is not available yet")
+    execute.add_argument("--participants", choices=("nodes", "groups"), default="groups",
+                         help="each consensus group one participant (groups, the default) "
+                              "or each node one (nodes)")
     execute.add_argument("--node", type=int, metavar="ID",
-                         help="the node that coordinates it (default: the first reachable)")
+                         help="the node it is sent to first (nodes: its coordinator; "
+                              "default: the first reachable)")
     execute.add_argument("--timeout", type=float, default=10.0, metavar="S",
                          help="time budget, wait-die retries included (10 s)")
     execute.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -66,9 +70,6 @@ def _ops(texts: list[str]) -> list[Op]:
 
 def run_exec(args: argparse.Namespace) -> int:
     ops = _ops(args.ops)
-    if args.participants == "groups":
-        raise UsageError("--participants groups is not available yet; use --participants "
-                         "nodes")
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
     members = resolve_members(args.cluster, args.cluster_file)
@@ -80,7 +81,8 @@ def run_exec(args: argparse.Namespace) -> int:
         client = TxnClient({node: str(address) for node, address in members.items()})
         try:
             return await client.execute(
-                ops, args.protocol, node=NodeId(args.node) if args.node is not None else None,
+                ops, args.protocol, participants=args.participants,
+                node=NodeId(args.node) if args.node is not None else None,
                 timeout=args.timeout)
         finally:
             await client.close()
@@ -123,8 +125,12 @@ def run_status(args: argparse.Namespace) -> int:
             if entry.error is not None:
                 rows.append([entry.node, "-", "-", f"down: {entry.error}", "-", "-", "-"])
             for txn in entry.transactions:
-                rows.append([entry.node, txn["id"], txn["role"], txn["state"],
-                             txn["coordinator"], f"{txn['age_seconds']:.1f}s",
+                over_group = txn.get("group") is not None
+                rows.append([entry.node, txn["id"],
+                             f"{txn['role']} (group {txn['group']})" if over_group
+                             else txn["role"], txn["state"],
+                             f"group {txn['coordinator']}" if over_group
+                             else txn["coordinator"], f"{txn['age_seconds']:.1f}s",
                              " ".join(txn["locks"]) or "-"])
         if rows:
             print_table(["node", "txn", "role", "state", "coordinator", "age", "locks"], rows)

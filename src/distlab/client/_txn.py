@@ -2,10 +2,14 @@
 coordinator, and the transactions unfinished on each node.
 
 A transaction that loses wait-die is retried under a new attempt id with the same age, so
-that it grows old enough to win; one whose outcome is not known in time (the coordinator
-died, or did not answer) is reported `unknown`: it may still commit. A node that cannot be
-connected to at all never received the attempt, which then goes to the next node; when none
-can be, `Unreachable` says so.
+that it grows old enough to win. Over nodes, one whose outcome is not known in time (the
+coordinator died, or did not answer) is reported `unknown`: it may still commit. Over
+groups, the coordinator is the leader of the first key's group: a member that does not lead
+it refuses with NOT_LEADER, naming the leader, and the attempt goes there; an attempt whose
+coordinator lost its group goes, under the same id, to the group's next leader, which
+answers with the outcome its group recorded (or runs it, if nothing was). A node that cannot
+be connected to at all never received the attempt, which then goes to the next node; when
+none can be, `Unreachable` says so.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from distlab.core.ids import NodeId
 from distlab.proto import txn_pb2, txn_pb2_grpc
 from distlab.protocols.txn import Op
 from distlab.wire.channels import open_channel
+from distlab.wire.not_leader import decode_not_leader
 
 STATUS_DEADLINE_SECONDS = 2.0
 BACKOFF_SECONDS = 0.05
@@ -57,6 +62,10 @@ class TxnClient:
             raise ValueError("a cluster has at least one node")
         self._members = dict(sorted(members.items()))
         self._channels: dict[NodeId, grpc.aio.Channel] = {}
+        # Over groups: the group a first key belongs to and each group's leader, as the
+        # NOT_LEADER refusals said.
+        self._group_of_key: dict[str, int] = {}
+        self._leaders: dict[int, NodeId] = {}
 
     async def close(self) -> None:
         for channel in self._channels.values():
@@ -70,7 +79,10 @@ class TxnClient:
         return txn_pb2_grpc.TxnStub(channel)
 
     async def execute(self, ops: Sequence[Op], protocol: str = "2pc", *,
-                      node: NodeId | None = None, timeout: float = 10.0) -> TxnResult:
+                      participants: str = "nodes", node: NodeId | None = None,
+                      timeout: float = 10.0) -> TxnResult:
+        if participants == "groups":
+            return await self._execute_over_groups(ops, protocol, node, timeout)
         deadline = time.monotonic() + timeout
         base = uuid.uuid4().hex[:16]
         priority = time.time_ns()
@@ -116,6 +128,74 @@ class TxnClient:
             return TxnResult("aborted", f"{last_abort} (retried until the budget ran out)")
         return TxnResult("unknown", "no outcome within the time budget")
 
+    async def _execute_over_groups(self, ops: Sequence[Op], protocol: str,
+                                   node: NodeId | None, timeout: float) -> TxnResult:
+        deadline = time.monotonic() + timeout
+        base = uuid.uuid4().hex[:16]
+        priority = time.time_ns()
+        request_ops = [txn_pb2.TxnOp(kind=op.kind.value, key=op.key, argument=op.argument)
+                       for op in ops]
+        first_key = ops[0].key if ops else ""
+        members = list(self._members)
+        group = self._group_of_key.get(first_key)
+        target = (node if node is not None
+                  else self._leaders.get(group, members[0]) if group is not None
+                  else members[hash(first_key) % len(members)])
+        attempt = 0
+        # Whether the current attempt may have begun somewhere (its outcome then comes from
+        # the group's records, under the same id).
+        begun = False
+        last_abort = ""
+        unknown = ""
+        refused: set[NodeId] = set()
+        while (remaining := deadline - time.monotonic()) > 0:
+            request = txn_pb2.ExecuteRequest(txn_id=f"{base}.{attempt}", protocol=protocol,
+                                             ops=request_ops, priority=priority,
+                                             participants="groups")
+            try:
+                response = await self._stub(target).Execute(request, timeout=remaining)
+            except grpc.aio.AioRpcError as error:
+                hint = decode_not_leader(error)
+                if hint is not None:
+                    self._group_of_key[first_key] = hint.group
+                    if hint.leader_id is not None and hint.leader_id in self._members:
+                        self._leaders[hint.group] = target = hint.leader_id
+                    else:
+                        target = members[(members.index(target) + 1) % len(members)]
+                        await asyncio.sleep(min(BACKOFF_SECONDS, max(0.0, remaining)))
+                    continue
+                if error.code() in (grpc.StatusCode.INVALID_ARGUMENT,
+                                    grpc.StatusCode.FAILED_PRECONDITION):
+                    raise ValueError(error.details() or "refused") from None
+                if never_sent(error):
+                    refused.add(target)
+                    if refused >= set(members):
+                        break
+                else:
+                    begun = True
+                    unknown = f"node {target}: {error.code().name}: {error.details()}"
+                # The coordinator's group will have (or has) another leader: ask it.
+                target = members[(members.index(target) + 1) % len(members)]
+                await asyncio.sleep(min(BACKOFF_SECONDS, max(0.0, remaining)))
+                continue
+            refused.clear()
+            reads = {read.key: read.value if read.present else None for read in response.reads}
+            if response.outcome == "committed":
+                return TxnResult("committed", reads=reads, coordinator=target)
+            if not response.reason.startswith("wait-die"):
+                return TxnResult("aborted", response.reason, coordinator=target)
+            last_abort = response.reason
+            attempt += 1
+            begun = False
+            await asyncio.sleep(min(BACKOFF_SECONDS * attempt, max(0.0, remaining)))
+        if begun:
+            return TxnResult("unknown", unknown or "no outcome within the time budget")
+        if refused >= set(members):
+            raise Unreachable("no node accepts a connection; the transaction was never sent")
+        if last_abort:
+            return TxnResult("aborted", f"{last_abort} (retried until the budget ran out)")
+        return TxnResult("unknown", "no outcome within the time budget")
+
     async def status(self) -> list[NodeTransactions]:
         return list(await asyncio.gather(*(self._node_status(node) for node in self._members)))
 
@@ -129,5 +209,6 @@ class TxnClient:
         return NodeTransactions(node, address, None, tuple(
             {"id": entry.txn_id, "role": entry.role, "state": entry.state,
              "coordinator": entry.coordinator, "age_seconds": round(entry.age_seconds, 3),
-             "locks": list(entry.locks)}
+             "locks": list(entry.locks),
+             "group": entry.group if entry.HasField("group") else None}
             for entry in response.transactions))

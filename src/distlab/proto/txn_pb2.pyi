@@ -17,16 +17,18 @@ class TxnOp(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., key: _Optional[str] = ..., argument: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("txn_id", "protocol", "ops", "priority")
+    __slots__ = ("txn_id", "protocol", "ops", "priority", "participants")
     TXN_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     OPS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     txn_id: str
     protocol: str
     ops: _containers.RepeatedCompositeFieldContainer[TxnOp]
     priority: int
-    def __init__(self, txn_id: _Optional[str] = ..., protocol: _Optional[str] = ..., ops: _Optional[_Iterable[_Union[TxnOp, _Mapping]]] = ..., priority: _Optional[int] = ...) -> None: ...
+    participants: str
+    def __init__(self, txn_id: _Optional[str] = ..., protocol: _Optional[str] = ..., ops: _Optional[_Iterable[_Union[TxnOp, _Mapping]]] = ..., priority: _Optional[int] = ..., participants: _Optional[str] = ...) -> None: ...
 
 class ReadValue(_message.Message):
     __slots__ = ("key", "present", "value")
@@ -53,20 +55,22 @@ class TxnStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UnfinishedTxn(_message.Message):
-    __slots__ = ("txn_id", "role", "state", "coordinator", "age_seconds", "locks")
+    __slots__ = ("txn_id", "role", "state", "coordinator", "age_seconds", "locks", "group")
     TXN_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_FIELD_NUMBER: _ClassVar[int]
     AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LOCKS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     txn_id: str
     role: str
     state: str
     coordinator: int
     age_seconds: float
     locks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, txn_id: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., coordinator: _Optional[int] = ..., age_seconds: _Optional[float] = ..., locks: _Optional[_Iterable[str]] = ...) -> None: ...
+    group: int
+    def __init__(self, txn_id: _Optional[str] = ..., role: _Optional[str] = ..., state: _Optional[str] = ..., coordinator: _Optional[int] = ..., age_seconds: _Optional[float] = ..., locks: _Optional[_Iterable[str]] = ..., group: _Optional[int] = ...) -> None: ...
 
 class TxnStatusResponse(_message.Message):
     __slots__ = ("node_id", "transactions")

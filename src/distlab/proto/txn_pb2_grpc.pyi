@@ -3,8 +3,9 @@
 isort:skip_file
 Transactions (DESIGN §16): a client's transaction, and what is unfinished on a node.
 
-`Execute` makes the node it is sent to the transaction's coordinator. The coordinator's and
-participants' own messages travel on the peer transport as envelopes of service "txn".
+`Execute` makes the node it is sent to the transaction's coordinator (or, over groups, the
+group whose leader it is sent to). The coordinator's and participants' own messages travel
+on the peer transport as envelopes of service "txn" (nodes) or "txng" (groups).
 """
 
 from collections import abc as _abc

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from distlab.apps.kv import KVStateMachine
+from distlab.apps.txn_log import TxnLogMachine
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import StateMachine
 from distlab.core.truetime import NS_PER_MS, TrueTime
@@ -66,7 +67,8 @@ from distlab.runtime.raft.group_transport import RAFT_PEER_CODEC
 from distlab.runtime.raft.storage import DurableStorage
 from distlab.runtime.server import Server, run_until_signalled
 from distlab.runtime.txn.driver import DEFAULT_TICK_SECONDS, TxnDriver
-from distlab.runtime.txn.wiring import build_txn
+from distlab.runtime.txn.groups import GroupParticipants
+from distlab.runtime.txn.wiring import build_group_participants, build_txn
 from distlab.storage import NodeStorage, StorageError, open_node_storage
 from distlab.telemetry.metrics import GroupStatusCollector
 from distlab.telemetry.tracing import setup_tracing
@@ -92,9 +94,11 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                machines: Sequence[StateMachine],
                on_failure: Callable[[BaseException], None],
                clock: LoopClock | None = None,
-               chain_master: StateMachine | None = None) -> Host:
+               chain_master: StateMachine | None = None,
+               txn_logs: Sequence[StateMachine] = ()) -> Host:
     """One group of the configured engine per machine, each on its share of `stores`, routed
-    through `router`, on `clock` (by default, `node_clock(config)`).
+    through `router`, on `clock` (by default, `node_clock(config)`); each group keeps its
+    `txn_logs` machine (when given) beside its shard.
 
     Raises ValueError when a group's stored state cannot be read (or is another engine's).
     """
@@ -119,13 +123,14 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
         transport = partial(GroupTransport, peer, codec, index)
         # Group 0 keeps the chain's master beside its KV shard.
         master = chain_master if index == 0 else None
+        txn_log = txn_logs[index] if txn_logs else None
         group: RaftGroup | PaxosGroup
         if paxos:
             group = PaxosGroup.build(
                 node_id=config.node_id, group=index, voters=voters,
                 storage=PaxosDurableStorage(group_stores.log, group_stores.stable,
                                             group_stores.snapshots, shared_sync, voters),
-                machine=machine, addresses=addresses, chain_master=master,
+                machine=machine, addresses=addresses, chain_master=master, txn_log=txn_log,
                 transport=transport,
                 clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=PaxosTiming(driver=driver_timing,
@@ -135,7 +140,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
                 node_id=config.node_id, group=index, voters=voters,
                 storage=DurableStorage(group_stores.log, group_stores.stable,
                                        group_stores.snapshots, shared_sync),
-                machine=machine, addresses=addresses, chain_master=master,
+                machine=machine, addresses=addresses, chain_master=master, txn_log=txn_log,
                 transport=transport,
                 clock=clock, rng=random.Random(), on_failure=on_failure,
                 timing=RaftTiming(driver=driver_timing,
@@ -215,6 +220,9 @@ class Node:
         self.host: Host | None = None
         self.txn: TxnDriver | None = None
         self.machines = [KVStateMachine() for _ in range(config.groups)]
+        # Each group's transaction records, whose commits write into its shard.
+        self.txn_logs = [TxnLogMachine(machine.apply_writes) for machine in self.machines]
+        self.group_txn: GroupParticipants | None = None
         self.clock = node_clock(config)
         # The wall clock through the node's Clock port; the sawtooth's phase on the process's
         # monotonic clock, which the metrics thread can read too (the loop's is the loop's).
@@ -263,7 +271,8 @@ class Node:
         try:
             self.host = host = build_host(config, stores, peer, router, self.machines,
                                           self._on_group_failure, clock=self.clock,
-                                          chain_master=self.chain_master)
+                                          chain_master=self.chain_master,
+                                          txn_logs=self.txn_logs)
             self.chain = chain = build_chain_replica(config, host, peer, router, channels,
                                                      self._on_group_failure, self.clock)
         except (ValueError, StorageError) as error:
@@ -277,13 +286,17 @@ class Node:
             await server.stop()
             raise StartupError(f"{config.data_dir}: {error}") from error
         server.on_stop(txn.stop)
+        self.group_txn = group_txn = build_group_participants(
+            config, [group_driver(host, group) for group in range(config.groups)],
+            self.machines, self.txn_logs, peer, router, self.clock)
+        server.on_stop(group_txn.stop)
 
         server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
                            admin_pb2_grpc.add_AdminServicer_to_server,
                            AdminServicer(config, host, channels, txn))
         server.add_service(txn_pb2.DESCRIPTOR.services_by_name["Txn"],
                            txn_pb2_grpc.add_TxnServicer_to_server,
-                           TxnServicer(txn, DEFAULT_TICK_SECONDS))
+                           TxnServicer(txn, group_txn, DEFAULT_TICK_SECONDS))
         server.add_service(peer_pb2.DESCRIPTOR.services_by_name["Peer"],
                            peer_pb2_grpc.add_PeerServicer_to_server,
                            PeerServicer(config.node_id, config.groups, router,
@@ -316,6 +329,7 @@ class Node:
         host.start()
         chain.start()
         txn.start()
+        group_txn.start()
         log.info("node %d serving gRPC on %s, metrics on %s, %d %s group(s)",
                  config.node_id, config.listen, config.metrics, config.groups, config.engine)
 

@@ -18,13 +18,9 @@ def test_a_bad_operation_is_refused(op: str, problem: str,
     assert problem in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("participants", ["groups", "nodes"])
 def test_no_node_accepting_a_connection_is_said_at_once(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["txn", "exec", "get:a", "--cluster", "1=127.0.0.1:1"]) == 2
-    assert "never sent" in capsys.readouterr().err
-
-
-def test_groups_as_participants_is_refused_for_now(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["txn", "exec", "--participants", "groups", "get:a",
+        participants: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["txn", "exec", "get:a", "--participants", participants,
                  "--cluster", "1=127.0.0.1:1"]) == 2
-    assert "not available yet" in capsys.readouterr().err
+    assert "never sent" in capsys.readouterr().err

@@ -8,7 +8,14 @@ The states and their transitions are tables (`states`); operations are parsed by
 
 from distlab.protocols.txn.bugs import CATALOGUE as BUG_CATALOGUE
 from distlab.protocols.txn.bugs import PlantedBugs
-from distlab.protocols.txn.config import InDoubt, Outcome, Timeouts, TxnConfig, TxnReady
+from distlab.protocols.txn.config import (
+    InDoubt,
+    Outcome,
+    Timeouts,
+    TxnConfig,
+    TxnReady,
+    TxnStore,
+)
 from distlab.protocols.txn.locks import LockTable
 from distlab.protocols.txn.messages import (
     COORDINATOR_ROUND,
@@ -60,6 +67,7 @@ __all__ = [
     "TxnConfig",
     "TxnNode",
     "TxnReady",
+    "TxnStore",
     "Vote",
     "decode",
     "describe",

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from distlab.core.ids import NodeId
 from distlab.protocols.txn.bugs import PlantedBugs
 from distlab.protocols.txn.messages import Message
 from distlab.protocols.txn.records import LogRecord
+
+
+class TxnStore(Protocol):
+    """What a participant reads its data through and writes its commits to (a dict will do)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+    def update(self, writes: Iterable[tuple[str, str]], /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,11 @@ class TxnConfig:
     timeouts: Timeouts = Timeouts()
     # What the store holds before any transaction (the simulator's bank accounts).
     initial_data: Mapping[str, str] = field(default_factory=dict)
+    # The participant's data, when it lives elsewhere (a consensus group's shard, whose
+    # replicated log applies the commits): read with `get`, and `update`d with the writes
+    # of a commit at once, before that commit is applied there, so that a transaction
+    # evaluated next sees them. None: a store of its own, from `initial_data`.
+    store: TxnStore | None = None
     planted_bugs: PlantedBugs = field(default_factory=PlantedBugs)
 
 

@@ -81,10 +81,11 @@ class Coordinator:
             if record.kind is RecordKind.COORDINATOR_COMMIT:
                 self.txns[record.txn] = CoordinatorTxn(
                     record.txn, record.protocol, (0, record.txn), record.participants, {},
-                    state=CoordinatorState.COMMITTING, reporting=False)
+                    state=CoordinatorState.COMMITTING, reads=dict(record.reads),
+                    reporting=False)
             elif record.kind is RecordKind.COORDINATOR_END:
                 self.txns.pop(record.txn, None)
-                self._remember(Outcome(record.txn, True))
+                self._remember(Outcome(record.txn, True, reads=record.reads))
         for txn in self.txns.values():
             # COMMIT without END: resend it; the participants in doubt are waiting for it.
             self._send_decisions(txn, True)
@@ -108,7 +109,12 @@ class Coordinator:
         if known is not None:
             self._out.outcomes.append(known)
             return
-        if txn_id in self.txns:
+        known_txn = self.txns.get(txn_id)
+        if known_txn is not None:
+            # A client waits for it again (its first attempt lost the coordinator it asked).
+            known_txn.reporting = True
+            if known_txn.state is CoordinatorState.COMMITTING:
+                self._report(self._committed(known_txn))
             return
         if not ops:
             self._report(Outcome(txn_id, True))
@@ -186,12 +192,12 @@ class Coordinator:
         if txn.acks >= set(txn.participants):
             txn.move(CoordinatorEvent.ALL_ACKED)
             if self.config.planted_bugs.commit_before_log:
-                self._out.records.append(LogRecord(
-                    RecordKind.COORDINATOR_COMMIT, txn.txn, participants=txn.participants,
-                    protocol=txn.protocol))
-            self._out.records.append(LogRecord(RecordKind.COORDINATOR_END, txn.txn))
+                self._log_commit(txn)
+            outcome = self._committed(txn)
+            self._out.records.append(LogRecord(RecordKind.COORDINATOR_END, txn.txn,
+                                               reads=outcome.reads))
             del self.txns[txn.txn]
-            self._remember(Outcome(txn.txn, True, reads=tuple(sorted(txn.reads.items()))))
+            self._remember(outcome)
 
     def on_decision(self, message: Decision) -> None:
         """A 3PC terminator's decision, for a transaction the coordinator gave up deciding."""
@@ -223,13 +229,20 @@ class Coordinator:
 
     def _commit(self, txn: CoordinatorTxn) -> None:
         if not self.config.planted_bugs.commit_before_log:
-            self._out.records.append(LogRecord(
-                RecordKind.COORDINATOR_COMMIT, txn.txn, participants=txn.participants,
-                protocol=txn.protocol))
+            self._log_commit(txn)
         txn.acks = set()
         self._send_decisions(txn, True)
         if txn.reporting:
-            self._report(Outcome(txn.txn, True, reads=tuple(sorted(txn.reads.items()))))
+            self._report(self._committed(txn))
+
+    def _log_commit(self, txn: CoordinatorTxn) -> None:
+        self._out.records.append(LogRecord(
+            RecordKind.COORDINATOR_COMMIT, txn.txn, participants=txn.participants,
+            protocol=txn.protocol, reads=tuple(sorted(txn.reads.items()))))
+
+    @staticmethod
+    def _committed(txn: CoordinatorTxn) -> Outcome:
+        return Outcome(txn.txn, True, reads=tuple(sorted(txn.reads.items())))
 
     def _abort(self, txn: CoordinatorTxn, reason: str) -> None:
         txn.move(CoordinatorEvent.ABORT)

@@ -111,6 +111,10 @@ class TxnNode:
 
     # ------------------------------------------------------------------ status
 
+    def idle(self) -> bool:
+        """No transaction is under way here: a tick would change nothing."""
+        return not (self.coordinator.txns or self.participant.txns)
+
     def in_doubt(self) -> list[InDoubt]:
         return self.coordinator.in_doubt() + self.participant.in_doubt()
 

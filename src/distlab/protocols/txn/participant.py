@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from distlab.core.ids import NodeId
-from distlab.protocols.txn.config import InDoubt, Outbox, TxnConfig
+from distlab.protocols.txn.config import InDoubt, Outbox, TxnConfig, TxnStore
 from distlab.protocols.txn.locks import Grant, LockTable, Priority
 from distlab.protocols.txn.messages import (
     NO_ROUND,
@@ -89,7 +89,8 @@ class Participant:
         self.config = config
         self.node_id = config.node_id
         self._out = out
-        self.store: dict[str, str] = dict(config.initial_data)
+        self.store: TxnStore = (
+            config.store if config.store is not None else dict(config.initial_data))
         self.locks = LockTable()
         self.txns: dict[str, ParticipantTxn] = {}
         # txn -> committed, for transactions this participant has finished.

@@ -3,7 +3,9 @@
 Participant: PREPARED (the writes it will apply and the locks it holds, before it votes yes),
 ROUND (3PC: the round it promised and the value it accepted, before it answers), COMMITTED
 and ABORTED. Coordinator: COMMIT (before it sends COMMIT) and END (after every participant
-acknowledged: the transaction may be forgotten). Presumed abort: nothing is logged for an
+acknowledged: the transaction may be forgotten), both with the values the transaction read,
+so that a coordinator restarted (or, over groups, a new leader) answers a client's retry in
+full. Presumed abort: nothing is logged for an
 abort, and a transaction the coordinator has no record of was aborted.
 
 Each record is one log record of its kind whose body is JSON; the node's WAL (or the
@@ -58,7 +60,10 @@ class LogRecord:
             body.update(promised=list(self.promised), accepted_round=list(self.accepted_round),
                         accepted_commit=self.accepted_commit)
         elif kind is RecordKind.COORDINATOR_COMMIT:
-            body.update(participants=list(self.participants), protocol=self.protocol.value)
+            body.update(participants=list(self.participants), protocol=self.protocol.value,
+                        reads=[list(pair) for pair in self.reads])
+        elif kind is RecordKind.COORDINATOR_END and self.reads:
+            body.update(reads=[list(pair) for pair in self.reads])
         return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -79,7 +84,7 @@ def decode(kind: int, body: bytes) -> LogRecord:
                 priority=(int(data["priority"][0]), str(data["priority"][1])),
                 writes=tuple((str(k), str(v)) for k, v in data["writes"]),
                 locks=tuple((str(k), LockMode(m)) for k, m in data["locks"]),
-                reads=tuple((str(k), None if v is None else str(v)) for k, v in data["reads"]))
+                reads=_reads(data["reads"]))
         if record_kind is RecordKind.ROUND:
             commit = data["accepted_commit"]
             return LogRecord(
@@ -89,10 +94,17 @@ def decode(kind: int, body: bytes) -> LogRecord:
         if record_kind is RecordKind.COORDINATOR_COMMIT:
             return LogRecord(record_kind, txn,
                              participants=tuple(NodeId(int(n)) for n in data["participants"]),
-                             protocol=Protocol(data["protocol"]))
+                             protocol=Protocol(data["protocol"]),
+                             reads=_reads(data.get("reads", [])))
+        if record_kind is RecordKind.COORDINATOR_END:
+            return LogRecord(record_kind, txn, reads=_reads(data.get("reads", [])))
         return LogRecord(record_kind, txn)
     except (ValueError, KeyError, TypeError, IndexError) as error:
         raise CorruptTxnRecord(f"transaction log record of kind {kind}: {error}") from None
+
+
+def _reads(value: list[list[str | None]]) -> tuple[tuple[str, str | None], ...]:
+    return tuple((str(key), None if read is None else str(read)) for key, read in value)
 
 
 def _round(value: list[int]) -> Round:

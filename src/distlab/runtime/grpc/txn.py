@@ -7,17 +7,21 @@ from typing import Any
 
 import grpc
 
-from distlab.core.replicated_log import OutcomeUnknown
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.proto import txn_pb2, txn_pb2_grpc
-from distlab.protocols.txn import Op, OpKind, Protocol, parse_op
+from distlab.protocols.txn import InDoubt, Op, OpKind, Outcome, Protocol, parse_op
 from distlab.runtime.txn.driver import TxnDriver
+from distlab.runtime.txn.groups import GroupParticipants, group_of_participant
+from distlab.wire.not_leader import encode_not_leader
 
 MAX_OPS = 1000
 
 
 class TxnServicer(txn_pb2_grpc.TxnServicer):
-    def __init__(self, driver: TxnDriver, tick_seconds: float) -> None:
+    def __init__(self, driver: TxnDriver, groups: GroupParticipants, tick_seconds: float
+                 ) -> None:
         self._driver = driver
+        self._groups = groups
         self._tick_seconds = tick_seconds
 
     async def Execute(self, request: txn_pb2.ExecuteRequest,
@@ -27,14 +31,26 @@ class TxnServicer(txn_pb2_grpc.TxnServicer):
         if len(request.ops) > MAX_OPS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"at most {MAX_OPS} operations in a transaction")
+        participants = request.participants or "nodes"
+        if participants not in ("nodes", "groups"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"participants {participants!r} is not nodes or groups")
         try:
             protocol = Protocol(request.protocol or "2pc")
             ops = tuple(_op(op) for op in request.ops)
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        priority = (request.priority, request.txn_id)
+        outcome: Outcome
         try:
-            outcome = await self._driver.execute(
-                request.txn_id, (request.priority, request.txn_id), ops, protocol)
+            if participants == "groups":
+                outcome = await self._groups.execute(request.txn_id, priority, ops, protocol)
+            else:
+                outcome = await self._driver.execute(request.txn_id, priority, ops, protocol)
+        except NotLeader as refusal:
+            status = encode_not_leader(refusal.leader_id, refusal.leader_address,
+                                       self._groups.coordinator_group(ops))
+            await context.abort(status.code, status.details, status.trailing_metadata)
         except OutcomeUnknown as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         return txn_pb2.ExecuteResponse(
@@ -45,13 +61,19 @@ class TxnServicer(txn_pb2_grpc.TxnServicer):
     async def Status(self, request: txn_pb2.TxnStatusRequest,
                      context: grpc.aio.ServicerContext[Any, Any]
                      ) -> txn_pb2.TxnStatusResponse:
-        entries = await self._driver.in_doubt()
-        return txn_pb2.TxnStatusResponse(node_id=self._driver.node_id, transactions=[
-            txn_pb2.UnfinishedTxn(
-                txn_id=entry.txn, role=entry.role, state=entry.state,
-                coordinator=entry.coordinator, age_seconds=entry.age_ticks * self._tick_seconds,
-                locks=[f"{key}:{mode}" for key, mode in entry.locks])
-            for entry in entries])
+        entries = [self._unfinished(entry) for entry in await self._driver.in_doubt()]
+        for group, entry in await self._groups.in_doubt():
+            unfinished = self._unfinished(entry)
+            unfinished.group = group
+            unfinished.coordinator = group_of_participant(entry.coordinator)
+            entries.append(unfinished)
+        return txn_pb2.TxnStatusResponse(node_id=self._driver.node_id, transactions=entries)
+
+    def _unfinished(self, entry: InDoubt) -> txn_pb2.UnfinishedTxn:
+        return txn_pb2.UnfinishedTxn(
+            txn_id=entry.txn, role=entry.role, state=entry.state,
+            coordinator=entry.coordinator, age_seconds=entry.age_ticks * self._tick_seconds,
+            locks=[f"{key}:{mode}" for key, mode in entry.locks])
 
 
 def _op(op: txn_pb2.TxnOp) -> Op:

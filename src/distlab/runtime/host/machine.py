@@ -1,10 +1,11 @@
 """The host's own state kept in every group's log beside the application's.
 
 Commands are wrapped in a one-byte envelope so that the host can keep records of its own in
-the replicated log: today the address book (members added at run time announce their
-address through the log, so every member, and a member restarted from a snapshot, can reach
-them). Snapshots carry those recorded addresses in a small header before the application's
-state. This is shared by every engine: a second engine reuses it rather than copying it.
+the replicated log: the address book (members added at run time announce their address
+through the log, so every member, and a member restarted from a snapshot, can reach them),
+group 0's chain master, and a group's transaction records. Snapshots carry the recorded
+addresses (and those machines' snapshots) in a small header before the application's state.
+This is shared by every engine: a second engine reuses it rather than copying it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ APP_COMMAND = b"A"
 MEMBER_ADDRESS = b"M"
 # A command of the chain's master, which group 0 keeps beside the application's state.
 CHAIN_MASTER = b"C"
+# Transaction records of a group that is a transaction participant (its shard's commits).
+TXN_RECORDS = b"T"
 # Format 2 keeps only the recorded addresses ("recorded"); format 1 kept every address the
 # node knew ("addresses"), its start-up list included, and is still read.
 SNAPSHOT_FORMAT = 2
@@ -77,6 +80,10 @@ def chain_master_command(command: bytes) -> bytes:
     return CHAIN_MASTER + command
 
 
+def txn_records_command(command: bytes) -> bytes:
+    return TXN_RECORDS + command
+
+
 def member_address_record(node: NodeId, address: str) -> bytes:
     return MEMBER_ADDRESS + json.dumps({"id": int(node), "address": address}).encode()
 
@@ -85,11 +92,14 @@ class HostedMachine:
     """An application's state machine wrapped with the host's records (envelope, header)."""
 
     def __init__(self, machine: StateMachine, addresses: AddressBook,
-                 chain_master: StateMachine | None = None) -> None:
+                 chain_master: StateMachine | None = None,
+                 txn_log: StateMachine | None = None) -> None:
         self.machine = machine
         self.addresses = addresses
         # Group 0's: the chain's configuration (its snapshot rides in the header).
         self.chain_master = chain_master
+        # The group's transaction records, as a participant (its snapshot rides there too).
+        self.txn_log = txn_log
 
     def apply(self, index: int, envelope: bytes) -> bytes:
         tag, body = envelope[:1], envelope[1:]
@@ -97,6 +107,8 @@ class HostedMachine:
             return self.machine.apply(index, body)
         if tag == CHAIN_MASTER and self.chain_master is not None:
             return self.chain_master.apply(index, body)
+        if tag == TXN_RECORDS and self.txn_log is not None:
+            return self.txn_log.apply(index, body)
         if tag == MEMBER_ADDRESS:
             self._note_address(body)
         else:
@@ -119,6 +131,8 @@ class HostedMachine:
         }
         if self.chain_master is not None:
             fields["chain_master"] = self.chain_master.snapshot().decode()
+        if self.txn_log is not None:
+            fields["txn_log"] = self.txn_log.snapshot().decode()
         header = json.dumps(fields).encode()
         return len(header).to_bytes(4, "big") + header + self.machine.snapshot()
 
@@ -143,4 +157,7 @@ class HostedMachine:
         chain_master = header.get("chain_master")
         if self.chain_master is not None and isinstance(chain_master, str):
             self.chain_master.restore(chain_master.encode())
+        txn_log = header.get("txn_log")
+        if self.txn_log is not None and isinstance(txn_log, str):
+            self.txn_log.restore(txn_log.encode())
         self.machine.restore(data[4 + size :])

@@ -60,6 +60,7 @@ class PaxosGroup(DrivenGroup):
         machine: StateMachine,
         addresses: AddressBook,
         chain_master: StateMachine | None = None,
+        txn_log: StateMachine | None = None,
         transport: TransportFactory,
         clock: Clock,
         rng: random.Random,
@@ -71,7 +72,7 @@ class PaxosGroup(DrivenGroup):
         Raises ValueError when the stored snapshot cannot be read.
         """
         timing = timing or PaxosTiming()
-        hosted = HostedMachine(machine, addresses, chain_master)
+        hosted = HostedMachine(machine, addresses, chain_master, txn_log)
         snapshot = storage.snapshot()
         if snapshot is not None:
             hosted.restore(snapshot.data)

@@ -64,6 +64,7 @@ class RaftGroup(DrivenGroup):
         machine: StateMachine,
         addresses: AddressBook,
         chain_master: StateMachine | None = None,
+        txn_log: StateMachine | None = None,
         transport: TransportFactory,
         clock: Clock,
         rng: random.Random,
@@ -77,7 +78,7 @@ class RaftGroup(DrivenGroup):
         Raises ValueError when the stored snapshot cannot be read.
         """
         timing = timing or RaftTiming()
-        hosted = HostedMachine(machine, addresses, chain_master)
+        hosted = HostedMachine(machine, addresses, chain_master, txn_log)
         snapshot = storage.snapshot()
         if snapshot is not None:
             hosted.restore(snapshot.data)

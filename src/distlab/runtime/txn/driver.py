@@ -22,7 +22,7 @@ from typing import Any
 from opentelemetry import trace
 
 from distlab.core.ids import NodeId
-from distlab.core.replicated_log import OutcomeUnknown
+from distlab.core.replicated_log import EngineError, OutcomeUnknown
 from distlab.protocols.txn import (
     Decision,
     DecisionAck,
@@ -135,8 +135,11 @@ class TxnDriver:
     def _on_tick(self) -> None:
         if self._crash_at_next_tick is not None and self._crash is not None:
             self._crash(self._crash_at_next_tick)
-        self._inputs.ticks += 1
-        self._wake.set()
+        if not self.core.idle():
+            # Ticks only time out transactions: an idle core needs none, and an idle node
+            # stays idle.
+            self._inputs.ticks += 1
+            self._wake.set()
         self._schedule_tick()
 
     # ------------------------------------------------------------------ inputs
@@ -211,6 +214,12 @@ class TxnDriver:
                         self._feed_core()
         except asyncio.CancelledError:
             raise
+        except EngineError as error:
+            # The log is a consensus group this node no longer leads: its next leader runs
+            # the core from the records the group applied.
+            self.failed = error
+            self._fail_waiting(OutcomeUnknown(f"this participant's group moved: {error}"))
+            self._on_failure(error)
         except Exception as error:
             log.exception("node %d: the transaction driver failed; stopping", self.node_id)
             self.failed = error
