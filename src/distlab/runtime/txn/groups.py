@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 
-from distlab.apps.kv import KVStateMachine
 from distlab.apps.txn_log import TxnLogMachine, encode_records
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError, NotLeader
@@ -79,12 +78,18 @@ class LedGroup(Protocol):
 SendToMember = Callable[[NodeId, int, Message, otel_context.Context | None], None]
 
 
+class ShardData(Protocol):
+    """A group's shard as its participant reads it (the KV store's state machine)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+
 class ShardView:
     """A participant's data: its group's KV shard, and over it the writes of the commits
     decided here whose records are not applied yet (a transaction evaluated in between
     must see them). Settled once the Ready that carried those records is applied."""
 
-    def __init__(self, shard: KVStateMachine) -> None:
+    def __init__(self, shard: ShardData) -> None:
         self._shard = shard
         self._pending: dict[str, str] = {}
 
@@ -160,7 +165,7 @@ class GroupParticipants:
     """Every group's participant on this member: running where this member leads."""
 
     def __init__(self, *, node_id: NodeId, groups: Sequence[LedGroup],
-                 shards: Sequence[KVStateMachine], records: Sequence[TxnLogMachine],
+                 shards: Sequence[ShardData], records: Sequence[TxnLogMachine],
                  send: SendToMember, clock: Clock,
                  tick_seconds: float = DEFAULT_TICK_SECONDS,
                  watch_seconds: float = WATCH_SECONDS,
