@@ -293,7 +293,7 @@ class Node:
 
         server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
                            admin_pb2_grpc.add_AdminServicer_to_server,
-                           AdminServicer(config, host, channels, txn))
+                           AdminServicer(config, host, channels, txn, group_txn))
         server.add_service(txn_pb2.DESCRIPTOR.services_by_name["Txn"],
                            txn_pb2_grpc.add_TxnServicer_to_server,
                            TxnServicer(txn, group_txn, DEFAULT_TICK_SECONDS))

@@ -20,6 +20,7 @@ from distlab.runtime.config import ConfigError, NodeConfig, parse_address
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.host.host import Host, HostedGroup
 from distlab.runtime.txn.driver import TxnDriver
+from distlab.runtime.txn.groups import GroupParticipants
 from distlab.wire.not_leader import encode_not_leader
 
 DEFAULT_PEER_TIMEOUT_SECONDS = 1.0
@@ -34,10 +35,12 @@ GroupRequest = (admin_pb2.AddMemberRequest | admin_pb2.RemoveMemberRequest
 
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(self, config: NodeConfig, host: Host | None, channels: PeerChannels,
-                 txn: TxnDriver | None = None) -> None:
+                 txn: TxnDriver | None = None,
+                 group_txn: GroupParticipants | None = None) -> None:
         self._config = config
         self._host = host
         self._txn = txn
+        self._group_txn = group_txn
         self._channels = channels
         self._started = time.monotonic()
 
@@ -179,6 +182,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             assert self._txn is not None
             try:
                 self._txn.arm(frozenset(request.txn_faults))
+                if self._group_txn is not None:
+                    self._group_txn.arm(frozenset(request.txn_faults))
             except ValueError as error:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             return admin_pb2.FaultResponse(isolated_from=sorted(host.isolated_from()),

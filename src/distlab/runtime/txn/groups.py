@@ -42,7 +42,7 @@ from distlab.protocols.txn import (
 from distlab.protocols.txn import Protocol as TxnProtocol
 from distlab.runtime.host.machine import txn_records_command
 from distlab.runtime.host.ports import Clock
-from distlab.runtime.txn.driver import DEFAULT_TICK_SECONDS, TxnDriver
+from distlab.runtime.txn.driver import DEFAULT_TICK_SECONDS, TXN_FAULTS, TxnDriver
 from distlab.wire.sharding import group_of
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,8 @@ class GroupParticipants:
                  send: SendToMember, clock: Clock,
                  tick_seconds: float = DEFAULT_TICK_SECONDS,
                  watch_seconds: float = WATCH_SECONDS,
-                 config: Callable[[NodeId], TxnConfig] | None = None) -> None:
+                 config: Callable[[NodeId], TxnConfig] | None = None,
+                 crash: Callable[[str], None] | None = None) -> None:
         assert len(groups) == len(shards) == len(records)
         self.node_id = node_id
         self._groups = tuple(groups)
@@ -184,6 +185,10 @@ class GroupParticipants:
         self._watching = False
         self._timer: Any = None
         self._background: set[asyncio.Task[None]] = set()
+        # Armed transaction faults (the driver's TXN_FAULTS): every participant that runs
+        # here has them, those that start later too.
+        self.faults: frozenset[str] = frozenset()
+        self._crash = crash
 
     def _default_config(self, participant: NodeId) -> TxnConfig:
         groups = len(self._groups)
@@ -232,7 +237,9 @@ class GroupParticipants:
                 node_id=participant_id(group), core=core,
                 storage=GroupRecords(self._groups[group], view), transport=self._transport,
                 clock=self._clock, tick_seconds=self._tick_seconds,
-                on_failure=lambda error: self._lost(participant, error))
+                on_failure=lambda error: self._lost(participant, error), crash=self._crash)
+            if self.faults:
+                driver.arm(self.faults)
             participant.driver = driver
             driver.start()
             log.info("node %d leads group %d: its transaction participant runs here "
@@ -259,6 +266,16 @@ class GroupParticipants:
         driver, participant.driver = participant.driver, None
         if driver is not None:
             await driver.stop()
+
+    def arm(self, faults: frozenset[str]) -> None:
+        """Arm `faults` on every participant here; ValueError names an unknown one."""
+        unknown = sorted(faults - set(TXN_FAULTS))
+        if unknown:
+            raise ValueError(f"unknown transaction fault {unknown[0]!r}")
+        self.faults = faults
+        for participant in self._participants:
+            if participant.driver is not None:
+                participant.driver.arm(faults)
 
     # ------------------------------------------------------------------ inputs
 

@@ -66,14 +66,15 @@ def build_txn(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rout
 def build_group_participants(config: NodeConfig, groups: Sequence[LedGroup],
                              shards: Sequence[KVStateMachine],
                              records: Sequence[TxnLogMachine], peer: PeerTransport,
-                             router: PeerRouter, clock: Clock) -> GroupParticipants:
+                             router: PeerRouter, clock: Clock,
+                             crash: Callable[[str], None] = crash_now) -> GroupParticipants:
     """The participants of the node's groups, their messages routed through `router`."""
 
     def send(member: NodeId, group: int, message: Message, context: Any) -> None:
         peer.send(member, txn_groups.SERVICE, group, encode_message(message), context)
 
     participants = GroupParticipants(node_id=config.node_id, groups=groups, shards=shards,
-                                     records=records, send=send, clock=clock)
+                                     records=records, send=send, clock=clock, crash=crash)
     for group in range(len(groups)):
         receive = _GroupMessages(participants, group)
         router.register(txn_groups.SERVICE, group, receive.deliver, receive.deliver_bulk)
