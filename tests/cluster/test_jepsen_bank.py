@@ -50,10 +50,30 @@ def test_bank_with_two_phase_commit_and_kills_is_valid(tmp_path: Path) -> None:
     assert "<svg" in (report / "timeline.html").read_text()
 
 
-def test_groups_as_participants_is_refused(tmp_path: Path) -> None:
+def test_bank_over_groups_with_kills_and_partitions_is_valid_and_unblocked(
+        tmp_path: Path) -> None:
+    report = tmp_path / "report"
     done = run_distlab("test", "--workload", "bank", "--participants", "groups",
+                       "--accounts", "4", "--nemesis", "kill,partition", "--time-limit", "20",
+                       "--nemesis-interval", "4", "--quiet", "2", "--seed", "7",
+                       "--report", str(report), timeout=RUN_TIMEOUT_SECONDS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((report / "result.json").read_text())
+    bank = result["bank"]
+    assert bank["verdict"] == "valid" and bank["violations"] == [], bank
+    # Over groups no crash blocks a transaction: nothing is in doubt after the heal.
+    assert bank["blocked"] == [], bank["blocked"]
+    assert bank["transfers"]["committed"] > 0 and bank["reads"]["ok"] > 0
+    assert result["settings"]["participants"] == "groups"
+    assert result["settings"]["groups"] == 3
+    assert {fault["kind"] for fault in result["faults"]} == {"kill", "partition"}
+    assert sum(result["final_reads"].values()) == 400
+
+
+def test_participants_is_for_the_bank_workload(tmp_path: Path) -> None:
+    done = run_distlab("test", "--participants", "groups",
                        "--report", str(tmp_path / "report"))
     assert done.returncode == 2
-    assert "--participants groups is not available yet" in done.stderr
+    assert "--participants is for --workload bank" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "report").exists()

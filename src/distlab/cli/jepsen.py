@@ -64,9 +64,9 @@ def register(subparsers: Any) -> None:
     where = parser.add_argument_group("cluster")
     where.add_argument("--nodes", type=int, default=3, metavar="N",
                        help="size of the cluster the test starts (default 3)")
-    where.add_argument("--groups", type=int, default=1, metavar="G",
+    where.add_argument("--groups", type=int, default=None, metavar="G",
                        help="KV shards of the cluster the test starts, each a replicated "
-                       "group (default 1)")
+                       "group (default 1; 3 with --participants groups)")
     where.add_argument("--engine", choices=ENGINES, default=None,
                        help="consensus engine of the cluster the test starts (default raft)")
     where.add_argument("--data-dir", type=Path, metavar="DIR",
@@ -91,7 +91,8 @@ def register(subparsers: Any) -> None:
                       help="with --workload bank: the commit protocol (default 2pc)")
     work.add_argument("--participants", choices=("nodes", "groups"), default="nodes",
                       help="with --workload bank: each node one participant (nodes, the "
-                           "default); consensus groups as participants is not available yet")
+                           "default) or each consensus group one (groups; the cluster the "
+                           "test starts then has 3 groups unless --groups says otherwise)")
     work.add_argument("--accounts", type=int, default=5, metavar="N",
                       help="with --workload bank: number of accounts (default 5)")
     work.add_argument("--time-limit", type=_positive, default=60.0, metavar="S",
@@ -180,12 +181,14 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         addresses = resolve_members(args.cluster, args.cluster_file) if external else None
     if not external and not 1 <= args.nodes <= MAX_NODES:
         raise common.UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
+    if args.groups is None:
+        args.groups = 3 if args.participants == "groups" and addresses is None else 1
+    elif addresses is not None:
+        raise common.UsageError("--groups sets up a cluster the test starts; a running "
+                                "cluster keeps its own groups")
     if not 1 <= args.groups <= MAX_GROUPS:
         raise common.UsageError(f"--groups must be between 1 and {MAX_GROUPS}, got "
                                 f"{args.groups}")
-    if addresses is not None and args.groups != 1:
-        raise common.UsageError("--groups sets up a cluster the test starts; a running "
-                                "cluster keeps its own groups")
     if addresses is not None and args.engine is not None:
         raise common.UsageError("--engine sets up a cluster the test starts; a running "
                                 "cluster keeps its own engine")
@@ -195,9 +198,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.keys < 1:
         raise common.UsageError(f"--keys must be at least 1, got {args.keys}")
-    if args.participants == "groups":
-        raise common.UsageError("--participants groups is not available yet; use "
-                                "--participants nodes")
+    if args.participants == "groups" and args.workload != "bank":
+        raise common.UsageError("--participants is for --workload bank")
     if args.workload == "bank" and args.system != "kv":
         raise common.UsageError("--workload bank moves money in transactions over the "
                                 "nodes; it does not run on --system chain")
@@ -239,8 +241,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         read_from_any=args.read_from_any, seed=seed, nodes=args.nodes, groups=args.groups,
         engine=args.engine or "raft", data_dir=args.data_dir, addresses=addresses,
         compose=args.compose, compose_project=args.project, workload=args.workload,
-        protocol=args.protocol, accounts=args.accounts, system=args.system,
-        read_mode=args.read_mode)
+        protocol=args.protocol, participants=args.participants, accounts=args.accounts,
+        system=args.system, read_mode=args.read_mode)
 
 
 # The chain stores values with put and reads them with get; nothing else.

@@ -1,13 +1,15 @@
 """The bank workload: concurrent clients moving money between accounts in transactions, and
-reading every account, over the Txn service (2PC or 3PC, each node one participant).
+reading every account, over the Txn service (2PC or 3PC; each node one participant, or each
+consensus group one).
 
 The run opens every account with the same balance in one transaction; then each worker
 invokes, at the shared rate, a transfer (`require:A>=n add:A=-n add:B=n`, A and B held by
-different nodes where the accounts allow) or a read of every account, coordinated by a
-random node. The history is DESIGN §9's transaction format: a transfer is recorded as its two
-`add`s, a read as one `r` per account; committed is `ok`, aborted (wait-die, a failed
-require, a vote no) or never sent is `fail`, an unknown outcome is `info`, after which the
-worker continues as a new process.
+different participants where the accounts allow) or a read of every account, coordinated
+by a random node (over groups: sent to a random node first, coordinated by the leader of
+its first account's group). The history is DESIGN §9's transaction format: a transfer is
+recorded as its two `add`s, a read as one `r` per account; committed is `ok`, aborted
+(wait-die, a failed require, a vote no) or never sent is `fail`, an unknown outcome is
+`info`, after which the worker continues as a new process.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from random import Random
 from typing import Any
 
 from distlab.check import HistoryRecorder
-from distlab.client import TxnClient, TxnResult, Unreachable
+from distlab.client import KVClient, KVError, TxnClient, TxnResult, Unreachable
 from distlab.core.ids import NodeId
 from distlab.ops.tester.workload import Pacer, Tally
 from distlab.protocols.txn import parse_op
 from distlab.wire.addresses import Address
-from distlab.wire.sharding import participant_of
+from distlab.wire.sharding import group_of, participant_of
 
 OPENING_BALANCE = 100
 MAX_TRANSFER = 5
@@ -47,14 +49,22 @@ class BankError(RuntimeError):
 class BankWorkload:
     def __init__(self, recorder: HistoryRecorder, addresses: Mapping[NodeId, Address],
                  accounts: Sequence[str], protocol: str, rate: float, concurrency: int,
-                 operation_timeout: float, rng: Random) -> None:
+                 operation_timeout: float, rng: Random, participants: str = "nodes",
+                 groups: int | None = None) -> None:
         assert concurrency > 0 and len(accounts) >= 2
+        assert participants in ("nodes", "groups")
         self._recorder = recorder
         self._nodes = sorted(addresses)
         self._client = TxnClient({node: str(address) for node, address in addresses.items()})
         self._accounts = list(accounts)
-        self._owner = {name: participant_of(name, [int(n) for n in self._nodes])
-                       for name in accounts}
+        self._participants = participants
+        self._addresses = addresses
+        # Where each account is held, to make transfers cross participants; over groups of
+        # a running cluster, learned from the cluster before the run (`open_accounts`).
+        self._owner = ({name: group_of(name, groups) for name in accounts}
+                       if participants == "groups" and groups is not None else
+                       {name: participant_of(name, [int(n) for n in self._nodes])
+                        for name in accounts})
         self._protocol = protocol
         self._pacer = Pacer(rate)
         self._concurrency = concurrency
@@ -80,6 +90,15 @@ class BankWorkload:
 
     async def open_accounts(self) -> None:
         """Every account at OPENING_BALANCE, in one committed transaction, before the run."""
+        if self._participants == "groups":
+            kv = KVClient({node: str(address) for node, address in self._addresses.items()})
+            try:
+                groups = await kv.group_count(budget=FINAL_READ_BUDGET_SECONDS)
+            except KVError as error:
+                raise BankError(f"how many groups the cluster has: {error}") from error
+            finally:
+                await kv.close()
+            self._owner = {name: group_of(name, groups) for name in self._accounts}
         ops = [["w", name, OPENING_BALANCE] for name in self._accounts]
         texts = [f"put:{name}={OPENING_BALANCE}" for name in self._accounts]
         for _ in range(OPENING_ATTEMPTS):
@@ -133,8 +152,9 @@ class BankWorkload:
         self._recorder.invoke(process, "txn", None, ops)
         try:
             async with asyncio.timeout(budget + CLIENT_GRACE_SECONDS):
-                result = await self._client.execute([parse_op(t) for t in texts],
-                                                    self._protocol, node=node, timeout=budget)
+                result = await self._client.execute(
+                    [parse_op(t) for t in texts], self._protocol,
+                    participants=self._participants, node=node, timeout=budget)
         except Unreachable:
             self._recorder.fail(process)  # never sent
             return self._count("fail", kind)

@@ -81,6 +81,7 @@ class RunSettings:
     # `kv` (checked for linearizability) or `bank` (transfers in transactions, DESIGN §16).
     workload: str = "kv"
     protocol: str = "2pc"
+    participants: str = "nodes"
     accounts: int = 5
     # The store under test: the KV store ("kv") or the chain ("chain", read at the tail or,
     # with read_mode "craq", at any replica).
@@ -88,7 +89,8 @@ class RunSettings:
     read_mode: str = "cr"
 
     def describe(self) -> dict[str, Any]:
-        bank = ({"workload": "bank", "protocol": self.protocol, "participants": "nodes",
+        bank = ({"workload": "bank", "protocol": self.protocol,
+                 "participants": self.participants,
                  "accounts": self.accounts} if self.workload == "bank" else
                 {"workload": "kv"})
         return {
@@ -255,7 +257,8 @@ class _Run:
         if settings.workload == "bank":
             workload = bank = BankWorkload(
                 recorder, self.addresses, account_names(settings.accounts), settings.protocol,
-                settings.rate, settings.concurrency, settings.operation_timeout, workload_rng)
+                settings.rate, settings.concurrency, settings.operation_timeout, workload_rng,
+                settings.participants, settings.groups)
         else:
             clients = Clients(self.addresses, settings.operation_timeout,
                               settings.read_from_any, workload_rng, settings.system,
