@@ -55,3 +55,19 @@ def test_engine_panels_follow_the_menu_and_name_exported_metrics() -> None:
         missing = sorted(name.replace("${engine}", engine) for name in used
                          if name.replace("${engine}", engine) not in exported)
         assert not missing, f"{engine}: the dashboard queries {missing}, which no node exports"
+
+
+def test_transaction_panels_name_exported_metrics() -> None:
+    from distlab.runtime.txn import metrics
+
+    metrics.PHASE_SECONDS.labels("prepare", "node").observe(0.01)
+    for counter in (metrics.LOCK_WAITS, metrics.LOCK_DEATHS, metrics.IN_DOUBT):
+        counter.labels("node")
+    metrics.OUTCOMES.labels("committed", "2pc", "node")
+    exported = {sample.name for family in REGISTRY.collect() for sample in family.samples}
+    exprs = [target["expr"] for panel in dashboard()["panels"]
+             for target in panel.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"distlab_txn_\w+", expr)}
+    assert {"distlab_txn_outcomes_total", "distlab_txn_in_doubt",
+            "distlab_txn_phase_seconds_bucket"} <= used
+    assert not sorted(used - exported)

@@ -79,6 +79,7 @@ class ParticipantTxn:
     accepted_round: Round = NO_ROUND
     accepted_commit: bool | None = None
     termination: Termination | None = None
+    waited: bool = False
 
     def move(self, event: ParticipantEvent) -> None:
         self.state = next_participant_state(self.state, event)
@@ -102,6 +103,9 @@ class Participant:
         self.refusing: str | None = None
         # Messages refused as impossible here (a commit of what never voted yes, ...).
         self.rejected = 0
+        # Transactions that had to wait for a lock, and those that lost wait-die.
+        self.lock_waits = 0
+        self.lock_deaths = 0
 
     # ------------------------------------------------------------------ recovery
 
@@ -139,6 +143,10 @@ class Participant:
 
     def knows(self, txn: str) -> bool:
         return txn in self.txns or txn in self.finished
+
+    def undecided(self) -> int:
+        """Transactions that voted yes here and do not know their outcome yet."""
+        return sum(1 for txn in self.txns.values() if txn.state in UNDECIDED_AFTER_YES)
 
     def in_doubt(self) -> list[InDoubt]:
         return [InDoubt(txn.txn, "participant", txn.state.value, txn.coordinator,
@@ -284,8 +292,12 @@ class Participant:
             key, mode = txn.wanted[0]
             answer = self.locks.request(txn.txn, txn.priority, key, mode)
             if answer.grant is Grant.WAIT:
+                if not txn.waited:
+                    txn.waited = True
+                    self.lock_waits += 1
                 return
             if answer.grant is Grant.DIE:
+                self.lock_deaths += 1
                 self._refuse(txn, f"wait-die: {key} is locked by older "
                                   f"{', '.join(answer.blockers)}")
                 return

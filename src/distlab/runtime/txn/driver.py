@@ -85,6 +85,7 @@ class TxnDriver:
         on_failure: Callable[[BaseException], None] = lambda error: None,
         on_ready: Callable[[TxnNode, TxnReady], None] | None = None,
         crash: Callable[[str], None] | None = None,
+        participant: str = "node",
     ) -> None:
         self.node_id = node_id
         self.core = core
@@ -98,8 +99,19 @@ class TxnDriver:
         self._wake = asyncio.Event()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._protocols: dict[str, Protocol] = {}
-        self._unfinished_coordinating = metrics.UNFINISHED.labels("coordinator")
-        self._unfinished_participating = metrics.UNFINISHED.labels("participant")
+        # Metrics, labelled with which participant this is ("node", or "group-G").
+        self._participant = participant
+        self._unfinished_coordinating = metrics.UNFINISHED.labels("coordinator", participant)
+        self._unfinished_participating = metrics.UNFINISHED.labels("participant", participant)
+        self._in_doubt = metrics.IN_DOUBT.labels(participant)
+        self._lock_waits = metrics.LOCK_WAITS.labels(participant)
+        self._lock_deaths = metrics.LOCK_DEATHS.labels(participant)
+        self._prepare_seconds = metrics.PHASE_SECONDS.labels("prepare", participant)
+        self._commit_seconds = metrics.PHASE_SECONDS.labels("commit", participant)
+        self._counted_waits = (core.participant.lock_waits, core.participant.lock_deaths)
+        # When a transaction coordinated here began, and when it was decided.
+        self._began: dict[str, float] = {}
+        self._decided: dict[str, float] = {}
         # A traced client's transaction: its span, parent of its messages' spans.
         self._spans: dict[str, trace.Span] = {}
         self._task: asyncio.Task[None] | None = None
@@ -176,6 +188,8 @@ class TxnDriver:
                                                "txn.coordinator": self.node_id,
                                                "txn.operations": len(ops)})
         self._inputs.begins.append((txn, priority, ops, protocol))
+        if len(self._began) < BEGIN_LIMIT:
+            self._began.setdefault(txn, self._clock.monotonic())
         self._wake.set()
         try:
             return await future
@@ -276,15 +290,26 @@ class TxnDriver:
                     self._crash_point_after(message)
                     if self._crash_at_next_tick is not None:
                         break  # the rest never leaves: the process is about to die
+        now = self._clock.monotonic()
         for record in ready.records:
-            metrics.RECORDS_FORCED.labels(record.kind.name.lower()).inc()
+            metrics.RECORDS_FORCED.labels(record.kind.name.lower(), self._participant).inc()
             traced = self._spans.get(record.txn)
             if traced is not None:
                 traced.add_event(f"{record.kind.name.lower().replace('_', ' ')} forced")
+            if record.kind is RecordKind.COORDINATOR_END:
+                decided = self._decided.pop(record.txn, None)
+                if decided is not None:
+                    self._commit_seconds.observe(now - decided)
         for outcome in ready.outcomes:
             protocol = self._protocols.pop(outcome.txn, None)
             metrics.OUTCOMES.labels("committed" if outcome.committed else "aborted",
-                                    protocol.value if protocol is not None else "").inc()
+                                    protocol.value if protocol is not None else "",
+                                    self._participant).inc()
+            began = self._began.pop(outcome.txn, None)
+            if began is not None:
+                self._prepare_seconds.observe(now - began)
+                if outcome.committed and len(self._decided) < BEGIN_LIMIT:
+                    self._decided[outcome.txn] = now
             finished = self._spans.pop(outcome.txn, None)
             if finished is not None:
                 finished.set_attribute("txn.outcome",
@@ -297,7 +322,16 @@ class TxnDriver:
                     future.set_result(outcome)
         self.core.advance()
         self._unfinished_coordinating.set(len(self.core.coordinator.txns))
-        self._unfinished_participating.set(len(self.core.participant.txns))
+        participant = self.core.participant
+        self._unfinished_participating.set(len(participant.txns))
+        self._in_doubt.set(participant.undecided())
+        waits, deaths = participant.lock_waits, participant.lock_deaths
+        counted_waits, counted_deaths = self._counted_waits
+        if waits > counted_waits:
+            self._lock_waits.inc(waits - counted_waits)
+        if deaths > counted_deaths:
+            self._lock_deaths.inc(deaths - counted_deaths)
+        self._counted_waits = (waits, deaths)
         if self._on_ready is not None:
             self._on_ready(self.core, ready)
 
@@ -317,6 +351,8 @@ class TxnDriver:
             self._crash_at_next_tick = point
 
     def _fail_waiting(self, error: Exception) -> None:
+        self._began.clear()
+        self._decided.clear()
         waiting, self._waiting = self._waiting, {}
         self._protocols.clear()
         spans, self._spans = self._spans, {}

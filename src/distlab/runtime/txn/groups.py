@@ -237,7 +237,8 @@ class GroupParticipants:
                 node_id=participant_id(group), core=core,
                 storage=GroupRecords(self._groups[group], view), transport=self._transport,
                 clock=self._clock, tick_seconds=self._tick_seconds,
-                on_failure=lambda error: self._lost(participant, error), crash=self._crash)
+                on_failure=lambda error: self._lost(participant, error), crash=self._crash,
+                participant=f"group-{group}")
             if self.faults:
                 driver.arm(self.faults)
             participant.driver = driver
