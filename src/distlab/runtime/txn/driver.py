@@ -23,6 +23,7 @@ from opentelemetry import trace
 
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError, OutcomeUnknown
+from distlab.core.truetime import NS_PER_SECOND, TrueTime
 from distlab.protocols.txn import (
     Decision,
     DecisionAck,
@@ -37,8 +38,9 @@ from distlab.protocols.txn import (
     TxnReady,
     Vote,
 )
-from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
+from distlab.runtime.host.ports import Clock, Storage, Timer, Transport, sleep
 from distlab.runtime.txn import metrics
+from distlab.telemetry.truetime import COMMIT_WAIT
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -66,8 +68,8 @@ TXN_FAULTS = (*CRASH_POINTS, VOTE_NO)
 class _Inputs:
     ticks: int = 0
     messages: collections.deque[Any] = field(default_factory=collections.deque)
-    begins: list[tuple[str, tuple[int, str], tuple[Op, ...], Protocol]] = field(
-        default_factory=list)
+    # Clients' transactions, each as the call that begins it on the core.
+    begins: list[Callable[[TxnNode], None]] = field(default_factory=list)
     requests: list[tuple[Callable[[TxnNode], Any], asyncio.Future[Any]]] = field(
         default_factory=list)
 
@@ -86,6 +88,7 @@ class TxnDriver:
         on_ready: Callable[[TxnNode, TxnReady], None] | None = None,
         crash: Callable[[str], None] | None = None,
         participant: str = "node",
+        truetime: TrueTime | None = None,
     ) -> None:
         self.node_id = node_id
         self.core = core
@@ -95,6 +98,9 @@ class TxnDriver:
         self._tick_seconds = tick_seconds
         self._on_failure = on_failure
         self._on_ready = on_ready
+        # With timestamps: TrueTime, read before each batch of inputs, and waited on before
+        # anything reveals a commit (commit wait).
+        self._truetime = truetime
         self._inputs = _Inputs()
         self._wake = asyncio.Event()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
@@ -174,6 +180,17 @@ class TxnDriver:
                       protocol: Protocol) -> Outcome:
         """Begin `txn` here as its coordinator and wait for its outcome. Raises
         OutcomeUnknown if the node stops first (the transaction may still commit)."""
+        return await self._run_transaction(
+            txn, protocol, len(ops), lambda core: core.begin(txn, priority, ops, protocol))
+
+    async def execute_read(self, txn: str, keys: tuple[str, ...], ts: int | None) -> Outcome:
+        """A read-only transaction of `keys` at `ts` (None: TrueTime's latest), without
+        locks, coordinated here."""
+        return await self._run_transaction(
+            txn, Protocol.TWO_PHASE, len(keys), lambda core: core.begin_read(txn, keys, ts))
+
+    async def _run_transaction(self, txn: str, protocol: Protocol, operations: int,
+                               begin: Callable[[TxnNode], None]) -> Outcome:
         if self.failed is not None:
             raise OutcomeUnknown(f"this node's storage failed: {self.failed}")
         if len(self._inputs.begins) >= BEGIN_LIMIT:
@@ -186,8 +203,8 @@ class TxnDriver:
             self._spans[txn] = tracer.start_span(
                 "txn.transaction", attributes={"txn.id": txn, "txn.protocol": protocol.value,
                                                "txn.coordinator": self.node_id,
-                                               "txn.operations": len(ops)})
-        self._inputs.begins.append((txn, priority, ops, protocol))
+                                               "txn.operations": operations})
+        self._inputs.begins.append(begin)
         if len(self._began) < BEGIN_LIMIT:
             self._began.setdefault(txn, self._clock.monotonic())
         self._wake.set()
@@ -243,6 +260,8 @@ class TxnDriver:
     def _feed_core(self) -> None:
         inputs = self._inputs
         core = self.core
+        if self._truetime is not None:
+            core.observe_time(self._truetime.now())
         while inputs.ticks:
             inputs.ticks -= 1
             core.tick()
@@ -250,8 +269,8 @@ class TxnDriver:
             core.step(inputs.messages.popleft())
         if inputs.begins:
             begins, inputs.begins = inputs.begins, []
-            for txn, priority, ops, protocol in begins:
-                core.begin(txn, priority, ops, protocol)
+            for begin in begins:
+                begin(core)
         if inputs.requests:
             requests, inputs.requests = inputs.requests, []
             for action, future in requests:
@@ -274,6 +293,7 @@ class TxnDriver:
 
     async def _handle_ready(self, ready: TxnReady) -> None:
         await self._storage.persist(ready)
+        await self._commit_wait(ready)
         faults = self.faults
         if (self._crash is not None and "coordinator-crash-after-commit-logged" in faults
                 and any(record.kind is RecordKind.COORDINATOR_COMMIT
@@ -334,6 +354,33 @@ class TxnDriver:
         self._counted_waits = (waits, deaths)
         if self._on_ready is not None:
             self._on_ready(self.core, ready)
+
+    async def _commit_wait(self, ready: TxnReady) -> None:
+        """Spanner's commit wait: nothing that reveals a commit at timestamp s (COMMIT to the
+        participants, the outcome to the client) leaves before TrueTime says s has passed,
+        so a transaction that starts after this one completes gets a higher timestamp."""
+        committed = [(message.txn, message.ts) for message in ready.messages
+                     if isinstance(message, Decision) and message.commit
+                     and message.ts is not None]
+        committed += [(outcome.txn, outcome.ts) for outcome in ready.outcomes
+                      if outcome.commit_wait and outcome.ts is not None]
+        truetime = self._truetime
+        if (not committed or truetime is None
+                or self.core.config.planted_bugs.no_commit_wait):
+            return
+        ts = max(ts for _, ts in committed)
+        spans = [tracer.start_span("txn.commit_wait",
+                                   context=trace.set_span_in_context(self._spans[txn]),
+                                   attributes={"txn.id": txn, "txn.commit_ts": commit_ts})
+                 for txn, commit_ts in dict(committed).items() if txn in self._spans]
+        started = self._clock.monotonic()
+        while not (now := truetime.now()).after(ts):
+            await sleep(self._clock, now.wait_until_after(ts) / NS_PER_SECOND)
+        waited = self._clock.monotonic() - started
+        COMMIT_WAIT.observe(waited)
+        for span in spans:
+            span.set_attribute("txn.commit_wait_ms", waited * 1000)
+            span.end()
 
     def _crash_point_after(self, message: Message) -> None:
         faults = self.faults
