@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from distlab.core.bugs import planted_flags
+
 CATALOGUE: Mapping[str, str] = MappingProxyType(
     {
         "commit-before-log": (
@@ -56,9 +58,4 @@ class PlantedBugs:
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> PlantedBugs:
-        chosen = frozenset(names)
-        known = {**CATALOGUE, **TIMESTAMP_CATALOGUE}
-        unknown = sorted(name for name in chosen if name not in known)
-        if unknown:
-            raise ValueError(f"unknown planted bugs {unknown}; known: {sorted(known)}")
-        return cls(**{name.replace("-", "_"): True for name in chosen})
+        return cls(**planted_flags(names, {**CATALOGUE, **TIMESTAMP_CATALOGUE}))
