@@ -120,6 +120,7 @@ class TxnDriver:
         self._decided: dict[str, float] = {}
         # A traced client's transaction: its span, parent of its messages' spans.
         self._spans: dict[str, trace.Span] = {}
+        self._phase_spans: dict[str, trace.Span] = {}
         self._task: asyncio.Task[None] | None = None
         self._ticker: Timer | None = None
         self.failed: BaseException | None = None
@@ -200,10 +201,14 @@ class TxnDriver:
         self._protocols[txn] = protocol
         if (trace.get_current_span().is_recording() and txn not in self._spans
                 and len(self._spans) < BEGIN_LIMIT):
-            self._spans[txn] = tracer.start_span(
+            span = self._spans[txn] = tracer.start_span(
                 "txn.transaction", attributes={"txn.id": txn, "txn.protocol": protocol.value,
                                                "txn.coordinator": self.node_id,
                                                "txn.operations": operations})
+            # The prepare phase, until the decision (or, read-only, the last read).
+            self._phase_spans[txn] = tracer.start_span(
+                "txn.prepare", context=trace.set_span_in_context(span),
+                attributes={"txn.id": txn})
         self._inputs.begins.append(begin)
         if len(self._began) < BEGIN_LIMIT:
             self._began.setdefault(txn, self._clock.monotonic())
@@ -316,6 +321,8 @@ class TxnDriver:
             traced = self._spans.get(record.txn)
             if traced is not None:
                 traced.add_event(f"{record.kind.name.lower().replace('_', ' ')} forced")
+                if record.kind is RecordKind.COORDINATOR_COMMIT:
+                    self._end_phase(record.txn, "commit", record.ts)
             if record.kind is RecordKind.COORDINATOR_END:
                 decided = self._decided.pop(record.txn, None)
                 if decided is not None:
@@ -330,8 +337,11 @@ class TxnDriver:
                 self._prepare_seconds.observe(now - began)
                 if outcome.committed and len(self._decided) < BEGIN_LIMIT:
                     self._decided[outcome.txn] = now
+            self._end_phase(outcome.txn, "commit" if outcome.committed else "abort", outcome.ts)
             finished = self._spans.pop(outcome.txn, None)
             if finished is not None:
+                if outcome.ts is not None:
+                    finished.set_attribute("txn.ts", outcome.ts)
                 finished.set_attribute("txn.outcome",
                                        "committed" if outcome.committed else "aborted")
                 if outcome.reason:
@@ -397,7 +407,19 @@ class TxnDriver:
         if point is not None and point in faults:
             self._crash_at_next_tick = point
 
+    def _end_phase(self, txn: str, decision: str, ts: int | None) -> None:
+        """The prepare phase is over: its span ends with the decision and the timestamp
+        chosen."""
+        span = self._phase_spans.pop(txn, None)
+        if span is not None:
+            span.set_attribute("txn.decision", decision)
+            if ts is not None:
+                span.set_attribute("txn.ts", ts)
+            span.end()
+
     def _fail_waiting(self, error: Exception) -> None:
+        for txn in list(self._phase_spans):
+            self._end_phase(txn, "unknown", None)
         self._began.clear()
         self._decided.clear()
         waiting, self._waiting = self._waiting, {}
