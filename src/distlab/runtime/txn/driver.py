@@ -1,7 +1,6 @@
-"""The transaction driver: one asyncio task that owns a node's `TxnNode` core.
+"""The transaction driver: the one loop (`runtime/host/core_loop.py`) around a `TxnNode`.
 
-The host's driver pattern (runtime/host/driver.py) for a core that is no consensus group:
-inputs (ticks, peer messages, clients' transactions, status requests) are queued; the task
+Inputs (ticks, peer messages, clients' transactions, status requests) are queued; the task
 feeds everything queued to the core, then handles each Ready as the contract says: force the
 records to the log (fsync), then send (a message to this node itself comes back through the
 inbox, after the disk), then report outcomes to the clients waiting for them, then advance.
@@ -12,8 +11,6 @@ simulator runs this very code on virtual time.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,14 +35,14 @@ from distlab.protocols.txn import (
     TxnReady,
     Vote,
 )
-from distlab.runtime.host.ports import Clock, Storage, Timer, Transport, sleep
+from distlab.runtime.host.core_loop import CoreLoop
+from distlab.runtime.host.ports import Clock, Storage, Transport, sleep
 from distlab.runtime.txn import metrics
 from distlab.telemetry.truetime import COMMIT_WAIT
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-INBOX_LIMIT = 10_000
 # Clients' transactions waiting to be begun, at most.
 BEGIN_LIMIT = 10_000
 DEFAULT_TICK_SECONDS = 0.01
@@ -66,15 +63,15 @@ TXN_FAULTS = (*CRASH_POINTS, VOTE_NO)
 
 @dataclass(slots=True)
 class _Inputs:
-    ticks: int = 0
-    messages: collections.deque[Any] = field(default_factory=collections.deque)
     # Clients' transactions, each as the call that begins it on the core.
     begins: list[Callable[[TxnNode], None]] = field(default_factory=list)
     requests: list[tuple[Callable[[TxnNode], Any], asyncio.Future[Any]]] = field(
         default_factory=list)
 
 
-class TxnDriver:
+class TxnDriver(CoreLoop):
+    core: TxnNode
+
     def __init__(
         self,
         *,
@@ -90,19 +87,17 @@ class TxnDriver:
         participant: str = "node",
         truetime: TrueTime | None = None,
     ) -> None:
+        super().__init__(clock=clock, tick_seconds=tick_seconds, name=f"txn-driver-{node_id}")
         self.node_id = node_id
         self.core = core
         self._storage = storage
         self._transport = transport
-        self._clock = clock
-        self._tick_seconds = tick_seconds
         self._on_failure = on_failure
         self._on_ready = on_ready
         # With timestamps: TrueTime, read before each batch of inputs, and waited on before
         # anything reveals a commit (commit wait).
         self._truetime = truetime
         self._inputs = _Inputs()
-        self._wake = asyncio.Event()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._protocols: dict[str, Protocol] = {}
         # Metrics, labelled with which participant this is ("node", or "group-G").
@@ -121,9 +116,6 @@ class TxnDriver:
         # A traced client's transaction: its span, parent of its messages' spans.
         self._spans: dict[str, trace.Span] = {}
         self._phase_spans: dict[str, trace.Span] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._ticker: Timer | None = None
-        self.failed: BaseException | None = None
         self.unreachable_reports = 0
         # Armed faults (TXN_FAULTS), and how the process dies at a crash point.
         self.faults: frozenset[str] = frozenset()
@@ -133,42 +125,26 @@ class TxnDriver:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"txn-driver-{self.node_id}")
-        self._schedule_tick()
+        super().start()
         # Whatever recovery produced (COMMIT to resend) goes out at once.
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await self._stop_loop()
         self._fail_waiting(OutcomeUnknown("the node is shutting down"))
         self._storage.close()
 
-    def _schedule_tick(self) -> None:
-        self._ticker = self._clock.call_later(self._tick_seconds, self._on_tick)
-
-    def _on_tick(self) -> None:
+    def _wants_tick(self) -> bool:
         if self._crash_at_next_tick is not None and self._crash is not None:
             self._crash(self._crash_at_next_tick)
-        if not self.core.idle():
-            # Ticks only time out transactions: an idle core needs none, and an idle node
-            # stays idle.
-            self._inputs.ticks += 1
-            self._wake.set()
-        self._schedule_tick()
+        # Ticks only time out transactions: an idle core needs none, and an idle node stays
+        # idle.
+        return not self.core.idle()
 
     # ------------------------------------------------------------------ inputs
 
     def deliver(self, message: Message) -> bool:
-        if len(self._inputs.messages) >= INBOX_LIMIT:
-            return False
-        self._inputs.messages.append(message)
-        self._wake.set()
-        return True
+        return self._queue_message(message)
 
     def report_unreachable(self, peer: NodeId) -> None:
         # The cores retransmit on their own timers; the count is for status.
@@ -236,42 +212,27 @@ class TxnDriver:
 
     # ------------------------------------------------------------------ the loop
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if self._crash_at_next_tick is not None:
-                    continue  # dying at a crash point: nothing more happens here
-                self._feed_core()
-                while self._crash_at_next_tick is None and self.core.has_ready():
-                    await self._handle_ready(self.core.ready())
-                    if self._crash_at_next_tick is None:
-                        self._feed_core()
-        except asyncio.CancelledError:
-            raise
-        except EngineError as error:
+    def _halted(self) -> bool:
+        # Dying at a crash point: nothing more happens here.
+        return self._crash_at_next_tick is not None
+
+    def _fail(self, error: Exception) -> None:
+        if isinstance(error, EngineError):
             # The log is a consensus group this node no longer leads: its next leader runs
             # the core from the records the group applied.
-            self.failed = error
             self._fail_waiting(OutcomeUnknown(f"this participant's group moved: {error}"))
-            self._on_failure(error)
-        except Exception as error:
-            log.exception("node %d: the transaction driver failed; stopping", self.node_id)
-            self.failed = error
+        else:
+            log.exception("node %d: the transaction driver failed; stopping", self.node_id,
+                          exc_info=error)
             self._fail_waiting(OutcomeUnknown(f"the transaction driver failed: {error}"))
-            self._on_failure(error)
+        self._on_failure(error)
 
     def _feed_core(self) -> None:
         inputs = self._inputs
         core = self.core
         if self._truetime is not None:
             core.observe_time(self._truetime.now())
-        while inputs.ticks:
-            inputs.ticks -= 1
-            core.tick()
-        while inputs.messages:
-            core.step(inputs.messages.popleft())
+        self._feed_ticks_and_messages()
         if inputs.begins:
             begins, inputs.begins = inputs.begins, []
             for begin in begins:
