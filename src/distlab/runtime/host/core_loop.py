@@ -5,8 +5,8 @@ peer router, clients) and the task is woken; it feeds everything queued to the c
 handles each Ready the core has, feeding again after each (whatever arrived meanwhile joins
 the next Ready), until the core has none. Ticks come from the Clock port, so the simulator
 runs the same loop on virtual time. A driver supplies what differs: the inputs of its own
-(`_feed_core`, which feeds ticks and peer messages with `_feed_ticks_and_messages` where its
-protocol wants them), how a Ready is handled, and what a failure stops.
+(`_feed_core`, which feeds ticks and peer messages, `_feed_ticks` and `_feed_messages`,
+where its protocol wants them), how a Ready is handled, and what a failure stops.
 """
 
 from __future__ import annotations
@@ -75,11 +75,18 @@ class CoreLoop:
         return True
 
     def _feed_ticks_and_messages(self) -> None:
+        self._feed_ticks()
+        self._feed_messages()
+
+    def _feed_ticks(self) -> None:
         core = self.core
         while self._ticks:
             self._ticks -= 1
             core.tick()
             self._after_tick()
+
+    def _feed_messages(self) -> None:
+        core = self.core
         while self._messages:
             core.step(self._messages.popleft())
 
