@@ -56,6 +56,14 @@ class Transaction:
     def writes(self) -> bool:
         return not self.read_only
 
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "process": self.process, "status": self.status,
+            "read_only": self.read_only, "value": [list(op) for op in self.ops],
+            "ts": self.ts, "invoke_time": self.call, "complete_time": self.ret,
+            "invoke_line": self.call_line, "complete_line": self.ret_line,
+        }
+
     def describe(self) -> str:
         """e.g. `process 3's read-write transaction [r x 1, w y 2] (invoked at 100, ok at 250,
         ts 180; lines 5-9)`."""
