@@ -7,9 +7,10 @@ invokes, at the shared rate, a transfer (`require:A>=n add:A=-n add:B=n`, A and 
 different participants where the accounts allow) or a read of every account, coordinated
 by a random node (over groups: sent to a random node first, coordinated by the leader of
 its first account's group). The history is DESIGN §9's transaction format: a transfer is
-recorded as its two `add`s, a read as one `r` per account; committed is `ok`, aborted
-(wait-die, a failed require, a vote no) or never sent is `fail`, an unknown outcome is
-`info`, after which the worker continues as a new process.
+recorded as its two `add`s, a read as one `r` per account; committed is `ok` (with the
+transaction's timestamp, `ts`, where the cluster assigns one), aborted (wait-die, a failed
+require, a vote no) or never sent is `fail`, an unknown outcome is `info`, after which the
+worker continues as a new process.
 """
 
 from __future__ import annotations
