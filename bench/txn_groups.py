@@ -49,7 +49,7 @@ from distlab.ops.load import KVLoad, Operation, measure_load, run_kv_workload, s
 from distlab.ops.local_cluster import LocalCluster
 from distlab.ops.status import wait_for_leader
 from distlab.protocols.txn import Op, parse_op
-from distlab.wire.sharding import group_of
+from distlab.wire.sharding import keys_by_group
 
 GROUPS = 3
 NODES = 3
@@ -70,15 +70,7 @@ class NotCommitted(Exception):
 
 def accounts_by_group(per_group: int) -> list[list[str]]:
     """`acct0`, `acct1`, ...: the first `per_group` names that fall in each group."""
-    accounts: list[list[str]] = [[] for _ in range(GROUPS)]
-    number = 0
-    while any(len(names) < per_group for names in accounts):
-        name = f"acct{number}"
-        group = accounts[group_of(name, GROUPS)]
-        if len(group) < per_group:
-            group.append(name)
-        number += 1
-    return accounts
+    return keys_by_group("acct", per_group, GROUPS)
 
 
 def transfer(rng: random.Random, accounts: list[list[str]], shards: int) -> list[Op]:
