@@ -158,6 +158,9 @@ class ChainReplica:
         self._config = config
         self._bugs = PlantedBugs.from_names(config.planted_bugs)
         self.epoch = stored.epoch
+        # What its records replay to: the highest epoch it recorded (an older configuration,
+        # adopted only by a planted bug, records a lower one).
+        self._recorded_epoch = stored.epoch
         self.chain = ChainConfig(stored.epoch, ())
         self.role = Role.OUT
         self.last = stored.base
@@ -218,6 +221,25 @@ class ChainReplica:
 
     def lease_valid(self) -> bool:
         return self.ticks < self.lease_until
+
+    def durable_state(self) -> StoredReplica:
+        """What a restart needs of everything this replica recorded so far, for a snapshot
+        that replaces those records: its state as of the oldest update it still keeps, and
+        every update since. What lies below, it dropped already: its successor holds it and
+        the tail applied it, so no resend can ask for it."""
+        base = min(self._log) - 1 if self._log else self.last
+        assert len(self._log) == self.last - base, \
+            f"n{self.node_id} keeps a history with holes above {base}"
+        latest = {}
+        for key, versions in self._versions.items():
+            for seq, value in reversed(versions):
+                if seq <= base:
+                    latest[key] = (seq, value)
+                    break
+        return StoredReplica(
+            epoch=self._recorded_epoch, base=base, base_digest=self._digests[base],
+            latest=latest, updates=[self._log[seq] for seq in range(base + 1, self.last + 1)],
+            restarted=True)
 
     # ------------------------------------------------------------------ inputs
 
@@ -358,6 +380,7 @@ class ChainReplica:
 
     def _adopt(self, config: ChainConfig) -> None:
         self.epoch = config.epoch
+        self._recorded_epoch = max(self._recorded_epoch, config.epoch)
         self.chain = config
         self.role = role_in(config, self.node_id)
         self._persist.append((durable.EPOCH, durable.encode_epoch(config.epoch)))
