@@ -104,8 +104,10 @@ def test_messages_of_an_older_epoch_are_refused() -> None:
     cluster.replicas[N2].step(stale)
     assert cluster.replicas[N2].last == 0
     assert cluster.replicas[N2].counters.refused_stale == 1
+    assert cluster.replicas[N2].counters.stale_messages == {N1: 1}
     cluster.replicas[N2].configure(ChainConfig(0, (N2,)))
     assert cluster.replicas[N2].epoch == 1
+    assert cluster.replicas[N2].counters.stale_configs == 1
 
 
 def test_stale_epoch_bug_goes_back_to_an_older_configuration() -> None:

@@ -22,7 +22,7 @@ master removed has stopped answering before a new chain can commit without it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from distlab.core.ids import NodeId
 from distlab.protocols.chain import durable
@@ -145,11 +145,17 @@ class _Query:
 
 @dataclass(slots=True)
 class Counters:
-    """Messages refused: of an older epoch, or otherwise out of place (a newer epoch not yet
-    known here, a sender that is not this replica's neighbour)."""
+    """What the replica refused: peer messages of an older epoch (by sender), configurations
+    of an older epoch (the master's news arriving late), and messages otherwise out of place
+    (a newer epoch not yet known here, a sender that is not this replica's neighbour)."""
 
-    refused_stale: int = 0
+    stale_messages: dict[NodeId, int] = field(default_factory=dict)
+    stale_configs: int = 0
     refused_other: int = 0
+
+    @property
+    def refused_stale(self) -> int:
+        return sum(self.stale_messages.values()) + self.stale_configs
 
 
 class ChainReplica:
@@ -275,7 +281,7 @@ class ChainReplica:
         if config == self.chain or not config.chain:
             return  # the same, or the master before its first chain
         if config.epoch < self.epoch and not self._bugs.stale_epoch_accepted:
-            self.counters.refused_stale += 1
+            self.counters.stale_configs += 1
             return
         if config.epoch == self.epoch and self.chain.chain:
             return  # one epoch, one configuration
@@ -291,8 +297,11 @@ class ChainReplica:
             if not (stale and self._bugs.stale_epoch_accepted):
                 # A newer epoch: the master's news has not reached this replica yet; the
                 # sender repeats itself.
-                self.counters.refused_stale += stale
-                self.counters.refused_other += not stale
+                if stale:
+                    stale_messages = self.counters.stale_messages
+                    stale_messages[message.sender] = stale_messages.get(message.sender, 0) + 1
+                else:
+                    self.counters.refused_other += 1
                 return
         if self.must_join:
             # Restarted, or removed: it takes part again once it rejoins.
