@@ -108,6 +108,7 @@ RECORD_CHAIN = RECORD_TXN + 1
 RECORD_CHAIN_COMPACT = RECORD_CHAIN + 1
 _CHAIN = struct.Struct(">IB")
 _CHAIN_COMPACT = struct.Struct(">IQ")
+_INSTANCE = struct.Struct(">I")
 
 _GROUP_ENTRY = struct.Struct(">IQQI")
 _GROUP_PAXOS = struct.Struct(">IQ")
@@ -397,6 +398,9 @@ class FileSharedLog:
         trimmed = starts[0] > 1
         saw_compact = False
         position = 0
+        # Every instance's chain records not yet covered by a compaction, in written order.
+        chain_replayed: list[WalRecord] = []
+        chain_noted: tuple[int, int] | None = None
         for record in self._wal.replay():
             while position + 1 < len(starts) and record.seq >= starts[position + 1]:
                 position += 1
@@ -408,13 +412,24 @@ class FileSharedLog:
                 self._txn_records.append((instance, kind, record.payload[_TXN.size:]))
                 self._txn_segments.add(starts[position])
                 continue
-            if record.type in (RECORD_CHAIN, RECORD_CHAIN_COMPACT):
+            if record.type == RECORD_CHAIN:
+                # The hot path of a long chain log: kept whole, decoded only if it outlives
+                # the compactions after it.
+                if len(record.payload) < _CHAIN.size:
+                    raise self._corrupt(record, f"a chain record of {len(record.payload)} bytes")
+                chain_replayed.append(record)
+                held = (starts[position], _INSTANCE.unpack_from(record.payload)[0])
+                if held != chain_noted:
+                    self._chain_segments.setdefault(held[0], set()).add(held[1])
+                    chain_noted = held
+                continue
+            if record.type == RECORD_CHAIN_COMPACT:
                 try:
-                    instance = self._replay_chain(record)
+                    instance = self._replay_chain_compact(record, chain_replayed)
                 except (ValueError, struct.error) as error:
                     raise self._corrupt(record, str(error)) from None
                 self._chain_segments.setdefault(starts[position], set()).add(instance)
-                saw_compact = saw_compact or record.type == RECORD_CHAIN_COMPACT
+                saw_compact = True
                 continue
             try:
                 group, highest_index, compacted = self._apply_record(record)
@@ -434,21 +449,20 @@ class FileSharedLog:
             raise CorruptLogError(
                 segments[0].path, 0, "old segments are gone but no compaction record explains it"
             )
-
-    def _replay_chain(self, record: WalRecord) -> int:
-        """Keep a replayed chain record, or drop what a CHAIN_COMPACT covers; its instance."""
-        if record.type == RECORD_CHAIN:
+        for record in chain_replayed:
             instance, kind = _CHAIN.unpack_from(record.payload)
             self._chain_replayed.setdefault(instance, []).append(
                 (record.seq, kind, record.payload[_CHAIN.size:]))
-            return int(instance)
+
+    def _replay_chain_compact(self, record: WalRecord, replayed: list[WalRecord]) -> int:
+        """Note a replayed CHAIN_COMPACT and drop from `replayed` the records it covers;
+        its instance."""
         instance, through = _CHAIN_COMPACT.unpack(record.payload)
         if through >= record.seq:
             raise ValueError(f"a chain compaction through {through} cannot be record {record.seq}")
         self._chain_through[instance] = max(self._chain_through.get(instance, 0), through)
-        kept = self._chain_replayed.get(instance)
-        if kept:
-            self._chain_replayed[instance] = [each for each in kept if each[0] > through]
+        replayed[:] = [each for each in replayed if each.seq > through
+                       or _INSTANCE.unpack_from(each.payload)[0] != instance]
         return int(instance)
 
     def _apply_record(self, record: WalRecord) -> tuple[int, int, bool]:
