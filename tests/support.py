@@ -14,11 +14,13 @@ import subprocess
 import sys
 import termios
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 T = TypeVar("T")
 
@@ -144,3 +146,15 @@ class UpProcess:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
+
+
+def scrape_metrics(address: object) -> dict[str, float]:
+    """A node's /metrics at `address` (host:port) as {sample name with labels: value}."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples

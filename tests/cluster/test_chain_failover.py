@@ -1,23 +1,23 @@
 """Chain replication across real node processes: the head, a middle replica and the tail
 killed in turn while a client writes; the chain mends each time, every acknowledged write
-reads back, and a restarted node rejoins as the new tail."""
+reads back, and a restarted node rejoins as the new tail. A replica paused past its lease is
+removed, the messages it sends when it wakes are refused for their old epoch, and it rejoins
+as the tail."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from distlab.client import Indefinite
 from distlab.client.chain import ChainClient
 from distlab.core.ids import NodeId
+from distlab.ops.faults import LocalProcesses
 from distlab.ops.local_cluster import LocalCluster
-
-MEND_SECONDS = 30.0
+from tests.cluster.chain_support import ChainWriter, wait_for_chain
+from tests.support import scrape_metrics
 
 
 @pytest.fixture
@@ -30,76 +30,76 @@ async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
         await cluster.stop()
 
 
-async def chain_of(client: ChainClient) -> tuple[int, tuple[int, ...], int]:
-    rows = [row for row in await client.status(1.0) if row.health == "up" and row.chain]
-    if not rows:  # the master has not set the first chain up yet
-        return 0, (), 0
-    newest = max(rows, key=lambda row: row.epoch)
-    return newest.epoch, newest.chain, newest.joining
-
-
-async def wait_for_chain(client: ChainClient, wanted: tuple[int, ...]) -> int:
-    deadline = time.monotonic() + MEND_SECONDS
-    seen = None
-    while time.monotonic() < deadline:
-        epoch, chain, joining = seen = await chain_of(client)
-        rows = {row.id: row for row in await client.status(1.0)}
-        if chain == wanted and not joining and all(
-                rows[node].epoch == epoch for node in wanted):
-            return epoch
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"the chain did not become {wanted} within {MEND_SECONDS:g} s: "
-                         f"{seen}")
-
-
 async def test_head_middle_and_tail_killed_during_writes(cluster: LocalCluster) -> None:
     client = ChainClient({n: str(node.address) for n, node in cluster.nodes.items()})
-    acknowledged: dict[bytes, bytes] = {}
-    stop = asyncio.Event()
-    # Set once more than target[0] writes were acknowledged.
-    progress = asyncio.Event()
-    target = [0]
-
-    async def write() -> None:
-        index = 0
-        while not stop.is_set():
-            key, value = f"w{index}".encode(), f"v{index}".encode()
-            index += 1
-            try:
-                await client.put(key, value, timeout=MEND_SECONDS)
-            except Indefinite:
-                continue  # may or may not be there: not checked
-            acknowledged[key] = value
-            if len(acknowledged) > target[0]:
-                progress.set()
-
+    writer = ChainWriter(client)
     try:
         epoch = await wait_for_chain(client, (1, 2, 3))
-        writer = asyncio.create_task(write())
+        writer.start()
         for victim, mended, rejoined in ((1, (2, 3), (2, 3, 1)), (3, (2, 1), (2, 1, 3)),
                                          (3, (2, 1), (2, 1, 3))):
-            before = len(acknowledged)
             await cluster.stop_node(NodeId(victim), signal.SIGKILL)
             new_epoch = await wait_for_chain(client, mended)
             assert new_epoch > epoch
             await cluster.start_node(NodeId(victim))
             epoch = await wait_for_chain(client, rejoined)
-            progress.clear()
-            target[0] = before + 3
-            try:
-                await asyncio.wait_for(progress.wait(), MEND_SECONDS)
-            except TimeoutError:
-                raise AssertionError("writes stopped after the chain mended") from None
-        stop.set()
-        await writer
+            await writer.wait_for_more(3, "after the chain mended")
+        await writer.stop()
         rows = {row.id: row for row in await client.status(1.0)}
         assert rows[3].role == "tail"
-        for key, value in acknowledged.items():
+        for key, value in writer.acknowledged.items():
             read = await client.get(key, "cr")
             assert read.value == value, key
-        some = next(iter(acknowledged))
+        some = next(iter(writer.acknowledged))
         clean = await client.get(some, "craq", NodeId(2))
-        assert clean.value == acknowledged[some] and clean.node == 2
+        assert clean.value == writer.acknowledged[some] and clean.node == 2
     finally:
-        stop.set()
+        await writer.stop()
+        await client.close()
+
+
+def stale_refused(cluster: LocalCluster, node: int) -> dict[str, float]:
+    """What `node` refused as of an older epoch, by sender."""
+    samples = scrape_metrics(cluster.nodes[NodeId(node)].metrics_address)
+    prefix = "distlab_chain_stale_messages_refused_total{sender="
+    return {name[len(prefix):-1]: value for name, value in samples.items()
+            if name.startswith(prefix)}
+
+
+async def test_a_paused_replica_is_removed_fenced_by_epoch_and_rejoins_as_tail(
+        cluster: LocalCluster) -> None:
+    client = ChainClient({n: str(node.address) for n, node in cluster.nodes.items()})
+    writer = ChainWriter(client)
+    processes = LocalProcesses(cluster)
+    try:
+        epoch = await wait_for_chain(client, (1, 2, 3))
+        writer.start()
+        await writer.wait_for_more(3, "before the pause")
+        # The middle replica: messages of its epoch keep coming to it from both sides while
+        # it is stopped, and on waking it answers them before it hears of the new chain.
+        await processes.pause(NodeId(2))
+        removed = await wait_for_chain(client, (1, 3))
+        assert removed > epoch
+        rows = {row.id: row for row in await client.status(1.0)}
+        assert rows[2].health != "up" and rows[1].role == "head" and rows[3].role == "tail"
+        await writer.wait_for_more(3, "while the paused replica was out")
+        before = [stale_refused(cluster, node).get("2", 0) for node in (1, 3)]
+
+        await processes.resume(NodeId(2))
+        rejoined = await wait_for_chain(client, (1, 3, 2))
+        assert rejoined > removed
+        await writer.wait_for_more(3, "after the replica rejoined")
+        after = [stale_refused(cluster, node).get("2", 0) for node in (1, 3)]
+        assert sum(after) > sum(before), (before, after)
+        await writer.stop()
+
+        rows = {row.id: row for row in await client.status(1.0)}
+        assert rows[2].role == "tail" and rows[2].epoch == rejoined
+        assert rows[2].applied >= writer.last_seq
+        for key, value in writer.acknowledged.items():
+            read = await client.get(key, "cr")
+            assert read.value == value and read.node == 2, key
+    finally:
+        await processes.resume(NodeId(2))
+        await writer.stop()
         await client.close()

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from distlab.client import KVClient, KVError
 from distlab.core.ids import NodeId
@@ -21,6 +19,7 @@ from distlab.ops.local_cluster import LocalCluster
 from distlab.ops.status import collect_status, leadership, wait_caught_up
 from distlab.wire.sharding import group_of
 from tests.cluster.kv_writers import Writer, assert_all_readable
+from tests.support import scrape_metrics
 
 GROUPS = 3
 KEYS = 3_000
@@ -132,19 +131,6 @@ async def test_three_groups_spread_fail_over_and_rebalance(cluster: LocalCluster
             assert await client.get(key) == f"v1-{key}"
 
 
-def scrape(cluster: LocalCluster, node: NodeId) -> dict[str, float]:
-    """One node's /metrics as {sample name with labels: value}."""
-    address = cluster.nodes[node].metrics_address
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}"] = sample.value
-    return samples
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("cluster", ["raft", "paxos"], indirect=True)
 async def test_one_stream_per_pair_and_a_wal_shared_by_groups(cluster: LocalCluster) -> None:
@@ -159,7 +145,7 @@ async def test_one_stream_per_pair_and_a_wal_shared_by_groups(cluster: LocalClus
 
         outbound = {}
         for node in cluster.nodes:
-            samples = await asyncio.to_thread(scrape, cluster, node)
+            samples = await asyncio.to_thread(scrape_metrics, cluster.nodes[node].metrics_address)
             # At most one long-lived stream to each other node, and one from each, whatever
             # the number of groups they carry. Every node leads a Raft group, so it sends to
             # both peers; a Paxos member that leads nothing answers only the leaders.
@@ -171,7 +157,7 @@ async def test_one_stream_per_pair_and_a_wal_shared_by_groups(cluster: LocalClus
         assert max(outbound.values()) == 2, outbound  # a leader sends to both peers
         fsyncs = one_group_fsyncs = 0.0
         for node in cluster.nodes:
-            samples = await asyncio.to_thread(scrape, cluster, node)
+            samples = await asyncio.to_thread(scrape_metrics, cluster.nodes[node].metrics_address)
             fsyncs += samples["distlab_wal_fsync_groups_count{}"]
             one_group_fsyncs += samples["distlab_wal_fsync_groups_bucket{le=1.0}"]
         # Concurrent writes to three groups: some fsyncs made several groups durable at once.

@@ -33,7 +33,6 @@ from distlab.protocols.chain import (
     ChainReplica,
     LeaseMonitor,
     ReplicaConfig,
-    recover,
 )
 from distlab.protocols.multipaxos import describe as describe_paxos
 from distlab.protocols.raft import describe as describe_raft
@@ -43,8 +42,8 @@ from distlab.runtime.chain.node_ports import (
     CHAIN_GROUP,
     CHAIN_PEER_CODEC,
     NodeMasterPort,
-    WalChainStorage,
 )
+from distlab.runtime.chain.storage import ChainWalStorage
 from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.chain import ChainCollector, ChainServicer
@@ -69,7 +68,7 @@ from distlab.runtime.server import Server, run_until_signalled
 from distlab.runtime.txn.driver import DEFAULT_TICK_SECONDS, TxnDriver
 from distlab.runtime.txn.groups import GroupParticipants
 from distlab.runtime.txn.wiring import build_group_participants, build_txn
-from distlab.storage import NodeStorage, StorageError, open_node_storage
+from distlab.storage import FileSharedLog, NodeStorage, StorageError, open_node_storage
 from distlab.telemetry.metrics import GroupStatusCollector
 from distlab.telemetry.tracing import setup_tracing
 from distlab.telemetry.truetime import TrueTimeCollector
@@ -173,20 +172,20 @@ def group_driver(host: Host, group: int) -> Any:
     return hosted.driver
 
 
-def build_chain_replica(config: NodeConfig, host: Host, peer: PeerTransport,
-                        router: PeerRouter, channels: PeerChannels,
+def build_chain_replica(config: NodeConfig, stores: NodeStorage, host: Host,
+                        peer: PeerTransport, router: PeerRouter, channels: PeerChannels,
                         on_failure: Callable[[BaseException], None],
                         clock: LoopClock) -> ChainDriver:
-    """The node's chain replica on the node's `clock`, restored from its log, its messages
-    routed through `router`.
+    """The node's chain replica on the node's `clock`, restored from its snapshot and its
+    records in the node's WAL, its messages routed through `router`.
 
-    Raises ValueError when its records cannot be read back."""
-    storage = WalChainStorage(config.data_dir / "chain")
-    try:
-        stored = recover(storage.records())
-    except ValueError:
-        storage.close()
-        raise
+    Raises StorageError when its durable state cannot be read back."""
+    shared_log = stores.shared_log
+    assert isinstance(shared_log, FileSharedLog), "the chain's records live in the file WAL"
+    storage = ChainWalStorage.open(
+        config.data_dir, shared_log, SharedSync(stores.sync, lambda: shared_log.written_seq),
+        snapshot_records=config.snapshot_entries)
+    stored = storage.recovered()
     group0 = group_driver(host, 0)
     planted = frozenset({"dirty-read"}) if config.unsafe_dirty_reads else frozenset()
     if planted:
@@ -273,8 +272,9 @@ class Node:
                                           self._on_group_failure, clock=self.clock,
                                           chain_master=self.chain_master,
                                           txn_logs=self.txn_logs)
-            self.chain = chain = build_chain_replica(config, host, peer, router, channels,
-                                                     self._on_group_failure, self.clock)
+            self.chain = chain = build_chain_replica(config, stores, host, peer, router,
+                                                     channels, self._on_group_failure,
+                                                     self.clock)
         except (ValueError, StorageError) as error:
             await server.stop()
             raise StartupError(f"{config.data_dir}: cannot restore state: {error}") from error

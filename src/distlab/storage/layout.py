@@ -6,6 +6,8 @@ Inside the node's data directory:
                                        records tagged with their group (see log_store.py)
     DATA_DIR/group-<g>/stable-state    group g's term, vote and commit index
     DATA_DIR/group-<g>/snapshots/      group g's newest snapshots
+    DATA_DIR/chain-<i>/snapshots/      chain replica i's newest snapshots (its records are in
+                                       the shared WAL)
 
 A data directory written before there were groups holds DATA_DIR/stable-state and
 DATA_DIR/snapshots/ at its root, and its WAL's records carry no group. Opening it moves both
@@ -44,6 +46,11 @@ SNAPSHOT_DIRECTORY = "snapshots"
 def group_directory(data_dir: str | os.PathLike[str], group: int) -> Path:
     """Where group `group` keeps its stable state and snapshots."""
     return Path(data_dir) / f"group-{group}"
+
+
+def chain_directory(data_dir: str | os.PathLike[str], instance: int = 0) -> Path:
+    """Where chain replica `instance` keeps its snapshots."""
+    return Path(data_dir) / f"chain-{instance}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,22 @@ instance (0 for the node's participant and coordinator):
 
 They are never compacted: a segment holding one is never deleted.
 
+A chain replica (DESIGN §14) writes its records tagged with its instance too, and compacts
+them after it has saved a snapshot of its state elsewhere (the shared log holds no snapshot
+of it):
+
+    CHAIN           instance (u32) | kind (u8) | body      record type 12
+    CHAIN_COMPACT   instance (u32) | through (u64)         record type 13
+                    the instance's durable snapshot holds all that its records up to
+                    sequence number `through` said
+
+Replay hands each instance the records after its latest CHAIN_COMPACT, once, with their
+sequence numbers; the records it appends later are not kept here (the replica holds its own
+state). Records cannot be deleted one by one, only whole segments: a segment holding an
+instance's records goes once a durable CHAIN_COMPACT of that instance reaches the segment's
+last record (and nothing else in the segment is needed), so the segment holding the latest
+CHAIN_COMPACT is always kept.
+
 A log written before there were groups holds the same three records without the group
 (ENTRY, TRUNCATE, COMPACT: record types 1 to 3, the tagged ones are 4 to 6); they read back
 as group 0's, so such a directory still opens. Overwriting a conflicting suffix writes
@@ -37,7 +53,8 @@ shares one log among its regions); each group reads and writes through its own v
 
 Old segments are deleted once durable COMPACT records cover them: a sealed segment goes when,
 for every group with a record in it, each of that group's entries in it is at or below the
-group's snapshot index and the segment lies wholly before the group's latest COMPACT record.
+group's snapshot index and the segment lies wholly before the group's latest COMPACT record,
+and every chain instance with a record in it has compacted through its last record.
 Replay then starts part-way through the history; `EntryLog` is built for that. A group that
 never compacts keeps every segment from its oldest record on; `groups_pinning_segments`
 names such groups, so the node can take their snapshots.
@@ -87,6 +104,11 @@ RECORD_GROUP_PAXOS_LAST = _PAXOS + max(PaxosRecordKind)
 
 RECORD_TXN = RECORD_GROUP_PAXOS_LAST + 1
 _TXN = struct.Struct(">IB")
+RECORD_CHAIN = RECORD_TXN + 1
+RECORD_CHAIN_COMPACT = RECORD_CHAIN + 1
+_CHAIN = struct.Struct(">IB")
+_CHAIN_COMPACT = struct.Struct(">IQ")
+_INSTANCE = struct.Struct(">I")
 
 _GROUP_ENTRY = struct.Struct(">IQQI")
 _GROUP_PAXOS = struct.Struct(">IQ")
@@ -131,6 +153,12 @@ class FileSharedLog:
         self._txn_records: list[tuple[int, int, bytes]] = []
         # Segments (by first sequence number) holding transaction records: never deleted.
         self._txn_segments: set[int] = set()
+        # Chain records the replay found after each instance's latest compaction, (seq,
+        # kind, body), until the instance takes them; the instances with records in each
+        # segment; and how far each instance's latest durable CHAIN_COMPACT reaches.
+        self._chain_replayed: dict[int, list[tuple[int, int, bytes]]] = {}
+        self._chain_segments: dict[int, set[int]] = {}
+        self._chain_through: dict[int, int] = {}
         self._replay()
 
     @classmethod
@@ -214,12 +242,48 @@ class FileSharedLog:
             last_seq = self._wal.append_batch(
                 [(RECORD_TXN, _TXN.pack(instance, kind) + body) for kind, body in records])
             first_seq = last_seq - len(records) + 1
-            for segment in self._wal.segments():
-                if segment.first_seq <= last_seq and segment.last_seq >= first_seq:
-                    self._txn_segments.add(segment.first_seq)
-            self._txn_segments.add(self._wal.active_first_seq)
+            self._txn_segments.update(self._segments_holding(first_seq, last_seq))
             self._txn_records.extend((instance, kind, body) for kind, body in records)
             return last_seq
+
+    def take_chain_records(self, instance: int = 0) -> list[tuple[int, int, bytes]]:
+        """The records of chain instance `instance` that the replay found after its latest
+        compaction, (seq, kind, body) in written order; handed over once (a second call
+        returns none), so that the log keeps no copy of them."""
+        with self._lock:
+            return self._chain_replayed.pop(instance, [])
+
+    def chain_compacted_through(self, instance: int = 0) -> int:
+        """How far the instance's latest durable CHAIN_COMPACT reaches (0: none)."""
+        with self._lock:
+            return self._chain_through.get(instance, 0)
+
+    def append_chain(self, records: Sequence[tuple[int, bytes]], instance: int = 0) -> int:
+        """Write chain records, (kind, body), not synced (`sync` makes them durable);
+        return the last one's sequence number."""
+        with self._lock:
+            last_seq = self._wal.append_batch(
+                [(RECORD_CHAIN, _CHAIN.pack(instance, kind) + body) for kind, body in records])
+            self._note_chain(instance, last_seq - len(records) + 1, last_seq)
+            return last_seq
+
+    def compact_chain(self, through: int, instance: int = 0) -> None:
+        """Record that a durable snapshot of chain instance `instance` holds all that its
+        records up to sequence number `through` said; durable on return. Deletes the
+        segments nothing needs any more."""
+        with self._lock:
+            if through > self._wal.synced_seq:
+                raise ValueError(f"a chain snapshot cannot cover record {through}: records "
+                                 f"are durable only up to {self._wal.synced_seq}")
+            if through <= self._chain_through.get(instance, 0):
+                return
+            seq = self._wal.append(RECORD_CHAIN_COMPACT, _CHAIN_COMPACT.pack(instance, through))
+            self._note_chain(instance, seq, seq)
+        # The record must be durable before the segments it lets go are deleted.
+        self.sync()
+        with self._lock:
+            self._chain_through[instance] = max(self._chain_through.get(instance, 0), through)
+            self._remove_unneeded_segments()
 
     def groups_pinning_segments(self) -> list[int]:
         """The groups whose records keep the oldest sealed segment on disk, in order:
@@ -273,6 +337,19 @@ class FileSharedLog:
             self._first_unreported.setdefault(group, first_seq)
             return last_seq
 
+    def _segments_holding(self, first_seq: int, last_seq: int) -> list[int]:
+        """The segments (by first sequence number) that records first_seq..last_seq, just
+        written, landed in."""
+        active_first_seq = self._wal.active_first_seq
+        if first_seq >= active_first_seq:
+            return [active_first_seq]
+        return [segment.first_seq for segment in self._wal.segments()
+                if segment.first_seq <= last_seq and segment.last_seq >= first_seq]
+
+    def _note_chain(self, instance: int, first_seq: int, last_seq: int) -> None:
+        for segment in self._segments_holding(first_seq, last_seq):
+            self._chain_segments.setdefault(segment, set()).add(instance)
+
     def _note(self, segment_first_seq: int, group: int, highest_index: int) -> None:
         """Note that `group` has records, with entries up to `highest_index` (0: none), in
         the segment starting at `segment_first_seq`."""
@@ -285,18 +362,28 @@ class FileSharedLog:
         with self._lock:
             self._compact_seq[group] = compact_seq
             self._compacted_to[group] = snapshot_index
-            first_kept: int | None = None
-            for segment in self._wal.segments()[:-1]:
-                if segment.first_seq in self._txn_segments:
-                    break
-                held = self._segment_groups.get(segment.first_seq, {})
-                if not all(self._covers(g, segment, highest) for g, highest in held.items()):
-                    break
-                first_kept = segment.last_seq + 1
-            if first_kept is None:
-                return
-            for path in self._wal.remove_segments_before(first_kept):
-                self._segment_groups.pop(_first_seq_of(path), None)
+            self._remove_unneeded_segments()
+
+    def _remove_unneeded_segments(self) -> None:
+        """Delete, oldest first, the sealed segments no group or chain instance needs (the
+        shared log's lock held)."""
+        first_kept: int | None = None
+        for segment in self._wal.segments()[:-1]:
+            if segment.first_seq in self._txn_segments:
+                break
+            held = self._segment_groups.get(segment.first_seq, {})
+            if not all(self._covers(g, segment, highest) for g, highest in held.items()):
+                break
+            chains = self._chain_segments.get(segment.first_seq, ())
+            if not all(segment.last_seq <= self._chain_through.get(instance, 0)
+                       for instance in chains):
+                break
+            first_kept = segment.last_seq + 1
+        if first_kept is None:
+            return
+        for path in self._wal.remove_segments_before(first_kept):
+            self._segment_groups.pop(_first_seq_of(path), None)
+            self._chain_segments.pop(_first_seq_of(path), None)
 
     def _covers(self, group: int, segment: SegmentInfo, highest_index: int) -> bool:
         """Whether `group`'s durable compaction makes its records in `segment` unneeded."""
@@ -311,6 +398,9 @@ class FileSharedLog:
         trimmed = starts[0] > 1
         saw_compact = False
         position = 0
+        # Every instance's chain records not yet covered by a compaction, in written order.
+        chain_replayed: list[WalRecord] = []
+        chain_noted: tuple[int, int] | None = None
         for record in self._wal.replay():
             while position + 1 < len(starts) and record.seq >= starts[position + 1]:
                 position += 1
@@ -321,6 +411,25 @@ class FileSharedLog:
                     raise self._corrupt(record, str(error)) from None
                 self._txn_records.append((instance, kind, record.payload[_TXN.size:]))
                 self._txn_segments.add(starts[position])
+                continue
+            if record.type == RECORD_CHAIN:
+                # The hot path of a long chain log: kept whole, decoded only if it outlives
+                # the compactions after it.
+                if len(record.payload) < _CHAIN.size:
+                    raise self._corrupt(record, f"a chain record of {len(record.payload)} bytes")
+                chain_replayed.append(record)
+                held = (starts[position], _INSTANCE.unpack_from(record.payload)[0])
+                if held != chain_noted:
+                    self._chain_segments.setdefault(held[0], set()).add(held[1])
+                    chain_noted = held
+                continue
+            if record.type == RECORD_CHAIN_COMPACT:
+                try:
+                    instance = self._replay_chain_compact(record, chain_replayed)
+                except (ValueError, struct.error) as error:
+                    raise self._corrupt(record, str(error)) from None
+                self._chain_segments.setdefault(starts[position], set()).add(instance)
+                saw_compact = True
                 continue
             try:
                 group, highest_index, compacted = self._apply_record(record)
@@ -340,6 +449,21 @@ class FileSharedLog:
             raise CorruptLogError(
                 segments[0].path, 0, "old segments are gone but no compaction record explains it"
             )
+        for record in chain_replayed:
+            instance, kind = _CHAIN.unpack_from(record.payload)
+            self._chain_replayed.setdefault(instance, []).append(
+                (record.seq, kind, record.payload[_CHAIN.size:]))
+
+    def _replay_chain_compact(self, record: WalRecord, replayed: list[WalRecord]) -> int:
+        """Note a replayed CHAIN_COMPACT and drop from `replayed` the records it covers;
+        its instance."""
+        instance, through = _CHAIN_COMPACT.unpack(record.payload)
+        if through >= record.seq:
+            raise ValueError(f"a chain compaction through {through} cannot be record {record.seq}")
+        self._chain_through[instance] = max(self._chain_through.get(instance, 0), through)
+        replayed[:] = [each for each in replayed if each.seq > through
+                       or _INSTANCE.unpack_from(each.payload)[0] != instance]
+        return int(instance)
 
     def _apply_record(self, record: WalRecord) -> tuple[int, int, bool]:
         """Apply one replayed record to its group's log: (group, entry index or 0, whether

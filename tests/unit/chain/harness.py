@@ -15,6 +15,7 @@ from distlab.protocols.chain import (
     ReplicaConfig,
     Reply,
     decode_result,
+    durable,
     init_command,
     join_command,
     promote_command,
@@ -50,6 +51,11 @@ class Cluster:
 
     def crash(self, node: NodeId) -> None:
         self.down.add(node)
+
+    def snapshot(self, node: NodeId) -> None:
+        """Replace the node's records by a snapshot of what they replay to, as its storage
+        does once they pass the threshold."""
+        self.disks[node] = durable.snapshot_records(self.replicas[node].durable_state())
 
     def propose(self, command: bytes) -> None:
         self.master.apply(0, command)

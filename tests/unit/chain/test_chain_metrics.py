@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from prometheus_client import REGISTRY
 
 from distlab.core.ids import NodeId
-from distlab.protocols.chain import ChainConfig, ChainReplica, ReplicaConfig, StoredReplica
+from distlab.protocols.chain import Ack, ChainConfig, ChainReplica, ReplicaConfig, StoredReplica
 from distlab.runtime.grpc.chain import CHAIN_READS, ChainCollector
 
 DASHBOARD = Path(__file__).parents[3] / "deploy" / "grafana" / "dashboards" / "distlab.json"
@@ -28,6 +28,11 @@ def test_the_collector_reports_role_epoch_sent_and_applied() -> None:
     assert samples[("distlab_chain_role", (("role", "tail"),))] == 0
     assert samples[("distlab_chain_sent", ())] == 0
     assert samples[("distlab_chain_reconfigurations_total", ())] == 1
+    core.step(Ack(2, NodeId(3), NodeId(2), 0, 0, False))
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in collector.collect() for sample in family.samples}
+    assert samples[("distlab_chain_messages_refused_total", (("reason", "stale-epoch"),))] == 1
+    assert samples[("distlab_chain_stale_messages_refused_total", (("sender", "3"),))] == 1
 
 
 def test_the_dashboards_chain_panels_query_exported_metrics() -> None:

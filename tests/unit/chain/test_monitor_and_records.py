@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from distlab.core.ids import NodeId
 from distlab.protocols.chain import (
     ChainConfig,
@@ -62,3 +64,24 @@ def test_a_gap_in_the_records_is_refused() -> None:
         assert "follows 0" in str(error)
     else:
         raise AssertionError("a gap was accepted")
+
+
+def test_a_snapshot_replays_to_the_state_it_was_taken_of() -> None:
+    digest = durable.digest_after(0, Update(1, b"a", b"1"))
+    stored = durable.StoredReplica(epoch=5, base=1, base_digest=digest,
+                                   latest={b"a": (1, b"1")},
+                                   updates=[Update(2, b"b", b"2"), Update(3, b"a", b"3")],
+                                   restarted=True)
+    data = durable.encode_snapshot(stored)
+    assert durable.decode_snapshot(data) == stored
+    later = recover([*durable.snapshot_records(stored),
+                     (durable.UPDATE, durable.encode_update(Update(4, b"c", b"4")))])
+    assert later.last == 4 and later.base == 1
+
+
+@pytest.mark.parametrize("cut", [1, 3, 7])
+def test_a_snapshot_cut_short_does_not_parse(cut: int) -> None:
+    data = durable.encode_snapshot(durable.StoredReplica(epoch=2, latest={b"k": (1, b"v")},
+                                                         base=1))
+    with pytest.raises(ValueError, match=r"chain (snapshot|record)"):
+        durable.decode_snapshot(data[:-cut])

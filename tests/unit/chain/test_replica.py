@@ -12,6 +12,7 @@ from distlab.protocols.chain import (
     ReadMode,
     Role,
     Update,
+    durable,
 )
 from tests.unit.chain.harness import Cluster
 
@@ -103,8 +104,10 @@ def test_messages_of_an_older_epoch_are_refused() -> None:
     cluster.replicas[N2].step(stale)
     assert cluster.replicas[N2].last == 0
     assert cluster.replicas[N2].counters.refused_stale == 1
+    assert cluster.replicas[N2].counters.stale_messages == {N1: 1}
     cluster.replicas[N2].configure(ChainConfig(0, (N2,)))
     assert cluster.replicas[N2].epoch == 1
+    assert cluster.replicas[N2].counters.stale_configs == 1
 
 
 def test_stale_epoch_bug_goes_back_to_an_older_configuration() -> None:
@@ -181,6 +184,46 @@ def test_a_replica_restarted_within_its_lease_resumes_its_place_from_its_disk() 
     cluster.tick(6)
     assert replica.last == 2 and cluster.replicas[N3].value_of(b"a") == (2, b"2")
     assert cluster.outcome(N1, 2).outcome is Outcome.OK  # type: ignore[union-attr]
+
+
+def test_a_replica_restarted_from_a_snapshot_resumes_its_place() -> None:
+    cluster = leased()
+    cluster.write(N1, 1, b"a", b"1")
+    cluster.write(N1, 2, b"b", b"1")
+    cluster.deliver()
+    before = cluster.replicas[N2]
+    cluster.snapshot(N2)
+    # Everything it holds was acknowledged and applied: the snapshot is one reset.
+    assert [kind for kind, _ in cluster.disks[N2]] == [durable.EPOCH, durable.RESET]
+    cluster.crash(N2)
+    cluster.write(N1, 3, b"a", b"2")
+    cluster.deliver()
+    replica = cluster.start(N2)
+    assert replica.role is Role.MIDDLE and replica.last == 2 and replica.epoch == before.epoch
+    assert replica.digest_at(2) == before.digest_at(2)
+    cluster.tick(6)
+    assert replica.value_of(b"a") == (3, b"2") and replica.value_of(b"b") == (2, b"1")
+    assert cluster.outcome(N1, 3).outcome is Outcome.OK  # type: ignore[union-attr]
+
+
+def test_a_snapshot_keeps_what_the_successor_may_lack() -> None:
+    cluster = leased(4)
+    cluster.drop = {Forward}
+    cluster.write(N1, 1, b"k", b"v1")
+    cluster.deliver()
+    cluster.drop = set()
+    cluster.replicas[N2].step(Forward(1, N1, N2, (Update(1, b"k", b"v1"),), 1))
+    cluster.replicas[N2].advance()
+    cluster.queue.clear()
+    # The head restarts from a snapshot while v1 has reached n2 only; then n2 fails.
+    cluster.snapshot(N1)
+    assert [kind for kind, _ in cluster.disks[N1]][-1] == durable.UPDATE
+    cluster.crash(N1)
+    cluster.start(N1)
+    cluster.crash(N2)
+    cluster.remove(N2)
+    cluster.tick(6)
+    assert cluster.replicas[N3].last == 1 and cluster.replicas[N4].value_of(b"k") == (1, b"v1")
 
 
 def test_a_removed_replica_rejoins_as_the_new_tail_by_state_transfer() -> None:

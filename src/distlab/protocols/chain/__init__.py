@@ -8,7 +8,12 @@ consensus group. `BUG_CATALOGUE` lists the mistakes `ReplicaConfig.planted_bugs`
 """
 
 from distlab.protocols.chain.bugs import CATALOGUE as BUG_CATALOGUE
-from distlab.protocols.chain.durable import StoredReplica, recover
+from distlab.protocols.chain.durable import (
+    StoredReplica,
+    decode_snapshot,
+    encode_snapshot,
+    recover,
+)
 from distlab.protocols.chain.master import (
     ChainMaster,
     decode_result,
@@ -50,6 +55,7 @@ __all__ = [
     "ChainReplica", "Duties", "Forward", "LeaseMonitor", "MasterCall", "MasterRequest",
     "Message", "Outcome", "Problem", "ReadMode", "Ready", "ReplicaConfig", "Reply", "Role",
     "StateTransfer", "StoredReplica", "Update", "VersionQuery", "VersionReply",
-    "decode_result", "describe", "init_command", "is_request", "join_command",
-    "promote_command", "recover", "remove_command", "renew_command", "role_in",
+    "decode_result", "decode_snapshot", "describe", "encode_snapshot", "init_command",
+    "is_request", "join_command", "promote_command", "recover", "remove_command",
+    "renew_command", "role_in",
 ]

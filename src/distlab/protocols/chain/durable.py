@@ -4,6 +4,11 @@ Three kinds of record, appended in the order things happen: the epoch it moved t
 update it took into its history, and a reset (its whole state replaced by a state transfer).
 Replaying them in order rebuilds the replica: the latest version of every key, its last
 sequence number, its epoch and the digest of its history.
+
+A snapshot is the shortest run of the same records that replays to what a replica needs at a
+restart (`snapshot_records`): its epoch, a reset to its state as of the oldest update it still
+keeps, and every update after that. Encoded as one blob (`encode_snapshot`), each record
+framed as kind (u8) | length (u32) | body.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ RESET = 3
 _EPOCH = struct.Struct(">Q")
 _UPDATE = struct.Struct(">QI")  # seq, key length; then key, value
 _RESET = struct.Struct(">QII")  # last, digest, number of versions; then each as an update
+_FRAME = struct.Struct(">BI")  # a snapshot's record: kind, body length; then the body
 
 
 def digest_after(previous: int, update: Update) -> int:
@@ -85,24 +91,65 @@ class StoredReplica:
     def last(self) -> int:
         return self.updates[-1].seq if self.updates else self.base
 
+    def apply(self, kind: int, body: bytes) -> None:
+        """Replay one record; ValueError if it makes no sense here."""
+        try:
+            self._apply(kind, body)
+        except struct.error as error:
+            raise ValueError(f"chain record of kind {kind}: {error}") from None
+
+    def _apply(self, kind: int, body: bytes) -> None:
+        self.restarted = True
+        if kind == EPOCH:
+            (epoch,) = _EPOCH.unpack(body)
+            self.epoch = max(self.epoch, epoch)
+        elif kind == UPDATE:
+            update = _decode_update(body)
+            if update.seq != self.last + 1:
+                raise ValueError(f"chain update {update.seq} follows {self.last} on disk")
+            self.updates.append(update)
+        elif kind == RESET:
+            last, digest, versions = decode_reset(body)
+            self.base, self.base_digest = last, digest
+            self.latest = {version.key: (version.seq, version.value) for version in versions}
+            self.updates = []
+        else:
+            raise ValueError(f"unknown chain record kind {kind}")
+
 
 def recover(records: Iterable[tuple[int, bytes]]) -> StoredReplica:
     stored = StoredReplica()
     for kind, body in records:
-        stored.restarted = True
-        if kind == EPOCH:
-            (epoch,) = _EPOCH.unpack(body)
-            stored.epoch = max(stored.epoch, epoch)
-        elif kind == UPDATE:
-            update = _decode_update(body)
-            if update.seq != stored.last + 1:
-                raise ValueError(f"chain update {update.seq} follows {stored.last} on disk")
-            stored.updates.append(update)
-        elif kind == RESET:
-            last, digest, versions = decode_reset(body)
-            stored.base, stored.base_digest = last, digest
-            stored.latest = {version.key: (version.seq, version.value) for version in versions}
-            stored.updates = []
-        else:
-            raise ValueError(f"unknown chain record kind {kind}")
+        stored.apply(kind, body)
     return stored
+
+
+def snapshot_records(stored: StoredReplica) -> list[tuple[int, bytes]]:
+    """The fewest records that replay to `stored`."""
+    versions = [Update(seq, key, value) for key, (seq, value) in sorted(stored.latest.items())]
+    return [(EPOCH, encode_epoch(stored.epoch)),
+            (RESET, encode_reset(stored.base, stored.base_digest, versions)),
+            *((UPDATE, encode_update(update)) for update in stored.updates)]
+
+
+def encode_snapshot(stored: StoredReplica) -> bytes:
+    return b"".join(_FRAME.pack(kind, len(body)) + body
+                    for kind, body in snapshot_records(stored))
+
+
+def decode_snapshot(data: bytes) -> StoredReplica:
+    """The state a snapshot holds; ValueError if it does not parse."""
+    records = []
+    offset = 0
+    while offset < len(data):
+        if offset + _FRAME.size > len(data):
+            raise ValueError(f"a chain snapshot ends inside a record header at byte {offset}")
+        kind, length = _FRAME.unpack_from(data, offset)
+        offset += _FRAME.size
+        if offset + length > len(data):
+            raise ValueError(f"a chain snapshot's record at byte {offset} runs past its end")
+        records.append((kind, data[offset:offset + length]))
+        offset += length
+    if not records or records[0][0] != EPOCH:
+        raise ValueError("a chain snapshot must start with the replica's epoch")
+    return recover(records)

@@ -22,7 +22,7 @@ master removed has stopped answering before a new chain can commit without it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from distlab.core.ids import NodeId
 from distlab.protocols.chain import durable
@@ -145,11 +145,17 @@ class _Query:
 
 @dataclass(slots=True)
 class Counters:
-    """Messages refused: of an older epoch, or otherwise out of place (a newer epoch not yet
-    known here, a sender that is not this replica's neighbour)."""
+    """What the replica refused: peer messages of an older epoch (by sender), configurations
+    of an older epoch (the master's news arriving late), and messages otherwise out of place
+    (a newer epoch not yet known here, a sender that is not this replica's neighbour)."""
 
-    refused_stale: int = 0
+    stale_messages: dict[NodeId, int] = field(default_factory=dict)
+    stale_configs: int = 0
     refused_other: int = 0
+
+    @property
+    def refused_stale(self) -> int:
+        return sum(self.stale_messages.values()) + self.stale_configs
 
 
 class ChainReplica:
@@ -158,6 +164,9 @@ class ChainReplica:
         self._config = config
         self._bugs = PlantedBugs.from_names(config.planted_bugs)
         self.epoch = stored.epoch
+        # What its records replay to: the highest epoch it recorded (an older configuration,
+        # adopted only by a planted bug, records a lower one).
+        self._recorded_epoch = stored.epoch
         self.chain = ChainConfig(stored.epoch, ())
         self.role = Role.OUT
         self.last = stored.base
@@ -219,6 +228,25 @@ class ChainReplica:
     def lease_valid(self) -> bool:
         return self.ticks < self.lease_until
 
+    def durable_state(self) -> StoredReplica:
+        """What a restart needs of everything this replica recorded so far, for a snapshot
+        that replaces those records: its state as of the oldest update it still keeps, and
+        every update since. What lies below, it dropped already: its successor holds it and
+        the tail applied it, so no resend can ask for it."""
+        base = min(self._log) - 1 if self._log else self.last
+        assert len(self._log) == self.last - base, \
+            f"n{self.node_id} keeps a history with holes above {base}"
+        latest = {}
+        for key, versions in self._versions.items():
+            for seq, value in reversed(versions):
+                if seq <= base:
+                    latest[key] = (seq, value)
+                    break
+        return StoredReplica(
+            epoch=self._recorded_epoch, base=base, base_digest=self._digests[base],
+            latest=latest, updates=[self._log[seq] for seq in range(base + 1, self.last + 1)],
+            restarted=True)
+
     # ------------------------------------------------------------------ inputs
 
     def tick(self) -> None:
@@ -253,7 +281,7 @@ class ChainReplica:
         if config == self.chain or not config.chain:
             return  # the same, or the master before its first chain
         if config.epoch < self.epoch and not self._bugs.stale_epoch_accepted:
-            self.counters.refused_stale += 1
+            self.counters.stale_configs += 1
             return
         if config.epoch == self.epoch and self.chain.chain:
             return  # one epoch, one configuration
@@ -269,8 +297,11 @@ class ChainReplica:
             if not (stale and self._bugs.stale_epoch_accepted):
                 # A newer epoch: the master's news has not reached this replica yet; the
                 # sender repeats itself.
-                self.counters.refused_stale += stale
-                self.counters.refused_other += not stale
+                if stale:
+                    stale_messages = self.counters.stale_messages
+                    stale_messages[message.sender] = stale_messages.get(message.sender, 0) + 1
+                else:
+                    self.counters.refused_other += 1
                 return
         if self.must_join:
             # Restarted, or removed: it takes part again once it rejoins.
@@ -358,6 +389,7 @@ class ChainReplica:
 
     def _adopt(self, config: ChainConfig) -> None:
         self.epoch = config.epoch
+        self._recorded_epoch = max(self._recorded_epoch, config.epoch)
         self.chain = config
         self.role = role_in(config, self.node_id)
         self._persist.append((durable.EPOCH, durable.encode_epoch(config.epoch)))

@@ -44,6 +44,7 @@ from distlab.protocols.chain import (
     ReadMode,
     Ready,
     Reply,
+    StoredReplica,
     decode_result,
     join_command,
     promote_command,
@@ -60,9 +61,15 @@ MASTER_CALL_SECONDS = 1.0
 
 
 class ChainStorage(Protocol):
-    """The replica's records in the node's log: `persist` returns once they are fsynced."""
+    """The replica's records in the node's log: `persist` returns once they are fsynced.
+    Once it `wants_snapshot`, the driver hands it the replica's durable state, which then
+    stands for every record persisted so far."""
 
     async def persist(self, records: tuple[tuple[int, bytes], ...]) -> None: ...
+
+    def wants_snapshot(self) -> bool: ...
+
+    async def save_snapshot(self, state: StoredReplica) -> None: ...
 
     def close(self) -> None: ...
 
@@ -270,6 +277,10 @@ class ChainDriver(CoreLoop):
             self._answer(reply)
         for request in ready.master:
             self._ask_master(request)
+        if ready.persist and self._storage.wants_snapshot():
+            # Nothing is fed to the core until this Ready is done: its state is exactly what
+            # the records persisted so far replay to.
+            await self._storage.save_snapshot(self.core.durable_state())
         self.core.advance()
         if self._traces:
             committed = self.core.committed

@@ -1,12 +1,10 @@
-"""The chain replica's ports in a node: its records in a write-ahead log, its messages on the
-peer transport, and the master on group 0 (this node's member of it, or the group's leader
-over gRPC)."""
+"""The chain replica's ports in a node: its messages on the peer transport, and the master on
+group 0 (this node's member of it, or the group's leader over gRPC). Its storage is in
+`storage.py`."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, cast
 
 import grpc
@@ -19,7 +17,6 @@ from distlab.runtime.grpc import chain_codec
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.host.group_transport import PeerCodec
 from distlab.runtime.host.machine import chain_master_command
-from distlab.storage import WriteAheadLog
 
 CHAIN_SERVICE = "chain"
 # The chain's envelopes travel as group 0's of the "chain" service.
@@ -27,24 +24,6 @@ CHAIN_GROUP = 0
 CHAIN_PEER_CODEC = PeerCodec(CHAIN_SERVICE, chain_codec.encode, chain_codec.decode,
                              StateTransfer)
 FORWARD_SECONDS = 1.0
-
-
-class WalChainStorage:
-    """Implements `ChainStorage` on a write-ahead log of the replica's own (`DATA_DIR/chain`):
-    records are fsynced before `persist` returns."""
-
-    def __init__(self, directory: Path) -> None:
-        self._wal = WriteAheadLog.open(directory)
-
-    def records(self) -> list[tuple[int, bytes]]:
-        return [(record.type, record.payload) for record in self._wal.replay()]
-
-    async def persist(self, records: tuple[tuple[int, bytes], ...]) -> None:
-        self._wal.append_batch(records)
-        await asyncio.to_thread(self._wal.sync)
-
-    def close(self) -> None:
-        self._wal.close()
 
 
 class NodeMasterPort:

@@ -161,6 +161,12 @@ class ChainCollector(Collector):
         refused.add_metric(["stale-epoch"], core.counters.refused_stale)
         refused.add_metric(["other"], core.counters.refused_other)
         yield refused
+        stale = CounterMetricFamily("distlab_chain_stale_messages_refused",
+                                    "Peer messages of an older epoch the replica refused, by "
+                                    "sender.", labels=["sender"])
+        for sender, count in sorted(core.counters.stale_messages.items()):
+            stale.add_metric([str(sender)], count)
+        yield stale
         yield CounterMetricFamily("distlab_chain_reconfigurations",
                                   "Configurations this replica moved to.",
                                   value=self._replica.reconfigurations)

@@ -11,6 +11,7 @@ and its messages travel the same seeded network on a channel of their own.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from random import Random
@@ -28,7 +29,9 @@ from distlab.protocols.chain import (
     Message,
     Ready,
     ReplicaConfig,
-    recover,
+    StoredReplica,
+    decode_snapshot,
+    encode_snapshot,
 )
 from distlab.protocols.chain import describe as describe_chain
 from distlab.protocols.chain import is_request as chain_is_request
@@ -43,6 +46,8 @@ from distlab.sim.world import Instance, SimTransport, World
 
 # The chain replica's tag in the node's log, and its channel on the network.
 CHAIN_INSTANCE = 1000
+# A snapshot file starts with how many of the replica's records it stands for.
+_COVERED = struct.Struct(">Q")
 # How long a replica waits for the master before it gives a call up, when it cannot reach
 # the master's leader at all.
 UNREACHABLE_SECONDS = 0.1
@@ -54,6 +59,8 @@ class ChainOptions:
     read_mode: str = "cr"
     lease_ticks: int = 12
     removal_ticks: int = 60
+    # Small, so that many runs restart some replica from a snapshot.
+    snapshot_records: int = 6
     planted_bugs: frozenset[str] = frozenset()
 
     def replica_config(self, node: NodeId) -> ReplicaConfig:
@@ -77,23 +84,54 @@ CHAIN_MESSAGE_KINDS = AddressedMessageKinds(_is_request, raft.InstallSnapshot, _
 
 
 class SimChainStorage:
-    """Implements the chain driver's `ChainStorage` on the node's simulated disk."""
+    """Implements the chain driver's `ChainStorage` on the node's simulated disk: records in
+    the node's log, and a snapshot file that says how many of them it stands for (the disk
+    keeps every record, so a restart skips that many)."""
 
-    def __init__(self, disk: SimDisk, alive: Callable[[], bool]) -> None:
+    def __init__(self, disk: SimDisk, alive: Callable[[], bool], recovered: int,
+                 snapshot_records: int) -> None:
         self._disk = disk
         self._alive = alive
+        self._written = recovered
+        self._since_snapshot = 0
+        self._snapshot_records = snapshot_records
 
     async def persist(self, records: tuple[tuple[int, bytes], ...]) -> None:
         if not self._alive():
             raise InstanceGone()
         for kind, body in records:
             self._disk.write(CHAIN_INSTANCE, kind, body)
+        self._written += len(records)
+        self._since_snapshot += len(records)
         await self._disk.sync()
         if not self._alive():
             raise InstanceGone()
 
+    def wants_snapshot(self) -> bool:
+        return self._since_snapshot >= self._snapshot_records
+
+    async def save_snapshot(self, state: StoredReplica) -> None:
+        if not self._alive():
+            raise InstanceGone()
+        self._disk.save_snapshot(CHAIN_INSTANCE,
+                                 _COVERED.pack(self._written) + encode_snapshot(state))
+        self._since_snapshot = 0
+
     def close(self) -> None:
         pass
+
+
+def recover_replica(recovered: Recovered) -> tuple[StoredReplica, int]:
+    """A replica's state from its node's disk, and how many of its records that read."""
+    records = recovered.records.get(CHAIN_INSTANCE, [])
+    snapshot = recovered.snapshots.get(CHAIN_INSTANCE)
+    stored, covered = StoredReplica(), 0
+    if snapshot is not None:
+        (covered,) = _COVERED.unpack_from(snapshot)
+        stored = decode_snapshot(snapshot[_COVERED.size:])
+    for record in records[covered:]:
+        stored.apply(record.kind, record.body)
+    return stored, len(records)
 
 
 class SimMasterPort:
@@ -184,10 +222,8 @@ class ChainEngine:
     def node_started(self, node: NodeId, recovered: Recovered, alive: Callable[[], bool],
                      rng: Random) -> None:
         world = self._world
-        records = [(record.kind, record.body)
-                   for record in recovered.records.get(CHAIN_INSTANCE, ())]
         try:
-            stored = recover(records)
+            stored, records = recover_replica(recovered)
         except ValueError as error:
             world.fail(f"n{node}'s chain replica cannot restart from its disk: {error}")
             return
@@ -195,7 +231,9 @@ class ChainEngine:
         self._guard(lambda: self.invariants.replica_started(node, core))
         sim_node = world.nodes[node]
         driver = ChainDriver(
-            node_id=node, core=core, storage=SimChainStorage(sim_node.disk, alive),
+            node_id=node, core=core,
+            storage=SimChainStorage(sim_node.disk, alive, records,
+                                    self.options.snapshot_records),
             transport=SimTransport(world.network, node, CHAIN_INSTANCE, alive,
                                    self.message_sent),
             master=SimMasterPort(world, node), clock=sim_node.clock,

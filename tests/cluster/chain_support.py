@@ -1,0 +1,82 @@
+"""What the chain's process tests share: the chain as its members report it, waiting for it
+to become a given one, and a writer that keeps what was acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from distlab.client import Indefinite
+from distlab.client.chain import ChainClient
+
+MEND_SECONDS = 30.0
+
+
+async def chain_of(client: ChainClient) -> tuple[int, tuple[int, ...], int]:
+    """(epoch, chain, joining) of the newest configuration a live member reports."""
+    rows = [row for row in await client.status(1.0) if row.health == "up" and row.chain]
+    if not rows:  # the master has not set the first chain up yet
+        return 0, (), 0
+    newest = max(rows, key=lambda row: row.epoch)
+    return newest.epoch, newest.chain, newest.joining
+
+
+async def wait_for_chain(client: ChainClient, wanted: tuple[int, ...]) -> int:
+    """The epoch once the chain is `wanted`, no replica is joining, and each of its members
+    reports that epoch."""
+    deadline = time.monotonic() + MEND_SECONDS
+    seen = None
+    while time.monotonic() < deadline:
+        epoch, chain, joining = seen = await chain_of(client)
+        rows = {row.id: row for row in await client.status(1.0)}
+        if chain == wanted and not joining and all(
+                rows[node].epoch == epoch for node in wanted):
+            return epoch
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the chain did not become {wanted} within {MEND_SECONDS:g} s: "
+                         f"{seen}")
+
+
+class ChainWriter:
+    """Writes w0, w1, ... until stopped; keeps every acknowledged write (a write whose outcome
+    is unknown is not checked)."""
+
+    def __init__(self, client: ChainClient) -> None:
+        self._client = client
+        self.acknowledged: dict[bytes, bytes] = {}
+        self.last_seq = 0
+        self._stop = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._target = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._write())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def wait_for_more(self, count: int, what: str) -> None:
+        """Return once `count` more writes than now were acknowledged."""
+        self._target = len(self.acknowledged) + count
+        self._progress.clear()
+        try:
+            await asyncio.wait_for(self._progress.wait(), MEND_SECONDS)
+        except TimeoutError:
+            raise AssertionError(f"writes stopped {what}") from None
+
+    async def _write(self) -> None:
+        index = 0
+        while not self._stop.is_set():
+            key, value = f"w{index}".encode(), f"v{index}".encode()
+            index += 1
+            try:
+                seq = await self._client.put(key, value, timeout=MEND_SECONDS)
+            except Indefinite:
+                continue
+            self.acknowledged[key] = value
+            self.last_seq = max(self.last_seq, seq)
+            if len(self.acknowledged) >= self._target:
+                self._progress.set()
