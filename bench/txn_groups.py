@@ -22,8 +22,11 @@ interleaved over `--runs` passes on the same cluster and the table shows medians
 transfer conserves money, so at the end the balances are read in one transaction and must
 sum to zero.
 
+With `--txn-timestamps off` the nodes run plain 2PC over groups, without TrueTime's
+timestamps and commit wait (`bench/spanner.py` sets the two side by side).
+
 Run: .venv/bin/python bench/txn_groups.py [--duration S] [--runs N] [--clients 1,16]
-     [--accounts K] [--json]
+     [--accounts K] [--txn-timestamps truetime|off] [--json]
 (`--duration 2 --runs 1` takes about half a minute.)
 """
 
@@ -156,7 +159,8 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
     accounts = accounts_by_group(args.accounts)
     samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="txn-groups-bench-") as directory:
-        cluster = LocalCluster.plan(NODES, Path(directory), groups=GROUPS)
+        cluster = LocalCluster.plan(NODES, Path(directory),
+                                    {"TXN_TIMESTAMPS": args.txn_timestamps}, groups=GROUPS)
         await cluster.start()
         client = TxnClient({node: str(address) for node, address in cluster.addresses.items()})
         try:
@@ -208,7 +212,8 @@ def report(args: argparse.Namespace, measured: dict[str, Any]) -> dict[str, Any]
                 "first_error": next((s["first_error"] for s in runs if s["first_error"]), None),
                 "passes": runs,
             })
-    return {"nodes": NODES, "groups": GROUPS, "duration_seconds": args.duration,
+    return {"nodes": NODES, "groups": GROUPS, "txn_timestamps": args.txn_timestamps,
+            "duration_seconds": args.duration,
             "runs": args.runs, "accounts_per_group": args.accounts,
             "leaders": measured["leaders"], "leaders_after": measured["leaders_after"],
             "balance_sum": measured["balance_sum"], "rows": rows}
@@ -247,6 +252,9 @@ def main() -> int:
                         type=lambda text: [int(part) for part in text.split(",")],
                         help="concurrent clients, comma-separated (1,16)")
     parser.add_argument("--accounts", type=int, default=32, help="accounts per group (32)")
+    parser.add_argument("--txn-timestamps", choices=("truetime", "off"), default="truetime",
+                        help="the nodes' TXN_TIMESTAMPS: Spanner's timestamps and commit wait "
+                             "(truetime, the default) or plain 2PC over groups (off)")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args()
     if args.accounts < 2 or args.runs < 1 or min(args.clients) < 1:
