@@ -223,7 +223,8 @@ def print_report(document: dict[str, Any]) -> None:
     def fmt(value: float | None, digits: int = 0) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
 
-    print(f"\n{document['nodes']} nodes, {document['groups']} Raft groups on loopback; "
+    print(f"\n{document['nodes']} nodes, {document['groups']} Raft groups on loopback "
+          f"(TXN_TIMESTAMPS={document['txn_timestamps']}); "
           f"medians of {document['runs']} passes of {document['duration_seconds']:g} s; "
           f"{document['accounts_per_group']} accounts per group; failures summed over the "
           "passes; wait-die: lost locks per committed transaction")
