@@ -104,6 +104,7 @@ class BankClients:
         value: list[list[object]] = [[_history_op(op), op.key, op.argument or None]
                                      for op in ops]
         self._record(process, "invoke", value)
+        gave_up = "gave up after wait-die aborts"
         for attempt in range(ATTEMPTS):
             begun = self._begin(f"{base}.{attempt}", priority, ops)
             if begun is None:
@@ -112,6 +113,7 @@ class BankClients:
             try:
                 outcome = await asyncio.wait_for(begun, self.settings.outcome_seconds)
             except NoCoordinator:
+                gave_up = "gave up: no member would coordinate it"
                 await asyncio.sleep(BACKOFF_SECONDS * (attempt + 1))
                 continue
             except (TimeoutError, OutcomeUnknown):
@@ -124,8 +126,9 @@ class BankClients:
             if not outcome.reason.startswith("wait-die") and "locks" not in outcome.reason:
                 self._record(process, "fail", value, outcome.reason)
                 return "fail"
+            gave_up = "gave up after wait-die aborts"
             await asyncio.sleep(BACKOFF_SECONDS * (attempt + 1))
-        self._record(process, "fail", value, "gave up after wait-die aborts")
+        self._record(process, "fail", value, gave_up)
         return "fail"
 
     def _check_reads(self, ops: tuple[Op, ...], outcome: Outcome) -> None:
