@@ -28,6 +28,7 @@ from distlab.sim.txn.groups import (
     GroupBankWorkload,
     GroupTxnOptions,
     GroupTxnWorld,
+    spread_accounts,
 )
 from distlab.sim.txn.invariants import TxnInvariants
 from distlab.sim.txn.workload import BankClients, BankSettings, BankWorkload
@@ -199,15 +200,16 @@ def execute_groups(plan: RunPlan, trace: bool = False,
                    vclock_log: Callable[[str], object] | None = None
                    ) -> tuple[RunResult, GroupTxnWorld]:
     options: GroupTxnOptions = plan.options
+    accounts = spread_accounts(options.bank.accounts, plan.groups)
     world = GroupTxnWorld(
         seed=plan.seed, nodes=plan.nodes, groups=plan.groups, options=options,
         settings=plan.node_settings, conditions=plan.conditions,
-        initial_data=BankWorkload.initial_data(options.bank), trace=trace,
+        initial_data=BankWorkload.initial_data(options.bank, accounts), trace=trace,
         replay_hint=plan.replay_command(), vclock_log=vclock_log)
     world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "
                f"{len(plan.schedule)} faults, options {options}")
     workload = GroupBankWorkload(world, Random(plan.workload_seed), options.bank,
-                                 options.protocol)
+                                 options.protocol, accounts)
     try:
         world.run(harness.run_phases(world, workload, plan))
     except SimulationFailure:

@@ -17,6 +17,7 @@ group's own, so the seeded network loses, delays, duplicates and cuts them like 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from random import Random
@@ -63,6 +64,21 @@ ENGINES = ("raft", "paxos")
 # long where there is none, before it gives the attempt up (nothing began).
 REDIRECTS = 8
 REDIRECT_SECONDS = 0.02
+
+
+def spread_accounts(count: int, groups: int) -> list[str]:
+    """`count` account names dealt over the groups in turn (by crc32 alone, a few accounts
+    may all land in one group, and no transfer would span two)."""
+    names: list[str] = []
+    found: dict[int, list[str]] = {group: [] for group in range(groups)}
+    candidates = (f"acct{index}" for index in itertools.count())
+    for index in range(count):
+        wanted = index % groups
+        while not found[wanted]:
+            name = next(candidates)
+            found[group_of(name, groups)].append(name)
+        names.append(found[wanted].pop(0))
+    return names
 
 
 def group_label(participant: NodeId) -> str:
@@ -302,8 +318,8 @@ class GroupBankWorkload(BankClients):
     first account, found as a client finds it (following NotLeader's hints)."""
 
     def __init__(self, world: GroupTxnWorld, rng: Random, settings: BankSettings,
-                 protocol: Protocol) -> None:
-        super().__init__(world, rng, settings, protocol, world.owner)
+                 protocol: Protocol, accounts: Sequence[str]) -> None:
+        super().__init__(world, rng, settings, protocol, world.owner, accounts)
         self.groups = world
 
     def _begin(self, txn: str, priority: tuple[int, str], ops: tuple[Op, ...]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from random import Random
 
@@ -40,6 +40,10 @@ class BankSettings:
     reads: float = 0.3
 
 
+def account_names(settings: BankSettings) -> list[str]:
+    return [f"acct{index}" for index in range(settings.accounts)]
+
+
 class NoCoordinator(Exception):
     """Nobody took the transaction: it never began."""
 
@@ -49,13 +53,13 @@ class BankClients:
     accounts are read are the participants' own (`BankWorkload`, over nodes)."""
 
     def __init__(self, world: World, rng: Random, settings: BankSettings, protocol: Protocol,
-                 owner: Callable[[str], object]) -> None:
+                 owner: Callable[[str], object], accounts: Sequence[str] | None = None) -> None:
         self.world = world
         self.owner = owner
         self.rng = rng
         self.settings = settings
         self.protocol = protocol
-        self.accounts = [f"acct{index}" for index in range(settings.accounts)]
+        self.accounts = list(accounts) if accounts is not None else account_names(settings)
         self.total = settings.balance * settings.accounts
         self.lines: list[str] = []
         self.completed = {"ok": 0, "fail": 0, "info": 0}
@@ -64,8 +68,10 @@ class BankClients:
         self.blocked_at_heal = 0
 
     @staticmethod
-    def initial_data(settings: BankSettings) -> dict[str, str]:
-        return {f"acct{index}": str(settings.balance) for index in range(settings.accounts)}
+    def initial_data(settings: BankSettings, accounts: Sequence[str] | None = None
+                     ) -> dict[str, str]:
+        names = account_names(settings) if accounts is None else accounts
+        return {name: str(settings.balance) for name in names}
 
     # ------------------------------------------------------------------ the clients
 
