@@ -210,8 +210,14 @@ class GroupTxnEngine:
         assert isinstance(machine, KVStateMachine)
         participant = participant_id(group)
         invariants = self.invariants
-        return ObservedTxnLog(machine.apply_writes, lambda record: self.guard(
-            lambda: invariants.record_applied(participant, record)))
+        world = self._world
+
+        def observe(record: LogRecord) -> None:
+            if world.trace is not None:
+                world.note(f"n{node} g{group} applies {record.kind.name} {record.txn}")
+            self.guard(lambda: invariants.record_applied(participant, record))
+
+        return ObservedTxnLog(machine.apply_writes, observe)
 
     # ------------------------------------------------------------------ the participants
 
