@@ -195,17 +195,20 @@ def children_cpu_seconds() -> float:
 
 
 def scrape_counters(address: str, names: tuple[str, ...]) -> dict[str, float]:
-    """The sum over labels of each counter in `names` on a Prometheus page (missing: 0)."""
+    """The sum over labels of each counter in `names` on a Prometheus page (missing: 0); a
+    name with labels (`x_bucket{le="0.001"}`) is that one series."""
     with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
         page = response.read().decode()
     totals = dict.fromkeys(names, 0.0)
     for line in page.splitlines():
         if line.startswith("#"):
             continue
-        name, _, rest = line.partition("{") if "{" in line.split(" ", 1)[0] else (
-            line.split(" ", 1)[0], "", line)
-        if name in totals:
-            totals[name] += float(rest.rsplit(" ", 1)[1])
+        series, _, value = line.rpartition(" ")
+        name = series.partition("{")[0]
+        if series in totals and series != name:
+            totals[series] += float(value)
+        elif name in totals:
+            totals[name] += float(value)
     return totals
 
 

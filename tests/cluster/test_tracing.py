@@ -1,4 +1,5 @@
-"""One ClusterStatus call to node 1, which calls node 2, is one trace across both processes."""
+"""One ClusterStatus call to node 1, which calls node 2, is one trace across both processes;
+so are a write and a transaction over groups, across every node they touch."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from distlab.client import KVClient
+from distlab.client import KVClient, TxnClient
 from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.protocols.txn import parse_op
 from distlab.telemetry.receiver import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_SERVER,
@@ -109,3 +111,44 @@ def test_a_write_is_one_trace_from_leader_to_followers(
     # The long-lived peer streams and the probes are not traced as calls.
     assert not [s for s in receiver.spans
                 if s.name in ("/distlab.v1.Peer/Stream", "/distlab.v1.Peer/Probe")]
+
+
+def test_a_transaction_over_groups_is_one_trace_with_its_phases(
+    tmp_path: Path, receiver: OtlpReceiver
+) -> None:
+    up = UpProcess(tmp_path / "cluster", nodes=3, extra_env={"OTLP_ENDPOINT": receiver.endpoint},
+                   extra_args=["--groups", "3"])
+    try:
+        cluster = {node["id"]: node["address"] for node in up.description()["nodes"]}
+
+        async def transfer() -> int | None:
+            client = TxnClient(cluster)
+            try:
+                ops = [parse_op(f"put:acct{index}=1") for index in range(6)]
+                result = await client.execute(ops, participants="groups", timeout=20)
+                assert result.outcome == "committed", result
+                return result.ts
+            finally:
+                await client.close()
+
+        ts = asyncio.run(transfer())
+    finally:
+        assert up.stop() == 0
+
+    def txn_spans() -> list[ReceivedSpan] | None:
+        spans = receiver.spans
+        wait = [s for s in spans if s.name == "txn.commit_wait"]
+        if not wait:
+            return None
+        return [s for s in spans if s.trace_id == wait[0].trace_id]
+
+    spans = wait_for(txn_spans, timeout=10, what="the transaction's spans")
+    transaction = only(spans, name="txn.transaction")
+    prepare = only(spans, name="txn.prepare")
+    wait = only(spans, name="txn.commit_wait")
+    assert prepare.parent_span_id == wait.parent_span_id == transaction.span_id
+    assert prepare.attributes["txn.decision"] == "commit"
+    assert prepare.attributes["txn.ts"] == ts == transaction.attributes["txn.ts"]
+    assert wait.attributes["txn.commit_ts"] == ts and wait.attributes["txn.commit_wait_ms"] >= 0
+    # Its messages reach the other groups' leaders within the same trace.
+    assert len({s.service for s in spans}) >= 2

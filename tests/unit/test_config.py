@@ -104,6 +104,10 @@ def test_empty_otlp_endpoint_means_no_export() -> None:
             {"NODE_ID": "1", "CLUSTER_NODES": CLUSTER, "ENGINE": "paxos", "JOIN": "1"},
             "JOIN: ENGINE=paxos groups have fixed members",
         ),
+        (
+            {"NODE_ID": "1", "CLUSTER_NODES": CLUSTER, "TXN_TIMESTAMPS": "hlc"},
+            "TXN_TIMESTAMPS: expected truetime or off, got 'hlc'",
+        ),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_problem(
@@ -125,3 +129,12 @@ def test_cluster_nodes_keeps_order_and_names_setting() -> None:
     assert list(parse_cluster_nodes("3=c:3, 1=a:1")) == [3, 1]
     with pytest.raises(ConfigError, match=r"^--cluster entry"):
         parse_cluster_nodes("1=a", what="--cluster")
+
+
+def test_transaction_timestamps_and_the_unsafe_commit_wait_switch() -> None:
+    base = {"NODE_ID": "1", "CLUSTER_NODES": CLUSTER}
+    default = load_node_config(base)
+    assert default.txn_timestamps and not default.unsafe_no_commit_wait
+    off = load_node_config({**base, "TXN_TIMESTAMPS": "off",
+                            "DISTLAB_UNSAFE_NO_COMMIT_WAIT": "1"})
+    assert not off.txn_timestamps and off.unsafe_no_commit_wait

@@ -71,3 +71,19 @@ def test_transaction_panels_name_exported_metrics() -> None:
     assert {"distlab_txn_outcomes_total", "distlab_txn_in_doubt",
             "distlab_txn_phase_seconds_bucket"} <= used
     assert not sorted(used - exported)
+
+
+def test_truetime_panels_name_exported_metrics() -> None:
+    from distlab.core.truetime import DEFAULT_EPSILON, TrueTime
+    from distlab.telemetry.truetime import COMMIT_WAIT, TrueTimeCollector
+
+    COMMIT_WAIT.observe(0.008)
+    collector = TrueTimeCollector(TrueTime(lambda: 0, lambda: 0.0, DEFAULT_EPSILON), 0)
+    exported = {sample.name for family in REGISTRY.collect() for sample in family.samples}
+    exported |= {sample.name for family in collector.collect() for sample in family.samples}
+    exprs = [target["expr"] for panel in dashboard()["panels"]
+             for target in panel.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"distlab_truetime_\w+", expr)}
+    assert {"distlab_truetime_epsilon_seconds",
+            "distlab_truetime_commit_wait_seconds_bucket"} <= used
+    assert not sorted(used - exported)

@@ -110,6 +110,12 @@ class MVCCStore:
         safe = self.safe_time()
         if ts > safe:
             raise ReadNotSafe(ts, safe)
+        return self.value_at(key, ts)
+
+    def value_at(self, key: Key, ts: int) -> Version:
+        """`read_at` without the safe-time check, for the one that knows no write can still
+        land at or below `ts` (the group's leader, which made the promises); ReadBelowHorizon
+        below the garbage-collection horizon."""
         if ts < self._horizon:
             raise ReadBelowHorizon(ts, self._horizon)
         versions = self._keys.get(key)

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from distlab.check._history import Key, Value
 from distlab.check._txn_history import Transaction, TxnHistory, read_txn_history
@@ -60,6 +60,10 @@ class Violation:
     message: str
     transactions: tuple[Transaction, ...]
     key: Key = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "message": self.message,
+                "transactions": [txn.as_dict() for txn in self.transactions]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -42,8 +42,11 @@ class HistoryRecorder:
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                                        0o644)
 
-    def invoke(self, process: int, f: str, key: Key = None, value: JsonValue = None) -> int:
-        """Record that `process` starts `f`; returns the event's time."""
+    def invoke(self, process: int, f: str, key: Key = None, value: JsonValue = None, *,
+               extra: Mapping[str, JsonValue] | None = None) -> int:
+        """Record that `process` starts `f`; returns the event's time. `extra` adds fields
+        to the event (a snapshot read's `at`)."""
+        _check_extra(extra)
         if f not in FUNCTIONS and f != TXN_FUNCTION:
             raise ValueError(f"unknown function {f!r}: expected one of {', '.join(FUNCTIONS)} "
                              f"or {TXN_FUNCTION}")
@@ -57,11 +60,14 @@ class HistoryRecorder:
                 raise ValueError(f"process {process} ended with info and may not invoke "
                                  "again; use a new process id")
             self._outstanding[process] = (f, key, value)
-            return self._write(process, "invoke", f, key, value)
+            return self._write(process, "invoke", f, key, value, extra)
 
-    def ok(self, process: int, value: JsonValue = None) -> int:
-        """It happened. For get, `value` is what it read (None for a missing key)."""
-        return self._complete(process, "ok", value)
+    def ok(self, process: int, value: JsonValue = None, *,
+           extra: Mapping[str, JsonValue] | None = None) -> int:
+        """It happened. For get, `value` is what it read (None for a missing key). `extra`
+        adds fields to the event (a transaction's timestamp, `ts`)."""
+        _check_extra(extra)
+        return self._complete(process, "ok", value, extra)
 
     def fail(self, process: int, value: JsonValue = None) -> int:
         """It definitely did not happen."""
@@ -71,7 +77,8 @@ class HistoryRecorder:
         """Unknown whether it happened; the process must not invoke again."""
         return self._complete(process, "info", value)
 
-    def _complete(self, process: int, kind: str, value: JsonValue) -> int:
+    def _complete(self, process: int, kind: str, value: JsonValue,
+                  extra: Mapping[str, JsonValue] | None = None) -> int:
         with self._lock:
             invoked = self._outstanding.pop(process, None)
             if invoked is None:
@@ -80,14 +87,17 @@ class HistoryRecorder:
             if kind == "info":
                 self._retired.add(process)
             recorded = value if f == "get" or value is not None else argument
-            return self._write(process, kind, f, key, recorded)
+            return self._write(process, kind, f, key, recorded, extra)
 
-    def _write(self, process: int, kind: str, f: str, key: Key, value: JsonValue) -> int:
+    def _write(self, process: int, kind: str, f: str, key: Key, value: JsonValue,
+               extra: Mapping[str, JsonValue] | None = None) -> int:
         if self._fd is None:
             raise ValueError("the recorder is closed")
         now = self._clock()
-        event = {"process": process, "type": kind, "f": f, "key": key, "value": value,
-                 "time": now}
+        event: dict[str, JsonValue] = {"process": process, "type": kind, "f": f, "key": key,
+                                       "value": value, "time": now}
+        if extra:
+            event.update(extra)
         line = (json.dumps(event, separators=(", ", ": ")) + "\n").encode("utf-8")
         written = os.write(self._fd, line)
         while written < len(line):
@@ -116,3 +126,12 @@ class HistoryRecorder:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.close()
+
+
+EVENT_FIELDS = frozenset(("process", "type", "f", "key", "value", "time"))
+
+
+def _check_extra(extra: Mapping[str, JsonValue] | None) -> None:
+    reserved = sorted(EVENT_FIELDS & extra.keys()) if extra else []
+    if reserved:
+        raise ValueError(f"{reserved[0]!r} is a field every event has, not an extra one")

@@ -9,8 +9,8 @@ Micro-operations are `[op, key, arg]`: `r` reads (the ok record carries the valu
 writes `arg` (null deletes), `add` adds the integer `arg` (a missing key counts as 0). The ok
 record of a committed transaction carries `ts`, its commit timestamp in nanoseconds; that of a
 read-only transaction (only `r`) its read timestamp; a history of a protocol that assigns no
-timestamps (2PC, 3PC: the bank workload's) leaves `ts` out, and is read with
-`timestamps=False`. A snapshot read at a timestamp the client
+timestamps (2PC and 3PC over nodes, as the bank workload runs there) leaves `ts` out, and is
+read with `timestamps=False`. A snapshot read at a timestamp the client
 chose (`distlab txn exec --at TS`) says so on its invoke, `"at": TS`: it may read the past.
 Invokes and completions pair up by the rules of every history (the one HistoryBuilder):
 failed transactions are dropped, `info` ones (and those still open at the end) may or may
@@ -55,6 +55,14 @@ class Transaction:
     @property
     def writes(self) -> bool:
         return not self.read_only
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "process": self.process, "status": self.status,
+            "read_only": self.read_only, "value": [list(op) for op in self.ops],
+            "ts": self.ts, "invoke_time": self.call, "complete_time": self.ret,
+            "invoke_line": self.call_line, "complete_line": self.ret_line,
+        }
 
     def describe(self) -> str:
         """e.g. `process 3's read-write transaction [r x 1, w y 2] (invoked at 100, ok at 250,

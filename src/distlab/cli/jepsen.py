@@ -7,7 +7,11 @@ every key, the history is checked for linearizability and a report is written.
 With `--workload bank` the clients instead move money between accounts in 2PC or 3PC
 transactions and read every account; the bank checker (distlab.check.check_bank) checks that
 money is conserved and each transfer applied whole and once, and lists transactions left
-blocked after the heal.
+blocked after the heal. `--workload external-consistency` runs the bank over consensus
+groups with Spanner's timestamps (transfers, read-only transactions, snapshot reads at
+recent timestamps, and back-to-back pairs across clocks that `--clock-skews` sets apart),
+checked by the bank checker and by the external-consistency checker
+(distlab.check.check_external).
 
 Exit status 0 linearizable (bank: no violation), 1 not linearizable (bank: a violation), 2
 bad usage, 3 unknown (the check ran out of time, or no verdict could be reached), 130
@@ -40,15 +44,19 @@ from distlab.check.tester.schedule import (
 from distlab.cli import common
 from distlab.cli.progress import Progress
 from distlab.cli.targets import resolve_members
+from distlab.cli.up import parse_clock_skews
 from distlab.core.ids import NodeId
 from distlab.ops.docker import compose_node_addresses
 from distlab.ops.tester import RunSettings, format_summary, run_until_interrupted
+from distlab.ops.tester.external import ACCOUNTS_PER_GROUP
+from distlab.ops.tester.runner import BANK, EXTERNAL
 from distlab.runtime import loop
 from distlab.runtime.config import ENGINES, MAX_GROUPS
 from distlab.wire.addresses import Address, ConfigError
 
 MAX_NODES = 9
 DEFAULT_FAULTS = "kill,pause,partition"
+BANK_ACCOUNTS = 5
 
 
 def register(subparsers: Any) -> None:
@@ -57,18 +65,23 @@ def register(subparsers: Any) -> None:
         "test", help="a Jepsen-style run: workload, faults, linearizability check, report",
         description="Start a cluster (or use --cluster), run concurrent clients against its "
         "KV store while a nemesis injects faults, then check the history for "
-        "linearizability (or, with --workload bank, for conservation of money) and write "
-        "a report directory. Exit status: 0 linearizable (bank: valid), 1 not linearizable "
-        "(bank: a violation), 2 bad usage, 3 unknown.",
+        "linearizability (or, with --workload bank, for conservation of money; with "
+        "--workload external-consistency, for that and for external consistency) and "
+        "write a report directory. Exit status: 0 linearizable (bank: valid), 1 not "
+        "linearizable (bank: a violation), 2 bad usage, 3 unknown.",
         epilog=f"Faults for --nemesis: {faults}.")
     where = parser.add_argument_group("cluster")
     where.add_argument("--nodes", type=int, default=3, metavar="N",
                        help="size of the cluster the test starts (default 3)")
     where.add_argument("--groups", type=int, default=None, metavar="G",
                        help="KV shards of the cluster the test starts, each a replicated "
-                       "group (default 1; 3 with --participants groups)")
+                       "group (default 1; 3 with --participants groups and "
+                       "--workload external-consistency)")
     where.add_argument("--engine", choices=ENGINES, default=None,
                        help="consensus engine of the cluster the test starts (default raft)")
+    where.add_argument("--clock-skews", metavar="MS,...",
+                       help="offsets of the started nodes' wall clocks in ms, one per node "
+                       "in id order (each node's CLOCK_SKEW_MS, as for `distlab up`)")
     where.add_argument("--data-dir", type=Path, metavar="DIR",
                        help="state and logs of the started nodes (default REPORT/cluster)")
     where.add_argument("--project", metavar="NAME",
@@ -82,19 +95,25 @@ def register(subparsers: Any) -> None:
     chosen.add_argument("--cluster-file", metavar="FILE", type=Path,
                         help="test the running cluster described by a cluster.json")
     work = parser.add_argument_group("workload")
-    work.add_argument("--workload", choices=("kv", "bank"), default="kv",
+    work.add_argument("--workload", choices=("kv", BANK, EXTERNAL), default="kv",
                       help="kv: get/put/append/cas/delete checked for linearizability (the "
                            "default); bank: transfers between accounts in transactions and "
                            "reads of every account, checked for conservation and for each "
-                           "transfer applied whole and once")
+                           "transfer applied whole and once; external-consistency: the bank "
+                           "over groups with Spanner's timestamps, read-only transactions "
+                           "and snapshot reads, checked for external consistency too")
     work.add_argument("--protocol", choices=("2pc", "3pc"), default="2pc",
                       help="with --workload bank: the commit protocol (default 2pc)")
-    work.add_argument("--participants", choices=("nodes", "groups"), default="nodes",
+    work.add_argument("--participants", choices=("nodes", "groups"), default=None,
                       help="with --workload bank: each node one participant (nodes, the "
                            "default) or each consensus group one (groups; the cluster the "
-                           "test starts then has 3 groups unless --groups says otherwise)")
-    work.add_argument("--accounts", type=int, default=5, metavar="N",
-                      help="with --workload bank: number of accounts (default 5)")
+                           "test starts then has 3 groups unless --groups says otherwise); "
+                           "external-consistency runs over groups")
+    work.add_argument("--accounts", type=int, default=None, metavar="N",
+                      help=f"with --workload bank: number of accounts (default "
+                           f"{BANK_ACCOUNTS}); with external-consistency: in all, at least "
+                           f"{ACCOUNTS_PER_GROUP} per group (default {ACCOUNTS_PER_GROUP} per "
+                           "group)")
     work.add_argument("--time-limit", type=_positive, default=60.0, metavar="S",
                       help="seconds of workload and faults (default 60)")
     work.add_argument("--rate", type=_positive, default=20.0, metavar="OPS",
@@ -181,6 +200,19 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         addresses = resolve_members(args.cluster, args.cluster_file) if external else None
     if not external and not 1 <= args.nodes <= MAX_NODES:
         raise common.UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {args.nodes}")
+    transactions = args.workload in (BANK, EXTERNAL)
+    if args.participants is not None and not transactions:
+        raise common.UsageError("--participants is for --workload bank")
+    if args.workload == EXTERNAL:
+        if args.participants == "nodes":
+            raise common.UsageError("--workload external-consistency runs over groups "
+                                    "(Spanner's timestamps): not --participants nodes")
+        if args.protocol != "2pc":
+            raise common.UsageError("--workload external-consistency commits with 2PC over "
+                                    "groups (3PC assigns no timestamps)")
+        args.participants = "groups"
+    elif args.participants is None:
+        args.participants = "nodes"
     if args.groups is None:
         args.groups = 3 if args.participants == "groups" and addresses is None else 1
     elif addresses is not None:
@@ -198,13 +230,28 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         raise common.UsageError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.keys < 1:
         raise common.UsageError(f"--keys must be at least 1, got {args.keys}")
-    if args.participants == "groups" and args.workload != "bank":
-        raise common.UsageError("--participants is for --workload bank")
-    if args.workload == "bank" and args.system != "kv":
-        raise common.UsageError("--workload bank moves money in transactions over the "
-                                "nodes; it does not run on --system chain")
-    if args.workload == "bank" and args.accounts < 2:
+    if transactions and args.system != "kv":
+        raise common.UsageError(f"--workload {args.workload} moves money in transactions; "
+                                "it does not run on --system chain")
+    if args.workload == BANK and args.accounts is None:
+        args.accounts = BANK_ACCOUNTS
+    if args.workload == BANK and args.accounts < 2:
         raise common.UsageError(f"--accounts must be at least 2, got {args.accounts}")
+    if args.workload == EXTERNAL:
+        if addresses is None and args.groups < 2:
+            raise common.UsageError("--workload external-consistency needs at least 2 "
+                                    "groups: its pairs of transactions run on two")
+        least = ACCOUNTS_PER_GROUP * (args.groups if addresses is None else 1)
+        if args.accounts is not None and args.accounts < least:
+            raise common.UsageError(f"--accounts must be at least {least} "
+                                    f"({ACCOUNTS_PER_GROUP} per group), got {args.accounts}")
+    clock_skews = None
+    if args.clock_skews is not None:
+        if addresses is not None:
+            raise common.UsageError("--clock-skews sets the clocks of a cluster the test "
+                                    "starts; a running cluster keeps its own")
+        clock_skews = tuple(parse_clock_skews(
+            args.clock_skews, [NodeId(index + 1) for index in range(args.nodes)]).values())
     try:
         if args.system == "chain":
             mix = parse_mix(CHAIN_MIX if args.mix == DEFAULT_MIX else args.mix, ("get", "put"))
@@ -218,7 +265,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         raise common.UsageError(
             f"no fault fits: --time-limit ({args.time_limit:g} s) must be at least twice "
             f"--nemesis-interval ({args.nemesis_interval:g} s)")
-    if args.workload != "bank" and any(is_txn_crash(f) for f in faults):
+    if not transactions and any(is_txn_crash(f) for f in faults):
         raise common.UsageError("txn-crash faults strike transactions: use them with "
                                 "--workload bank")
     if external and any(is_kill(f) or is_pause(f) or is_txn_crash(f) for f in faults):
@@ -242,7 +289,7 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         engine=args.engine or "raft", data_dir=args.data_dir, addresses=addresses,
         compose=args.compose, compose_project=args.project, workload=args.workload,
         protocol=args.protocol, participants=args.participants, accounts=args.accounts,
-        system=args.system, read_mode=args.read_mode)
+        system=args.system, read_mode=args.read_mode, clock_skews=clock_skews)
 
 
 # The chain stores values with put and reads them with get; nothing else.

@@ -23,7 +23,6 @@ from distlab.check import (
     ExternalResult,
     HistoryError,
     Operation,
-    Transaction,
     Verdict,
     check,
     check_external,
@@ -223,15 +222,6 @@ def run_external(args: argparse.Namespace) -> int:
     return _EXTERNAL_EXIT[result.verdict]
 
 
-def transaction_json(txn: Transaction) -> dict[str, Any]:
-    return {
-        "index": txn.index, "process": txn.process, "status": txn.status,
-        "read_only": txn.read_only, "value": [list(op) for op in txn.ops], "ts": txn.ts,
-        "invoke_time": txn.call, "complete_time": txn.ret, "invoke_line": txn.call_line,
-        "complete_line": txn.ret_line,
-    }
-
-
 def _counts(result: ExternalResult) -> dict[str, int]:
     transactions = result.history.transactions
     return {
@@ -255,10 +245,7 @@ def external_json(result: ExternalResult) -> dict[str, Any]:
         "reason": result.reason or None,
         "elapsed_seconds": round(result.elapsed, 6),
         **_counts(result),
-        "violations": [
-            {"kind": v.kind, "key": v.key, "message": v.message,
-             "transactions": [transaction_json(t) for t in v.transactions]}
-            for v in result.violations],
+        "violations": [violation.as_dict() for violation in result.violations],
     }
 
 

@@ -21,7 +21,7 @@ from distlab.cli.common import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNKNOWN, UsageEr
 from distlab.cli.targets import add_cluster_arguments, resolve_members
 from distlab.client import TxnClient, TxnResult, Unreachable
 from distlab.core.ids import NodeId
-from distlab.protocols.txn import Op, parse_op
+from distlab.protocols.txn import Op, OpKind, parse_op
 from distlab.runtime import loop
 
 EXIT_BY_OUTCOME = {"committed": EXIT_OK, "aborted": EXIT_CHECK_FAILED, "unknown": EXIT_UNKNOWN}
@@ -46,6 +46,13 @@ def register(subparsers: Any) -> None:
     execute.add_argument("--node", type=int, metavar="ID",
                          help="the node it is sent to first (nodes: its coordinator; "
                               "default: the first reachable)")
+    execute.add_argument("--read-only", action="store_true",
+                         help="gets only, over groups: read without locks at TrueTime's "
+                              "latest (Spanner's read-only transaction)")
+    execute.add_argument("--at", type=int, metavar="TS", dest="at_ts",
+                         help="gets only, over groups: a snapshot read at timestamp TS (ns, "
+                              "as a committed transaction reports), served by the replicas "
+                              "of --node (or the first node that answers)")
     execute.add_argument("--timeout", type=float, default=10.0, metavar="S",
                          help="time budget, wait-die retries included (10 s)")
     execute.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -72,6 +79,16 @@ def run_exec(args: argparse.Namespace) -> int:
     ops = _ops(args.ops)
     if not args.timeout > 0:
         raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    if args.read_only or args.at_ts is not None:
+        if args.read_only and args.at_ts is not None:
+            raise UsageError("--read-only reads at TrueTime's latest, --at at a timestamp: "
+                             "choose one")
+        if args.participants != "groups" or args.protocol != "2pc":
+            raise UsageError("--read-only and --at read over groups with 2pc")
+        if any(op.kind is not OpKind.GET for op in ops):
+            raise UsageError("--read-only and --at take gets only (get:K)")
+        if args.at_ts is not None and args.at_ts < 0:
+            raise UsageError(f"--at is a timestamp in ns since the epoch, got {args.at_ts}")
     members = resolve_members(args.cluster, args.cluster_file)
     if args.node is not None and NodeId(args.node) not in members:
         raise UsageError(f"--node {args.node} is not in the cluster "
@@ -83,6 +100,7 @@ def run_exec(args: argparse.Namespace) -> int:
             return await client.execute(
                 ops, args.protocol, participants=args.participants,
                 node=NodeId(args.node) if args.node is not None else None,
+                read_only=args.read_only, at_ts=args.at_ts,
                 timeout=args.timeout)
         finally:
             await client.close()
@@ -95,7 +113,7 @@ def run_exec(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict()))
     else:
         if result.outcome == "committed":
-            print("committed")
+            print("committed" if result.ts is None else f"committed at ts {result.ts}")
             for key, value in sorted(result.reads.items()):
                 print(f"{key} = {value}" if value is not None else f"{key} (missing)")
         else:

@@ -39,7 +39,9 @@ class TxnResult:
     outcome: str  # "committed", "aborted" or "unknown"
     reason: str = ""
     reads: dict[str, str | None] = field(default_factory=dict)
-    # The commit timestamp, where the protocol assigns one (2PC and 3PC do not).
+    # The commit timestamp (ns) of a read-write transaction over groups, or the timestamp a
+    # read-only one read at; None where none is assigned (over nodes, 3PC, TXN_TIMESTAMPS
+    # off).
     ts: int | None = None
     coordinator: NodeId | None = None
 
@@ -80,9 +82,17 @@ class TxnClient:
 
     async def execute(self, ops: Sequence[Op], protocol: str = "2pc", *,
                       participants: str = "nodes", node: NodeId | None = None,
-                      timeout: float = 10.0) -> TxnResult:
+                      timeout: float = 10.0, read_only: bool = False,
+                      at_ts: int | None = None) -> TxnResult:
+        """Run one transaction. Over groups, `read_only` reads its keys (gets only) without
+        locks at TrueTime's latest, and `at_ts` reads them at that timestamp from the
+        replicas of `node` (or of the first member that answers)."""
+        if at_ts is not None:
+            return await self._read_at(ops, at_ts, node, timeout)
         if participants == "groups":
-            return await self._execute_over_groups(ops, protocol, node, timeout)
+            return await self._execute_over_groups(ops, protocol, node, timeout, read_only)
+        if read_only:
+            raise ValueError("read-only transactions run over groups")
         deadline = time.monotonic() + timeout
         base = uuid.uuid4().hex[:16]
         priority = time.time_ns()
@@ -128,8 +138,32 @@ class TxnClient:
             return TxnResult("aborted", f"{last_abort} (retried until the budget ran out)")
         return TxnResult("unknown", "no outcome within the time budget")
 
+    async def _read_at(self, ops: Sequence[Op], ts: int, node: NodeId | None,
+                       timeout: float) -> TxnResult:
+        request = txn_pb2.ExecuteRequest(
+            txn_id=uuid.uuid4().hex[:16], protocol="2pc", participants="groups", at_ts=ts,
+            ops=[txn_pb2.TxnOp(kind=op.kind.value, key=op.key, argument=op.argument)
+                 for op in ops])
+        refused = ""
+        for target in [node] if node is not None else list(self._members):
+            try:
+                response = await self._stub(target).Execute(request, timeout=timeout)
+            except grpc.aio.AioRpcError as error:
+                if error.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                    raise ValueError(error.details() or "refused") from None
+                if never_sent(error):
+                    refused = f"node {target}: {error.details()}"
+                    continue
+                # A read changes nothing: one that could not be answered did not happen.
+                return TxnResult("aborted", f"node {target}: {error.details()}",
+                                 coordinator=target)
+            return TxnResult("committed", reads=_reads(response), ts=response.ts,
+                             coordinator=target)
+        raise Unreachable(f"no node accepts a connection ({refused}); nothing was read")
+
     async def _execute_over_groups(self, ops: Sequence[Op], protocol: str,
-                                   node: NodeId | None, timeout: float) -> TxnResult:
+                                   node: NodeId | None, timeout: float,
+                                   read_only: bool = False) -> TxnResult:
         deadline = time.monotonic() + timeout
         base = uuid.uuid4().hex[:16]
         priority = time.time_ns()
@@ -151,7 +185,7 @@ class TxnClient:
         while (remaining := deadline - time.monotonic()) > 0:
             request = txn_pb2.ExecuteRequest(txn_id=f"{base}.{attempt}", protocol=protocol,
                                              ops=request_ops, priority=priority,
-                                             participants="groups")
+                                             participants="groups", read_only=read_only)
             try:
                 response = await self._stub(target).Execute(request, timeout=remaining)
             except grpc.aio.AioRpcError as error:
@@ -179,9 +213,10 @@ class TxnClient:
                 await asyncio.sleep(min(BACKOFF_SECONDS, max(0.0, remaining)))
                 continue
             refused.clear()
-            reads = {read.key: read.value if read.present else None for read in response.reads}
+            reads = _reads(response)
             if response.outcome == "committed":
-                return TxnResult("committed", reads=reads, coordinator=target)
+                return TxnResult("committed", reads=reads, coordinator=target,
+                                 ts=response.ts if response.HasField("ts") else None)
             if not response.reason.startswith("wait-die"):
                 return TxnResult("aborted", response.reason, coordinator=target)
             last_abort = response.reason
@@ -212,3 +247,7 @@ class TxnClient:
              "locks": list(entry.locks),
              "group": entry.group if entry.HasField("group") else None}
             for entry in response.transactions))
+
+
+def _reads(response: txn_pb2.ExecuteResponse) -> dict[str, str | None]:
+    return {read.key: read.value if read.present else None for read in response.reads}

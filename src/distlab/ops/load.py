@@ -24,7 +24,7 @@ from typing import Any
 from distlab.client import Definite, KVClient
 from distlab.runtime import loop
 from distlab.telemetry.tracing import client_tracing
-from distlab.wire.sharding import group_of
+from distlab.wire.sharding import keys_by_group
 
 Operation = Callable[[int], Awaitable[None]]
 """One operation of client number N; raises on failure."""
@@ -214,17 +214,8 @@ async def run_kv_workload(workload: KVLoad, ready: Callable[[], Awaitable[None]]
 
 def warmup_keys(per_group: int, groups: int) -> list[str]:
     """`bench-warmup-0`, `-1`, ...: the first `per_group` names that fall in each group."""
-    keys: list[str] = []
-    taken = [0] * groups
-    number = 0
-    while len(keys) < per_group * groups:
-        key = f"bench-warmup-{number}"
-        group = group_of(key, groups)
-        if taken[group] < per_group:
-            taken[group] += 1
-            keys.append(key)
-        number += 1
-    return keys
+    return [key for names in keys_by_group("bench-warmup-", per_group, groups)
+            for key in names]
 
 
 def worker_process(workload: KVLoad, barrier: Any, results: Any, counters: Any = None,

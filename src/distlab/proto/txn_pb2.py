@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64istlab/proto/txn.proto\x12\ndistlab.v1\"4\n\x05TxnOp\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"z\n\x0e\x45xecuteRequest\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x1e\n\x03ops\x18\x03 \x03(\x0b\x32\x11.distlab.v1.TxnOp\x12\x10\n\x08priority\x18\x04 \x01(\x03\x12\x14\n\x0cparticipants\x18\x05 \x01(\t\"8\n\tReadValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07present\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\t\"X\n\x0f\x45xecuteResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12$\n\x05reads\x18\x03 \x03(\x0b\x32\x15.distlab.v1.ReadValue\"\x12\n\x10TxnStatusRequest\"\x93\x01\n\rUnfinishedTxn\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x13\n\x0b\x63oordinator\x18\x04 \x01(\x04\x12\x13\n\x0b\x61ge_seconds\x18\x05 \x01(\x01\x12\r\n\x05locks\x18\x06 \x03(\t\x12\x12\n\x05group\x18\x07 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_group\"U\n\x11TxnStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12/\n\x0ctransactions\x18\x02 \x03(\x0b\x32\x19.distlab.v1.UnfinishedTxn2\x90\x01\n\x03Txn\x12\x42\n\x07\x45xecute\x12\x1a.distlab.v1.ExecuteRequest\x1a\x1b.distlab.v1.ExecuteResponse\x12\x45\n\x06Status\x12\x1c.distlab.v1.TxnStatusRequest\x1a\x1d.distlab.v1.TxnStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64istlab/proto/txn.proto\x12\ndistlab.v1\"4\n\x05TxnOp\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\xab\x01\n\x0e\x45xecuteRequest\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12\x10\n\x08protocol\x18\x02 \x01(\t\x12\x1e\n\x03ops\x18\x03 \x03(\x0b\x32\x11.distlab.v1.TxnOp\x12\x10\n\x08priority\x18\x04 \x01(\x03\x12\x14\n\x0cparticipants\x18\x05 \x01(\t\x12\x11\n\tread_only\x18\x06 \x01(\x08\x12\x12\n\x05\x61t_ts\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_at_ts\"8\n\tReadValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07present\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\t\"p\n\x0f\x45xecuteResponse\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12$\n\x05reads\x18\x03 \x03(\x0b\x32\x15.distlab.v1.ReadValue\x12\x0f\n\x02ts\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x05\n\x03_ts\"\x12\n\x10TxnStatusRequest\"\x93\x01\n\rUnfinishedTxn\x12\x0e\n\x06txn_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x13\n\x0b\x63oordinator\x18\x04 \x01(\x04\x12\x13\n\x0b\x61ge_seconds\x18\x05 \x01(\x01\x12\r\n\x05locks\x18\x06 \x03(\t\x12\x12\n\x05group\x18\x07 \x01(\rH\x00\x88\x01\x01\x42\x08\n\x06_group\"U\n\x11TxnStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x04\x12/\n\x0ctransactions\x18\x02 \x03(\x0b\x32\x19.distlab.v1.UnfinishedTxn2\x90\x01\n\x03Txn\x12\x42\n\x07\x45xecute\x12\x1a.distlab.v1.ExecuteRequest\x1a\x1b.distlab.v1.ExecuteResponse\x12\x45\n\x06Status\x12\x1c.distlab.v1.TxnStatusRequest\x1a\x1d.distlab.v1.TxnStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,18 +33,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TXNOP']._serialized_start=39
   _globals['_TXNOP']._serialized_end=91
-  _globals['_EXECUTEREQUEST']._serialized_start=93
-  _globals['_EXECUTEREQUEST']._serialized_end=215
-  _globals['_READVALUE']._serialized_start=217
-  _globals['_READVALUE']._serialized_end=273
-  _globals['_EXECUTERESPONSE']._serialized_start=275
-  _globals['_EXECUTERESPONSE']._serialized_end=363
-  _globals['_TXNSTATUSREQUEST']._serialized_start=365
-  _globals['_TXNSTATUSREQUEST']._serialized_end=383
-  _globals['_UNFINISHEDTXN']._serialized_start=386
-  _globals['_UNFINISHEDTXN']._serialized_end=533
-  _globals['_TXNSTATUSRESPONSE']._serialized_start=535
-  _globals['_TXNSTATUSRESPONSE']._serialized_end=620
-  _globals['_TXN']._serialized_start=623
-  _globals['_TXN']._serialized_end=767
+  _globals['_EXECUTEREQUEST']._serialized_start=94
+  _globals['_EXECUTEREQUEST']._serialized_end=265
+  _globals['_READVALUE']._serialized_start=267
+  _globals['_READVALUE']._serialized_end=323
+  _globals['_EXECUTERESPONSE']._serialized_start=325
+  _globals['_EXECUTERESPONSE']._serialized_end=437
+  _globals['_TXNSTATUSREQUEST']._serialized_start=439
+  _globals['_TXNSTATUSREQUEST']._serialized_end=457
+  _globals['_UNFINISHEDTXN']._serialized_start=460
+  _globals['_UNFINISHEDTXN']._serialized_end=607
+  _globals['_TXNSTATUSRESPONSE']._serialized_start=609
+  _globals['_TXNSTATUSRESPONSE']._serialized_end=694
+  _globals['_TXN']._serialized_start=697
+  _globals['_TXN']._serialized_end=841
 # @@protoc_insertion_point(module_scope)

@@ -17,18 +17,22 @@ class TxnOp(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., key: _Optional[str] = ..., argument: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
-    __slots__ = ("txn_id", "protocol", "ops", "priority", "participants")
+    __slots__ = ("txn_id", "protocol", "ops", "priority", "participants", "read_only", "at_ts")
     TXN_ID_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     OPS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    AT_TS_FIELD_NUMBER: _ClassVar[int]
     txn_id: str
     protocol: str
     ops: _containers.RepeatedCompositeFieldContainer[TxnOp]
     priority: int
     participants: str
-    def __init__(self, txn_id: _Optional[str] = ..., protocol: _Optional[str] = ..., ops: _Optional[_Iterable[_Union[TxnOp, _Mapping]]] = ..., priority: _Optional[int] = ..., participants: _Optional[str] = ...) -> None: ...
+    read_only: bool
+    at_ts: int
+    def __init__(self, txn_id: _Optional[str] = ..., protocol: _Optional[str] = ..., ops: _Optional[_Iterable[_Union[TxnOp, _Mapping]]] = ..., priority: _Optional[int] = ..., participants: _Optional[str] = ..., read_only: _Optional[bool] = ..., at_ts: _Optional[int] = ...) -> None: ...
 
 class ReadValue(_message.Message):
     __slots__ = ("key", "present", "value")
@@ -41,14 +45,16 @@ class ReadValue(_message.Message):
     def __init__(self, key: _Optional[str] = ..., present: _Optional[bool] = ..., value: _Optional[str] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("outcome", "reason", "reads")
+    __slots__ = ("outcome", "reason", "reads", "ts")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     READS_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
     outcome: str
     reason: str
     reads: _containers.RepeatedCompositeFieldContainer[ReadValue]
-    def __init__(self, outcome: _Optional[str] = ..., reason: _Optional[str] = ..., reads: _Optional[_Iterable[_Union[ReadValue, _Mapping]]] = ...) -> None: ...
+    ts: int
+    def __init__(self, outcome: _Optional[str] = ..., reason: _Optional[str] = ..., reads: _Optional[_Iterable[_Union[ReadValue, _Mapping]]] = ..., ts: _Optional[int] = ...) -> None: ...
 
 class TxnStatusRequest(_message.Message):
     __slots__ = ()

@@ -65,6 +65,13 @@ class NodeConfig:
     # UNSAFE, for testing the tester only (DISTLAB_UNSAFE_DIRTY_READS=1): the chain replica
     # answers CRAQ reads of dirty keys with its newest version instead of asking the tail.
     unsafe_dirty_reads: bool = False
+    # UNSAFE, for testing the tester only (DISTLAB_UNSAFE_NO_COMMIT_WAIT=1): transactions
+    # over groups report and send their commits without waiting out TrueTime's uncertainty.
+    unsafe_no_commit_wait: bool = False
+    # Transactions over groups take Spanner's timestamps from TrueTime, with commit wait and
+    # snapshot reads (TXN_TIMESTAMPS=truetime, the default), or none (off: plain 2PC over
+    # groups, to measure what TrueTime costs).
+    txn_timestamps: bool = True
 
     @property
     def peers(self) -> dict[NodeId, Address]:
@@ -130,10 +137,16 @@ def load_node_config(
     epsilon, skew_ms = parse_truetime(merged)
     dirty_reads = parse_flag(merged.get("DISTLAB_UNSAFE_DIRTY_READS", ""),
                              "DISTLAB_UNSAFE_DIRTY_READS")
+    no_commit_wait = parse_flag(merged.get("DISTLAB_UNSAFE_NO_COMMIT_WAIT", ""),
+                                "DISTLAB_UNSAFE_NO_COMMIT_WAIT")
+    timestamps_text = (merged.get("TXN_TIMESTAMPS") or "truetime").strip().lower()
+    if timestamps_text not in ("truetime", "off"):
+        raise ConfigError(f"TXN_TIMESTAMPS: expected truetime or off, got {timestamps_text!r}")
     return NodeConfig(node_id, cluster, listen, metrics, data_dir, otlp, join, tick_ms,
                       election_ticks, snapshot_entries, stale_reads, groups, engine,
                       vclock_log=vclock_log, truetime_epsilon=epsilon, clock_skew_ms=skew_ms,
-                      unsafe_dirty_reads=dirty_reads)
+                      unsafe_dirty_reads=dirty_reads, unsafe_no_commit_wait=no_commit_wait,
+                      txn_timestamps=timestamps_text == "truetime")
 
 
 def parse_truetime(merged: Mapping[str, str]) -> tuple[Epsilon, float]:

@@ -288,7 +288,7 @@ class Node:
         server.on_stop(txn.stop)
         self.group_txn = group_txn = build_group_participants(
             config, [group_driver(host, group) for group in range(config.groups)],
-            self.machines, self.txn_logs, peer, router, self.clock)
+            self.machines, self.txn_logs, peer, router, self.clock, self.truetime)
         server.on_stop(group_txn.stop)
 
         server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],

@@ -23,3 +23,17 @@ def participant_of(key: str, nodes: Sequence[int]) -> int:
     ordered = sorted(nodes)
     assert ordered, "no nodes"
     return ordered[zlib.crc32(key.encode()) % len(ordered)]
+
+
+def keys_by_group(prefix: str, per_group: int, groups: int) -> list[list[str]]:
+    """`prefix0`, `prefix1`, ...: the first `per_group` names that fall in each group, by
+    group."""
+    names: list[list[str]] = [[] for _ in range(groups)]
+    number = 0
+    while any(len(group) < per_group for group in names):
+        name = f"{prefix}{number}"
+        group = names[group_of(name, groups)]
+        if len(group) < per_group:
+            group.append(name)
+        number += 1
+    return names

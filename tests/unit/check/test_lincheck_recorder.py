@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from distlab.check import HistoryError, HistoryRecorder, Verdict, check, read_history
+from distlab.check import (
+    HistoryError,
+    HistoryRecorder,
+    Verdict,
+    check,
+    read_history,
+    read_txn_history,
+)
 
 
 def counter() -> Callable[[], int]:
@@ -125,3 +132,22 @@ def test_a_bad_line_in_the_middle_is_an_error_not_a_torn_tail(tmp_path: Path) ->
                     '{"process": 1, "type": "ok", "f": "get", "key": "a", "time": 2}\n')
     with pytest.raises(HistoryError, match=r"h.jsonl:2: not valid JSON"):
         read_history(path)
+
+
+def test_transactions_are_recorded_with_their_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "txns.jsonl"
+    with HistoryRecorder(path, clock=counter()) as recorder:
+        recorder.invoke(1, "txn", None, [["w", "x", 1]])
+        recorder.ok(1, [["w", "x", 1]], extra={"ts": 105})
+        recorder.invoke(2, "txn", None, [["r", "x", None]], extra={"at": 105})
+        recorder.ok(2, [["r", "x", 1]], extra={"ts": 105})
+        with pytest.raises(ValueError, match="'time' is a field every event has"):
+            recorder.invoke(3, "txn", None, [["r", "x", None]], extra={"time": 1})
+        # The refused event left nothing behind: process 3 may still invoke.
+        recorder.invoke(3, "txn", None, [["r", "x", None]])
+        recorder.fail(3)
+    history = read_txn_history(path)
+    write, snapshot = history.transactions
+    assert (write.ts, write.at, write.read_only) == (105, None, False)
+    assert (snapshot.ts, snapshot.at, snapshot.ops) == (105, 105, (("r", "x", 1),))
+    assert history.failed == 1

@@ -44,6 +44,18 @@ def run_main(*args: str) -> int:
     (["--keys", "0"], "--keys must be at least 1"),
     (["--time-limit", "-3"], "must be positive"),
     (["--rate", "fast"], "not a number"),
+    (["--clock-skews", "0,1"], "--clock-skews: 2 offsets for 3 nodes"),
+    (["--clock-skews", "0,x,1"], "'x' is not a number of milliseconds"),
+    (["--cluster", "1=127.0.0.1:1,2=127.0.0.1:2,3=127.0.0.1:3", "--clock-skews", "0,0,0"],
+     "a running cluster keeps its own"),
+    (["--workload", "external-consistency", "--participants", "nodes"],
+     "runs over groups"),
+    (["--workload", "external-consistency", "--protocol", "3pc"], "3PC assigns no timestamps"),
+    (["--workload", "external-consistency", "--groups", "1"], "needs at least 2 groups"),
+    (["--workload", "external-consistency", "--accounts", "5"],
+     "--accounts must be at least 6 (2 per group)"),
+    (["--workload", "external-consistency", "--system", "chain"],
+     "it does not run on --system chain"),
 ])
 def test_bad_usage_exits_2_with_a_reason(args: list[str], message: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from distlab.core.ids import NodeId
+from distlab.core.truetime import TTInterval
 from distlab.protocols.txn import (
     Message,
     Outcome,
@@ -24,11 +25,29 @@ def owner_of(nodes: int):
     return lambda key: NodeId(zlib.crc32(key.encode()) % nodes + 1)
 
 
+class Versions:
+    """A participant's versions by timestamp (what a group's replicated records keep)."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, list[tuple[int, str]]] = {}
+
+    def read_at(self, key: str, ts: int) -> str | None:
+        older = [value for at, value in self.versions.get(key, []) if at <= ts]
+        return older[-1] if older else None
+
+    def commit_at(self, writes, ts: int) -> None:
+        for key, value in writes:
+            self.versions.setdefault(key, []).append((ts, value))
+
+
 @dataclass
 class Cluster:
     size: int
     bugs: PlantedBugs = field(default_factory=PlantedBugs)
     initial: dict[str, str] = field(default_factory=dict)
+    # Spanner's timestamps: each node's versions, and the TrueTime interval it observes
+    # (set with `set_time`).
+    timestamps: bool = False
 
     def __post_init__(self) -> None:
         self.owner = owner_of(self.size)
@@ -38,6 +57,8 @@ class Cluster:
         self.outcomes: dict[str, Outcome] = {}
         self.down: set[NodeId] = set()
         self.sent: list[Message] = []
+        self.versions: dict[NodeId, Versions] = {}
+        self.times: dict[NodeId, TTInterval] = {}
         for number in range(1, self.size + 1):
             node_id = NodeId(number)
             self.logs[node_id] = []
@@ -46,12 +67,23 @@ class Cluster:
     def config(self, node_id: NodeId) -> TxnConfig:
         initial = {key: value for key, value in self.initial.items()
                    if self.owner(key) == node_id}
+        versions = self.versions.setdefault(node_id, Versions())
         return TxnConfig(node_id=node_id, owner=self.owner, initial_data=initial,
-                         planted_bugs=self.bugs)
+                         planted_bugs=self.bugs, timestamps=self.timestamps,
+                         versions=versions if self.timestamps else None)
+
+    def set_time(self, node_id: int, earliest: int, latest: int) -> None:
+        """What TrueTime says at `node_id` from now on."""
+        self.times[NodeId(node_id)] = TTInterval(earliest, latest)
+        node = self.nodes.get(NodeId(node_id))
+        if node is not None:
+            node.observe_time(self.times[NodeId(node_id)])
 
     def start(self, node_id: NodeId) -> None:
         records = [decode(kind, body) for kind, body in self.logs[node_id]]
-        self.nodes[node_id] = TxnNode(self.config(node_id), records)
+        node = self.nodes[node_id] = TxnNode(self.config(node_id), records)
+        if node_id in self.times:
+            node.observe_time(self.times[node_id])
         self.down.discard(node_id)
         self.drain_node(node_id)
 

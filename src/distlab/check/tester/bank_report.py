@@ -2,7 +2,9 @@
 latency.svg, the history), with the bank checker's verdict and violations, and as
 timeline.html a timeline of the transactions: one bar each from invoke to outcome (an
 unknown outcome runs to the end), fault windows shaded grey, and each blocked
-transaction's in-doubt interval shaded red.
+transaction's in-doubt interval shaded red. An external-consistency run (the bank with
+timestamps) adds the external-consistency checker's verdict and violations, each naming
+its two transactions.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from distlab.check._bank import BankResult
+from distlab.check._bank import BankResult, BankVerdict
+from distlab.check._external import ExternalResult
 from distlab.check.tester.report import (
     HISTORY_FILE,
     INDEX_FILE,
@@ -45,7 +48,8 @@ def transaction_kind(ops: object) -> str:
 
 
 def bank_counts(lines: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Per kind of transaction, how many ended ok, fail and info (open ones as info)."""
+    """Per kind of transaction (a read `at` a timestamp is a snapshot read), how many ended
+    ok, fail and info (open ones as info)."""
     table: dict[str, dict[str, int]] = {}
     pending: dict[int, str] = {}
     for line in lines:
@@ -57,7 +61,8 @@ def bank_counts(lines: Iterable[str]) -> dict[str, dict[str, int]]:
             continue
         process, kind = event["process"], event.get("type")
         if kind == "invoke":
-            pending[process] = transaction_kind(event.get("value"))
+            pending[process] = ("snapshot read" if event.get("at") is not None
+                                else transaction_kind(event.get("value")))
         elif kind in OUTCOMES and process in pending:
             row = table.setdefault(pending.pop(process), dict.fromkeys(OUTCOMES, 0))
             row[str(kind)] += 1
@@ -70,24 +75,30 @@ def bank_document(*, bank: BankResult, summary: HistorySummary,
                   counts: Mapping[str, Mapping[str, int]],
                   faults: Sequence[FaultRecord], origin_ns: int, finish_ns: int,
                   settings: Mapping[str, Any], exit_status: int, elapsed: float,
+                  verdict: BankVerdict | None = None, external: ExternalResult | None = None,
                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """result.json of a bank run; `verdict`, when given, is the run's (the bank's and the
+    external-consistency checker's together), else the bank checker's."""
     fault_documents = []
     for index, fault in enumerate(faults):
         before = faults[index - 1].end_ns if index > 0 else origin_ns
         after = faults[index + 1].start_ns if index + 1 < len(faults) else finish_ns
         fault_documents.append(fault_document(fault, origin_ns, summary, before, after))
+    violations = len(bank.violations) + (len(external.violations) if external else 0)
+    reason = (f"{violations} violation{'s' if violations != 1 else ''}" if violations else
+              f"external consistency: {external.reason}" if external and external.reason
+              else None)
     return {
-        "verdict": bank.verdict.value,
+        "verdict": (verdict or bank.verdict).value,
         "exit_status": exit_status,
         "operations": len(summary.operations),
         "totals": summary.totals(),
         "counts": counts,
         "faults": fault_documents,
-        "checker": {"model": "bank", "elapsed_seconds": round(elapsed, 3),
-                    "reason": (f"{len(bank.violations)} violation"
-                               f"{'s' if len(bank.violations) != 1 else ''}"
-                               if bank.violations else None)},
+        "checker": {"model": "bank" if external is None else "bank+external",
+                    "elapsed_seconds": round(elapsed, 3), "reason": reason},
         "bank": bank.as_dict(),
+        **({} if external is None else {"external": external_document(external)}),
         "start_ns": origin_ns,
         "end_ns": finish_ns,
         "duration_seconds": round((finish_ns - origin_ns) / NANOS, 3),
@@ -112,6 +123,38 @@ def bank_section(document: Mapping[str, Any]) -> str:
         parts.append(f"<h3>{title}</h3>")
         parts.append("<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
                      if items else "<p>None.</p>")
+    return "\n".join(parts)
+
+
+def external_document(result: ExternalResult) -> dict[str, Any]:
+    return {"verdict": result.verdict.value, "reason": result.reason or None,
+            "reads_checked": result.reads_checked, "reads_unchecked": result.reads_unchecked,
+            "elapsed_seconds": round(result.elapsed, 3),
+            "violations": [violation.as_dict() for violation in result.violations]}
+
+
+def external_section(document: Mapping[str, Any]) -> str:
+    """The external-consistency checker's part of index.html: one item per violation, with
+    its two transactions."""
+    external = document["external"]
+    parts = ["<h2>External consistency</h2>",
+             f"<p>{escape(external['verdict'])}"
+             + (f" ({escape(external['reason'])})" if external["reason"] else "")
+             + f"; {external['reads_checked']} reads checked"
+             + (f", {external['reads_unchecked']} unchecked" if external["reads_unchecked"]
+                else "") + ".</p>"]
+    pairs = document.get("pairs")
+    if pairs:
+        parts.append(f"<p>Back-to-back pairs (T2 invoked as T1 committed): {pairs['read']} "
+                     f"with a read-only T2, {pairs['transfer']} with a transfer; "
+                     f"{pairs['faster_to_slower']} from a faster clock's group to a slower "
+                     "one's.</p>")
+    parts.append("<h3>Violations</h3>")
+    violations = external["violations"]
+    parts.append("<ul>" + "".join(
+        f"<li>{escape(v['kind'])}: {escape(v['message'])}<br>lines "
+        + ", ".join(f"{t['invoke_line']}-{t['complete_line']}" for t in v["transactions"])
+        + "</li>" for v in violations) + "</ul>" if violations else "<p>None.</p>")
     return "\n".join(parts)
 
 
@@ -168,7 +211,9 @@ def write_bank_report(directory: Path, document: dict[str, Any], summary: Histor
                       faults: Sequence[FaultRecord],
                       blocked_intervals: Sequence[tuple[int, int, str]]) -> None:
     origin_ns, finish_ns = document["start_ns"], document["end_ns"]
-    title = f"distlab test (bank): {document['verdict']}, {document['operations']} transactions"
+    workload = document["settings"].get("workload", "bank")
+    title = (f"distlab test ({workload}): {document['verdict']}, {document['operations']} "
+             "transactions")
     (directory / TIMELINE_FILE).write_text(
         render_timeline(summary, faults, blocked_intervals, origin_ns, finish_ns, title),
         encoding="utf-8")
@@ -176,5 +221,8 @@ def write_bank_report(directory: Path, document: dict[str, Any], summary: Histor
         latency_plot(summary, faults, origin_ns, finish_ns, title), encoding="utf-8")
     (directory / RESULT_FILE).write_text(json.dumps(document, indent=2) + "\n",
                                          encoding="utf-8")
-    (directory / INDEX_FILE).write_text(render_index(document, bank_section(document)),
+    sections = [bank_section(document)]
+    if "external" in document:
+        sections.append(external_section(document))
+    (directory / INDEX_FILE).write_text(render_index(document, "\n".join(sections)),
                                         encoding="utf-8")

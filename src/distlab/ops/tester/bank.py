@@ -7,9 +7,10 @@ invokes, at the shared rate, a transfer (`require:A>=n add:A=-n add:B=n`, A and 
 different participants where the accounts allow) or a read of every account, coordinated
 by a random node (over groups: sent to a random node first, coordinated by the leader of
 its first account's group). The history is DESIGN §9's transaction format: a transfer is
-recorded as its two `add`s, a read as one `r` per account; committed is `ok`, aborted
-(wait-die, a failed require, a vote no) or never sent is `fail`, an unknown outcome is
-`info`, after which the worker continues as a new process.
+recorded as its two `add`s, a read as one `r` per account; committed is `ok` (with the
+transaction's timestamp, `ts`, where the cluster assigns one), aborted (wait-die, a failed
+require, a vote no) or never sent is `fail`, an unknown outcome is `info`, after which the
+worker continues as a new process.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class BankWorkload:
                  accounts: Sequence[str], protocol: str, rate: float, concurrency: int,
                  operation_timeout: float, rng: Random, participants: str = "nodes",
                  groups: int | None = None) -> None:
-        assert concurrency > 0 and len(accounts) >= 2
+        assert concurrency > 0
         assert participants in ("nodes", "groups")
         self._recorder = recorder
         self._nodes = sorted(addresses)
@@ -75,6 +76,13 @@ class BankWorkload:
         self.tally = Tally()
         self.unexpected: list[str] = []
         self.last_reads: dict[str, int | str | None] = {}  # of the last committed read
+        # Reads of every account as read-only transactions (over groups, with timestamps)
+        # rather than as read-write ones that lock what they read.
+        self.read_only_reads = False
+
+    @property
+    def accounts(self) -> list[str]:
+        return list(self._accounts)
 
     def new_process(self) -> int:
         return next(self._process_ids)
@@ -91,14 +99,23 @@ class BankWorkload:
     async def open_accounts(self) -> None:
         """Every account at OPENING_BALANCE, in one committed transaction, before the run."""
         if self._participants == "groups":
-            kv = KVClient({node: str(address) for node, address in self._addresses.items()})
-            try:
-                groups = await kv.group_count(budget=FINAL_READ_BUDGET_SECONDS)
-            except KVError as error:
-                raise BankError(f"how many groups the cluster has: {error}") from error
-            finally:
-                await kv.close()
+            groups = await self.group_count()
             self._owner = {name: group_of(name, groups) for name in self._accounts}
+        await self._open()
+
+    async def group_count(self) -> int:
+        """How many groups the cluster has, as it says."""
+        kv = KVClient({node: str(address) for node, address in self._addresses.items()})
+        try:
+            return await kv.group_count(budget=FINAL_READ_BUDGET_SECONDS)
+        except KVError as error:
+            raise BankError(f"how many groups the cluster has: {error}") from error
+        finally:
+            await kv.close()
+
+    async def _open(self) -> None:
+        if len(self._accounts) < 2:
+            raise BankError(f"a bank needs at least 2 accounts, not {len(self._accounts)}")
         ops = [["w", name, OPENING_BALANCE] for name in self._accounts]
         texts = [f"put:{name}={OPENING_BALANCE}" for name in self._accounts]
         for _ in range(OPENING_ATTEMPTS):
@@ -141,20 +158,31 @@ class BankWorkload:
         ops = [["add", source, -amount], ["add", target, amount]]
         return await self._perform(process, "transfer", texts, ops, node, self._timeout)
 
-    async def _read_all(self, process: int, node: NodeId | None, budget: float) -> str:
-        texts = [f"get:{name}" for name in self._accounts]
-        ops: list[list[Any]] = [["r", name, None] for name in self._accounts]
-        return await self._perform(process, "read", texts, ops, node, budget)
+    async def _read_all(self, process: int, node: NodeId | None, budget: float, *,
+                        first: str | None = None, at_ts: int | None = None) -> str:
+        """A read of every account, `first` (which coordinates it over groups) first; at
+        `at_ts`, a snapshot read of `node`'s replicas."""
+        names = self._accounts
+        if first is not None:
+            names = [first, *(name for name in names if name != first)]
+        texts = [f"get:{name}" for name in names]
+        ops: list[list[Any]] = [["r", name, None] for name in names]
+        return await self._perform(process, "read" if at_ts is None else "snapshot read",
+                                   texts, ops, node, budget,
+                                   read_only=self.read_only_reads, at_ts=at_ts)
 
     async def _perform(self, process: int, kind: str, texts: list[str], ops: list[list[Any]],
-                       node: NodeId | None, budget: float) -> str:
+                       node: NodeId | None, budget: float, *, read_only: bool = False,
+                       at_ts: int | None = None) -> str:
         """Run one transaction as `process`, record its outcome, return ok, fail or info."""
-        self._recorder.invoke(process, "txn", None, ops)
+        self._recorder.invoke(process, "txn", None, ops,
+                              extra=None if at_ts is None else {"at": at_ts})
         try:
             async with asyncio.timeout(budget + CLIENT_GRACE_SECONDS):
                 result = await self._client.execute(
                     [parse_op(t) for t in texts], self._protocol,
-                    participants=self._participants, node=node, timeout=budget)
+                    participants=self._participants, node=node, timeout=budget,
+                    read_only=read_only, at_ts=at_ts)
         except Unreachable:
             self._recorder.fail(process)  # never sent
             return self._count("fail", kind)
@@ -174,7 +202,8 @@ class BankWorkload:
         if result.outcome == "committed":
             completed = [[op, key, _balance(result.reads.get(key))] if op == "r"
                          else [op, key, arg] for op, key, arg in ops]
-            self._recorder.ok(process, completed)
+            self._recorder.ok(process, completed,
+                              extra=None if result.ts is None else {"ts": result.ts})
             self.last_reads = {key: _balance(result.reads.get(key))
                                for op, key, _ in ops if op == "r"}
             return self._count("ok", kind)

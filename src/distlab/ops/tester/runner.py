@@ -3,8 +3,9 @@
     healthy | fault | healthy | fault | ... | time limit | heal all | quiet | final reads
 
 The history is written as the run goes; after the final reads the cluster (if the run
-started it) is stopped, the history is checked against the kv model, and the report is
-written next to it.
+started it) is stopped, the history is checked (against the kv model; a transaction
+workload's by the bank checker, and with timestamps by the external-consistency checker
+too), and the report is written next to it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from typing import Any, Protocol
 from distlab.check import (
     BankVerdict,
     CheckResult,
+    Consistency,
+    ExternalResult,
     HistoryRecorder,
     Outage,
     Verdict,
     check,
     check_bank,
+    check_external,
     load_history,
     read_txn_history,
 )
@@ -39,6 +43,7 @@ from distlab.core.ids import NodeId
 from distlab.ops.faults import ComposeContainers, LocalProcesses, NodeControl
 from distlab.ops.local_cluster import ClusterStartError, LocalCluster
 from distlab.ops.tester.bank import BankError, BankWorkload, account_names
+from distlab.ops.tester.external import ExternalWorkload
 from distlab.ops.tester.nemesis import ActiveFault, Nemesis
 from distlab.ops.tester.workload import Clients, Tally, Workload
 from distlab.wire.addresses import Address
@@ -50,6 +55,9 @@ LEADER_WAIT_SECONDS = 30.0
 CHECK_MEMORY_BYTES = 1024 * 2**20
 STALE_READS_VARIABLE = "DISTLAB_UNSAFE_STALE_READS"
 DIRTY_READS_VARIABLE = "DISTLAB_UNSAFE_DIRTY_READS"
+NO_COMMIT_WAIT_VARIABLE = "DISTLAB_UNSAFE_NO_COMMIT_WAIT"
+BANK = "bank"
+EXTERNAL = "external-consistency"
 
 EXIT_STATUS = {Verdict.LINEARIZABLE: 0, Verdict.NOT_LINEARIZABLE: 1, Verdict.UNKNOWN: 3}
 
@@ -78,21 +86,31 @@ class RunSettings:
     addresses: Mapping[NodeId, Address] | None = None
     compose: bool = False
     compose_project: str | None = None
-    # `kv` (checked for linearizability) or `bank` (transfers in transactions, DESIGN §16).
+    # `kv` (checked for linearizability), `bank` (transfers in transactions, DESIGN §16) or
+    # `external-consistency` (the bank over groups with Spanner's timestamps, DESIGN §17).
     workload: str = "kv"
     protocol: str = "2pc"
     participants: str = "nodes"
-    accounts: int = 5
+    # The bank's accounts; the external-consistency workload's in all, None for two a group.
+    accounts: int | None = 5
     # The store under test: the KV store ("kv") or the chain ("chain", read at the tail or,
     # with read_mode "craq", at any replica).
     system: str = "kv"
     read_mode: str = "cr"
+    # Offsets of the started nodes' clocks in ms, one per node in id order (CLOCK_SKEW_MS).
+    clock_skews: tuple[float, ...] | None = None
+
+    @property
+    def transactions(self) -> bool:
+        return self.workload in (BANK, EXTERNAL)
 
     def describe(self) -> dict[str, Any]:
-        bank = ({"workload": "bank", "protocol": self.protocol,
-                 "participants": self.participants,
-                 "accounts": self.accounts} if self.workload == "bank" else
-                {"workload": "kv"})
+        bank: dict[str, Any] = (
+            {"workload": self.workload, "protocol": self.protocol,
+             "participants": self.participants, "accounts": self.accounts}
+            if self.transactions else {"workload": "kv"})
+        if self.workload == EXTERNAL:
+            bank["unsafe_no_commit_wait"] = _flag(NO_COMMIT_WAIT_VARIABLE)
         return {
             **bank,
             "cluster": ("started by the test" if self.addresses is None else
@@ -114,11 +132,22 @@ class RunSettings:
             "check_timeout_seconds": self.check_timeout,
             "read_from_any": self.read_from_any,
             "seed": self.seed,
-            "unsafe_stale_reads": os.environ.get(STALE_READS_VARIABLE, "") not in ("", "0"),
+            "unsafe_stale_reads": _flag(STALE_READS_VARIABLE),
             "system": self.system,
             "read_mode": self.read_mode if self.system == "chain" else None,
-            "unsafe_dirty_reads": os.environ.get(DIRTY_READS_VARIABLE, "") not in ("", "0"),
+            "unsafe_dirty_reads": _flag(DIRTY_READS_VARIABLE),
+            "clock_skews_ms": list(self.clock_skews) if self.clock_skews is not None else None,
         }
+
+    def skews_by_node(self) -> dict[NodeId, float] | None:
+        """The skews of the nodes of the cluster the run starts, by id (None without)."""
+        if self.clock_skews is None or self.addresses is not None:
+            return None
+        return {NodeId(index + 1): skew for index, skew in enumerate(self.clock_skews)}
+
+
+def _flag(variable: str) -> bool:
+    return os.environ.get(variable, "") not in ("", "0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +196,7 @@ async def run_test(settings: RunSettings, reporter: Reporter) -> RunOutcome:
         data_dir = settings.data_dir or settings.report_dir / "cluster"
         cluster = LocalCluster.plan(settings.nodes, data_dir, groups=settings.groups,
                                     engine=settings.engine)
+        cluster.clock_skews = settings.skews_by_node() or {}
         reporter.log(f"starting {settings.nodes} nodes, {settings.groups} {settings.engine} "
                      f"group{'s' if settings.groups != 1 else ''} (data and logs in "
                      f"{data_dir})")
@@ -238,6 +268,9 @@ class _Run:
         self.unexpected: list[str] = []
         # The crashes the nemesis healed, with what the other nodes held unfinished.
         self.outages: list[Outage] = []
+        # The transaction workloads': the accounts, and the external-consistency pairs.
+        self.accounts: list[str] = []
+        self.pairs: dict[str, int] = {}
 
     async def execute(self) -> None:
         settings = self.settings
@@ -254,11 +287,17 @@ class _Run:
         clients: Clients | None = None
         bank: BankWorkload | None = None
         workload: RunningWorkload
-        if settings.workload == "bank":
+        if settings.workload == EXTERNAL:
+            workload = bank = ExternalWorkload(
+                recorder, self.addresses, settings.accounts, settings.rate,
+                settings.concurrency, settings.operation_timeout, workload_rng,
+                settings.skews_by_node())
+        elif settings.workload == BANK:
             workload = bank = BankWorkload(
-                recorder, self.addresses, account_names(settings.accounts), settings.protocol,
-                settings.rate, settings.concurrency, settings.operation_timeout, workload_rng,
-                settings.participants, settings.groups)
+                recorder, self.addresses, account_names(settings.accounts or 0),
+                settings.protocol, settings.rate, settings.concurrency,
+                settings.operation_timeout, workload_rng, settings.participants,
+                settings.groups)
         else:
             clients = Clients(self.addresses, settings.operation_timeout,
                               settings.read_from_any, workload_rng, settings.system,
@@ -268,7 +307,8 @@ class _Run:
         try:
             if bank is not None:
                 await bank.open_accounts()
-                self.reporter.log(f"opened {settings.accounts} accounts")
+                self.accounts = bank.accounts
+                self.reporter.log(f"opened {len(self.accounts)} accounts")
         except BaseException:
             recorder.close()
             if bank is not None:
@@ -334,6 +374,8 @@ class _Run:
             if bank is not None:
                 await bank.close()
             self.outages = list(self.nemesis.outages)
+            if isinstance(bank, ExternalWorkload):
+                self.pairs = dict(bank.pairs)
             await self.nemesis.close()
 
     async def _sleep_until(self, seconds: float, workers: asyncio.Task[None]) -> None:
@@ -358,7 +400,7 @@ class _Run:
 
 def _check_and_report(settings: RunSettings, run: _Run, history_path: Path,
                       reporter: Reporter) -> RunOutcome:
-    if settings.workload == "bank":
+    if settings.transactions:
         return _check_bank_and_report(settings, run, history_path, reporter)
     reporter.log(f"checking {history_path} (budget {settings.check_timeout:g} s)")
     history = load_history(history_path, "jsonl")
@@ -378,29 +420,48 @@ def _check_and_report(settings: RunSettings, run: _Run, history_path: Path,
 
 def _check_bank_and_report(settings: RunSettings, run: _Run, history_path: Path,
                            reporter: Reporter) -> RunOutcome:
-    reporter.log(f"checking the bank history {history_path}")
+    """The bank checker; and for the external-consistency workload, whose history has
+    timestamps, the external-consistency checker too: a violation of either is one."""
+    timestamps = settings.workload == EXTERNAL
+    reporter.log(f"checking the {settings.workload} history {history_path}")
     started = time.monotonic()
-    history = read_txn_history(history_path, timestamps=False)
-    bank = check_bank(history, account_names(settings.accounts),
+    history = read_txn_history(history_path, timestamps=timestamps)
+    bank = check_bank(history, run.accounts,
                       run.final_values if run.final_read_ok else None, run.unfinished,
                       run.since_heal_seconds, run.outages)
+    external: ExternalResult | None = None
+    if timestamps:
+        external = check_external(history, timeout=settings.check_timeout)
     elapsed = time.monotonic() - started
     verdict = bank.verdict
+    if external is not None and external.verdict is Consistency.VIOLATED:
+        verdict = BankVerdict.INVALID
+    elif external is not None and external.verdict is Consistency.UNKNOWN \
+            and verdict is BankVerdict.VALID:
+        verdict = BankVerdict.UNKNOWN
     exit_status = {BankVerdict.VALID: 0, BankVerdict.INVALID: 1, BankVerdict.UNKNOWN: 3}[verdict]
     lines = history_path.read_text(encoding="utf-8").splitlines()
     summary = summarize_history(lines)
+    extra: dict[str, Any] = {
+        "faults_not_run": list(run.not_run), "final_reads": run.final_values,
+        "heal_errors": run.heal_errors, "client_errors": run.unexpected[:50]}
+    if timestamps:
+        extra["pairs"] = run.pairs
     document = bank_document(
         bank=bank, summary=summary, counts=bank_counts(lines), faults=run.faults,
         origin_ns=run.origin_ns, finish_ns=run.finish_ns, settings=settings.describe(),
-        exit_status=exit_status, elapsed=elapsed,
-        extra={"faults_not_run": list(run.not_run), "final_reads": run.final_values,
-               "heal_errors": run.heal_errors, "client_errors": run.unexpected[:50]})
+        exit_status=exit_status, elapsed=elapsed, verdict=verdict, external=external,
+        extra=extra)
     blocked_intervals = [(seen - int(b.age_seconds * 1e9), seen, b.describe())
                          for b in bank.blocked
                          for seen in [b.observed_ns or run.status_ns]]
     write_bank_report(settings.report_dir, document, summary, run.faults, blocked_intervals)
     for line in bank.violations:
         reporter.log(f"violation: {line}")
+    for violation in external.violations if external is not None else ():
+        reporter.log(f"violation ({violation.kind}): {violation.message}")
+    if external is not None and external.reason:
+        reporter.log(f"note: the external-consistency check {external.reason}")
     for blocked in bank.blocked:
         reporter.log(f"blocked: {blocked.describe()}")
     for note in bank.notes:

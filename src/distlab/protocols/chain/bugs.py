@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from distlab.core.bugs import planted_flags
+
 CATALOGUE: Mapping[str, str] = MappingProxyType({
     "reply-before-tail": (
         "the head answers a write once it has forwarded it, before the tail applied it: "
@@ -39,8 +41,4 @@ class PlantedBugs:
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> PlantedBugs:
-        chosen = frozenset(names)
-        unknown = sorted(name for name in chosen if name not in CATALOGUE)
-        if unknown:
-            raise ValueError(f"unknown planted bugs {unknown}; known: {sorted(CATALOGUE)}")
-        return cls(**{name.replace("-", "_"): True for name in chosen})
+        return cls(**planted_flags(names, CATALOGUE))

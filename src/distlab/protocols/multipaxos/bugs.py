@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from distlab.core.bugs import planted_flags
+from distlab.core.bugs import unknown_bugs as core_unknown_bugs
+
 CATALOGUE: Mapping[str, str] = MappingProxyType(
     {
         "accept-lower-ballot": (
@@ -39,7 +42,7 @@ CATALOGUE: Mapping[str, str] = MappingProxyType(
 
 def unknown_bugs(names: Iterable[str]) -> list[str]:
     """The names in `names` that the catalogue does not hold, sorted."""
-    return sorted(name for name in names if name not in CATALOGUE)
+    return core_unknown_bugs(names, CATALOGUE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +57,4 @@ class PlantedBugs:
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> PlantedBugs:
-        chosen = frozenset(names)
-        unknown = unknown_bugs(chosen)
-        if unknown:
-            raise ValueError(f"unknown planted bugs {unknown}; known: {sorted(CATALOGUE)}")
-        return cls(**{name.replace("-", "_"): True for name in chosen})
+        return cls(**planted_flags(names, CATALOGUE))

@@ -7,6 +7,7 @@ The states and their transitions are tables (`states`); operations are parsed by
 """
 
 from distlab.protocols.txn.bugs import CATALOGUE as BUG_CATALOGUE
+from distlab.protocols.txn.bugs import TIMESTAMP_CATALOGUE as TIMESTAMP_BUG_CATALOGUE
 from distlab.protocols.txn.bugs import PlantedBugs
 from distlab.protocols.txn.config import (
     InDoubt,
@@ -15,6 +16,7 @@ from distlab.protocols.txn.config import (
     TxnConfig,
     TxnReady,
     TxnStore,
+    VersionedStore,
 )
 from distlab.protocols.txn.locks import LockTable
 from distlab.protocols.txn.messages import (
@@ -27,6 +29,8 @@ from distlab.protocols.txn.messages import (
     PreDecideAck,
     Prepare,
     Protocol,
+    SnapshotRead,
+    SnapshotReadReply,
     StateReply,
     StateRequest,
     Vote,
@@ -41,6 +45,7 @@ from distlab.protocols.txn.states import CoordinatorState, ParticipantState
 __all__ = [
     "BUG_CATALOGUE",
     "COORDINATOR_ROUND",
+    "TIMESTAMP_BUG_CATALOGUE",
     "CoordinatorState",
     "CorruptTxnRecord",
     "Decision",
@@ -61,6 +66,8 @@ __all__ = [
     "Prepare",
     "Protocol",
     "RecordKind",
+    "SnapshotRead",
+    "SnapshotReadReply",
     "StateReply",
     "StateRequest",
     "Timeouts",
@@ -68,6 +75,7 @@ __all__ = [
     "TxnNode",
     "TxnReady",
     "TxnStore",
+    "VersionedStore",
     "Vote",
     "decode",
     "describe",

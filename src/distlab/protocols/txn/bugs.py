@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from distlab.core.bugs import planted_flags
+
 CATALOGUE: Mapping[str, str] = MappingProxyType(
     {
         "commit-before-log": (
@@ -24,6 +26,25 @@ CATALOGUE: Mapping[str, str] = MappingProxyType(
         ),
     }
 )
+# Spanner's timestamps (2PC over groups with TrueTime).
+TIMESTAMP_CATALOGUE: Mapping[str, str] = MappingProxyType(
+    {
+        "no-commit-wait": (
+            "the coordinator reports a commit and sends COMMIT without waiting until "
+            "TrueTime is past its timestamp: a transaction that starts after it completes "
+            "can get a lower timestamp (external consistency lost)"
+        ),
+        "read-below-safe-time": (
+            "a snapshot read is answered while a transaction prepared at or below its "
+            "timestamp is undecided: the read misses a write that later commits below it"
+        ),
+        "ts-below-prepare": (
+            "the coordinator picks the commit timestamp from its own clock alone, not above "
+            "every participant's prepare timestamp: a version lands below reads already "
+            "answered"
+        ),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +52,10 @@ class PlantedBugs:
     commit_before_log: bool = False
     unilateral_abort_after_yes: bool = False
     forget_locks_on_restart: bool = False
+    no_commit_wait: bool = False
+    read_below_safe_time: bool = False
+    ts_below_prepare: bool = False
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> PlantedBugs:
-        chosen = frozenset(names)
-        unknown = sorted(name for name in chosen if name not in CATALOGUE)
-        if unknown:
-            raise ValueError(f"unknown planted bugs {unknown}; known: {sorted(CATALOGUE)}")
-        return cls(**{name.replace("-", "_"): True for name in chosen})
+        return cls(**planted_flags(names, {**CATALOGUE, **TIMESTAMP_CATALOGUE}))

@@ -20,6 +20,15 @@ class TxnStore(Protocol):
     def update(self, writes: Iterable[tuple[str, str]], /) -> None: ...
 
 
+class VersionedStore(Protocol):
+    """A participant's versions by commit timestamp (MVCC), with timestamps: the newest at
+    or below `ts` (snapshot reads), and a commit's writes at `ts` (until its record applies)."""
+
+    def read_at(self, key: str, ts: int, /) -> str | None: ...
+
+    def commit_at(self, writes: Iterable[tuple[str, str]], ts: int, /) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Everything is counted in ticks, which the driver feeds."""
@@ -54,6 +63,10 @@ class TxnConfig:
     # of a commit at once, before that commit is applied there, so that a transaction
     # evaluated next sees them. None: a store of its own, from `initial_data`.
     store: TxnStore | None = None
+    # Spanner's timestamps for 2PC (DESIGN §17): prepare and commit timestamps from TrueTime
+    # (which the driver passes in), commit wait, snapshot reads from `versions`.
+    timestamps: bool = False
+    versions: VersionedStore | None = None
     planted_bugs: PlantedBugs = field(default_factory=PlantedBugs)
 
 
@@ -65,6 +78,11 @@ class Outcome:
     committed: bool
     reason: str = ""
     reads: tuple[tuple[str, str | None], ...] = ()
+    # With timestamps: the commit timestamp (or a read-only transaction's read timestamp).
+    ts: int | None = None
+    # A committed read-write transaction's: it may be reported only once TrueTime is past
+    # `ts` (commit wait).
+    commit_wait: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,10 +28,13 @@ from distlab.protocols.txn.messages import (
     PreDecideAck,
     Prepare,
     Protocol,
+    SnapshotRead,
+    SnapshotReadReply,
     Vote,
 )
 from distlab.protocols.txn.ops import Op, group_by_owner
 from distlab.protocols.txn.records import LogRecord, RecordKind
+from distlab.protocols.txn.stamps import Stamps
 from distlab.protocols.txn.states import (
     COORDINATOR_TRANSITIONS,
     CoordinatorEvent,
@@ -57,6 +60,11 @@ class CoordinatorTxn:
     age_ticks: int = 0
     # Whether a client waits for the outcome (not for a transaction recovered from the log).
     reporting: bool = True
+    # With timestamps: each participant's prepare timestamp, then the commit timestamp.
+    prepare_ts: dict[NodeId, int] = field(default_factory=dict)
+    ts: int | None = None
+    # A read-only transaction: the keys each participant reads at `ts`, without locks.
+    read_keys: dict[NodeId, tuple[str, ...]] | None = None
 
     def move(self, event: CoordinatorEvent) -> None:
         self.state = next_coordinator_state(self.state, event,
@@ -65,10 +73,11 @@ class CoordinatorTxn:
 
 
 class Coordinator:
-    def __init__(self, config: TxnConfig, out: Outbox) -> None:
+    def __init__(self, config: TxnConfig, out: Outbox, stamps: Stamps | None = None) -> None:
         self.config = config
         self.node_id = config.node_id
         self._out = out
+        self.stamps = stamps if stamps is not None else Stamps()
         self.txns: dict[str, CoordinatorTxn] = {}
         # Outcomes of finished transactions (an abort is also presumed for the unknown).
         self.decided: dict[str, Outcome] = {}
@@ -78,14 +87,17 @@ class Coordinator:
 
     def recover(self, records: list[LogRecord]) -> None:
         for record in records:
+            if record.ts is not None:
+                self.stamps.witness(record.ts)
             if record.kind is RecordKind.COORDINATOR_COMMIT:
                 self.txns[record.txn] = CoordinatorTxn(
                     record.txn, record.protocol, (0, record.txn), record.participants, {},
                     state=CoordinatorState.COMMITTING, reads=dict(record.reads),
-                    reporting=False)
+                    reporting=False, ts=record.ts)
             elif record.kind is RecordKind.COORDINATOR_END:
                 self.txns.pop(record.txn, None)
-                self._remember(Outcome(record.txn, True, reads=record.reads))
+                self._remember(Outcome(record.txn, True, reads=record.reads, ts=record.ts,
+                                       commit_wait=record.ts is not None))
         for txn in self.txns.values():
             # COMMIT without END: resend it; the participants in doubt are waiting for it.
             self._send_decisions(txn, True)
@@ -125,6 +137,48 @@ class Coordinator:
         self.txns[txn_id] = txn
         self._send_prepares(txn)
 
+    def begin_read(self, txn_id: str, keys: tuple[str, ...], ts: int | None) -> None:
+        """Start a read-only transaction: the values of `keys` at `ts` (None: TrueTime's
+        `latest` now, Spanner's read-only timestamp), read without locks."""
+        known = self.decided.get(txn_id)
+        if known is not None:
+            self._out.outcomes.append(known)
+            return
+        if txn_id in self.txns:
+            return
+        if not self.config.timestamps:
+            self._report(Outcome(txn_id, False, "read-only transactions at a timestamp need "
+                                 "timestamps (participants groups)"))
+            return
+        read_ts = ts if ts is not None else self.stamps.now.latest
+        shares: dict[NodeId, list[str]] = {}
+        for key in keys:
+            shares.setdefault(self.config.owner(key), []).append(key)
+        if not shares:
+            self._report(Outcome(txn_id, True, ts=read_ts))
+            return
+        txn = CoordinatorTxn(txn_id, Protocol.TWO_PHASE, (0, txn_id), tuple(sorted(shares)),
+                             {}, ts=read_ts,
+                             read_keys={node: tuple(share) for node, share in shares.items()})
+        self.txns[txn_id] = txn
+        self._send_snapshot_reads(txn)
+
+    def on_snapshot_read_reply(self, message: SnapshotReadReply) -> None:
+        txn = self.txns.get(message.txn)
+        if (txn is None or txn.read_keys is None or message.sender not in txn.read_keys
+                or message.ts != txn.ts):
+            return
+        if message.refusal:
+            self._abort(txn, f"participant {message.sender}: {message.refusal}")
+            return
+        txn.votes.add(message.sender)
+        txn.reads.update(message.reads)
+        if txn.votes == set(txn.participants):
+            txn.move(CoordinatorEvent.ALL_READ)
+            del self.txns[txn.txn]
+            self._finish(txn, Outcome(txn.txn, True, reads=tuple(sorted(txn.reads.items())),
+                                      ts=txn.ts))
+
     def tick(self) -> None:
         timeouts = self.config.timeouts
         for txn in list(self.txns.values()):
@@ -133,9 +187,14 @@ class Coordinator:
             state = txn.state
             if state is CoordinatorState.COLLECTING:
                 if txn.ticks >= timeouts.votes:
-                    self._abort(txn, "the votes did not all come in time")
+                    self._abort(txn, "the votes did not all come in time"
+                                if txn.read_keys is None else
+                                "the snapshot reads did not all come in time")
                 elif txn.ticks % timeouts.resend == 0:
-                    self._send_prepares(txn)
+                    if txn.read_keys is None:
+                        self._send_prepares(txn)
+                    else:
+                        self._send_snapshot_reads(txn)
             elif state is CoordinatorState.PRECOMMITTING:
                 if txn.ticks >= timeouts.precommit_acks:
                     # Those that did not acknowledge may have joined a terminator's round:
@@ -158,10 +217,13 @@ class Coordinator:
                 known = self.decided.get(message.txn)
                 # Presumed abort: no record of it means it aborted.
                 committed = known is not None and known.committed
-                self._send(Decision(self.node_id, message.sender, message.txn, committed))
+                self._send(Decision(self.node_id, message.sender, message.txn, committed,
+                                    known.ts if committed and known is not None else None))
             return
         if txn.state is not CoordinatorState.COLLECTING or message.sender not in txn.shares:
             return
+        if message.ts is not None:
+            txn.prepare_ts[message.sender] = message.ts
         if not message.yes:
             self._abort(txn, message.reason or f"node {message.sender} voted no")
             return
@@ -172,6 +234,8 @@ class Coordinator:
             if txn.protocol is Protocol.THREE_PHASE:
                 self._send_precommits(txn)
             else:
+                if self.config.timestamps:
+                    txn.ts = self._commit_timestamp(txn)
                 self._commit(txn)
 
     def on_predecide_ack(self, message: PreDecideAck) -> None:
@@ -195,7 +259,7 @@ class Coordinator:
                 self._log_commit(txn)
             outcome = self._committed(txn)
             self._out.records.append(LogRecord(RecordKind.COORDINATOR_END, txn.txn,
-                                               reads=outcome.reads))
+                                               reads=outcome.reads, ts=outcome.ts))
             del self.txns[txn.txn]
             self._remember(outcome)
 
@@ -219,11 +283,12 @@ class Coordinator:
         txn = self.txns.get(message.txn)
         if txn is not None:
             if txn.state is CoordinatorState.COMMITTING:
-                self._send(Decision(self.node_id, message.sender, txn.txn, True))
+                self._send(Decision(self.node_id, message.sender, txn.txn, True, txn.ts))
             return  # still collecting votes: the decision comes when it is made
         known = self.decided.get(message.txn)
-        self._send(Decision(self.node_id, message.sender, message.txn,
-                            known is not None and known.committed))
+        committed = known is not None and known.committed
+        self._send(Decision(self.node_id, message.sender, message.txn, committed,
+                            known.ts if committed and known is not None else None))
 
     # ------------------------------------------------------------------ deciding
 
@@ -235,14 +300,23 @@ class Coordinator:
         if txn.reporting:
             self._report(self._committed(txn))
 
+    def _commit_timestamp(self, txn: CoordinatorTxn) -> int:
+        """Spanner's s: at least TrueTime's `latest` now, at least every participant's
+        prepare timestamp, above every timestamp this group assigned before."""
+        at_least = self.stamps.now.latest
+        if not self.config.planted_bugs.ts_below_prepare:
+            at_least = max([at_least, *txn.prepare_ts.values()])
+        return self.stamps.next(at_least)
+
     def _log_commit(self, txn: CoordinatorTxn) -> None:
         self._out.records.append(LogRecord(
             RecordKind.COORDINATOR_COMMIT, txn.txn, participants=txn.participants,
-            protocol=txn.protocol, reads=tuple(sorted(txn.reads.items()))))
+            protocol=txn.protocol, reads=tuple(sorted(txn.reads.items())), ts=txn.ts))
 
     @staticmethod
     def _committed(txn: CoordinatorTxn) -> Outcome:
-        return Outcome(txn.txn, True, reads=tuple(sorted(txn.reads.items())))
+        return Outcome(txn.txn, True, reads=tuple(sorted(txn.reads.items())), ts=txn.ts,
+                       commit_wait=txn.ts is not None)
 
     def _abort(self, txn: CoordinatorTxn, reason: str) -> None:
         txn.move(CoordinatorEvent.ABORT)
@@ -277,9 +351,18 @@ class Coordinator:
                 self._send(PreDecide(self.node_id, node, txn.txn, COORDINATOR_ROUND, True))
 
     def _send_decisions(self, txn: CoordinatorTxn, commit: bool) -> None:
+        if txn.read_keys is not None:
+            return  # a read-only transaction: nothing to decide at the participants
         for node in txn.participants:
             if node not in txn.acks:
-                self._send(Decision(self.node_id, node, txn.txn, commit))
+                self._send(Decision(self.node_id, node, txn.txn, commit,
+                                    txn.ts if commit else None))
+
+    def _send_snapshot_reads(self, txn: CoordinatorTxn) -> None:
+        assert txn.read_keys is not None and txn.ts is not None
+        for node, keys in txn.read_keys.items():
+            if node not in txn.votes:
+                self._send(SnapshotRead(self.node_id, node, txn.txn, txn.ts, keys))
 
     def _send(self, message: Message) -> None:
         self._out.messages.append(message)

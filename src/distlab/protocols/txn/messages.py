@@ -47,6 +47,8 @@ class Vote:
     yes: bool
     reason: str = ""
     reads: tuple[tuple[str, str | None], ...] = ()
+    # With timestamps (2PC over groups): the participant's prepare timestamp.
+    ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class Decision:
     recipient: NodeId
     txn: str
     commit: bool
+    # With timestamps: the commit timestamp (sent only once TrueTime is past it).
+    ts: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +123,34 @@ class StateReply:
     accepted_commit: bool | None = None
 
 
-Message = (Prepare | Vote | PreDecide | PreDecideAck | Decision | DecisionAck | Inquire
-           | StateRequest | StateReply)
+@dataclass(frozen=True, slots=True)
+class SnapshotRead:
+    """Coordinator -> participant: the values of `keys` at timestamp `ts`, without locks
+    (a read-only transaction): answered once no write at or below `ts` can still come."""
 
-REQUESTS = (Prepare, PreDecide, Decision, Inquire, StateRequest)
+    sender: NodeId
+    recipient: NodeId
+    txn: str
+    ts: int
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReadReply:
+    sender: NodeId
+    recipient: NodeId
+    txn: str
+    ts: int
+    reads: tuple[tuple[str, str | None], ...] = ()
+    # Empty when answered; else why it cannot be (no timestamps here, a read below the
+    # versions kept).
+    refusal: str = ""
+
+
+Message = (Prepare | Vote | PreDecide | PreDecideAck | Decision | DecisionAck | Inquire
+           | StateRequest | StateReply | SnapshotRead | SnapshotReadReply)
+
+REQUESTS = (Prepare, PreDecide, Decision, Inquire, StateRequest, SnapshotRead)
 
 
 def is_request(message: object) -> bool:
@@ -140,6 +168,10 @@ def describe(message: Message) -> str:
         details = f" round={message.round} {'commit' if message.commit else 'abort'}"
     elif isinstance(message, Decision):
         details = " commit" if message.commit else " abort"
+        if message.ts is not None:
+            details += f" ts={message.ts}"
+    elif isinstance(message, (SnapshotRead, SnapshotReadReply)):
+        details = f" ts={message.ts}"
     elif isinstance(message, StateRequest):
         details = f" round={message.round}"
     elif isinstance(message, StateReply):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from distlab.core.truetime import TTInterval
 from distlab.protocols.txn.config import InDoubt, Outbox, TxnConfig, TxnReady
 from distlab.protocols.txn.coordinator import Coordinator
 from distlab.protocols.txn.locks import Priority
@@ -25,6 +26,8 @@ from distlab.protocols.txn.messages import (
     PreDecideAck,
     Prepare,
     Protocol,
+    SnapshotRead,
+    SnapshotReadReply,
     StateReply,
     StateRequest,
     Vote,
@@ -32,6 +35,7 @@ from distlab.protocols.txn.messages import (
 from distlab.protocols.txn.ops import Op
 from distlab.protocols.txn.participant import Participant
 from distlab.protocols.txn.records import LogRecord
+from distlab.protocols.txn.stamps import Stamps
 
 
 class TxnNode:
@@ -39,8 +43,10 @@ class TxnNode:
         self.config = config
         self.node_id = config.node_id
         self._out = Outbox()
-        self.coordinator = Coordinator(config, self._out)
-        self.participant = Participant(config, self._out)
+        # One node (or group) assigns its timestamps in one sequence, whichever role.
+        self.stamps = Stamps()
+        self.coordinator = Coordinator(config, self._out, self.stamps)
+        self.participant = Participant(config, self._out, self.stamps)
         recovered = list(records)
         self.participant.recover(recovered)
         self.coordinator.recover(recovered)
@@ -52,6 +58,17 @@ class TxnNode:
     def tick(self) -> None:
         self.coordinator.tick()
         self.participant.tick()
+
+    def observe_time(self, now: TTInterval) -> None:
+        """TrueTime as the driver read it: the timestamps of what comes next are drawn
+        from it."""
+        self.stamps.observe_time(now)
+
+    def begin_read(self, txn: str, keys: tuple[str, ...], ts: int | None) -> None:
+        self.coordinator.begin_read(txn, keys, ts)
+
+    def promise_safe_time(self) -> int | None:
+        return self.participant.promise_safe_time()
 
     def begin(self, txn: str, priority: Priority, ops: tuple[Op, ...],
               protocol: Protocol) -> None:
@@ -85,6 +102,10 @@ class TxnNode:
             coordinator.on_inquire(message)
         elif isinstance(message, StateRequest):
             participant.on_state_request(message)
+        elif isinstance(message, SnapshotRead):
+            participant.on_snapshot_read(message)
+        elif isinstance(message, SnapshotReadReply):
+            coordinator.on_snapshot_read_reply(message)
         else:
             assert isinstance(message, StateReply)
             participant.on_state_reply(message)

@@ -30,12 +30,15 @@ from distlab.protocols.txn.messages import (
     Prepare,
     Protocol,
     Round,
+    SnapshotRead,
+    SnapshotReadReply,
     StateReply,
     StateRequest,
     Vote,
 )
 from distlab.protocols.txn.ops import LockMode, Op, evaluate, lock_modes
 from distlab.protocols.txn.records import LogRecord, RecordKind
+from distlab.protocols.txn.stamps import Stamps
 from distlab.protocols.txn.states import (
     UNDECIDED_AFTER_YES,
     ParticipantEvent,
@@ -80,16 +83,21 @@ class ParticipantTxn:
     accepted_commit: bool | None = None
     termination: Termination | None = None
     waited: bool = False
+    # With timestamps: the prepare timestamp it voted with.
+    prepare_ts: int | None = None
 
     def move(self, event: ParticipantEvent) -> None:
         self.state = next_participant_state(self.state, event)
 
 
 class Participant:
-    def __init__(self, config: TxnConfig, out: Outbox) -> None:
+    def __init__(self, config: TxnConfig, out: Outbox, stamps: Stamps | None = None) -> None:
         self.config = config
         self.node_id = config.node_id
         self._out = out
+        self.stamps = stamps if stamps is not None else Stamps()
+        # Snapshot reads waiting for transactions prepared at or below their timestamp.
+        self._waiting_reads: list[SnapshotRead] = []
         self.store: TxnStore = (
             config.store if config.store is not None else dict(config.initial_data))
         self.locks = LockTable()
@@ -113,11 +121,14 @@ class Participant:
         bugs = self.config.planted_bugs
         for record in records:
             kind = record.kind
+            if record.ts is not None:
+                self.stamps.witness(record.ts)
             if kind is RecordKind.PREPARED:
                 txn = ParticipantTxn(
                     record.txn, record.coordinator, record.participants, record.protocol,
                     record.priority, (), ParticipantState.PREPARED, locks=dict(record.locks),
-                    writes=record.writes, reads=record.reads, recovered=True)
+                    writes=record.writes, reads=record.reads, recovered=True,
+                    prepare_ts=record.ts)
                 self.txns[record.txn] = txn
             elif kind is RecordKind.ROUND:
                 recovered = self.txns.get(record.txn)
@@ -187,7 +198,7 @@ class Participant:
             txn.idle_ticks = 0
             if txn.state in UNDECIDED_AFTER_YES:
                 self._send(Vote(self.node_id, txn.coordinator, txn.txn, txn.protocol, True,
-                                reads=txn.reads))
+                                reads=txn.reads, ts=txn.prepare_ts))
             return
         assert self.node_id in message.participants, "PREPARE for a non-participant"
         txn = ParticipantTxn(
@@ -221,7 +232,7 @@ class Participant:
             txn.move(ParticipantEvent.ABORT)
             self._release(txn, False)
             return
-        self._decide(txn, message.commit)
+        self._decide(txn, message.commit, message.ts)
 
     def on_state_request(self, message: StateRequest) -> None:
         txn = self.txns.get(message.txn)
@@ -285,6 +296,63 @@ class Participant:
         if termination.acks >= set(termination.replies):
             self._decide_and_tell(txn, termination.value)
 
+    def on_snapshot_read(self, message: SnapshotRead) -> None:
+        """Answer once no write at or below the read's timestamp can still come here: promise
+        (durably, before the answer leaves) to assign no timestamp at or below it, and wait
+        for the transactions prepared at or below it to decide."""
+        if not self.config.timestamps or self.config.versions is None:
+            self._send(SnapshotReadReply(self.node_id, message.sender, message.txn,
+                                         message.ts, refusal="this participant keeps no "
+                                         "versions (snapshot reads need groups)"))
+            return
+        if message.ts > self.stamps.assigned:
+            self.stamps.witness(message.ts)
+            self._out.records.append(LogRecord(RecordKind.SAFE_TIME, "", ts=message.ts))
+        if self._blocks_read(message.ts):
+            if len(self._waiting_reads) < FINISHED_LIMIT:
+                self._waiting_reads.append(message)
+            return
+        self._answer_read(message)
+
+    def promise_safe_time(self) -> int | None:
+        """Promise TrueTime's `latest` as the safe time, so that replicas can answer reads
+        up to it without a write; None when there is nothing to promise (not timestamped, or
+        no later than what is promised)."""
+        if not self.config.timestamps:
+            return None
+        ts = self.stamps.now.latest
+        if ts <= self.stamps.assigned:
+            return None
+        self.stamps.witness(ts)
+        self._out.records.append(LogRecord(RecordKind.SAFE_TIME, "", ts=ts))
+        return ts
+
+    def _blocks_read(self, ts: int) -> bool:
+        if self.config.planted_bugs.read_below_safe_time:
+            return False
+        return any(txn.prepare_ts is not None and txn.prepare_ts <= ts
+                   and txn.state in UNDECIDED_AFTER_YES for txn in self.txns.values())
+
+    def _serve_waiting_reads(self) -> None:
+        waiting, self._waiting_reads = self._waiting_reads, []
+        for message in waiting:
+            if self._blocks_read(message.ts):
+                self._waiting_reads.append(message)
+            else:
+                self._answer_read(message)
+
+    def _answer_read(self, message: SnapshotRead) -> None:
+        versions = self.config.versions
+        assert versions is not None
+        try:
+            reads = tuple((key, versions.read_at(key, message.ts)) for key in message.keys)
+        except ValueError as error:  # below the versions kept
+            self._send(SnapshotReadReply(self.node_id, message.sender, message.txn,
+                                         message.ts, refusal=str(error)))
+            return
+        self._send(SnapshotReadReply(self.node_id, message.sender, message.txn, message.ts,
+                                     reads))
+
     # ------------------------------------------------------------------ locking and voting
 
     def _acquire(self, txn: ParticipantTxn) -> None:
@@ -310,12 +378,20 @@ class Participant:
         txn.locks = self.locks.held_by(txn.txn)
         txn.move(ParticipantEvent.VOTE_YES)
         txn.idle_ticks = 0
+        if self._timestamped(txn):
+            # Above every timestamp this group assigned or promised: no read already
+            # answered can miss what this transaction writes.
+            txn.prepare_ts = self.stamps.next(self.stamps.now.latest)
         self._out.records.append(LogRecord(
             RecordKind.PREPARED, txn.txn, coordinator=txn.coordinator,
             participants=txn.participants, protocol=txn.protocol, priority=txn.priority,
-            writes=txn.writes, locks=tuple(sorted(txn.locks.items())), reads=txn.reads))
+            writes=txn.writes, locks=tuple(sorted(txn.locks.items())), reads=txn.reads,
+            ts=txn.prepare_ts))
         self._send(Vote(self.node_id, txn.coordinator, txn.txn, txn.protocol, True,
-                        reads=txn.reads))
+                        reads=txn.reads, ts=txn.prepare_ts))
+
+    def _timestamped(self, txn: ParticipantTxn) -> bool:
+        return self.config.timestamps and txn.protocol is Protocol.TWO_PHASE
 
     def _refuse(self, txn: ParticipantTxn, reason: str) -> None:
         """Vote no: it never voted yes, so it may abort alone (nothing to log)."""
@@ -348,15 +424,28 @@ class Participant:
 
     # ------------------------------------------------------------------ deciding
 
-    def _decide(self, txn: ParticipantTxn, commit: bool) -> None:
+    def _decide(self, txn: ParticipantTxn, commit: bool, ts: int | None = None) -> None:
         txn.move(ParticipantEvent.COMMIT if commit else ParticipantEvent.ABORT)
+        if not self._timestamped(txn) or txn.prepare_ts is None:
+            ts = None
+        elif commit and ts is None:
+            # A commit of a timestamped transaction names its timestamp; one that does not
+            # comes from no coordinator of ours.
+            self.rejected += 1
+            ts = txn.prepare_ts
         if commit:
             self.store.update(txn.writes)
+            if ts is not None and self.config.versions is not None:
+                self.stamps.witness(ts)
+                self.config.versions.commit_at(txn.writes, ts)
         self._out.records.append(LogRecord(
-            RecordKind.COMMITTED if commit else RecordKind.ABORTED, txn.txn))
+            RecordKind.COMMITTED if commit else RecordKind.ABORTED, txn.txn,
+            ts=ts if commit else None))
         self._release(txn, commit)
         if commit:
             self._send(DecisionAck(self.node_id, txn.coordinator, txn.txn))
+        if self._waiting_reads:
+            self._serve_waiting_reads()
 
     def _release(self, txn: ParticipantTxn, commit: bool) -> None:
         self.locks.release_all(txn.txn)

@@ -14,9 +14,11 @@ simulator's disk) frames and checksums it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from distlab.core.ids import NO_NODE, NodeId
 from distlab.protocols.txn.messages import NO_ROUND, Protocol, Round
@@ -30,6 +32,9 @@ class RecordKind(enum.IntEnum):
     ABORTED = 4
     COORDINATOR_COMMIT = 5
     COORDINATOR_END = 6
+    # A group's promise to assign no timestamp at or below `ts` (a snapshot read's, or
+    # the leader's periodic one, so that reads at replicas need not wait for a write).
+    SAFE_TIME = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +51,14 @@ class LogRecord:
     accepted_round: Round = NO_ROUND
     accepted_commit: bool | None = None
     reads: tuple[tuple[str, str | None], ...] = ()
+    # With timestamps: PREPARED's prepare timestamp, COMMITTED's, COORDINATOR_COMMIT's and
+    # END's commit timestamp, SAFE_TIME's promise.
+    ts: int | None = None
 
     def encode(self) -> bytes:
         body: dict[str, object] = {"txn": self.txn}
+        if self.ts is not None:
+            body["ts"] = self.ts
         kind = self.kind
         if kind is RecordKind.PREPARED:
             body.update(coordinator=self.coordinator, participants=list(self.participants),
@@ -73,34 +83,39 @@ class CorruptTxnRecord(ValueError):
 
 def decode(kind: int, body: bytes) -> LogRecord:
     try:
-        record_kind = RecordKind(kind)
         data = json.loads(body)
-        txn = str(data["txn"])
-        if record_kind is RecordKind.PREPARED:
-            return LogRecord(
-                record_kind, txn, coordinator=NodeId(int(data["coordinator"])),
-                participants=tuple(NodeId(int(n)) for n in data["participants"]),
-                protocol=Protocol(data["protocol"]),
-                priority=(int(data["priority"][0]), str(data["priority"][1])),
-                writes=tuple((str(k), str(v)) for k, v in data["writes"]),
-                locks=tuple((str(k), LockMode(m)) for k, m in data["locks"]),
-                reads=_reads(data["reads"]))
-        if record_kind is RecordKind.ROUND:
-            commit = data["accepted_commit"]
-            return LogRecord(
-                record_kind, txn, promised=_round(data["promised"]),
-                accepted_round=_round(data["accepted_round"]),
-                accepted_commit=None if commit is None else bool(commit))
-        if record_kind is RecordKind.COORDINATOR_COMMIT:
-            return LogRecord(record_kind, txn,
-                             participants=tuple(NodeId(int(n)) for n in data["participants"]),
-                             protocol=Protocol(data["protocol"]),
-                             reads=_reads(data.get("reads", [])))
-        if record_kind is RecordKind.COORDINATOR_END:
-            return LogRecord(record_kind, txn, reads=_reads(data.get("reads", [])))
-        return LogRecord(record_kind, txn)
-    except (ValueError, KeyError, TypeError, IndexError) as error:
+        record = _decode(RecordKind(kind), data)
+        ts = data.get("ts")
+        return record if ts is None else dataclasses.replace(record, ts=int(ts))
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
         raise CorruptTxnRecord(f"transaction log record of kind {kind}: {error}") from None
+
+
+def _decode(record_kind: RecordKind, data: dict[str, Any]) -> LogRecord:
+    txn = str(data["txn"])
+    if record_kind is RecordKind.PREPARED:
+        return LogRecord(
+            record_kind, txn, coordinator=NodeId(int(data["coordinator"])),
+            participants=tuple(NodeId(int(n)) for n in data["participants"]),
+            protocol=Protocol(data["protocol"]),
+            priority=(int(data["priority"][0]), str(data["priority"][1])),
+            writes=tuple((str(k), str(v)) for k, v in data["writes"]),
+            locks=tuple((str(k), LockMode(m)) for k, m in data["locks"]),
+            reads=_reads(data["reads"]))
+    if record_kind is RecordKind.ROUND:
+        commit = data["accepted_commit"]
+        return LogRecord(
+            record_kind, txn, promised=_round(data["promised"]),
+            accepted_round=_round(data["accepted_round"]),
+            accepted_commit=None if commit is None else bool(commit))
+    if record_kind is RecordKind.COORDINATOR_COMMIT:
+        return LogRecord(record_kind, txn,
+                         participants=tuple(NodeId(int(n)) for n in data["participants"]),
+                         protocol=Protocol(data["protocol"]),
+                         reads=_reads(data.get("reads", [])))
+    if record_kind is RecordKind.COORDINATOR_END:
+        return LogRecord(record_kind, txn, reads=_reads(data.get("reads", [])))
+    return LogRecord(record_kind, txn)
 
 
 def _reads(value: list[list[str | None]]) -> tuple[tuple[str, str | None], ...]:

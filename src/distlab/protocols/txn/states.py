@@ -61,6 +61,7 @@ class CoordinatorEvent(enum.Enum):
     LEARN_COMMIT = "learn commit"
     LEARN_ABORT = "learn abort"
     ALL_ACKED = "every participant acknowledged"
+    ALL_READ = "every snapshot read answered"  # a read-only transaction: nothing to decide
 
 
 C = CoordinatorState
@@ -71,6 +72,7 @@ COORDINATOR_TRANSITIONS: dict[tuple[CoordinatorState, CoordinatorEvent], Coordin
     (C.COLLECTING, CE.ALL_YES): C.COMMITTING,
     (C.COLLECTING, CE.ABORT): C.DONE,
     (C.COLLECTING, CE.LEARN_ABORT): C.DONE,
+    (C.COLLECTING, CE.ALL_READ): C.DONE,
     (C.PRECOMMITTING, CE.ALL_PRECOMMITTED): C.COMMITTING,
     (C.PRECOMMITTING, CE.PRECOMMIT_TIMEOUT): C.IN_DOUBT,
     (C.PRECOMMITTING, CE.LEARN_COMMIT): C.DONE,

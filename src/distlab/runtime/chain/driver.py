@@ -1,6 +1,7 @@
-"""The chain replica's driver: one asyncio task that owns a `ChainReplica` core.
+"""The chain replica's driver: the one loop (`runtime/host/core_loop.py`) around a
+`ChainReplica` core.
 
-As the consensus groups' driver does (runtime/host/driver.py), it queues inputs (ticks, peer
+As every driver does, it queues inputs (ticks, peer
 messages, clients' reads and writes, the master's answers), feeds them to the core, and
 handles each Ready in contract order: persist (fsynced before anything that depends on it
 leaves), send, answer clients, ask the master. It reaches the world through ports only: a
@@ -18,7 +19,6 @@ back for it) travels in its trace, so each hop's send and receipt are spans of i
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -49,12 +49,12 @@ from distlab.protocols.chain import (
     promote_command,
     renew_command,
 )
-from distlab.runtime.host.ports import Clock, Timer, Transport
+from distlab.runtime.host.core_loop import CoreLoop
+from distlab.runtime.host.ports import Clock, Transport
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-INBOX_LIMIT = 10_000
 # A call to the master that takes longer than this is given up (and made again later).
 MASTER_CALL_SECONDS = 1.0
 
@@ -103,8 +103,6 @@ class ReadResult:
 
 @dataclass(slots=True)
 class _Inputs:
-    ticks: int = 0
-    messages: collections.deque[Any] = field(default_factory=collections.deque)
     configs: list[ChainConfig] = field(default_factory=list)
     leases: list[int] = field(default_factory=list)
     writes: list[tuple[bytes, bytes, asyncio.Future[Reply], otel_context.Context | None]] = \
@@ -112,7 +110,9 @@ class _Inputs:
     reads: list[tuple[bytes, ReadMode, asyncio.Future[Reply]]] = field(default_factory=list)
 
 
-class ChainDriver:
+class ChainDriver(CoreLoop):
+    core: ChainReplica
+
     def __init__(
         self,
         *,
@@ -127,72 +127,46 @@ class ChainDriver:
         on_failure: Callable[[BaseException], None] = lambda error: None,
         observer: Callable[[ChainReplica, Ready], None] | None = None,
     ) -> None:
+        super().__init__(clock=clock, tick_seconds=tick_seconds, name=f"chain-{node_id}")
         self.node_id = node_id
         self.core = core
         self._storage = storage
         self._transport = transport
         self._master = master
-        self._clock = clock
-        self._tick_seconds = tick_seconds
         self._monitor = monitor or LeaseMonitor()
         self._on_failure = on_failure
         self.observer = observer
         self._inputs = _Inputs()
-        self._wake = asyncio.Event()
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._next_request = 1
-        self._task: asyncio.Task[None] | None = None
-        self._ticker: Timer | None = None
         self._calls: dict[str, asyncio.Task[None]] = {}
-        self.failed: BaseException | None = None
         self.reconfigurations = 0
         # The trace each traced update travels in, by sequence number, until it commits.
         self._traces: dict[int, otel_context.Context] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"chain-{self.node_id}")
-        self._schedule_tick()
-
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
         calls = list(self._calls.values())
         for call in calls:
             call.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await self._stop_loop()
         for call in calls:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await call
         self._fail_everything(OutcomeUnknown("the node is shutting down"))
         self._storage.close()
 
-    def _schedule_tick(self) -> None:
-        self._ticker = self._clock.call_later(self._tick_seconds, self._on_tick)
-
-    def _on_tick(self) -> None:
-        self._inputs.ticks += 1
-        self._wake.set()
-        self._schedule_tick()
-
     # ------------------------------------------------------------------ inputs
 
     def deliver(self, message: Any) -> bool:
-        if len(self._inputs.messages) >= INBOX_LIMIT:
-            return False
         if isinstance(message, Forward) and message.updates \
                 and trace.get_current_span().is_recording():
             # The transport's receive span of a traced update: the next hop continues it.
             current = otel_context.get_current()
             for update in message.updates:
                 self._traces.setdefault(update.seq, current)
-        self._inputs.messages.append(message)
-        self._wake.set()
-        return True
+        return self._queue_message(message)
 
     def report_unreachable(self, peer: NodeId) -> None:
         """Nothing to do: a successor's next report of its position repairs any loss."""
@@ -225,34 +199,25 @@ class ChainDriver:
 
     # ------------------------------------------------------------------ the loop
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                self._feed_core()
-                while self.core.has_ready():
-                    await self._handle_ready(self.core.ready())
-                    self._feed_core()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            log.exception("node %d: the chain replica failed; stopping", self.node_id)
-            self.failed = error
-            self._fail_everything(OutcomeUnknown(f"the chain replica failed: {error}"))
-            self._on_failure(error)
+    def _fail(self, error: Exception) -> None:
+        log.exception("node %d: the chain replica failed; stopping", self.node_id,
+                      exc_info=error)
+        self._fail_everything(OutcomeUnknown(f"the chain replica failed: {error}"))
+        self._on_failure(error)
+
+    def _after_tick(self) -> None:
+        self._watch_leases()
 
     def _feed_core(self) -> None:
         inputs = self._inputs
         core = self.core
-        if inputs.ticks:
+        if self._ticks:
             local = self._master.local_config()
             if local is not None:
                 self._configure(local)
-        while inputs.ticks:
-            inputs.ticks -= 1
-            core.tick()
-            self._watch_leases()
+        self._feed_ticks()
+        # The configurations and leases that arrived go in before the messages, which may be
+        # of the new epoch.
         if inputs.configs:
             configs, inputs.configs = inputs.configs, []
             for config in configs:
@@ -261,8 +226,7 @@ class ChainDriver:
             leases, inputs.leases = inputs.leases, []
             for tick in leases:
                 core.lease_granted(tick)
-        while inputs.messages:
-            core.step(inputs.messages.popleft())
+        self._feed_messages()
         if inputs.writes:
             writes, inputs.writes = inputs.writes, []
             for key, value, future, traced in writes:

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 
+from distlab.apps.mvcc import ReadBelowHorizon, ReadNotSafe
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.proto import txn_pb2, txn_pb2_grpc
 from distlab.protocols.txn import InDoubt, Op, OpKind, Outcome, Protocol, parse_op
@@ -15,6 +16,10 @@ from distlab.runtime.txn.groups import GroupParticipants, group_of_participant
 from distlab.wire.not_leader import encode_not_leader
 
 MAX_OPS = 1000
+# A snapshot read waits at most this long for a replica's safe time (less within the call's
+# deadline, so that the answer still arrives).
+SNAPSHOT_READ_SECONDS = 5.0
+DEADLINE_MARGIN_SECONDS = 0.05
 
 
 class TxnServicer(txn_pb2_grpc.TxnServicer):
@@ -41,9 +46,20 @@ class TxnServicer(txn_pb2_grpc.TxnServicer):
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         priority = (request.priority, request.txn_id)
+        reading = request.read_only or request.HasField("at_ts")
+        if reading and (participants != "groups" or protocol is not Protocol.TWO_PHASE
+                        or any(op.kind is not OpKind.GET for op in ops)):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "read-only transactions and snapshot reads are gets only, "
+                                "over groups, with 2pc")
+        if request.HasField("at_ts"):
+            return await self._read_replicas(ops, request.at_ts, context)
         outcome: Outcome
         try:
-            if participants == "groups":
+            if request.read_only:
+                outcome = await self._groups.execute_read(
+                    request.txn_id, tuple(op.key for op in ops), None)
+            elif participants == "groups":
                 outcome = await self._groups.execute(request.txn_id, priority, ops, protocol)
             else:
                 outcome = await self._driver.execute(request.txn_id, priority, ops, protocol)
@@ -55,8 +71,21 @@ class TxnServicer(txn_pb2_grpc.TxnServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         return txn_pb2.ExecuteResponse(
             outcome="committed" if outcome.committed else "aborted", reason=outcome.reason,
-            reads=[txn_pb2.ReadValue(key=key, present=value is not None, value=value or "")
-                   for key, value in outcome.reads])
+            reads=_reads(outcome.reads), ts=outcome.ts)
+
+    async def _read_replicas(self, ops: tuple[Op, ...], ts: int,
+                             context: grpc.aio.ServicerContext[Any, Any]
+                             ) -> txn_pb2.ExecuteResponse:
+        remaining = context.time_remaining()
+        timeout = (SNAPSHOT_READ_SECONDS if remaining is None
+                   else max(0.0, min(SNAPSHOT_READ_SECONDS, remaining - DEADLINE_MARGIN_SECONDS)))
+        try:
+            reads = await self._groups.read_replicas([op.key for op in ops], ts, timeout)
+        except ReadNotSafe as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        except ReadBelowHorizon as error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return txn_pb2.ExecuteResponse(outcome="committed", reads=_reads(reads), ts=ts)
 
     async def Status(self, request: txn_pb2.TxnStatusRequest,
                      context: grpc.aio.ServicerContext[Any, Any]
@@ -74,6 +103,11 @@ class TxnServicer(txn_pb2_grpc.TxnServicer):
             txn_id=entry.txn, role=entry.role, state=entry.state,
             coordinator=entry.coordinator, age_seconds=entry.age_ticks * self._tick_seconds,
             locks=[f"{key}:{mode}" for key, mode in entry.locks])
+
+
+def _reads(reads: tuple[tuple[str, str | None], ...]) -> list[txn_pb2.ReadValue]:
+    return [txn_pb2.ReadValue(key=key, present=value is not None, value=value or "")
+            for key, value in reads]
 
 
 def _op(op: txn_pb2.TxnOp) -> Op:

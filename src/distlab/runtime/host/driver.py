@@ -1,4 +1,5 @@
-"""The generic driver: one asyncio task that owns a consensus core and applies its Readys.
+"""The generic driver of a consensus core: the one loop (`core_loop.CoreLoop`) around it,
+applying its Readys.
 
 Inputs (ticks, peer messages, transport reports, proposals, read requests, admin requests)
 are queued; the task feeds everything queued to the core, then handles each Ready as the
@@ -14,8 +15,6 @@ It knows no protocol: every engine's core offers `ConsensusCore`.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,15 +27,15 @@ from distlab.core.consensus import ConsensusCore, ReadState
 from distlab.core.ids import NO_NODE, NodeId
 from distlab.core.replicated_log import NotLeader, OutcomeUnknown
 from distlab.core.status import EngineStatus
+from distlab.runtime.host.core_loop import INBOX_LIMIT, CoreLoop
 from distlab.runtime.host.machine import AddressBook, HostedMachine, app_command
 from distlab.runtime.host.metrics import DriverMetrics
-from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
+from distlab.runtime.host.ports import Clock, Storage, Transport
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-# Every input queue is bounded: a peer whose message finds the inbox full retransmits later.
-INBOX_LIMIT = 10_000
+__all__ = ["INBOX_LIMIT", "Driver", "Timing"]
 
 CoreT = TypeVar("CoreT", bound=ConsensusCore)
 
@@ -59,8 +58,6 @@ class _Pending:
 
 @dataclass(slots=True)
 class _Inputs:
-    ticks: int = 0
-    messages: collections.deque[Any] = field(default_factory=collections.deque)
     unreachable: list[NodeId] = field(default_factory=list)
     snapshot_reports: list[tuple[NodeId, bool]] = field(default_factory=list)
     proposals: list[tuple[bytes, asyncio.Future[bytes], trace.Span]] = field(default_factory=list)
@@ -69,8 +66,10 @@ class _Inputs:
         default_factory=list)
 
 
-class Driver(Generic[CoreT]):
+class Driver(CoreLoop, Generic[CoreT]):
     """Implements `ReplicatedLog` for one instance (one group) over a consensus core."""
+
+    core: CoreT
 
     def __init__(
         self,
@@ -86,13 +85,14 @@ class Driver(Generic[CoreT]):
         timing: Timing = Timing(),
         on_failure: Callable[[BaseException], None] = lambda error: None,
     ) -> None:
+        super().__init__(clock=clock, tick_seconds=timing.tick_seconds,
+                         name=f"driver-{node_id}-{group}")
         self.node_id = node_id
         self.group = group
         self.core = core
         self.machine = machine
         self._storage = storage
         self._transport = transport
-        self._clock = clock
         self._metrics = metrics
         # Span names and protocol attributes carry the engine's name (`raft.propose`,
         # `raft.index`); `distlab.group` is common to every engine.
@@ -100,7 +100,6 @@ class Driver(Generic[CoreT]):
         self._timing = timing
         self._on_failure = on_failure
         self._inputs = _Inputs()
-        self._wake = asyncio.Event()
         self._pending: dict[int, _Pending] = {}
         self._reads: dict[bytes, asyncio.Future[None]] = {}
         self._reads_waiting_apply: list[tuple[int, asyncio.Future[None]]] = []
@@ -108,11 +107,8 @@ class Driver(Generic[CoreT]):
         self._last_leader = NO_NODE
         # The log index of the last proposal handed to the core (see `_may_propose`).
         self._last_proposed_index = 0
-        self._task: asyncio.Task[None] | None = None
-        self._ticker: Timer | None = None
         self._election_span: trace.Span | None = None
         self._status = core.engine_status()
-        self.failed: BaseException | None = None
 
     @property
     def addresses(self) -> AddressBook:
@@ -120,17 +116,8 @@ class Driver(Generic[CoreT]):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"driver-{self.node_id}-{self.group}")
-        self._schedule_tick()
-
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await self._stop_loop()
         stopping = OutcomeUnknown("the node is shutting down")
         self._fail_everything(stopping)
         queued, self._inputs.proposals = self._inputs.proposals, []
@@ -139,23 +126,11 @@ class Driver(Generic[CoreT]):
                 future.set_exception(stopping)
         self._storage.close()
 
-    def _schedule_tick(self) -> None:
-        self._ticker = self._clock.call_later(self._timing.tick_seconds, self._on_tick)
-
-    def _on_tick(self) -> None:
-        self._inputs.ticks += 1
-        self._wake.set()
-        self._schedule_tick()
-
     # ------------------------------------------------------------------ inputs
 
     def deliver(self, message: Any) -> bool:
         """Queue a message from a peer; False when the inbox is full (the peer retries)."""
-        if len(self._inputs.messages) >= INBOX_LIMIT:
-            return False
-        self._inputs.messages.append(message)
-        self._wake.set()
-        return True
+        return self._queue_message(message)
 
     def report_unreachable(self, peer: NodeId) -> None:
         self._inputs.unreachable.append(peer)
@@ -217,36 +192,22 @@ class Driver(Generic[CoreT]):
 
     # ------------------------------------------------------------------ the loop
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                self._feed_core()
-                while self.core.has_ready():
-                    await self._handle_ready(self.core.ready())
-                    self._feed_core()
-                self._maybe_snapshot()
-                self._refresh_status()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            # A failed fsync or a broken invariant: this member must stop rather than carry on
-            # as if its state were safe.
-            log.exception("node %d group %d: the driver failed; stopping", self.node_id,
-                          self.group)
-            self.failed = error
-            self._fail_everything(OutcomeUnknown(f"the driver failed: {error}"))
-            self._on_failure(error)
+    def _after_readys(self) -> None:
+        self._maybe_snapshot()
+        self._refresh_status()
+
+    def _fail(self, error: Exception) -> None:
+        # A failed fsync or a broken invariant: this member must stop rather than carry on
+        # as if its state were safe.
+        log.exception("node %d group %d: the driver failed; stopping", self.node_id,
+                      self.group, exc_info=error)
+        self._fail_everything(OutcomeUnknown(f"the driver failed: {error}"))
+        self._on_failure(error)
 
     def _feed_core(self) -> None:
         inputs = self._inputs
         core = self.core
-        while inputs.ticks:
-            inputs.ticks -= 1
-            core.tick()
-        while inputs.messages:
-            core.step(inputs.messages.popleft())
+        self._feed_ticks_and_messages()
         if inputs.unreachable:
             unreachable, inputs.unreachable = inputs.unreachable, []
             for peer in unreachable:

@@ -52,6 +52,18 @@ class LoopClock:
         return asyncio.get_running_loop().call_later(delay, callback)
 
 
+async def sleep(clock: Clock, seconds: float) -> None:
+    """Wait `seconds` of `clock`'s time (virtual in the simulator)."""
+    woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def wake() -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    clock.call_later(seconds, wake)
+    await woken
+
+
 class Transport(Protocol):
     """One instance's outbound messages; sending never waits.
 

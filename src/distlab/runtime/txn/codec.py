@@ -19,6 +19,8 @@ from distlab.protocols.txn import (
     PreDecideAck,
     Prepare,
     Protocol,
+    SnapshotRead,
+    SnapshotReadReply,
     StateReply,
     StateRequest,
     Vote,
@@ -29,7 +31,7 @@ from distlab.runtime.host.group_transport import PeerCodec
 SERVICE = "txn"
 TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (
     Prepare, Vote, PreDecide, PreDecideAck, Decision, DecisionAck, Inquire, StateRequest,
-    StateReply)}
+    StateReply, SnapshotRead, SnapshotReadReply)}
 
 
 def _plain(value: Any) -> Any:
@@ -76,6 +78,10 @@ def decode(payload: bytes) -> Message:
                 values[name] = bool(raw)
             elif name == "accepted_commit":
                 values[name] = None if raw is None else bool(raw)
+            elif name == "ts":
+                values[name] = None if raw is None else int(raw)
+            elif name == "keys":
+                values[name] = tuple(str(key) for key in raw)
             else:
                 values[name] = str(raw)
         message: Message = cls(**values)

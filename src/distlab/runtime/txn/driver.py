@@ -1,7 +1,6 @@
-"""The transaction driver: one asyncio task that owns a node's `TxnNode` core.
+"""The transaction driver: the one loop (`runtime/host/core_loop.py`) around a `TxnNode`.
 
-The host's driver pattern (runtime/host/driver.py) for a core that is no consensus group:
-inputs (ticks, peer messages, clients' transactions, status requests) are queued; the task
+Inputs (ticks, peer messages, clients' transactions, status requests) are queued; the task
 feeds everything queued to the core, then handles each Ready as the contract says: force the
 records to the log (fsync), then send (a message to this node itself comes back through the
 inbox, after the disk), then report outcomes to the clients waiting for them, then advance.
@@ -12,8 +11,6 @@ simulator runs this very code on virtual time.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +20,7 @@ from opentelemetry import trace
 
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError, OutcomeUnknown
+from distlab.core.truetime import NS_PER_SECOND, TrueTime
 from distlab.protocols.txn import (
     Decision,
     DecisionAck,
@@ -37,13 +35,14 @@ from distlab.protocols.txn import (
     TxnReady,
     Vote,
 )
-from distlab.runtime.host.ports import Clock, Storage, Timer, Transport
+from distlab.runtime.host.core_loop import CoreLoop
+from distlab.runtime.host.ports import Clock, Storage, Transport, sleep
 from distlab.runtime.txn import metrics
+from distlab.telemetry.truetime import COMMIT_WAIT
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-INBOX_LIMIT = 10_000
 # Clients' transactions waiting to be begun, at most.
 BEGIN_LIMIT = 10_000
 DEFAULT_TICK_SECONDS = 0.01
@@ -64,15 +63,15 @@ TXN_FAULTS = (*CRASH_POINTS, VOTE_NO)
 
 @dataclass(slots=True)
 class _Inputs:
-    ticks: int = 0
-    messages: collections.deque[Any] = field(default_factory=collections.deque)
-    begins: list[tuple[str, tuple[int, str], tuple[Op, ...], Protocol]] = field(
-        default_factory=list)
+    # Clients' transactions, each as the call that begins it on the core.
+    begins: list[Callable[[TxnNode], None]] = field(default_factory=list)
     requests: list[tuple[Callable[[TxnNode], Any], asyncio.Future[Any]]] = field(
         default_factory=list)
 
 
-class TxnDriver:
+class TxnDriver(CoreLoop):
+    core: TxnNode
+
     def __init__(
         self,
         *,
@@ -86,17 +85,19 @@ class TxnDriver:
         on_ready: Callable[[TxnNode, TxnReady], None] | None = None,
         crash: Callable[[str], None] | None = None,
         participant: str = "node",
+        truetime: TrueTime | None = None,
     ) -> None:
+        super().__init__(clock=clock, tick_seconds=tick_seconds, name=f"txn-driver-{node_id}")
         self.node_id = node_id
         self.core = core
         self._storage = storage
         self._transport = transport
-        self._clock = clock
-        self._tick_seconds = tick_seconds
         self._on_failure = on_failure
         self._on_ready = on_ready
+        # With timestamps: TrueTime, read before each batch of inputs, and waited on before
+        # anything reveals a commit (commit wait).
+        self._truetime = truetime
         self._inputs = _Inputs()
-        self._wake = asyncio.Event()
         self._waiting: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._protocols: dict[str, Protocol] = {}
         # Metrics, labelled with which participant this is ("node", or "group-G").
@@ -114,9 +115,7 @@ class TxnDriver:
         self._decided: dict[str, float] = {}
         # A traced client's transaction: its span, parent of its messages' spans.
         self._spans: dict[str, trace.Span] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._ticker: Timer | None = None
-        self.failed: BaseException | None = None
+        self._phase_spans: dict[str, trace.Span] = {}
         self.unreachable_reports = 0
         # Armed faults (TXN_FAULTS), and how the process dies at a crash point.
         self.faults: frozenset[str] = frozenset()
@@ -132,42 +131,26 @@ class TxnDriver:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"txn-driver-{self.node_id}")
-        self._schedule_tick()
+        super().start()
         # Whatever recovery produced (COMMIT to resend) goes out at once.
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await self._stop_loop()
         self._fail_waiting(OutcomeUnknown("the node is shutting down"))
         self._storage.close()
 
-    def _schedule_tick(self) -> None:
-        self._ticker = self._clock.call_later(self._tick_seconds, self._on_tick)
-
-    def _on_tick(self) -> None:
+    def _wants_tick(self) -> bool:
         if self._crash_at_next_tick is not None and self._crash is not None:
             self._crash(self._crash_at_next_tick)
-        if not self.core.idle() and not self._persisting:
-            # Ticks only time out transactions: an idle core needs none, and an idle node
-            # stays idle.
-            self._inputs.ticks += 1
-            self._wake.set()
-        self._schedule_tick()
+        # Ticks only time out transactions: an idle core needs none, and an idle node stays
+        # idle.
+        return not self.core.idle() and not self._persisting
 
     # ------------------------------------------------------------------ inputs
 
     def deliver(self, message: Message) -> bool:
-        if len(self._inputs.messages) >= INBOX_LIMIT:
-            return False
-        self._inputs.messages.append(message)
-        self._wake.set()
-        return True
+        return self._queue_message(message)
 
     def report_unreachable(self, peer: NodeId) -> None:
         # The cores retransmit on their own timers; the count is for status.
@@ -180,6 +163,17 @@ class TxnDriver:
                       protocol: Protocol) -> Outcome:
         """Begin `txn` here as its coordinator and wait for its outcome. Raises
         OutcomeUnknown if the node stops first (the transaction may still commit)."""
+        return await self._run_transaction(
+            txn, protocol, len(ops), lambda core: core.begin(txn, priority, ops, protocol))
+
+    async def execute_read(self, txn: str, keys: tuple[str, ...], ts: int | None) -> Outcome:
+        """A read-only transaction of `keys` at `ts` (None: TrueTime's latest), without
+        locks, coordinated here."""
+        return await self._run_transaction(
+            txn, Protocol.TWO_PHASE, len(keys), lambda core: core.begin_read(txn, keys, ts))
+
+    async def _run_transaction(self, txn: str, protocol: Protocol, operations: int,
+                               begin: Callable[[TxnNode], None]) -> Outcome:
         if self.failed is not None:
             raise OutcomeUnknown(f"this node's storage failed: {self.failed}")
         if len(self._inputs.begins) >= BEGIN_LIMIT:
@@ -189,11 +183,15 @@ class TxnDriver:
         self._protocols[txn] = protocol
         if (trace.get_current_span().is_recording() and txn not in self._spans
                 and len(self._spans) < BEGIN_LIMIT):
-            self._spans[txn] = tracer.start_span(
+            span = self._spans[txn] = tracer.start_span(
                 "txn.transaction", attributes={"txn.id": txn, "txn.protocol": protocol.value,
                                                "txn.coordinator": self.node_id,
-                                               "txn.operations": len(ops)})
-        self._inputs.begins.append((txn, priority, ops, protocol))
+                                               "txn.operations": operations})
+            # The prepare phase, until the decision (or, read-only, the last read).
+            self._phase_spans[txn] = tracer.start_span(
+                "txn.prepare", context=trace.set_span_in_context(span),
+                attributes={"txn.id": txn})
+        self._inputs.begins.append(begin)
         if len(self._began) < BEGIN_LIMIT:
             self._began.setdefault(txn, self._clock.monotonic())
         self._wake.set()
@@ -220,44 +218,31 @@ class TxnDriver:
 
     # ------------------------------------------------------------------ the loop
 
-    async def _run(self) -> None:
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if self._crash_at_next_tick is not None:
-                    continue  # dying at a crash point: nothing more happens here
-                self._feed_core()
-                while self._crash_at_next_tick is None and self.core.has_ready():
-                    await self._handle_ready(self.core.ready())
-                    if self._crash_at_next_tick is None:
-                        self._feed_core()
-        except asyncio.CancelledError:
-            raise
-        except EngineError as error:
+    def _halted(self) -> bool:
+        # Dying at a crash point: nothing more happens here.
+        return self._crash_at_next_tick is not None
+
+    def _fail(self, error: Exception) -> None:
+        if isinstance(error, EngineError):
             # The log is a consensus group this node no longer leads: its next leader runs
             # the core from the records the group applied.
-            self.failed = error
             self._fail_waiting(OutcomeUnknown(f"this participant's group moved: {error}"))
-            self._on_failure(error)
-        except Exception as error:
-            log.exception("node %d: the transaction driver failed; stopping", self.node_id)
-            self.failed = error
+        else:
+            log.exception("node %d: the transaction driver failed; stopping", self.node_id,
+                          exc_info=error)
             self._fail_waiting(OutcomeUnknown(f"the transaction driver failed: {error}"))
-            self._on_failure(error)
+        self._on_failure(error)
 
     def _feed_core(self) -> None:
         inputs = self._inputs
         core = self.core
-        while inputs.ticks:
-            inputs.ticks -= 1
-            core.tick()
-        while inputs.messages:
-            core.step(inputs.messages.popleft())
+        if self._truetime is not None:
+            core.observe_time(self._truetime.now())
+        self._feed_ticks_and_messages()
         if inputs.begins:
             begins, inputs.begins = inputs.begins, []
-            for txn, priority, ops, protocol in begins:
-                core.begin(txn, priority, ops, protocol)
+            for begin in begins:
+                begin(core)
         if inputs.requests:
             requests, inputs.requests = inputs.requests, []
             for action, future in requests:
@@ -284,6 +269,7 @@ class TxnDriver:
             await self._storage.persist(ready)
         finally:
             self._persisting = False
+        await self._commit_wait(ready)
         faults = self.faults
         if (self._crash is not None and "coordinator-crash-after-commit-logged" in faults
                 and any(record.kind is RecordKind.COORDINATOR_COMMIT
@@ -306,6 +292,8 @@ class TxnDriver:
             traced = self._spans.get(record.txn)
             if traced is not None:
                 traced.add_event(f"{record.kind.name.lower().replace('_', ' ')} forced")
+                if record.kind is RecordKind.COORDINATOR_COMMIT:
+                    self._end_phase(record.txn, "commit", record.ts)
             if record.kind is RecordKind.COORDINATOR_END:
                 decided = self._decided.pop(record.txn, None)
                 if decided is not None:
@@ -320,8 +308,11 @@ class TxnDriver:
                 self._prepare_seconds.observe(now - began)
                 if outcome.committed and len(self._decided) < BEGIN_LIMIT:
                     self._decided[outcome.txn] = now
+            self._end_phase(outcome.txn, "commit" if outcome.committed else "abort", outcome.ts)
             finished = self._spans.pop(outcome.txn, None)
             if finished is not None:
+                if outcome.ts is not None:
+                    finished.set_attribute("txn.ts", outcome.ts)
                 finished.set_attribute("txn.outcome",
                                        "committed" if outcome.committed else "aborted")
                 if outcome.reason:
@@ -345,6 +336,33 @@ class TxnDriver:
         if self._on_ready is not None:
             self._on_ready(self.core, ready)
 
+    async def _commit_wait(self, ready: TxnReady) -> None:
+        """Spanner's commit wait: nothing that reveals a commit at timestamp s (COMMIT to the
+        participants, the outcome to the client) leaves before TrueTime says s has passed,
+        so a transaction that starts after this one completes gets a higher timestamp."""
+        committed = [(message.txn, message.ts) for message in ready.messages
+                     if isinstance(message, Decision) and message.commit
+                     and message.ts is not None]
+        committed += [(outcome.txn, outcome.ts) for outcome in ready.outcomes
+                      if outcome.commit_wait and outcome.ts is not None]
+        truetime = self._truetime
+        if (not committed or truetime is None
+                or self.core.config.planted_bugs.no_commit_wait):
+            return
+        ts = max(ts for _, ts in committed)
+        spans = [tracer.start_span("txn.commit_wait",
+                                   context=trace.set_span_in_context(self._spans[txn]),
+                                   attributes={"txn.id": txn, "txn.commit_ts": commit_ts})
+                 for txn, commit_ts in dict(committed).items() if txn in self._spans]
+        started = self._clock.monotonic()
+        while not (now := truetime.now()).after(ts):
+            await sleep(self._clock, now.wait_until_after(ts) / NS_PER_SECOND)
+        waited = self._clock.monotonic() - started
+        COMMIT_WAIT.observe(waited)
+        for span in spans:
+            span.set_attribute("txn.commit_wait_ms", waited * 1000)
+            span.end()
+
     def _crash_point_after(self, message: Message) -> None:
         faults = self.faults
         coordinates = self.core.coordinator.knows(message.txn)
@@ -360,7 +378,19 @@ class TxnDriver:
         if point is not None and point in faults:
             self._crash_at_next_tick = point
 
+    def _end_phase(self, txn: str, decision: str, ts: int | None) -> None:
+        """The prepare phase is over: its span ends with the decision and the timestamp
+        chosen."""
+        span = self._phase_spans.pop(txn, None)
+        if span is not None:
+            span.set_attribute("txn.decision", decision)
+            if ts is not None:
+                span.set_attribute("txn.ts", ts)
+            span.end()
+
     def _fail_waiting(self, error: Exception) -> None:
+        for txn in list(self._phase_spans):
+            self._end_phase(txn, "unknown", None)
         self._began.clear()
         self._decided.clear()
         waiting, self._waiting = self._waiting, {}

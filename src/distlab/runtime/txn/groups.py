@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,22 +27,25 @@ from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 
+from distlab.apps.mvcc import MVCCStore, ReadNotSafe
 from distlab.apps.txn_log import TxnLogMachine, encode_records
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import EngineError, NotLeader
 from distlab.core.status import EngineStatus
+from distlab.core.truetime import TrueTime
 from distlab.protocols.txn import (
     InDoubt,
     Message,
     Op,
     Outcome,
+    PlantedBugs,
     TxnConfig,
     TxnNode,
     TxnReady,
 )
 from distlab.protocols.txn import Protocol as TxnProtocol
 from distlab.runtime.host.machine import txn_records_command
-from distlab.runtime.host.ports import Clock
+from distlab.runtime.host.ports import Clock, sleep
 from distlab.runtime.txn.driver import DEFAULT_TICK_SECONDS, TXN_FAULTS, TxnDriver
 from distlab.wire.sharding import group_of
 
@@ -51,6 +55,11 @@ log = logging.getLogger(__name__)
 SERVICE = "txng"
 # How often each member looks at which groups it leads.
 WATCH_SECONDS = 0.05
+# How often a group's leader promises a safe time when nothing else has (so that replicas
+# answer snapshot reads at recent timestamps without waiting for a write).
+SAFE_TIME_SECONDS = 1.0
+# How often a snapshot read at a replica looks again at its safe time.
+REPLICA_READ_POLL_SECONDS = 0.005
 STATUS_SECONDS = 1.0
 
 
@@ -85,13 +94,16 @@ class ShardData(Protocol):
 
 
 class ShardView:
-    """A participant's data: its group's KV shard, and over it the writes of the commits
-    decided here whose records are not applied yet (a transaction evaluated in between
-    must see them). Settled once the Ready that carried those records is applied."""
+    """A participant's data: its group's KV shard and versions, and over them the writes of
+    the commits decided here whose records are not applied yet (a transaction evaluated, or
+    a snapshot read answered, in between must see them). Settled once the Ready that carried
+    those records is applied."""
 
-    def __init__(self, shard: ShardData) -> None:
+    def __init__(self, shard: ShardData, versions: MVCCStore) -> None:
         self._shard = shard
+        self._versions = versions
         self._pending: dict[str, str] = {}
+        self._pending_versions: dict[str, list[tuple[int, str]]] = {}
 
     def get(self, key: str, /) -> str | None:
         pending = self._pending.get(key)
@@ -103,8 +115,22 @@ class ShardView:
     def update(self, writes: Iterable[tuple[str, str]], /) -> None:
         self._pending.update(writes)
 
+    def read_at(self, key: str, ts: int, /) -> str | None:
+        """The newest version at or below `ts`; the group's leader, which made the promises
+        that make `ts` safe, reads past the replicas' safe time."""
+        pending = [value for at, value in self._pending_versions.get(key, ()) if at <= ts]
+        if pending:
+            return pending[-1]
+        value = self._versions.value_at(key.encode(), ts)
+        return None if value is None else value.decode(errors="replace")
+
+    def commit_at(self, writes: Iterable[tuple[str, str]], ts: int, /) -> None:
+        for key, value in writes:
+            self._pending_versions.setdefault(key, []).append((ts, value))
+
     def settle(self) -> None:
         self._pending.clear()
+        self._pending_versions.clear()
 
 
 class GroupRecords:
@@ -171,6 +197,9 @@ class GroupParticipants:
                  watch_seconds: float = WATCH_SECONDS,
                  config: Callable[[NodeId], TxnConfig] | None = None,
                  crash: Callable[[str], None] | None = None,
+                 truetime: TrueTime | None = None,
+                 planted_bugs: PlantedBugs | None = None,
+                 safe_time_seconds: float = SAFE_TIME_SECONDS,
                  on_ready: Callable[[int, TxnNode, TxnReady], None] | None = None) -> None:
         assert len(groups) == len(shards) == len(records)
         self.node_id = node_id
@@ -181,6 +210,10 @@ class GroupParticipants:
         self._tick_seconds = tick_seconds
         self._watch_seconds = watch_seconds
         self._config = config or self._default_config
+        self._truetime = truetime
+        self._planted_bugs = planted_bugs or PlantedBugs()
+        self._safe_time_seconds = safe_time_seconds
+        self._safe_time_promised: dict[int, float] = {}
         self._transport = ParticipantTransport(node_id, self._groups, send, self.deliver)
         self._participants = [_Participant(group) for group in range(len(self._groups))]
         self._watching = False
@@ -195,8 +228,9 @@ class GroupParticipants:
 
     def _default_config(self, participant: NodeId) -> TxnConfig:
         groups = len(self._groups)
-        return TxnConfig(node_id=participant,
-                         owner=lambda key: participant_id(group_of(key, groups)))
+        return TxnConfig(node_id=participant, timestamps=self._truetime is not None,
+                         owner=lambda key: participant_id(group_of(key, groups)),
+                         planted_bugs=self._planted_bugs)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -222,7 +256,23 @@ class GroupParticipants:
                     name=f"txn-group-{participant.group}-take-over")
             elif not leads and participant.driver is not None:
                 self._spawn(self._step_down(participant))
+            elif participant.driver is not None and self._truetime is not None:
+                self._promise_safe_time(participant.group, participant.driver)
         self._timer = self._clock.call_later(self._watch_seconds, self._watch)
+
+    def _promise_safe_time(self, group: int, driver: TxnDriver) -> None:
+        now = self._clock.monotonic()
+        if now - self._safe_time_promised.get(group, -self._safe_time_seconds) \
+                < self._safe_time_seconds:
+            return
+        self._safe_time_promised[group] = now
+        self._spawn(self._request(driver, lambda core: core.promise_safe_time()))
+
+    @staticmethod
+    async def _request(driver: TxnDriver, action: Callable[[TxnNode], object]) -> None:
+        # A driver that stops meanwhile never answers.
+        with contextlib.suppress(EngineError, TimeoutError):
+            await asyncio.wait_for(driver.request(action), STATUS_SECONDS)
 
     async def _take_over(self, participant: _Participant) -> None:
         group = participant.group
@@ -233,15 +283,17 @@ class GroupParticipants:
             participant.taking_over = None
             return
         try:
-            view = ShardView(self._shards[group])
+            view = ShardView(self._shards[group], self._records[group].versions)
             config = self._config(participant_id(group))
-            core = TxnNode(_with_store(config, view), self._records[group].records())
+            core = TxnNode(dataclasses.replace(config, store=view, versions=view),
+                           self._records[group].records())
             driver = TxnDriver(
                 node_id=participant_id(group), core=core,
                 storage=GroupRecords(self._groups[group], view), transport=self._transport,
                 clock=self._clock, tick_seconds=self._tick_seconds,
                 on_failure=lambda error: self._lost(participant, error), crash=self._crash,
-                on_ready=self._observer(group), participant=f"group-{group}")
+                on_ready=self._observer(group), participant=f"group-{group}",
+                truetime=self._truetime)
             if self.faults:
                 driver.arm(self.faults)
             participant.driver = driver
@@ -316,6 +368,33 @@ class GroupParticipants:
             raise self._not_leader(group)
         return await driver.execute(txn, priority, ops, protocol)
 
+    async def execute_read(self, txn: str, keys: tuple[str, ...], ts: int | None) -> Outcome:
+        """A read-only transaction coordinated by the first key's group (as `execute`), read
+        at `ts` or, when None, at TrueTime's latest there."""
+        group = group_of(keys[0], len(self._groups)) if keys else 0
+        driver = self._participants[group].driver
+        if driver is None:
+            raise self._not_leader(group)
+        return await driver.execute_read(txn, keys, ts)
+
+    async def read_replicas(self, keys: Sequence[str], ts: int, timeout: float
+                            ) -> tuple[tuple[str, str | None], ...]:
+        """A snapshot read at `ts` from this member's replicas of the keys' groups, each
+        answered once its safe time has reached `ts` (no write can still land at or below
+        it there). Raises ReadNotSafe when one has not within `timeout` seconds,
+        ReadBelowHorizon when `ts` is older than the versions kept."""
+        deadline = self._clock.monotonic() + timeout
+        reads = []
+        for key in keys:
+            versions = self._records[group_of(key, len(self._groups))].versions
+            while versions.safe_time() < ts:
+                if self._clock.monotonic() >= deadline:
+                    raise ReadNotSafe(ts, versions.safe_time())
+                await sleep(self._clock, REPLICA_READ_POLL_SECONDS)
+            value = versions.read_at(key.encode(), ts)
+            reads.append((key, None if value is None else value.decode(errors="replace")))
+        return tuple(reads)
+
     def _not_leader(self, group: int) -> NotLeader:
         hint = self._groups[group].not_leader()
         if hint.leader_id == self.node_id:
@@ -335,7 +414,3 @@ class GroupParticipants:
                     found.extend((participant.group, entry) for entry in entries)
         return found
 
-
-def _with_store(config: TxnConfig, view: ShardView) -> TxnConfig:
-    return TxnConfig(node_id=config.node_id, owner=config.owner, timeouts=config.timeouts,
-                     store=view, planted_bugs=config.planted_bugs)

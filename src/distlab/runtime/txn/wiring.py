@@ -11,7 +11,8 @@ from typing import Any
 from distlab.apps.kv import KVStateMachine
 from distlab.apps.txn_log import TxnLogMachine
 from distlab.core.ids import NodeId
-from distlab.protocols.txn import Message, TxnConfig, TxnNode
+from distlab.core.truetime import TrueTime
+from distlab.protocols.txn import Message, PlantedBugs, TxnConfig, TxnNode
 from distlab.runtime.config import NodeConfig
 from distlab.runtime.grpc.peer_codec import MalformedMessage
 from distlab.runtime.host.group_transport import GroupReceiver, GroupTransport
@@ -66,15 +67,21 @@ def build_txn(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rout
 def build_group_participants(config: NodeConfig, groups: Sequence[LedGroup],
                              shards: Sequence[KVStateMachine],
                              records: Sequence[TxnLogMachine], peer: PeerTransport,
-                             router: PeerRouter, clock: Clock,
+                             router: PeerRouter, clock: Clock, truetime: TrueTime,
                              crash: Callable[[str], None] = crash_now) -> GroupParticipants:
-    """The participants of the node's groups, their messages routed through `router`."""
+    """The participants of the node's groups, their messages routed through `router`, with
+    Spanner's timestamps from `truetime` unless TXN_TIMESTAMPS is off."""
+    if config.unsafe_no_commit_wait:
+        log.warning("DISTLAB_UNSAFE_NO_COMMIT_WAIT is set: transactions over groups report "
+                    "their commits without commit wait (for testing the tester only)")
 
     def send(member: NodeId, group: int, message: Message, context: Any) -> None:
         peer.send(member, txn_groups.SERVICE, group, encode_message(message), context)
 
-    participants = GroupParticipants(node_id=config.node_id, groups=groups, shards=shards,
-                                     records=records, send=send, clock=clock, crash=crash)
+    participants = GroupParticipants(
+        node_id=config.node_id, groups=groups, shards=shards, records=records, send=send,
+        clock=clock, crash=crash, truetime=truetime if config.txn_timestamps else None,
+        planted_bugs=PlantedBugs(no_commit_wait=config.unsafe_no_commit_wait))
     for group in range(len(groups)):
         receive = _GroupMessages(participants, group)
         router.register(txn_groups.SERVICE, group, receive.deliver, receive.deliver_bulk)
