@@ -22,7 +22,9 @@ from distlab.sim import harness
 from distlab.sim.faults import FAMILIES, FaultMix
 from distlab.sim.harness import CHAOS_MS, CLUSTER_SIZES, RunResult
 from distlab.sim.txn import FAULT_MODES as TXN_FAULT_MODES
+from distlab.sim.txn import PARTICIPANTS as TXN_PARTICIPANTS
 from distlab.sim.txn import variant as txn_variant
+from distlab.sim.txn.groups import ENGINES as TXN_GROUP_ENGINES
 
 
 def register(subparsers: Any) -> None:
@@ -69,9 +71,12 @@ def register(subparsers: Any) -> None:
     txn = parser.add_argument_group("transactions (txn)")
     txn.add_argument("--protocol", choices=("2pc", "3pc"), default="2pc",
                      help="txn: the commit protocol (default 2pc)")
-    txn.add_argument("--participants", choices=("nodes",), default="nodes",
-                     help="txn: each node one unreplicated participant (the only setting "
-                          "simulated so far)")
+    txn.add_argument("--participants", choices=TXN_PARTICIPANTS, default="nodes",
+                     help="txn: each node one unreplicated participant, or each consensus "
+                          "group one participant (default nodes)")
+    txn.add_argument("--engine", choices=TXN_GROUP_ENGINES,
+                     help="txn over groups: the groups' consensus engine (default: chosen "
+                          "by seed)")
     txn.add_argument("--faults", choices=TXN_FAULT_MODES, default="all",
                      help="txn: all fault kinds (partitions included), crashes only on a "
                           "network that loses nothing, or partitions only (default all)")
@@ -86,9 +91,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     spec = harness.protocol(args.subject)
     if spec.name == "txn":
-        spec = txn_variant(TxnProtocol(args.protocol), args.faults)
-    elif args.protocol != "2pc" or args.faults != "all":
-        raise UsageError("--protocol and --faults apply to txn only")
+        spec = txn_variant(TxnProtocol(args.protocol), args.faults, args.participants)
+    elif args.protocol != "2pc" or args.faults != "all" or args.participants != "nodes":
+        raise UsageError("--protocol, --participants and --faults apply to txn only")
     if args.list_bugs:
         for name, breaks in sorted(spec.bugs.items()):
             print(f"{name}: {breaks}")
@@ -114,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         if "read-mode" not in spec.variants:
             raise UsageError(f"--read-mode is for chain, not {spec.name}")
         args.variants["read-mode"] = args.read_mode
+    if args.engine is not None:
+        if "engine" not in spec.variants:
+            raise UsageError("--engine is for txn --participants groups")
+        args.variants["engine"] = args.engine
     if args.seed is not None:
         return _run_one(spec, args, bugs, mix)
     return _run_sweep(spec, args, bugs, mix)

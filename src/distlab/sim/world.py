@@ -85,6 +85,8 @@ class Engine(EngineBase, Protocol):
 
 
 MachineFactory = Callable[[NodeId, int], StateMachine]
+# A group's transaction records on a node, kept beside the group's machine (its shard).
+TxnLogFactory = Callable[[NodeId, int, StateMachine], StateMachine]
 
 
 class NodeService(Protocol):
@@ -183,6 +185,7 @@ class World:
         make_machine: MachineFactory,
         timing: Timing,
         make_chain_master: Callable[[], StateMachine] | None = None,
+        make_txn_log: TxnLogFactory | None = None,
         settings: Sequence[NodeSettings] | None = None,
         conditions: NetworkConditions = RELIABLE,
         trace: bool = False,
@@ -207,6 +210,8 @@ class World:
         self._make_machine = make_machine
         # Group 0 keeps the chain's master beside its state machine, as a node's does.
         self._make_chain_master = make_chain_master
+        # Each group's transaction records, when the groups are transaction participants.
+        self._make_txn_log = make_txn_log
         # Instances beside the groups, and the network channels (ids from `groups` up) their
         # messages travel on: an engine registers them as it is built.
         self.services: list[NodeService] = []
@@ -400,8 +405,10 @@ class World:
                     recovered.snapshots.get(group), Random(self.rng.getrandbits(64)))
                 master = (self._make_chain_master()
                           if group == 0 and self._make_chain_master is not None else None)
-                hosted = HostedMachine(self._make_machine(node_id, group), self.addresses,
-                                       master)
+                machine = self._make_machine(node_id, group)
+                txn_log = (self._make_txn_log(node_id, group, machine)
+                           if self._make_txn_log is not None else None)
+                hosted = HostedMachine(machine, self.addresses, master, txn_log)
                 if instance.snapshot_data is not None:
                     hosted.restore(instance.snapshot_data)
                 for kind, body in instance.startup_records:

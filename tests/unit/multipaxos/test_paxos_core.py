@@ -213,6 +213,18 @@ def test_a_read_barrier_needs_a_majority_to_confirm_the_ballot() -> None:
     assert not cluster.core(N2).read_index(b"r3")  # only a leader serves reads
 
 
+def test_a_read_barrier_whose_round_was_lost_is_confirmed_by_the_next_heartbeats() -> None:
+    cluster = Cluster(3)
+    leader = cluster.elect(N1)
+    cluster.isolate(N1)
+    assert leader.read_index(b"r1")
+    cluster.settle()  # the round's Commits are lost
+    cluster.heal()
+    cluster.tick(leader.config.heartbeat_ticks)
+    states = [s for r in cluster.members[N1].readys for s in r.read_states]
+    assert [(s.context, s.ok) for s in states] == [(b"r1", True)]
+
+
 def test_bad_peer_messages_are_counted_not_raised() -> None:
     core = MultiPaxos(Config(N1, frozenset({N1, N2, N3})), MemoryStorage(), Random(1))
     core.step(Prepare(NodeId(9), N1, Ballot(1, NodeId(9)), 1))

@@ -226,8 +226,9 @@ class Leadership(MemberState):
                               self.commit_index, self.leader_start, self._min_applied()))
 
     def _heartbeat(self) -> None:
-        """Resend what each peer has not acknowledged; otherwise a Commit. Slots every
-        member applied are freed here too."""
+        """Resend what each peer has not acknowledged; otherwise a Commit, with the latest
+        read round (so a read whose own round was lost is confirmed by the next heartbeats,
+        as Raft's are). Slots every member applied are freed here too."""
         self._forget(self._min_applied())
         for peer in self.peers:
             missing = [Decision(slot, self.proposals[slot])
@@ -236,7 +237,7 @@ class Leadership(MemberState):
             if missing:
                 self._send_accepts(peer, missing[:self.config.max_entries_per_message])
             else:
-                self._send_commit(peer)
+                self._send_commit(peer, self._read_round)
 
     def _send_commit(self, peer: NodeId, read_round: int = 0) -> None:
         self._send(Commit(self.id, peer, self.ballot, self.commit_index, self.leader_start,

@@ -121,6 +121,12 @@ class TxnDriver(CoreLoop):
         self.faults: frozenset[str] = frozenset()
         self._crash = crash
         self._crash_at_next_tick: str | None = None
+        # Whether a Ready's records are being forced: the core can hear nothing until they
+        # are, so that time is no silence of its peers and its timeouts do not run. (Over a
+        # group it can be long: a leader cut off from its group waits until it is back; fed
+        # every tick it missed at once, a 3PC participant would run a whole termination
+        # round alone, between two Readys, with no message out.)
+        self._persisting = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -139,7 +145,7 @@ class TxnDriver(CoreLoop):
             self._crash(self._crash_at_next_tick)
         # Ticks only time out transactions: an idle core needs none, and an idle node stays
         # idle.
-        return not self.core.idle()
+        return not self.core.idle() and not self._persisting
 
     # ------------------------------------------------------------------ inputs
 
@@ -258,7 +264,11 @@ class TxnDriver(CoreLoop):
                     ", ".join(sorted(faults)) or "none")
 
     async def _handle_ready(self, ready: TxnReady) -> None:
-        await self._storage.persist(ready)
+        self._persisting = True
+        try:
+            await self._storage.persist(ready)
+        finally:
+            self._persisting = False
         await self._commit_wait(ready)
         faults = self.faults
         if (self._crash is not None and "coordinator-crash-after-commit-logged" in faults

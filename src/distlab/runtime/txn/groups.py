@@ -199,7 +199,8 @@ class GroupParticipants:
                  crash: Callable[[str], None] | None = None,
                  truetime: TrueTime | None = None,
                  planted_bugs: PlantedBugs | None = None,
-                 safe_time_seconds: float = SAFE_TIME_SECONDS) -> None:
+                 safe_time_seconds: float = SAFE_TIME_SECONDS,
+                 on_ready: Callable[[int, TxnNode, TxnReady], None] | None = None) -> None:
         assert len(groups) == len(shards) == len(records)
         self.node_id = node_id
         self._groups = tuple(groups)
@@ -222,6 +223,8 @@ class GroupParticipants:
         # here has them, those that start later too.
         self.faults: frozenset[str] = frozenset()
         self._crash = crash
+        # Sees each group's core after every Ready it handled (the simulator's invariants).
+        self._on_ready = on_ready
 
     def _default_config(self, participant: NodeId) -> TxnConfig:
         groups = len(self._groups)
@@ -289,7 +292,8 @@ class GroupParticipants:
                 storage=GroupRecords(self._groups[group], view), transport=self._transport,
                 clock=self._clock, tick_seconds=self._tick_seconds,
                 on_failure=lambda error: self._lost(participant, error), crash=self._crash,
-                participant=f"group-{group}", truetime=self._truetime)
+                on_ready=self._observer(group), participant=f"group-{group}",
+                truetime=self._truetime)
             if self.faults:
                 driver.arm(self.faults)
             participant.driver = driver
@@ -298,6 +302,12 @@ class GroupParticipants:
                      "(%d unfinished)", self.node_id, group, self._records[group].unfinished())
         finally:
             participant.taking_over = None
+
+    def _observer(self, group: int) -> Callable[[TxnNode, TxnReady], None] | None:
+        on_ready = self._on_ready
+        if on_ready is None:
+            return None
+        return lambda core, ready: on_ready(group, core, ready)
 
     def _lost(self, participant: _Participant, error: BaseException) -> None:
         log.info("node %d: group %d's transaction participant stops here: %s",
@@ -330,6 +340,10 @@ class GroupParticipants:
                 participant.driver.arm(faults)
 
     # ------------------------------------------------------------------ inputs
+
+    def driver(self, group: int) -> TxnDriver | None:
+        """The driver of group `group`'s participant, where it runs here."""
+        return self._participants[group].driver
 
     def deliver(self, group: int, message: Message) -> bool:
         """A message for group `group`'s participant: dropped where it does not run (the

@@ -1,9 +1,11 @@
 """Two- and three-phase commit in the simulator: bank clients over nodes that are each one
-participant, with atomicity, vote, lock and bank invariants checked throughout.
+participant, or over consensus groups that are each one participant, with atomicity, vote,
+lock and bank invariants checked throughout.
 
-`distlab sim txn --protocol 2pc|3pc --faults all|crash|partition` selects a variant; each
-is a registered protocol of its own (named by its options, which is also how a failure's
-replay line reads), drawn from the shared fault schedule with the weights its mode gives.
+`distlab sim txn --protocol 2pc|3pc --participants nodes|groups --faults all|crash|partition`
+selects a variant; each is a registered protocol of its own (named by its options, which is
+also how a failure's replay line reads), drawn from the shared fault schedule with the
+weights its mode gives.
 """
 
 from __future__ import annotations
@@ -18,11 +20,23 @@ from distlab.protocols.txn import BUG_CATALOGUE, Protocol
 from distlab.runtime.host.driver import Timing
 from distlab.sim import faults, harness
 from distlab.sim.harness import RunPlan, RunResult, Tuning
-from distlab.sim.txn.workload import BankSettings, BankWorkload
+from distlab.sim.paxos import draw_options as draw_paxos_options
+from distlab.sim.raft import draw_options as draw_raft_options
+from distlab.sim.txn.groups import (
+    CONSENSUS_TICK_SECONDS,
+    ENGINES,
+    GroupBankWorkload,
+    GroupTxnOptions,
+    GroupTxnWorld,
+    spread_accounts,
+)
+from distlab.sim.txn.invariants import TxnInvariants
+from distlab.sim.txn.workload import BankClients, BankSettings, BankWorkload
 from distlab.sim.txn.world import TICK_SECONDS, TxnWorld
 from distlab.sim.world import SimulationFailure, World
 
 FAULT_MODES = ("all", "crash", "partition")
+PARTICIPANTS = ("nodes", "groups")
 # Fault kinds aimed at a consensus leader find none here.
 _NO_LEADERS = {"crash-leader": 0, "crash-new-leader": 0, "isolate-leader": 0}
 _ALL_OFF = {kind: 0 for kind in faults.DEFAULT_WEIGHTS}
@@ -41,6 +55,30 @@ SHAPES: Mapping[str, Tuning] = {
 }
 
 
+# Over groups no single crash blocks anything and a node that never starts again is one
+# replica less: every fault kind (the leader-aimed ones move a group's participant).
+GROUP_SHAPES: Mapping[str, Tuning] = {
+    "all": Tuning(),
+    "crash": Tuning(weights={**_ALL_OFF, "crash": 6, "crash-leader": 8, "crash-new-leader": 4,
+                             "restart": 10, "power-loss": 3, "power-loss-in-fsync": 2},
+                    networks=("reliable", "reordering", "duplicating")),
+    "partition": Tuning(weights={**_ALL_OFF, "partition": 10, "isolate-leader": 8,
+                                 "cut-links": 4, "disconnect": 4, "connect": 4, "heal": 6},
+                        networks=("reliable", "reordering")),
+}
+
+
+# How a sweep over groups hunts the bugs it takes long to show: a participant that aborts
+# alone must hear nothing for the in-doubt timeout while its group keeps its leader, so the
+# links between groups' leaders are cut rather than the groups broken up.
+GROUP_TUNING: Mapping[str, Tuning] = {
+    "unilateral-abort-after-yes": Tuning(
+        weights={"cut-links": 12, "partition": 8, "isolate-leader": 4, "crash": 0,
+                 "crash-leader": 0, "crash-new-leader": 0, "power-loss": 0,
+                 "power-loss-in-fsync": 0, "corrupt": 0, "fail-fsync": 0}),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class TxnOptions:
     protocol: Protocol
@@ -49,22 +87,28 @@ class TxnOptions:
     planted_bugs: frozenset[str] = frozenset()
 
 
-def spec_name(protocol: Protocol, fault_mode: str) -> str:
+def spec_name(protocol: Protocol, fault_mode: str, participants: str = "nodes") -> str:
     """The registry name of a variant: the command line that selects it."""
+    if participants == "groups":
+        return f"txn --protocol {protocol.value} --participants groups --faults {fault_mode}"
     if protocol is Protocol.TWO_PHASE and fault_mode == "all":
         return "txn"
     return f"txn --protocol {protocol.value} --faults {fault_mode}"
 
 
-def variant(protocol: Protocol, fault_mode: str) -> harness.ProtocolSpec:
-    return harness.protocol(spec_name(protocol, fault_mode))
+def variant(protocol: Protocol, fault_mode: str, participants: str = "nodes"
+            ) -> harness.ProtocolSpec:
+    return harness.protocol(spec_name(protocol, fault_mode, participants))
+
+
+def _draw_bank(rng: Random) -> BankSettings:
+    return BankSettings(clients=rng.choice((3, 4, 5)), accounts=rng.choice((3, 4, 6)),
+                        reads=rng.choice((0.2, 0.3, 0.5)))
 
 
 def _spec(protocol: Protocol, fault_mode: str) -> harness.ProtocolSpec:
     def draw_options(rng: Random) -> TxnOptions:
-        bank = BankSettings(clients=rng.choice((3, 4, 5)), accounts=rng.choice((3, 4, 6)),
-                            reads=rng.choice((0.2, 0.3, 0.5)))
-        return TxnOptions(protocol, fault_mode, bank)
+        return TxnOptions(protocol, fault_mode, _draw_bank(rng))
 
     def plant(options: TxnOptions, bugs: frozenset[str]) -> TxnOptions:
         return replace(options, planted_bugs=bugs) if bugs else options
@@ -103,9 +147,14 @@ def execute(plan: RunPlan, trace: bool = False,
         pass
     finally:
         world.close()
-    invariants = world.txn_engine.invariants
+    return _result(plan, world, world.txn_engine.invariants, workload, options.protocol,
+                   groups=1), world
+
+
+def _result(plan: RunPlan, world: World, invariants: TxnInvariants, workload: BankClients,
+            protocol: Protocol, groups: int) -> RunResult:
     in_doubt = (f"{len(invariants.blocked)} blocked (in doubt, asking the coordinator)"
-                if options.protocol is Protocol.TWO_PHASE
+                if protocol is Protocol.TWO_PHASE
                 else f"{len(invariants.terminated)} terminated by participants")
     verdict = (f"bank and atomicity hold: {len(invariants.committed)} committed, "
                f"{len(invariants.aborted)} aborted, {in_doubt}, "
@@ -113,13 +162,65 @@ def execute(plan: RunPlan, trace: bool = False,
     fingerprint = zlib.crc32("\n".join(
         [str(world.network.messages_sent), str(world.failure), *workload.lines]).encode())
     return RunResult(
-        seed=plan.seed, nodes=plan.nodes, groups=1, ok=world.failure is None,
+        seed=plan.seed, nodes=plan.nodes, groups=groups, ok=world.failure is None,
         failure=world.failure, verdict=verdict if world.failure is None else "failed",
         virtual_ms=world.now_ms, messages=world.network.messages_sent,
         operations=dict(workload.completed), detected_faults=tuple(world.detected_faults),
-        faults=len(plan.schedule), fingerprint=fingerprint), world
+        faults=len(plan.schedule), fingerprint=fingerprint)
+
+
+def _group_spec(protocol: Protocol, fault_mode: str) -> harness.ProtocolSpec:
+    def draw_options(rng: Random) -> GroupTxnOptions:
+        # Both engines' options, so that fixing the engine (`--engine`) keeps drawn ones.
+        return GroupTxnOptions(protocol, fault_mode, _draw_bank(rng),
+                               engine=rng.choice(("raft", "raft", "paxos")),
+                               raft=draw_raft_options(rng), paxos=draw_paxos_options(rng))
+
+    def plant(options: GroupTxnOptions, bugs: frozenset[str]) -> GroupTxnOptions:
+        return replace(options, planted_bugs=bugs) if bugs else options
+
+    def engine(options: GroupTxnOptions, value: str) -> GroupTxnOptions:
+        return replace(options, engine=value)
+
+    def run_plan(plan: RunPlan, trace: bool, vclock_log: Callable[[str], object] | None
+                 ) -> tuple[RunResult, World]:
+        return execute_groups(plan, trace, vclock_log)
+
+    return harness.ProtocolSpec(
+        name=spec_name(protocol, fault_mode, "groups"),
+        summary=f"{protocol.value} over consensus groups, bank clients, faults: {fault_mode}",
+        draw_options=draw_options, plant=plant, make_engine=_unused_engine,
+        timing=lambda options: Timing(tick_seconds=CONSENSUS_TICK_SECONDS),
+        bugs=BUG_CATALOGUE, shape=GROUP_SHAPES[fault_mode], tuning=GROUP_TUNING,
+        run_plan=run_plan, listed=False, group_choices=(1, 2, 3, 3),
+        variants={"engine": (ENGINES, engine)})
+
+
+def execute_groups(plan: RunPlan, trace: bool = False,
+                   vclock_log: Callable[[str], object] | None = None
+                   ) -> tuple[RunResult, GroupTxnWorld]:
+    options: GroupTxnOptions = plan.options
+    accounts = spread_accounts(options.bank.accounts, plan.groups)
+    world = GroupTxnWorld(
+        seed=plan.seed, nodes=plan.nodes, groups=plan.groups, options=options,
+        settings=plan.node_settings, conditions=plan.conditions,
+        initial_data=BankWorkload.initial_data(options.bank, accounts), trace=trace,
+        replay_hint=plan.replay_command(), vclock_log=vclock_log)
+    world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "
+               f"{len(plan.schedule)} faults, options {options}")
+    workload = GroupBankWorkload(world, Random(plan.workload_seed), options.bank,
+                                 options.protocol, accounts)
+    try:
+        world.run(harness.run_phases(world, workload, plan))
+    except SimulationFailure:
+        pass
+    finally:
+        world.close()
+    return _result(plan, world, world.txn_engine.invariants, workload, options.protocol,
+                   groups=plan.groups), world
 
 
 for _protocol in Protocol:
     for _mode in FAULT_MODES:
         harness.register(_spec(_protocol, _mode))
+        harness.register(_group_spec(_protocol, _mode))

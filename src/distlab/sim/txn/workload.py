@@ -1,5 +1,6 @@
 """Simulated bank clients: transfers between accounts on different shards, and read-only
-transactions over every account, each begun at some live node acting as its coordinator.
+transactions over every account, each begun at some live node acting as its coordinator
+(over nodes), or at the member leading the coordinating group (over groups).
 
 Every transfer moves money (it requires the source to hold enough), so the total never
 changes: a committed read of every account must see it, and after healing the stores must
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from random import Random
 
@@ -19,6 +21,7 @@ from distlab.core.ids import NodeId
 from distlab.core.replicated_log import OutcomeUnknown
 from distlab.protocols.txn import InDoubt, Op, OpKind, Outcome, Protocol
 from distlab.sim.txn.world import TxnWorld
+from distlab.sim.world import World
 
 ATTEMPTS = 6
 BACKOFF_SECONDS = 0.01
@@ -37,14 +40,26 @@ class BankSettings:
     reads: float = 0.3
 
 
-class BankWorkload:
-    def __init__(self, world: TxnWorld, rng: Random, settings: BankSettings,
-                 protocol: Protocol) -> None:
+def account_names(settings: BankSettings) -> list[str]:
+    return [f"acct{index}" for index in range(settings.accounts)]
+
+
+class NoCoordinator(Exception):
+    """Nobody took the transaction: it never began."""
+
+
+class BankClients:
+    """The clients and the checks of the bank; where a transaction begins and where the
+    accounts are read are the participants' own (`BankWorkload`, over nodes)."""
+
+    def __init__(self, world: World, rng: Random, settings: BankSettings, protocol: Protocol,
+                 owner: Callable[[str], object], accounts: Sequence[str] | None = None) -> None:
         self.world = world
+        self.owner = owner
         self.rng = rng
         self.settings = settings
         self.protocol = protocol
-        self.accounts = [f"acct{index}" for index in range(settings.accounts)]
+        self.accounts = list(accounts) if accounts is not None else account_names(settings)
         self.total = settings.balance * settings.accounts
         self.lines: list[str] = []
         self.completed = {"ok": 0, "fail": 0, "info": 0}
@@ -53,16 +68,16 @@ class BankWorkload:
         self.blocked_at_heal = 0
 
     @staticmethod
-    def initial_data(settings: BankSettings) -> dict[str, str]:
-        return {f"acct{index}": str(settings.balance) for index in range(settings.accounts)}
+    def initial_data(settings: BankSettings, accounts: Sequence[str] | None = None
+                     ) -> dict[str, str]:
+        names = account_names(settings) if accounts is None else accounts
+        return {name: str(settings.balance) for name in names}
 
     # ------------------------------------------------------------------ the clients
 
     async def run_clients(self, until: float) -> None:
         await asyncio.gather(*(self._client(until) for _ in range(self.settings.clients)))
-        self.blocked_at_heal = sum(
-            1 for node in self.world.live_nodes()
-            for entry in self._in_doubt(node) if entry.role == "participant")
+        self.blocked_at_heal = sum(1 for entry in self._in_doubt() if entry.role == "participant")
 
     async def _client(self, until: float) -> None:
         world, rng = self.world, self.rng
@@ -80,7 +95,7 @@ class BankWorkload:
         return tuple(Op(OpKind.GET, account) for account in self.accounts)
 
     def _transfer(self) -> tuple[Op, ...]:
-        owner = self.world.owner
+        owner = self.owner
         source = self.rng.choice(self.accounts)
         elsewhere = [a for a in self.accounts if a != source and owner(a) != owner(source)]
         target = self.rng.choice(elsewhere or [a for a in self.accounts if a != source])
@@ -95,20 +110,18 @@ class BankWorkload:
         value: list[list[object]] = [[_history_op(op), op.key, op.argument or None]
                                      for op in ops]
         self._record(process, "invoke", value)
+        gave_up = "gave up after wait-die aborts"
         for attempt in range(ATTEMPTS):
-            live = world.live_nodes()
-            if not live:
+            begun = self._begin(f"{base}.{attempt}", priority, ops)
+            if begun is None:
                 await asyncio.sleep(BACKOFF_SECONDS)
                 continue
-            coordinator = self.rng.choice(sorted(live))
-            driver = world.txn_driver(coordinator)
-            if driver is None:
-                continue
-            txn = f"{base}.{attempt}"
             try:
-                outcome = await asyncio.wait_for(
-                    driver.execute(txn, priority, ops, self.protocol),
-                    self.settings.outcome_seconds)
+                outcome = await asyncio.wait_for(begun, self.settings.outcome_seconds)
+            except NoCoordinator:
+                gave_up = "gave up: no member would coordinate it"
+                await asyncio.sleep(BACKOFF_SECONDS * (attempt + 1))
+                continue
             except (TimeoutError, OutcomeUnknown):
                 self._record(process, "info", value)
                 return "info"
@@ -119,8 +132,9 @@ class BankWorkload:
             if not outcome.reason.startswith("wait-die") and "locks" not in outcome.reason:
                 self._record(process, "fail", value, outcome.reason)
                 return "fail"
+            gave_up = "gave up after wait-die aborts"
             await asyncio.sleep(BACKOFF_SECONDS * (attempt + 1))
-        self._record(process, "fail", value, "gave up after wait-die aborts")
+        self._record(process, "fail", value, gave_up)
         return "fail"
 
     def _check_reads(self, ops: tuple[Op, ...], outcome: Outcome) -> None:
@@ -141,9 +155,25 @@ class BankWorkload:
             line["error"] = error
         self.lines.append(json.dumps(line))
 
-    def _in_doubt(self, node: NodeId) -> list[InDoubt]:
-        driver = self.world.txn_driver(node)
-        return driver.core.in_doubt() if driver is not None else []
+    # ------------------------------------------------------------------ the participants'
+
+    def _begin(self, txn: str, priority: tuple[int, str], ops: tuple[Op, ...]
+               ) -> Awaitable[Outcome] | None:
+        """`txn` begun at a coordinator, its outcome to come (raising NoCoordinator if none
+        takes it); None when there is nobody to ask now."""
+        raise NotImplementedError
+
+    def _in_doubt(self) -> list[InDoubt]:
+        """The unfinished transactions of every participant and coordinator running now."""
+        raise NotImplementedError
+
+    def _unfinished(self) -> str | None:
+        """What keeps the run from having settled (None once it has)."""
+        raise NotImplementedError
+
+    def _held(self) -> str | None:
+        """A problem with what the accounts hold once settled, or None."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ after healing
 
@@ -151,24 +181,15 @@ class BankWorkload:
         world = self.world
         deadline = world.now + timeout
         while True:
-            unfinished = {node: self._in_doubt(node) for node in sorted(world.nodes)}
-            down = [node for node, sim in world.nodes.items() if not sim.up]
-            if not down and not any(unfinished.values()):
+            unfinished = self._unfinished()
+            if unfinished is None:
                 break
             if world.now >= deadline:
-                listed = "; ".join(f"n{node}: " + ", ".join(f"{e.txn} {e.state}" for e in entries)
-                                   for node, entries in unfinished.items() if entries)
-                return (f"after healing, transactions are still unfinished ({listed or 'none'})"
-                        + (f"; nodes down: {down}" if down else ""))
+                return f"after healing, {unfinished}"
             await asyncio.sleep(CONVERGE_POLL_SECONDS)
-        stores = {node: world.txn_driver(node) for node in world.nodes}
-        held = 0
-        for account in self.accounts:
-            driver = stores[world.owner(account)]
-            assert driver is not None
-            held += int(driver.core.participant.store.get(account) or 0)
-        if held != self.total:
-            return f"bank: the accounts hold {held} after healing, not {self.total}"
+        problem = self._held()
+        if problem is not None:
+            return problem
         return await self._final_read(deadline)
 
     async def _final_read(self, deadline: float) -> str | None:
@@ -178,6 +199,53 @@ class BankWorkload:
                 return None
             process = next(self._processes)
         return "after healing, no read of every account committed"
+
+
+class BankWorkload(BankClients):
+    """The bank over nodes, each one participant: any live node coordinates."""
+
+    def __init__(self, world: TxnWorld, rng: Random, settings: BankSettings,
+                 protocol: Protocol) -> None:
+        super().__init__(world, rng, settings, protocol, world.owner)
+        self.nodes = world
+
+    def _begin(self, txn: str, priority: tuple[int, str], ops: tuple[Op, ...]
+               ) -> Awaitable[Outcome] | None:
+        live = self.nodes.live_nodes()
+        if not live:
+            return None
+        driver = self.nodes.txn_driver(self.rng.choice(sorted(live)))
+        if driver is None:
+            return None
+        return driver.execute(txn, priority, ops, self.protocol)
+
+    def _in_doubt(self) -> list[InDoubt]:
+        return [entry for node in self.nodes.live_nodes() for entry in self._at(node)]
+
+    def _at(self, node: NodeId) -> list[InDoubt]:
+        driver = self.nodes.txn_driver(node)
+        return driver.core.in_doubt() if driver is not None else []
+
+    def _unfinished(self) -> str | None:
+        world = self.nodes
+        unfinished = {node: self._at(node) for node in sorted(world.nodes)}
+        down = [node for node, sim in world.nodes.items() if not sim.up]
+        if not down and not any(unfinished.values()):
+            return None
+        listed = "; ".join(f"n{node}: " + ", ".join(f"{e.txn} {e.state}" for e in entries)
+                           for node, entries in unfinished.items() if entries)
+        return (f"transactions are still unfinished ({listed or 'none'})"
+                + (f"; nodes down: {down}" if down else ""))
+
+    def _held(self) -> str | None:
+        held = 0
+        for account in self.accounts:
+            driver = self.nodes.txn_driver(self.nodes.owner(account))
+            assert driver is not None
+            held += int(driver.core.participant.store.get(account) or 0)
+        if held != self.total:
+            return f"bank: the accounts hold {held} after healing, not {self.total}"
+        return None
 
 
 def _history_op(op: Op) -> str:
