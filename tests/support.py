@@ -15,7 +15,7 @@ import sys
 import termios
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,6 +94,20 @@ async def eventually(condition: Callable[[], bool], timeout: float, what: str,
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def awaited(check: Callable[[], Awaitable[T | None]], timeout: float, what: str,
+                  interval: float = 0.1) -> T:
+    """Await `check` until it returns something other than None, and return that; fail
+    naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:g} s")
         await asyncio.sleep(interval)
 
 

@@ -6,9 +6,8 @@ client's retry learns the outcome, and the KV store serves what the transaction 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -17,8 +16,8 @@ from distlab.ops.faults import FaultInjector
 from distlab.ops.local_cluster import LocalCluster
 from distlab.protocols.txn import parse_op
 from distlab.wire.sharding import group_of
+from tests.support import awaited
 
-T = TypeVar("T")
 DEADLINE_SECONDS = 20.0
 GROUPS = 3
 
@@ -31,17 +30,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
         yield cluster
     finally:
         await cluster.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    deadline = asyncio.get_running_loop().time() + DEADLINE_SECONDS
-    while True:
-        value = await check()
-        if value is not None:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"{what} within {DEADLINE_SECONDS:g} s")
-        await asyncio.sleep(0.1)
 
 
 def one_key_per_group() -> list[str]:
@@ -86,7 +74,8 @@ async def test_a_killed_coordinator_leader_blocks_nothing(cluster: LocalCluster)
             up = [entry for entry in nodes if entry.error is None]
             return True if len(up) == 2 and not any(e.transactions for e in up) else None
 
-        await eventually(nothing_unfinished, "the transaction did not finish everywhere")
+        await awaited(nothing_unfinished, DEADLINE_SECONDS,
+                      "the transaction did not finish everywhere")
         reads = await client.execute([parse_op(f"get:{key}") for key in (a, b, c)],
                                      participants="groups", timeout=DEADLINE_SECONDS)
         assert reads.reads == {a: "7", b: "12", c: "11"}, reads

@@ -9,7 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ from distlab.ops.faults import FaultInjector
 from distlab.ops.local_cluster import LocalCluster
 from distlab.protocols.txn import parse_op
 from distlab.wire.sharding import participant_of
+from tests.support import awaited
 
 T = TypeVar("T")
 DEADLINE_SECONDS = 20.0
@@ -35,17 +36,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
         yield cluster
     finally:
         await cluster.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], what: str) -> T:
-    deadline = asyncio.get_running_loop().time() + DEADLINE_SECONDS
-    while True:
-        value = await check()
-        if value is not None:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"{what} within {DEADLINE_SECONDS:g} s")
-        await asyncio.sleep(0.1)
 
 
 def keys_on(nodes: list[NodeId], all_nodes: list[int]) -> dict[NodeId, str]:
@@ -115,12 +105,13 @@ async def test_two_phase_commit_blocks_until_the_coordinator_returns(
                         if any(txn["state"] == "prepared" for txn in txns)}
             return prepared if set(prepared) == {2, 3} else None
 
-        prepared = await eventually(blocked, "participants 2 and 3 did not show in doubt")
+        prepared = await awaited(blocked, DEADLINE_SECONDS,
+                                 "participants 2 and 3 did not show in doubt")
         locks = {lock for txns in prepared.values() for txn in txns for lock in txn["locks"]}
         assert {f"{a}:X", f"{b}:X"} <= locks
         # Still blocked a while later: nobody may decide for the coordinator.
         await asyncio.sleep(1.0)
-        assert set(await eventually(blocked, "in doubt")) == {2, 3}
+        assert set(await awaited(blocked, DEADLINE_SECONDS, "in doubt")) == {2, 3}
         # A conflicting transaction cannot get the locks: it is younger, and dies.
         conflicting = await client.execute([parse_op(f"get:{a}")], "2pc", node=NodeId(2),
                                            timeout=2.0)
@@ -133,7 +124,8 @@ async def test_two_phase_commit_blocks_until_the_coordinator_returns(
             unfinished = await asyncio.to_thread(in_doubt)
             return True if len(unfinished) == 3 and not any(unfinished.values()) else None
 
-        await eventually(resolved, "the transaction did not resolve after the restart")
+        await awaited(resolved, DEADLINE_SECONDS,
+                      "the transaction did not resolve after the restart")
         assert await read(client, [a, b], "2pc", 2) == {a: "7", b: "13"}
     finally:
         await client.close()
@@ -143,13 +135,13 @@ async def test_three_phase_commit_decides_without_its_coordinator(
         cluster: LocalCluster) -> None:
     client, a, b = await crash_coordinator_with_commit_logged(cluster, "3pc")
     try:
-        reads = await eventually(lambda: read(client, [a, b], "3pc", 2),
-                                 "the participants did not decide without the coordinator")
+        reads = await awaited(lambda: read(client, [a, b], "3pc", 2), DEADLINE_SECONDS,
+                              "the participants did not decide without the coordinator")
         assert reads == {a: "7", b: "13"}
         await cluster.start_node(COORDINATOR)
         await cluster.wait_serving(COORDINATOR, DEADLINE_SECONDS)
-        assert await eventually(lambda: read(client, [a, b], "3pc", 1),
-                                "reading after the restart") == {a: "7", b: "13"}
+        assert await awaited(lambda: read(client, [a, b], "3pc", 1), DEADLINE_SECONDS,
+                             "reading after the restart") == {a: "7", b: "13"}
         # A participant made to vote no aborts the transaction everywhere.
         injector = FaultInjector(cluster.addresses)
         try:
