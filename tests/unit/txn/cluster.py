@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from distlab.core.ids import NodeId
 from distlab.core.truetime import TTInterval
@@ -16,6 +17,7 @@ from distlab.protocols.txn import (
     Protocol,
     TxnConfig,
     TxnNode,
+    TxnReady,
     decode,
     parse_op,
 )
@@ -136,3 +138,25 @@ class Cluster:
 
     def store(self, node_id: int) -> dict[str, str]:
         return self.node(node_id).participant.store
+
+
+class Recorder:
+    """A driver's Storage and Transport ports that keep what they are given."""
+
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.sent: list[Any] = []
+        self.crashed: str | None = None
+
+    async def persist(self, ready: TxnReady) -> None:
+        self.records.extend(ready.records)
+
+    def save_snapshot(self, snapshot: Any) -> None:
+        raise AssertionError
+
+    def close(self) -> None:
+        pass
+
+    def send(self, message: Any, trace_context: Any) -> None:
+        self.sent.append(message)

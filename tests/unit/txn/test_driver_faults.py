@@ -4,7 +4,6 @@ at its moment of the protocol (after what it names has left, before what follows
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -16,32 +15,13 @@ from distlab.protocols.txn import (
     RecordKind,
     TxnConfig,
     TxnNode,
-    TxnReady,
     Vote,
     parse_op,
 )
 from distlab.runtime.host.ports import LoopClock
 from distlab.runtime.txn.driver import TxnDriver
 from distlab.sim.loop import run_virtual
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.sent: list[Any] = []
-        self.crashed: str | None = None
-
-    async def persist(self, ready: TxnReady) -> None:
-        self.records.extend(ready.records)
-
-    def save_snapshot(self, snapshot: Any) -> None:
-        raise AssertionError
-
-    def close(self) -> None:
-        pass
-
-    def send(self, message: Any, trace_context: Any) -> None:
-        self.sent.append(message)
+from tests.unit.txn.cluster import Recorder
 
 
 def driver_for(node: int, recorder: Recorder, owners: dict[str, int]) -> TxnDriver:

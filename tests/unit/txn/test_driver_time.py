@@ -5,7 +5,6 @@ waits for the group, as long as its leader is cut off)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from distlab.core.ids import NodeId
 from distlab.protocols.txn import (
@@ -21,32 +20,23 @@ from distlab.protocols.txn import (
 from distlab.runtime.host.ports import LoopClock
 from distlab.runtime.txn.driver import TxnDriver
 from distlab.sim.loop import run_virtual
+from tests.unit.txn.cluster import Recorder
 
 COORDINATOR, PARTICIPANT = NodeId(1), NodeId(2)
 
 
-class SlowLog:
+class SlowLog(Recorder):
     """Forces records at once, or, once `stalled`, only when released."""
 
     def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.sent: list[Any] = []
+        super().__init__()
         self.stalled = False
         self.released = asyncio.Event()
 
     async def persist(self, ready: TxnReady) -> None:
         if self.stalled:
             await self.released.wait()
-        self.records.extend(ready.records)
-
-    def save_snapshot(self, snapshot: Any) -> None:
-        raise AssertionError
-
-    def close(self) -> None:
-        pass
-
-    def send(self, message: Any, trace_context: Any) -> None:
-        self.sent.append(message)
+        await super().persist(ready)
 
 
 def prepare() -> Prepare:
