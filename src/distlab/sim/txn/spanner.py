@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -56,7 +57,7 @@ NAME = "spanner"
 # Each node's TrueTime epsilon (ms), drawn per node; its wall clock starts off the true time
 # by up to SKEW_SHARE of it, either way. The rest of the epsilon covers the drift: the
 # drawn rate's error is scaled by DRIFT_SCALE (10 ppm at most, some 0.15 ms over a run).
-EPSILONS_MS = (2.0, 4.0, 8.0)
+EPSILONS_MS = (2.0, 4.0, 8.0, 16.0)
 SKEW_SHARE = 0.75
 DRIFT_SCALE = 1e-4
 # Shares of the workers' transactions: read-only ones and snapshot reads (the rest are
@@ -64,16 +65,22 @@ DRIFT_SCALE = 1e-4
 READ_SHARE = 0.25
 SNAPSHOT_SHARE = 0.2
 PAIR_READ_SHARE = 0.75
+# A pair runs alone: the workers begin nothing new and it waits (up to PAIR_DRAIN_SECONDS)
+# for theirs in flight, since T2's begin waits behind whatever its leader's driver is making
+# durable; then the workers have as long as the pair took.
+PAIR_DRAIN_SECONDS = 0.25
 # Snapshot reads are at one of the last timestamps transactions reported, answered within.
 RECENT_TIMESTAMPS = 32
 SNAPSHOT_READ_SECONDS = 0.5
-# Fewer faults that stop a group for long than over groups elsewhere, so that transactions
-# commit and pairs run; no clock faults, which would take clocks past their epsilon (a
+# Fewer faults that stop a group for long or slow it down (lossy networks, slow disks) than
+# over groups elsewhere, so that transactions commit and pairs run; no clock faults, which would take clocks past their epsilon (a
 # TrueTime that lies is not a bug of the protocol's).
 SHAPE = Tuning(
     weights={"crash": 2, "crash-leader": 2, "crash-new-leader": 1, "power-loss": 1,
              "power-loss-in-fsync": 1, "fail-fsync": 1, "corrupt": 0, "isolate-leader": 2,
-             "partition": 3, "clock-rate": 0, "clock-jump": 0})
+             "partition": 3, "network": 1, "slow-disk": 1, "clock-rate": 0,
+             "clock-jump": 0},
+    networks=("reliable", "reordering", "duplicating"))
 
 
 def node_clock(rng: Random, drawn: NodeSettings) -> NodeSettings:
@@ -98,6 +105,11 @@ class SpannerWorkload(GroupBankWorkload):
             self.by_group.setdefault(world.group_of(account), []).append(account)
         self._recent: collections.deque[int] = collections.deque(maxlen=RECENT_TIMESTAMPS)
         self.pairs = 0
+        self._workers_may_go = asyncio.Event()
+        self._workers_may_go.set()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # ------------------------------------------------------------------ the clients
 
@@ -116,16 +128,24 @@ class SpannerWorkload(GroupBankWorkload):
         process = next(self._processes)
         while world.now < until:
             await asyncio.sleep(rng.uniform(*self.settings.think_ms) / 1000.0)
+            await self._workers_may_go.wait()
             if world.now >= until:
                 return
             draw = rng.random()
-            if draw < READ_SHARE:
-                outcome = await self._read_only(process, self._random_leader(), rng.choice(
-                    self.accounts))
-            elif draw < READ_SHARE + SNAPSHOT_SHARE:
-                outcome = await self._snapshot_read(process)
-            else:
-                outcome = await self._transfer_ops(process, self._transfer(), None)
+            self._in_flight += 1
+            self._idle.clear()
+            try:
+                if draw < READ_SHARE:
+                    outcome = await self._read_only(process, self._random_leader(),
+                                                    rng.choice(self.accounts))
+                elif draw < READ_SHARE + SNAPSHOT_SHARE:
+                    outcome = await self._snapshot_read(process)
+                else:
+                    outcome = await self._transfer_ops(process, self._transfer(), None)
+            finally:
+                self._in_flight -= 1
+                if not self._in_flight:
+                    self._idle.set()
             if outcome == "info":
                 process = next(self._processes)
 
@@ -133,22 +153,30 @@ class SpannerWorkload(GroupBankWorkload):
         world, rng = self.world, self.rng
         process = next(self._processes)
         while world.now < until:
-            await asyncio.sleep(rng.uniform(*self.settings.think_ms) / 1000.0)
-            if world.now >= until:
-                return
-            fast, slow = self._exposing_groups()
-            outcome = await self._transfer_ops(process, self._within(fast), self._leader(fast))
-            if outcome == "ok":
-                # At once: the moment T1's commit is reported is when T2 must see it.
-                self.pairs += 1
-                if rng.random() < PAIR_READ_SHARE:
-                    outcome = await self._read_only(process, self._leader(slow),
-                                                    rng.choice(self.by_group[slow]))
-                else:
-                    outcome = await self._transfer_ops(process, self._within(slow),
-                                                       self._leader(slow))
+            started = world.now
+            self._workers_may_go.clear()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), PAIR_DRAIN_SECONDS)
+                outcome = await self._run_pair(process)
+            finally:
+                self._workers_may_go.set()
             if outcome == "info":
                 process = next(self._processes)
+            await asyncio.sleep(max(world.now - started,
+                                    rng.uniform(*self.settings.think_ms) / 1000.0))
+
+    async def _run_pair(self, process: int) -> str:
+        fast, slow = self._exposing_groups()
+        outcome = await self._transfer_ops(process, self._within(fast), self._leader(fast))
+        if outcome != "ok":
+            return outcome
+        # At once: the moment T1's commit is reported is when T2 must see it.
+        self.pairs += 1
+        if self.rng.random() < PAIR_READ_SHARE:
+            return await self._read_only(process, self._leader(slow),
+                                         self.rng.choice(self.by_group[slow]))
+        return await self._transfer_ops(process, self._within(slow), self._leader(slow))
 
     def _within(self, group: int) -> tuple[Op, ...]:
         source, target = self.rng.sample(self.by_group[group], 2)
@@ -177,14 +205,16 @@ class SpannerWorkload(GroupBankWorkload):
         return self.rng.choice(sorted(live)) if live else None
 
     def _exposing_groups(self) -> tuple[int, int]:
-        """Two groups, the first led by the fastest clock and the second by the slowest of
-        those leading a group; any two when their leaders' clocks are alike."""
+        """Two groups, the first led by the TrueTime whose `latest` is furthest ahead of the
+        true time (its clock's error plus its epsilon) and the second by the one least
+        ahead; any two when their leaders' are alike."""
         world = self.groups
-        errors: list[tuple[float, int]] = []
+        errors: list[tuple[int, int]] = []
         for group in sorted(self.by_group):
             leader = self._leader(group)
             if leader is not None:
-                errors.append((world.nodes[leader].clock.wall_error, group))
+                latest = world.nodes[leader].truetime.now().latest
+                errors.append((latest - world.true_time_ns(), group))
         if len(errors) >= 2:
             errors.sort()
             (slow_error, slow), (fast_error, fast) = errors[0], errors[-1]
