@@ -73,8 +73,8 @@ PAIR_DRAIN_SECONDS = 0.25
 RECENT_TIMESTAMPS = 32
 SNAPSHOT_READ_SECONDS = 0.5
 # Fewer faults that stop a group for long or slow it down (lossy networks, slow disks) than
-# over groups elsewhere, so that transactions commit and pairs run; no clock faults, which would take clocks past their epsilon (a
-# TrueTime that lies is not a bug of the protocol's).
+# over groups elsewhere, so that transactions commit and pairs run; no clock faults, which
+# would take clocks past their epsilon (a TrueTime that lies is not the protocol's bug).
 SHAPE = Tuning(
     weights={"crash": 2, "crash-leader": 2, "crash-new-leader": 1, "power-loss": 1,
              "power-loss-in-fsync": 1, "fail-fsync": 1, "corrupt": 0, "isolate-leader": 2,
