@@ -95,6 +95,9 @@ class ProtocolSpec:
     # Options a command line may fix (`--read-mode craq`): name -> (choices, apply).
     variants: Mapping[str, tuple[tuple[str, ...], Callable[[Any, str], Any]]] = field(
         default_factory=dict)
+    # Reshapes each node's drawn clock and disk (from the run's generator): a protocol whose
+    # nodes' TrueTime must stay within its epsilon keeps their skew and drift inside it.
+    node_settings: Callable[[Random, NodeSettings], NodeSettings] | None = None
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {}
@@ -127,7 +130,8 @@ def _load_builtin() -> None:
     import distlab.sim.chain
     import distlab.sim.paxos
     import distlab.sim.raft
-    import distlab.sim.txn  # noqa: F401
+    import distlab.sim.txn
+    import distlab.sim.txn.spanner  # noqa: F401
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +231,9 @@ def plan_run(spec: ProtocolSpec, seed: int, nodes: int | None = None, *,
         rate = 1.0 + rng.uniform(-0.1, 0.1) if mix.clock else 1.0
         offset = rng.uniform(0, 1000.0) if mix.clock else 0.0
         fsync = (0.2, 1.0) if rng.random() < 0.7 or not mix.disk else (2.0, 10.0)
-        settings.append(NodeSettings(clock_offset=offset, clock_rate=rate, fsync_ms=fsync,
-                                     lose_unsynced=mix.lose_unsynced))
+        drawn = NodeSettings(clock_offset=offset, clock_rate=rate, fsync_ms=fsync,
+                             lose_unsynced=mix.lose_unsynced)
+        settings.append(drawn if spec.node_settings is None else spec.node_settings(rng, drawn))
     workload = WorkloadSettings(clients=rng.choice((3, 4, 5)), keys=rng.choice((3, 5, 8)))
     weights: dict[str, int] = dict(faults.DEFAULT_WEIGHTS)
     for tuning in tunings:

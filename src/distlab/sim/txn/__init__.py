@@ -197,8 +197,10 @@ def _group_spec(protocol: Protocol, fault_mode: str) -> harness.ProtocolSpec:
 
 
 def execute_groups(plan: RunPlan, trace: bool = False,
-                   vclock_log: Callable[[str], object] | None = None
+                   vclock_log: Callable[[str], object] | None = None,
+                   workload_class: type[GroupBankWorkload] = GroupBankWorkload
                    ) -> tuple[RunResult, GroupTxnWorld]:
+    """Run `plan` over groups with the bank's clients (`workload_class`'s)."""
     options: GroupTxnOptions = plan.options
     accounts = spread_accounts(options.bank.accounts, plan.groups)
     world = GroupTxnWorld(
@@ -208,8 +210,8 @@ def execute_groups(plan: RunPlan, trace: bool = False,
         replay_hint=plan.replay_command(), vclock_log=vclock_log)
     world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {plan.groups} groups, "
                f"{len(plan.schedule)} faults, options {options}")
-    workload = GroupBankWorkload(world, Random(plan.workload_seed), options.bank,
-                                 options.protocol, accounts)
+    workload = workload_class(world, Random(plan.workload_seed), options.bank,
+                              options.protocol, accounts)
     try:
         world.run(harness.run_phases(world, workload, plan))
     except SimulationFailure:

@@ -66,6 +66,9 @@ ENGINES = ("raft", "paxos")
 # long where there is none, before it gives the attempt up (nothing began).
 REDIRECTS = 8
 REDIRECT_SECONDS = 0.02
+# The timestamp of the bank's opening balances in the versions, below any TrueTime reading.
+INITIAL_TS = 0
+OPENING_TXN = b"opening"
 
 
 def spread_accounts(count: int, groups: int) -> list[str]:
@@ -134,18 +137,24 @@ class GroupTxnOptions:
     raft: RaftOptions = field(default_factory=RaftOptions)
     paxos: PaxosOptions = field(default_factory=PaxosOptions)
     planted_bugs: frozenset[str] = frozenset()
+    # Spanner's timestamps: each participant takes its node's TrueTime, every replica keeps
+    # versions (`distlab sim spanner`).
+    timestamps: bool = False
 
     def snapshot_entries(self) -> int:
         return (self.raft if self.engine == "raft" else self.paxos).snapshot_entries
 
 
 class ObservedTxnLog(TxnLogMachine):
-    """A group's transaction records, each applied record also shown to `observe`."""
+    """A group's transaction records, each applied record also shown to `observe`, and
+    every record the versions refuse (a timestamp that rewrites the past) to `refused`."""
 
     def __init__(self, apply_writes: Callable[[Writes], None],
-                 observe: Callable[[LogRecord], None]) -> None:
+                 observe: Callable[[LogRecord], None],
+                 refused: Callable[[int], None] | None = None) -> None:
         super().__init__(apply_writes)
         self._observe = observe
+        self._refused = refused
 
     def apply(self, index: int, command: bytes) -> bytes:
         try:
@@ -154,7 +163,11 @@ class ObservedTxnLog(TxnLogMachine):
             records = []  # skipped by every replica alike
         for record in records:
             self._observe(record)
-        return super().apply(index, command)
+        errors = self.timestamp_errors
+        result = super().apply(index, command)
+        if self.timestamp_errors > errors and self._refused is not None:
+            self._refused(index)
+        return result
 
 
 class _Inbox:
@@ -219,7 +232,21 @@ class GroupTxnEngine:
                 world.note(f"n{node} g{group} applies {record.kind.name} {record.txn}")
             self.guard(lambda: invariants.record_applied(participant, record))
 
-        return ObservedTxnLog(machine.apply_writes, observe)
+        def refused(index: int) -> None:
+            world.fail(f"timestamps: n{node}'s replica of group {group} refused a record of "
+                       f"entry {index}: its versions would have rewritten the past (see the "
+                       f"error logged)")
+
+        log = ObservedTxnLog(machine.apply_writes, observe, refused)
+        if self.options.timestamps:
+            # The opening balances, as versions too: what reads at a timestamp find before
+            # any transfer (the workload's history opens with them at INITIAL_TS).
+            opening = {key.encode(): value.encode()
+                       for key, value in sorted(world.initial_data.items())
+                       if world.group_of(key) == group}
+            log.versions.prepare(OPENING_TXN, INITIAL_TS, opening)
+            log.versions.commit(OPENING_TXN, INITIAL_TS)
+        return log
 
     # ------------------------------------------------------------------ the participants
 
@@ -239,6 +266,8 @@ class GroupTxnEngine:
             shards=[cast(KVStateMachine, driver.machine.machine) for driver in drivers],
             records=[cast(TxnLogMachine, driver.machine.txn_log) for driver in drivers],
             send=send, clock=sim.clock, tick_seconds=TICK_SECONDS, config=self.config,
+            truetime=sim.truetime if self.options.timestamps else None,
+            planted_bugs=PlantedBugs.from_names(self.options.planted_bugs),
             on_ready=self._observe)
         self.participants[node] = participants
         for group in range(world.groups):
@@ -254,7 +283,7 @@ class GroupTxnEngine:
 
     def config(self, participant: NodeId) -> TxnConfig:
         return TxnConfig(node_id=participant, owner=self._world.owner,
-                         timeouts=self._world.timeouts,
+                         timeouts=self._world.timeouts, timestamps=self.options.timestamps,
                          planted_bugs=PlantedBugs.from_names(self.options.planted_bugs))
 
     def _inbox_of(self, group: int) -> Callable[[NodeId], _Inbox | None]:
@@ -335,17 +364,20 @@ class GroupBankWorkload(BankClients):
         live = self.groups.live_nodes()
         if not live:
             return None
-        return self._at_leader(self.rng.choice(sorted(live)), txn, priority, ops)
+        return self._at_leader(
+            self.rng.choice(sorted(live)),
+            lambda participants: participants.execute(txn, priority, ops, self.protocol))
 
-    async def _at_leader(self, node: NodeId, txn: str, priority: tuple[int, str],
-                         ops: tuple[Op, ...]) -> Outcome:
+    async def _at_leader(self, node: NodeId,
+                         begin: Callable[[GroupParticipants], Awaitable[Outcome]]) -> Outcome:
+        """`begin` at `node`'s participants, or at the member their NotLeader names."""
         world = self.groups
         for _ in range(REDIRECTS):
             participants = world.txn_engine.participants.get(node)
             hint: NodeId | None = None
             if participants is not None:
                 try:
-                    return await participants.execute(txn, priority, ops, self.protocol)
+                    return await begin(participants)
                 except NotLeader as refusal:
                     hint = refusal.leader_id
             if hint is None or hint == node:

@@ -104,15 +104,31 @@ class BankClients:
                 Op(OpKind.ADD, target, amount))
 
     async def _run(self, process: int, ops: tuple[Op, ...]) -> str:
-        world = self.world
-        base = f"t{next(self._txns)}"
-        priority = (int(world.now * 1e9), base)
+        base = self.new_txn()
+        priority = (int(self.world.now * 1e9), base)
         value: list[list[object]] = [[_history_op(op), op.key, op.argument or None]
                                      for op in ops]
         self._record(process, "invoke", value)
+        kind, outcome, error = await self._attempts(
+            base, lambda txn: self._begin(txn, priority, ops))
+        if outcome is not None:
+            self._check_reads(ops, outcome)
+            self._record(process, "ok", _with_reads(value, outcome))
+        else:
+            self._record(process, kind, value, error)
+        return kind
+
+    def new_txn(self) -> str:
+        return f"t{next(self._txns)}"
+
+    async def _attempts(self, base: str, begin: Callable[[str], Awaitable[Outcome] | None]
+                        ) -> tuple[str, Outcome | None, str | None]:
+        """Begin the transaction `base` (attempt by attempt, `begin` given each attempt's
+        name) until it commits, fails for good, or its outcome is unknown: ("ok", the
+        outcome, None), ("fail", None, why) or ("info", None, None)."""
         gave_up = "gave up after wait-die aborts"
         for attempt in range(ATTEMPTS):
-            begun = self._begin(f"{base}.{attempt}", priority, ops)
+            begun = begin(f"{base}.{attempt}")
             if begun is None:
                 await asyncio.sleep(BACKOFF_SECONDS)
                 continue
@@ -123,19 +139,14 @@ class BankClients:
                 await asyncio.sleep(BACKOFF_SECONDS * (attempt + 1))
                 continue
             except (TimeoutError, OutcomeUnknown):
-                self._record(process, "info", value)
-                return "info"
+                return "info", None, None
             if outcome.committed:
-                self._check_reads(ops, outcome)
-                self._record(process, "ok", _with_reads(value, outcome))
-                return "ok"
+                return "ok", outcome, None
             if not outcome.reason.startswith("wait-die") and "locks" not in outcome.reason:
-                self._record(process, "fail", value, outcome.reason)
-                return "fail"
+                return "fail", None, outcome.reason
             gave_up = "gave up after wait-die aborts"
             await asyncio.sleep(BACKOFF_SECONDS * (attempt + 1))
-        self._record(process, "fail", value, gave_up)
-        return "fail"
+        return "fail", None, gave_up
 
     def _check_reads(self, ops: tuple[Op, ...], outcome: Outcome) -> None:
         if not all(op.kind is OpKind.GET for op in ops):
