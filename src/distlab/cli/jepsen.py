@@ -40,6 +40,7 @@ from distlab.check.tester.schedule import (
     is_txn_crash,
     parse_nemesis,
     plan_schedule,
+    strikes_transactions,
 )
 from distlab.cli import common
 from distlab.cli.progress import Progress
@@ -265,9 +266,9 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         raise common.UsageError(
             f"no fault fits: --time-limit ({args.time_limit:g} s) must be at least twice "
             f"--nemesis-interval ({args.nemesis_interval:g} s)")
-    if not transactions and any(is_txn_crash(f) for f in faults):
-        raise common.UsageError("txn-crash faults strike transactions: use them with "
-                                "--workload bank")
+    if not transactions and any(strikes_transactions(f) for f in faults):
+        raise common.UsageError("txn-crash and txn-partition faults strike transactions: "
+                                "use them with --workload bank")
     if external and any(is_kill(f) or is_pause(f) or is_txn_crash(f) for f in faults):
         raise common.UsageError("kill, pause and txn-crash need node processes the test "
                                 "starts; with --cluster or --cluster-file use --nemesis "

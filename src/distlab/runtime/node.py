@@ -281,7 +281,9 @@ class Node:
         server.on_stop(host.stop)
         server.on_stop(chain.stop)
         try:
-            self.txn = txn = build_txn(config, stores, peer, router, self._on_group_failure)
+            self.txn = txn = build_txn(
+                config, stores, peer, router, self._on_group_failure,
+                isolate=lambda: host.isolate_from(frozenset(config.peers)))
         except CorruptTxnRecord as error:
             await server.stop()
             raise StartupError(f"{config.data_dir}: {error}") from error

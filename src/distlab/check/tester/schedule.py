@@ -37,6 +37,9 @@ KILL = "kill"
 PAUSE = "pause"
 PARTITION = "partition"
 TXN_CRASH = "txn-crash"
+TXN_PARTITION = "txn-partition"
+# The transaction fault a `txn-partition` arms a node with.
+TXN_PARTITION_FAULT = "participant-isolate-after-yes"
 
 PARTITION_HALVES = "halves"
 PARTITION_ISOLATE_ONE = "isolate-one"
@@ -79,6 +82,9 @@ _TXN_CRASH_TEXT = {
 }
 FAULTS.update({f"{TXN_CRASH}-{moment}": f"arm a random node: {text}; restart it at the heal"
                for moment, text in _TXN_CRASH_TEXT.items()})
+FAULTS[TXN_PARTITION] = ("arm a random node to cut itself off from the others right after it "
+                         "next votes yes, leaving a transaction's participants on two sides "
+                         "of a partition; reconnect it at the heal")
 
 
 # The plan counts heals as instant, but a killed node takes a moment to restart and serve,
@@ -220,6 +226,15 @@ def is_partition(fault: str) -> bool:
 
 def is_txn_crash(fault: str) -> bool:
     return fault == TXN_CRASH or fault.startswith(f"{TXN_CRASH}-")
+
+
+def is_txn_partition(fault: str) -> bool:
+    return fault == TXN_PARTITION
+
+
+def strikes_transactions(fault: str) -> bool:
+    """A fault armed inside the transaction protocol (for the bank workloads only)."""
+    return is_txn_crash(fault) or is_txn_partition(fault)
 
 
 def choose_txn_crash(fault: str, rng: Random) -> str:

@@ -25,6 +25,7 @@ from random import Random
 from distlab.check import Outage
 from distlab.check.tester.report import FaultRecord
 from distlab.check.tester.schedule import (
+    TXN_PARTITION_FAULT,
     Partition,
     choose_partition,
     choose_txn_crash,
@@ -32,6 +33,7 @@ from distlab.check.tester.schedule import (
     is_partition,
     is_pause,
     is_txn_crash,
+    is_txn_partition,
     targets_leader,
 )
 from distlab.client import TxnClient
@@ -125,6 +127,8 @@ class Nemesis:
             return await self._partition(fault, leader)
         if is_txn_crash(fault):
             return await self._arm_txn_crash(fault)
+        if is_txn_partition(fault):
+            return await self._arm_txn_partition(fault)
         target = leader if targets_leader(fault) and leader is not None else \
             self._rng.choice(self.nodes)
         role = "leader " if target == leader else ""
@@ -155,6 +159,8 @@ class Nemesis:
             active.errors.extend(await self._heal_partitions())
         elif active.kind == "txn-crash":
             active.description += await self._heal_txn_crash(active)
+        elif active.kind == "txn-partition":
+            active.description += await self._heal_txn_partition(active)
         return FaultRecord(active.fault, active.kind, active.description,
                            tuple(int(node) for node in active.targets), active.start_ns,
                            time.monotonic_ns(), tuple(active.errors))
@@ -200,6 +206,26 @@ class Nemesis:
             return active
         active.watch = asyncio.create_task(self._watch(target, active))
         return active
+
+    async def _arm_txn_partition(self, fault: str) -> ActiveFault:
+        target = self._rng.choice(self.nodes)
+        active = ActiveFault(fault, "txn-partition",
+                             f"arm node {target} with {TXN_PARTITION_FAULT}", (target,),
+                             time.monotonic_ns())
+        try:
+            await self._injector.arm_txn_faults(target, {TXN_PARTITION_FAULT})
+        except FaultError as error:
+            active.errors.append(str(error))
+        return active
+
+    async def _heal_txn_partition(self, active: ActiveFault) -> str:
+        """Disarm the node (if it never voted yes meanwhile) and reconnect every node."""
+        try:
+            await self._injector.arm_txn_faults(active.targets[0], set())
+        except FaultError as error:
+            active.errors.append(str(error))
+        active.errors.extend(await self._heal_partitions())
+        return " (disarmed; every node reconnected)"
 
     async def _watch(self, node: NodeId, active: ActiveFault) -> None:
         """Note when the armed node stops answering (it crashed)."""

@@ -433,6 +433,13 @@ def _check_bank_and_report(settings: RunSettings, run: _Run, history_path: Path,
     if timestamps:
         external = check_external(history, timeout=settings.check_timeout)
     elapsed = time.monotonic() - started
+    if (bank.violations and settings.protocol == "3pc"
+            and any(record.kind in ("partition", "txn-partition") for record in run.faults)):
+        bank.notes.append(
+            "3PC is not safe when the network partitions: each side of a partition runs the "
+            "termination protocol on its own, and a side that saw PRE-COMMIT commits while "
+            "one that did not aborts (Skeen's protocol assumes crashes, never partitions); "
+            "2PC blocks instead, and 2PC over consensus groups neither blocks nor disagrees")
     verdict = bank.verdict
     if external is not None and external.verdict is Consistency.VIOLATED:
         verdict = BankVerdict.INVALID

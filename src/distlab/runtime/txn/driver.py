@@ -48,8 +48,8 @@ BEGIN_LIMIT = 10_000
 DEFAULT_TICK_SECONDS = 0.01
 
 # Transaction faults a node can be armed with (through Admin), each a crash at one moment of
-# the protocol, or a refusal. A crash "after sending" strikes at the next tick, once the
-# transport has had the time to write what was handed to it.
+# the protocol, a cut from the network at one, or a refusal. A crash "after sending" strikes
+# at the next tick, once the transport has had the time to write what was handed to it.
 CRASH_POINTS = (
     "coordinator-crash-after-prepare-some",
     "coordinator-crash-after-commit-logged",
@@ -57,8 +57,13 @@ CRASH_POINTS = (
     "participant-crash-after-yes",
     "participant-crash-after-ack",
 )
+# The node cuts itself off from every peer right after it votes yes in a transaction that
+# writes here and has other participants and another coordinator (what it handed to the
+# transport still leaves; nothing more comes in), once, until the partition is healed: the
+# participants end up on two sides of a partition with the transaction undecided.
+ISOLATE_AFTER_YES = "participant-isolate-after-yes"
 VOTE_NO = "participant-vote-no"
-TXN_FAULTS = (*CRASH_POINTS, VOTE_NO)
+TXN_FAULTS = (*CRASH_POINTS, ISOLATE_AFTER_YES, VOTE_NO)
 
 
 @dataclass(slots=True)
@@ -86,6 +91,7 @@ class TxnDriver(CoreLoop):
         crash: Callable[[str], None] | None = None,
         participant: str = "node",
         truetime: TrueTime | None = None,
+        isolate: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(clock=clock, tick_seconds=tick_seconds, name=f"txn-driver-{node_id}")
         self.node_id = node_id
@@ -120,6 +126,7 @@ class TxnDriver(CoreLoop):
         # Armed faults (TXN_FAULTS), and how the process dies at a crash point.
         self.faults: frozenset[str] = frozenset()
         self._crash = crash
+        self._isolate = isolate
         self._crash_at_next_tick: str | None = None
         # Whether a Ready's records are being forced: the core can hear nothing until they
         # are, so that time is no silence of its peers and its timeouts do not run. (Over a
@@ -286,6 +293,12 @@ class TxnDriver(CoreLoop):
                     self._crash_point_after(message)
                     if self._crash_at_next_tick is not None:
                         break  # the rest never leaves: the process is about to die
+            if (ISOLATE_AFTER_YES in self.faults and isinstance(message, Vote) and message.yes
+                    and self._isolate is not None and self._shared_write(message.txn)):
+                self.faults -= {ISOLATE_AFTER_YES}
+                log.warning("transaction fault %s: node %d cuts itself off after its yes to "
+                            "%s", ISOLATE_AFTER_YES, self.node_id, message.txn)
+                self._isolate()
         now = self._clock.monotonic()
         for record in ready.records:
             metrics.RECORDS_FORCED.labels(record.kind.name.lower(), self._participant).inc()
@@ -362,6 +375,13 @@ class TxnDriver(CoreLoop):
         for span in spans:
             span.set_attribute("txn.commit_wait_ms", waited * 1000)
             span.end()
+
+    def _shared_write(self, txn: str) -> bool:
+        """Whether `txn` writes here, has other participants and another coordinator: where
+        a cut after the yes vote leaves the others deciding without this one."""
+        prepared = self.core.participant.txns.get(txn)
+        return (prepared is not None and bool(prepared.writes)
+                and len(prepared.participants) > 1 and prepared.coordinator != self.node_id)
 
     def _crash_point_after(self, message: Message) -> None:
         faults = self.faults

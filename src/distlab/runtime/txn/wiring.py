@@ -43,7 +43,8 @@ def crash_now(point: str) -> None:
 
 def build_txn(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, router: PeerRouter,
               on_failure: Callable[[BaseException], None],
-              crash: Callable[[str], None] = crash_now) -> TxnDriver:
+              crash: Callable[[str], None] = crash_now,
+              isolate: Callable[[], None] | None = None) -> TxnDriver:
     """Raises CorruptTxnRecord when a transaction record cannot be read."""
     shared_log = stores.shared_log
     assert isinstance(shared_log, FileSharedLog), "the transaction log lives in the file WAL"
@@ -58,7 +59,8 @@ def build_txn(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rout
                                report_snapshot=lambda node, accepted: None)
     driver = TxnDriver(node_id=config.node_id, core=core, storage=storage,
                        transport=transport, clock=LoopClock(),
-                       tick_seconds=DEFAULT_TICK_SECONDS, on_failure=on_failure, crash=crash)
+                       tick_seconds=DEFAULT_TICK_SECONDS, on_failure=on_failure, crash=crash,
+                       isolate=isolate)
     GroupReceiver(config.node_id, TXN_PEER_CODEC, driver.deliver).register(router,
                                                                            NODE_INSTANCE)
     return driver
