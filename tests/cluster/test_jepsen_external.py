@@ -21,8 +21,8 @@ from distlab.check import read_txn_history
 from tests.cluster.test_jepsen_run import run_test_command
 
 RUN = ("--workload", "external-consistency", "--nodes", "3", "--groups", "3",
-       "--clock-skews=-8,0,8", "--nemesis", "kill,partition", "--nemesis-interval", "4",
-       "--time-limit", "20", "--quiet", "1", "--seed", "11")
+       "--clock-skews=-8,0,8", "--nemesis", "kill,partition", "--nemesis-interval", "3",
+       "--time-limit", "17", "--quiet", "1", "--seed", "11")
 EPSILON = {"TRUETIME_EPSILON_MS": "8"}
 
 

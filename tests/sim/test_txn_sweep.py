@@ -12,7 +12,7 @@ from distlab.sim import harness
 from distlab.sim.txn import variant
 
 # Few seeds: the test suite's budget; 2000-seed sweeps are commands.
-CLEAN_SEEDS = 100
+CLEAN_SEEDS = 60
 BUG_SEEDS = 500
 
 
