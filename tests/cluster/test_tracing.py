@@ -19,6 +19,7 @@ from distlab.telemetry.receiver import (
     OtlpReceiver,
     ReceivedSpan,
 )
+from distlab.wire.status import group_statuses
 from tests.support import UpProcess, wait_for
 from tests.support_otlp import assert_followers_received
 
@@ -120,6 +121,17 @@ def test_a_transaction_over_groups_is_one_trace_with_its_phases(
                    extra_args=["--groups", "3"])
     try:
         cluster = {node["id"]: node["address"] for node in up.description()["nodes"]}
+
+        def leaders() -> set[int] | None:
+            with grpc.insecure_channel(cluster[1]) as channel:
+                status = admin_pb2_grpc.AdminStub(channel).Status(admin_pb2.StatusRequest(),
+                                                                  timeout=5)
+            found = {group.leader_id for group in group_statuses(status)}
+            return found if len(found - {0}) >= 2 else None
+
+        # Leadership spread over two nodes or more, so that the transaction's messages cross
+        # from one node to another.
+        wait_for(leaders, timeout=30, what="group leaders on two nodes")
 
         async def transfer() -> int | None:
             client = TxnClient(cluster)
