@@ -245,6 +245,9 @@ class LocalCluster:
             "DATA_DIR": str(node.data_dir),
             "GROUPS": str(self.groups),
             "PYTHONUNBUFFERED": "1",
+            # A crash in a C extension (a segfault) prints every thread's stack into the
+            # node's log, instead of leaving only an exit status.
+            "PYTHONFAULTHANDLER": "1",
         }
         if self.engine is not None:
             env["ENGINE"] = self.engine
