@@ -11,6 +11,7 @@ where its protocol wants them), how a Ready is handled, and what a failure stops
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import contextlib
@@ -22,7 +23,7 @@ from distlab.runtime.host.ports import Clock, Timer
 INBOX_LIMIT = 10_000
 
 
-class CoreLoop:
+class CoreLoop(abc.ABC):
     core: Any
 
     def __init__(self, *, clock: Clock, tick_seconds: float, name: str) -> None:
@@ -91,7 +92,8 @@ class CoreLoop:
             core.step(self._messages.popleft())
 
     def _after_tick(self) -> None:
-        """Called after each tick is fed (a driver's own timers)."""
+        """Called after each tick is fed (a driver's own timers); nothing by default."""
+        return None
 
     # ------------------------------------------------------------------ the loop
 
@@ -118,15 +120,18 @@ class CoreLoop:
         """Whether nothing more may happen (a process about to die at a crash point)."""
         return False
 
+    @abc.abstractmethod
     def _feed_core(self) -> None:
-        raise NotImplementedError
+        """Feed the core everything queued, in the order its protocol wants."""
 
+    @abc.abstractmethod
     async def _handle_ready(self, ready: Any) -> None:
-        raise NotImplementedError
+        """Act on one Ready in the contract's order, then advance the core."""
 
     def _after_readys(self) -> None:
-        """Called once the core has no Ready left."""
+        """Called once the core has no Ready left; nothing by default."""
+        return None
 
+    @abc.abstractmethod
     def _fail(self, error: Exception) -> None:
         """The loop stopped on `error` (`failed` is set): say so and fail what waits."""
-        raise NotImplementedError

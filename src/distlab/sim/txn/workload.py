@@ -10,6 +10,7 @@ library does. Operations are recorded in DESIGN §9's transaction history format
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 import json
@@ -48,7 +49,7 @@ class NoCoordinator(Exception):
     """Nobody took the transaction: it never began."""
 
 
-class BankClients:
+class BankClients(abc.ABC):
     """The clients and the checks of the bank; where a transaction begins and where the
     accounts are read are the participants' own (`BankWorkload`, over nodes)."""
 
@@ -168,23 +169,23 @@ class BankClients:
 
     # ------------------------------------------------------------------ the participants'
 
+    @abc.abstractmethod
     def _begin(self, txn: str, priority: tuple[int, str], ops: tuple[Op, ...]
                ) -> Awaitable[Outcome] | None:
         """`txn` begun at a coordinator, its outcome to come (raising NoCoordinator if none
         takes it); None when there is nobody to ask now."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _in_doubt(self) -> list[InDoubt]:
         """The unfinished transactions of every participant and coordinator running now."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _unfinished(self) -> str | None:
         """What keeps the run from having settled (None once it has)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _held(self) -> str | None:
         """A problem with what the accounts hold once settled, or None."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ after healing
 
