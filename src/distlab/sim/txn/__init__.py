@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from random import Random
-from typing import Any
+from typing import Any, TypeVar
 
 from distlab.protocols.txn import BUG_CATALOGUE, Protocol
 from distlab.runtime.host.driver import Timing
@@ -141,15 +141,25 @@ def execute(plan: RunPlan, trace: bool = False,
     world.note(f"plan: seed {plan.seed}, {plan.nodes} nodes, {len(plan.schedule)} faults, "
                f"options {options}")
     workload = BankWorkload(world, Random(plan.workload_seed), options.bank, options.protocol)
+    return _run_phases(plan, world, workload, options.protocol, groups=1)
+
+
+
+WorldT = TypeVar("WorldT", TxnWorld, GroupTxnWorld)
+
+
+def _run_phases(plan: RunPlan, world: WorldT, workload: BankClients, protocol: Protocol, *,
+                groups: int) -> tuple[RunResult, WorldT]:
+    """Run the plan's phases on `world` (a failure stops it where it is), close it, and
+    judge the run."""
     try:
         world.run(harness.run_phases(world, workload, plan))
     except SimulationFailure:
         pass
     finally:
         world.close()
-    return _result(plan, world, world.txn_engine.invariants, workload, options.protocol,
-                   groups=1), world
-
+    return _result(plan, world, world.txn_engine.invariants, workload, protocol,
+                   groups=groups), world
 
 def _result(plan: RunPlan, world: World, invariants: TxnInvariants, workload: BankClients,
             protocol: Protocol, groups: int) -> RunResult:
@@ -212,14 +222,7 @@ def execute_groups(plan: RunPlan, trace: bool = False,
                f"{len(plan.schedule)} faults, options {options}")
     workload = workload_class(world, Random(plan.workload_seed), options.bank,
                               options.protocol, accounts)
-    try:
-        world.run(harness.run_phases(world, workload, plan))
-    except SimulationFailure:
-        pass
-    finally:
-        world.close()
-    return _result(plan, world, world.txn_engine.invariants, workload, options.protocol,
-                   groups=plan.groups), world
+    return _run_phases(plan, world, workload, options.protocol, groups=plan.groups)
 
 
 for _protocol in Protocol:
