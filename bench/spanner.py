@@ -51,7 +51,9 @@ from txn_groups import (
     TXN_TIMEOUT_SECONDS,
     NotCommitted,
     accounts_by_group,
+    add_load_arguments,
     balance_sum,
+    integers,
     is_aborted,
     txn_operation,
     warm_up,
@@ -294,14 +296,8 @@ def print_report(document: dict[str, Any]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=4.0,
-                        help="seconds per workload and client count (4)")
-    parser.add_argument("--runs", type=int, default=3, help="passes (3)")
-    parser.add_argument("--clients", default="1,16",
-                        type=lambda text: [int(part) for part in text.split(",")],
-                        help="concurrent clients, comma-separated (1,16)")
-    parser.add_argument("--epsilons", default="1,4,7",
-                        type=lambda text: [int(part) for part in text.split(",")],
+    add_load_arguments(parser)
+    parser.add_argument("--epsilons", default="1,4,7", type=integers,
                         help="TRUETIME_EPSILON_MS values, comma-separated (1,4,7)")
     parser.add_argument("--accounts", type=int, default=ACCOUNTS_PER_GROUP,
                         help=f"accounts per group ({ACCOUNTS_PER_GROUP})")

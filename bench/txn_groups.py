@@ -244,14 +244,23 @@ def print_report(document: dict[str, Any]) -> None:
     print(f"balances sum to {document['balance_sum']} (every transfer conserves: 0)")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def integers(text: str) -> list[int]:
+    """A comma-separated list of integers, as the command line gives it."""
+    return [int(part) for part in text.split(",")]
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
+    """How long, how often and at what concurrency each workload runs."""
     parser.add_argument("--duration", type=float, default=4.0,
                         help="seconds per workload and client count (4)")
     parser.add_argument("--runs", type=int, default=3, help="interleaved passes (3)")
-    parser.add_argument("--clients", default="1,16",
-                        type=lambda text: [int(part) for part in text.split(",")],
+    parser.add_argument("--clients", default="1,16", type=integers,
                         help="concurrent clients, comma-separated (1,16)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_arguments(parser)
     parser.add_argument("--accounts", type=int, default=32, help="accounts per group (32)")
     parser.add_argument("--txn-timestamps", choices=("truetime", "off"), default="truetime",
                         help="the nodes' TXN_TIMESTAMPS: Spanner's timestamps and commit wait "
