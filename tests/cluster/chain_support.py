@@ -1,13 +1,16 @@
 """What the chain's process tests share: the chain as its members report it, waiting for it
-to become a given one, and a writer that keeps what was acknowledged."""
+to become a given one, a writer that keeps what was acknowledged, and the old-epoch messages
+the members refused."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 from distlab.client import Indefinite
 from distlab.client.chain import ChainClient
+from tests.support import scrape_metrics
 
 MEND_SECONDS = 30.0
 
@@ -80,3 +83,23 @@ class ChainWriter:
             self.last_seq = max(self.last_seq, seq)
             if len(self.acknowledged) >= self._target:
                 self._progress.set()
+
+
+def stale_refused(metrics_address: object) -> dict[str, float]:
+    """What the node serving metrics at `metrics_address` (host:port) refused as of an older
+    epoch, by sender."""
+    prefix = "distlab_chain_stale_messages_refused_total{sender="
+    return {name[len(prefix):-1]: value for name, value in scrape_metrics(metrics_address).items()
+            if name.startswith(prefix)}
+
+
+def stale_involving(replica: int, metrics: Mapping[int, object]
+                    ) -> dict[tuple[int, str], float]:
+    """The old-epoch refusals of the nodes of `metrics` (node -> its metrics address), by
+    (refusing node, sender), of messages to or from `replica`."""
+    found: dict[tuple[int, str], float] = {}
+    for node, address in metrics.items():
+        for sender, count in stale_refused(address).items():
+            if node == replica or sender == str(replica):
+                found[(node, sender)] = count
+    return found
