@@ -1,23 +1,26 @@
 """What the chain's process tests share: the chain as its members report it, waiting for it
-to become a given one, and a writer that keeps what was acknowledged."""
+to become a given one, a writer that keeps what was acknowledged, and the old-epoch messages
+the members refused."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable, Mapping
 
 from distlab.client import Indefinite
-from distlab.client.chain import ChainClient
+from distlab.client.chain import ChainClient, ReplicaStatus
+from tests.support import scrape_metrics
 
 MEND_SECONDS = 30.0
 
 
-async def chain_of(client: ChainClient) -> tuple[int, tuple[int, ...], int]:
+def newest_chain(rows: Iterable[ReplicaStatus]) -> tuple[int, tuple[int, ...], int]:
     """(epoch, chain, joining) of the newest configuration a live member reports."""
-    rows = [row for row in await client.status(1.0) if row.health == "up" and row.chain]
-    if not rows:  # the master has not set the first chain up yet
+    live = [row for row in rows if row.health == "up" and row.chain]
+    if not live:  # the master has not set the first chain up yet
         return 0, (), 0
-    newest = max(rows, key=lambda row: row.epoch)
+    newest = max(live, key=lambda row: row.epoch)
     return newest.epoch, newest.chain, newest.joining
 
 
@@ -27,8 +30,10 @@ async def wait_for_chain(client: ChainClient, wanted: tuple[int, ...]) -> int:
     deadline = time.monotonic() + MEND_SECONDS
     seen = None
     while time.monotonic() < deadline:
-        epoch, chain, joining = seen = await chain_of(client)
+        # One round of status per poll: a frozen member costs its timeout once, so the
+        # moment the chain mends is seen within about a second even while one is paused.
         rows = {row.id: row for row in await client.status(1.0)}
+        epoch, chain, joining = seen = newest_chain(rows.values())
         if chain == wanted and not joining and all(
                 rows[node].epoch == epoch for node in wanted):
             return epoch
@@ -80,3 +85,23 @@ class ChainWriter:
             self.last_seq = max(self.last_seq, seq)
             if len(self.acknowledged) >= self._target:
                 self._progress.set()
+
+
+def stale_refused(metrics_address: object) -> dict[str, float]:
+    """What the node serving metrics at `metrics_address` (host:port) refused as of an older
+    epoch, by sender."""
+    prefix = "distlab_chain_stale_messages_refused_total{sender="
+    return {name[len(prefix):-1]: value for name, value in scrape_metrics(metrics_address).items()
+            if name.startswith(prefix)}
+
+
+def stale_involving(replica: int, metrics: Mapping[int, object]
+                    ) -> dict[tuple[int, str], float]:
+    """The old-epoch refusals of the nodes of `metrics` (node -> its metrics address), by
+    (refusing node, sender), of messages to or from `replica`."""
+    found: dict[tuple[int, str], float] = {}
+    for node, address in metrics.items():
+        for sender, count in stale_refused(address).items():
+            if node == replica or sender == str(replica):
+                found[(node, sender)] = count
+    return found

@@ -16,8 +16,7 @@ from distlab.client.chain import ChainClient
 from distlab.core.ids import NodeId
 from distlab.ops.faults import LocalProcesses
 from distlab.ops.local_cluster import LocalCluster
-from tests.cluster.chain_support import ChainWriter, wait_for_chain
-from tests.support import scrape_metrics
+from tests.cluster.chain_support import ChainWriter, stale_involving, wait_for_chain
 
 
 @pytest.fixture
@@ -58,24 +57,8 @@ async def test_head_middle_and_tail_killed_during_writes(cluster: LocalCluster) 
         await client.close()
 
 
-def stale_refused(cluster: LocalCluster, node: int) -> dict[str, float]:
-    """What `node` refused as of an older epoch, by sender."""
-    samples = scrape_metrics(cluster.nodes[NodeId(node)].metrics_address)
-    prefix = "distlab_chain_stale_messages_refused_total{sender="
-    return {name[len(prefix):-1]: value for name, value in samples.items()
-            if name.startswith(prefix)}
-
-
-def stale_involving_2(cluster: LocalCluster, nodes: tuple[int, ...]
-                      ) -> dict[tuple[int, str], float]:
-    """The old-epoch refusals of `nodes`, by (refusing node, sender), of messages to or from
-    node 2."""
-    found: dict[tuple[int, str], float] = {}
-    for node in nodes:
-        for sender, count in stale_refused(cluster, node).items():
-            if node == 2 or sender == "2":
-                found[(node, sender)] = count
-    return found
+def metrics_of(cluster: LocalCluster, nodes: tuple[int, ...]) -> dict[int, object]:
+    return {node: cluster.nodes[NodeId(node)].metrics_address for node in nodes}
 
 
 async def test_a_paused_replica_is_removed_fenced_by_epoch_and_rejoins_as_tail(
@@ -90,14 +73,14 @@ async def test_a_paused_replica_is_removed_fenced_by_epoch_and_rejoins_as_tail(
         # The middle replica: messages of its epoch keep coming to it from both sides while
         # it is stopped, and on waking it answers them before it hears of the new chain.
         # What node 2 refused so far (nothing changes while it is stopped).
-        before = stale_involving_2(cluster, (2,))
+        before = stale_involving(2, metrics_of(cluster, (2,)))
         await processes.pause(NodeId(2))
         removed = await wait_for_chain(client, (1, 3))
         assert removed > epoch
         rows = {row.id: row for row in await client.status(1.0)}
         assert rows[2].health != "up" and rows[1].role == "head" and rows[3].role == "tail"
         await writer.wait_for_more(3, "while the paused replica was out")
-        before |= stale_involving_2(cluster, (1, 3))
+        before |= stale_involving(2, metrics_of(cluster, (1, 3)))
 
         await processes.resume(NodeId(2))
         rejoined = await wait_for_chain(client, (1, 3, 2))
@@ -106,7 +89,7 @@ async def test_a_paused_replica_is_removed_fenced_by_epoch_and_rejoins_as_tail(
         # The messages of the old epoch that were in flight when it stopped are refused:
         # those it sends on waking by the others, or, had it heard of the new chain first,
         # those it had been sent, by itself.
-        after = stale_involving_2(cluster, (1, 2, 3))
+        after = stale_involving(2, metrics_of(cluster, (1, 2, 3)))
         assert sum(after.values()) > sum(before.values()), (before, after)
         await writer.stop()
 

@@ -135,6 +135,11 @@ class ComposeProject:
         """Node id -> the node's published gRPC address."""
         return {NodeId(n): f"{self.host}:{7000 + n}" for n in (1, 2, 3)}
 
+    @property
+    def metrics(self) -> dict[NodeId, str]:
+        """Node id -> the node's published metrics address (host:port)."""
+        return {NodeId(n): f"{self.host}:{9000 + n}" for n in (1, 2, 3)}
+
     def metrics_url(self, port: int) -> str:
         return f"http://{self.host}:{port}/metrics"
 
