@@ -41,8 +41,8 @@ MAX_PEER_TIMEOUT_SECONDS = 30.0
 
 
 TRANSFER_WAIT_SECONDS = 5.0
-# How long a membership change waits for the chain's master to take its news: a leader that
-# removed itself must first be followed by another.
+# How long a membership change waits for the chain's master to take its news (its proposal
+# made again while group 0's leadership moves).
 CHAIN_NEWS_SECONDS = 5.0
 # The chain's master lives on group 0.
 MASTER_GROUP = 0
@@ -144,7 +144,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             except (ValueError, OutcomeUnknown) as error:
                 refused = str(error)
             if group.group == MASTER_GROUP and is_member(changes, node):
-                await self._tell_chain(admit_command(node), f"node {node} is in group 0",
+                await self._tell_chain(admit_command(node), f"node {node} is in group 0, but",
                                        context)
             if refused is not None:
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refused)
@@ -165,7 +165,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             itself = (group.group == MASTER_GROUP and node == self._config.node_id
                       and group.status().role == "leader")
             if itself:
-                await self._tell_chain(retire_command(node), f"node {node} leaves group 0",
+                await self._tell_chain(retire_command(node), f"node {node} stays in group 0, as",
                                        context)
             refused = None
             try:
@@ -175,8 +175,8 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             except ValueError as error:
                 refused = str(error)
             if group.group == MASTER_GROUP and not itself and not is_member(changes, node):
-                await self._tell_chain(retire_command(node), f"node {node} left group 0",
-                                       context)
+                await self._tell_chain(retire_command(node),
+                                       f"node {node} is out of group 0, but", context)
             if refused is not None:
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refused)
         return membership_response(groups)
@@ -235,12 +235,12 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             isolated_from=sorted(isolated),
             txn_faults=sorted(self._txn.faults) if self._txn is not None else [])
 
-    async def _tell_chain(self, command: bytes, done: str,
+    async def _tell_chain(self, command: bytes, state: str,
                           context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Propose `command` (retire or admit) to the chain's master through group 0 (the
         path this node's replica takes, which follows a new leader should this one have
         stepped down); made again while its outcome is unknown, which both commands allow.
-        Aborts the call if the master does not take it."""
+        Aborts the call, its message opening with `state`, if the master does not take it."""
         if self._chain_master is None:
             return
         deadline = time.monotonic() + CHAIN_NEWS_SECONDS
@@ -253,13 +253,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
                 if time.monotonic() > deadline:
                     await context.abort(
                         grpc.StatusCode.UNAVAILABLE,
-                        f"{done}, but the chain's master did not answer within "
+                        f"{state} the chain's master did not answer within "
                         f"{CHAIN_NEWS_SECONDS:.0f} s: {error or 'no answer'}")
             await asyncio.sleep(0.05)  # polling interval while group 0 finds its leader
         _, outcome = decode_result(result)
         if outcome != "ok":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"{done}, but the chain's master refused: {outcome}")
+                                f"{state} the chain's master refused: {outcome}")
 
     async def _require_host(self, context: grpc.aio.ServicerContext[Any, Any]) -> Host:
         if self._host is None or not self._host.groups:
