@@ -172,12 +172,13 @@ def group_driver(host: Host, group: int) -> Any:
     return hosted.driver
 
 
-def build_chain_replica(config: NodeConfig, stores: NodeStorage, host: Host,
-                        peer: PeerTransport, router: PeerRouter, channels: PeerChannels,
+def build_chain_replica(config: NodeConfig, stores: NodeStorage, peer: PeerTransport,
+                        router: PeerRouter, master: NodeMasterPort,
                         on_failure: Callable[[BaseException], None],
                         clock: LoopClock) -> ChainDriver:
     """The node's chain replica on the node's `clock`, restored from its snapshot and its
-    records in the node's WAL, its messages routed through `router`.
+    records in the node's WAL, its messages routed through `router`, reaching the chain's
+    master through `master`.
 
     Raises StorageError when its durable state cannot be read back."""
     shared_log = stores.shared_log
@@ -186,7 +187,6 @@ def build_chain_replica(config: NodeConfig, stores: NodeStorage, host: Host,
         config.data_dir, shared_log, SharedSync(stores.sync, lambda: shared_log.written_seq),
         snapshot_records=config.snapshot_entries)
     stored = storage.recovered()
-    group0 = group_driver(host, 0)
     planted = frozenset({"dirty-read"}) if config.unsafe_dirty_reads else frozenset()
     if planted:
         log.warning("DISTLAB_UNSAFE_DIRTY_READS is set: CRAQ reads of dirty keys answer "
@@ -199,7 +199,7 @@ def build_chain_replica(config: NodeConfig, stores: NodeStorage, host: Host,
         storage=storage,
         transport=GroupTransport(peer, CHAIN_PEER_CODEC, CHAIN_GROUP,
                                  lambda node, ok: holder[0].report_snapshot(node, ok)),
-        master=NodeMasterPort(config.node_id, group0, channels),
+        master=master,
         clock=clock, tick_seconds=config.raft_tick_ms / 1000,
         # The first chain is the cluster the members started from; a member that joined
         # later proposes none (it is not in it).
@@ -272,8 +272,12 @@ class Node:
                                           self._on_group_failure, clock=self.clock,
                                           chain_master=self.chain_master,
                                           txn_logs=self.txn_logs)
-            self.chain = chain = build_chain_replica(config, stores, host, peer, router,
-                                                     channels, self._on_group_failure,
+            # One way to the chain's master for the replica and for Admin, whose membership
+            # changes of group 0 the master hears of.
+            chain_master = NodeMasterPort(config.node_id, group_driver(host, 0),
+                                          channels)
+            self.chain = chain = build_chain_replica(config, stores, peer, router,
+                                                     chain_master, self._on_group_failure,
                                                      self.clock)
         except (ValueError, StorageError) as error:
             await server.stop()
@@ -295,7 +299,8 @@ class Node:
 
         server.add_service(admin_pb2.DESCRIPTOR.services_by_name["Admin"],
                            admin_pb2_grpc.add_AdminServicer_to_server,
-                           AdminServicer(config, host, channels, txn, group_txn))
+                           AdminServicer(config, host, channels, txn, group_txn,
+                                         chain_master))
         server.add_service(txn_pb2.DESCRIPTOR.services_by_name["Txn"],
                            txn_pb2_grpc.add_TxnServicer_to_server,
                            TxnServicer(txn, group_txn, DEFAULT_TICK_SECONDS))

@@ -49,6 +49,14 @@ class Cluster:
         self._drain(node)
         return replica
 
+    def add(self, node: NodeId) -> ChainReplica:
+        """A node the cluster gains: it starts with nothing, as a member started with JOIN
+        does, and learns the chain from the master."""
+        self.ids.append(node)
+        self.disks[node] = []
+        self.replies[node] = []
+        return self.start(node)
+
     def crash(self, node: NodeId) -> None:
         self.down.add(node)
 
@@ -111,7 +119,8 @@ class Cluster:
         for request in ready.master:
             if request.call is MasterCall.RENEW:
                 result = self.master.apply(0, renew_command(node))
-                replica.lease_granted(request.tick)
+                if decode_result(result)[1] == "ok":  # as the driver: a refusal grants none
+                    replica.lease_granted(request.tick)
             elif request.call is MasterCall.JOIN:
                 result = self.master.apply(0, join_command(node))
             else:

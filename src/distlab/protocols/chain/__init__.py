@@ -16,12 +16,14 @@ from distlab.protocols.chain.durable import (
 )
 from distlab.protocols.chain.master import (
     ChainMaster,
+    admit_command,
     decode_result,
     init_command,
     join_command,
     promote_command,
     remove_command,
     renew_command,
+    retire_command,
 )
 from distlab.protocols.chain.messages import (
     MESSAGE_TYPES,
@@ -55,7 +57,7 @@ __all__ = [
     "ChainReplica", "Duties", "Forward", "LeaseMonitor", "MasterCall", "MasterRequest",
     "Message", "Outcome", "Problem", "ReadMode", "Ready", "ReplicaConfig", "Reply", "Role",
     "StateTransfer", "StoredReplica", "Update", "VersionQuery", "VersionReply",
-    "decode_result", "decode_snapshot", "describe", "encode_snapshot", "init_command",
-    "is_request", "join_command", "promote_command", "recover", "remove_command",
-    "renew_command", "role_in",
+    "admit_command", "decode_result", "decode_snapshot", "describe", "encode_snapshot",
+    "init_command", "is_request", "join_command", "promote_command", "recover",
+    "remove_command", "renew_command", "retire_command", "role_in",
 ]

@@ -1,19 +1,28 @@
 """The chain's master as a deterministic replicated state machine (it runs on group 0).
 
 It holds the configuration (the chain's order, the replica joining as the new tail, the
-epoch that numbers them) and a count of each replica's lease renewals. Its commands:
+epoch that numbers them), a count of each replica's lease renewals, and the nodes that left
+the cluster (retired). Its commands:
 
 - `init(nodes)`: the first chain, every initial member in id order, at epoch 1 (taken only
   at epoch 0: every member, those that join later too, starts from the same empty state and
-  learns the chain from the log);
-- `renew(node)`: a replica's lease renewal; answered with the configuration;
+  learns the chain from the log); a retired node is left out of it;
+- `renew(node)`: a replica's lease renewal; answered with the configuration (a retired
+  node's is refused, and not counted);
 - `remove(node, renewals)`: taken only if the replica has not renewed since the remover
   saw `renewals` (so a renewal that raced the removal wins), and never the chain's last
   replica (whose state is the chain's);
 - `join(node)`: a replica that restarted or was removed asks to come back as the new tail:
   it leaves its place at once (it serves nothing until it is back) and becomes the joining
-  replica, or waits its turn behind the one joining now;
-- `promote(node, epoch)`: the joining replica has the tail's state: it becomes the tail.
+  replica, or waits its turn behind the one joining now (a retired node is refused);
+- `promote(node, epoch)`: the joining replica has the tail's state: it becomes the tail;
+- `retire(node)`: the node left the cluster (group 0's leader proposes it once the node is
+  out of group 0): it leaves the chain at once, or its place as the joining or a waiting
+  replica, and its later `join` and `renew` are refused; never the chain's last replica
+  (refused, and nothing changes). Before the first chain, it is only remembered, so that
+  `init` leaves it out;
+- `admit(node)`: the node is a cluster member (again): it is no longer retired, and joins
+  by itself, as any replica out of the chain does, through `join`.
 
 Every change of the configuration moves to the next epoch. Failure detection (who stopped
 renewing) needs a clock and so lives outside, on the group's leader, which proposes
@@ -34,6 +43,8 @@ RENEW = "renew"
 REMOVE = "remove"
 JOIN = "join"
 PROMOTE = "promote"
+RETIRE = "retire"
+ADMIT = "admit"
 
 
 def init_command(nodes: Iterable[NodeId]) -> bytes:
@@ -54,6 +65,14 @@ def join_command(node: NodeId) -> bytes:
 
 def promote_command(node: NodeId, epoch: int) -> bytes:
     return _encode({"op": PROMOTE, "node": int(node), "epoch": epoch})
+
+
+def retire_command(node: NodeId) -> bytes:
+    return _encode({"op": RETIRE, "node": int(node)})
+
+
+def admit_command(node: NodeId) -> bytes:
+    return _encode({"op": ADMIT, "node": int(node)})
 
 
 def _encode(body: dict[str, Any]) -> bytes:
@@ -85,6 +104,8 @@ class ChainMaster:
         self.renewals: dict[NodeId, int] = {}
         # Replicas that asked to join while another was joining, in order.
         self.waiting: list[NodeId] = []
+        # Nodes that left the cluster: kept out of the chain until they are admitted again.
+        self.retired: set[NodeId] = set()
         self.reconfigurations = 0
 
     def apply(self, index: int, command: bytes) -> bytes:
@@ -97,6 +118,8 @@ class ChainMaster:
         if op == INIT:
             return self._answer(self._init(body.get("nodes", [])))
         if op == RENEW:
+            if node in self.retired:
+                return self._answer(_retired(node))
             self.renewals[node] = self.renewals.get(node, 0) + 1
             return self._answer("ok")
         if op == REMOVE:
@@ -105,13 +128,20 @@ class ChainMaster:
             return self._answer(self._join(node))
         if op == PROMOTE:
             return self._answer(self._promote(node, int(body.get("epoch", -1))))
+        if op in (RETIRE, ADMIT) and node <= 0:
+            return self._answer("malformed command")
+        if op == RETIRE:
+            return self._answer(self._retire(node))
+        if op == ADMIT:
+            self.retired.discard(node)
+            return self._answer("ok")
         return self._answer(f"unknown operation {op!r}")
 
     def _init(self, nodes: list[Any]) -> str:
         if self.config.epoch != 0:
             return "the chain is set up already"
         try:
-            chain = tuple(sorted({NodeId(int(node)) for node in nodes}))
+            chain = tuple(sorted({NodeId(int(node)) for node in nodes} - self.retired))
         except (ValueError, TypeError):
             return "malformed command"
         if not chain or any(node <= 0 for node in chain):
@@ -122,6 +152,19 @@ class ChainMaster:
     def _remove(self, node: NodeId, renewals: int) -> str:
         if self.renewals.get(node, 0) != renewals:
             return "renewed since"
+        return self._take_out(node)
+
+    def _retire(self, node: NodeId) -> str:
+        if self.config.epoch != 0:
+            outcome = self._take_out(node)
+            if outcome not in ("ok", "not in the chain"):
+                return outcome
+        self.retired.add(node)
+        return "ok"
+
+    def _take_out(self, node: NodeId) -> str:
+        """`node` out of the chain (a new epoch), or out of its place as the joining replica
+        or a waiting one."""
         config = self.config
         if node in self.waiting:
             self.waiting.remove(node)
@@ -141,6 +184,8 @@ class ChainMaster:
         config = self.config
         if config.epoch == 0:
             return "the chain is not set up yet"
+        if node in self.retired:
+            return _retired(node)
         if node == config.joining:
             return "ok"
         if config.chain == (node,):
@@ -180,6 +225,7 @@ class ChainMaster:
         return _encode({"config": config_to_dict(self.config),
                         "renewals": {str(node): count for node, count in self.renewals.items()},
                         "waiting": [int(node) for node in self.waiting],
+                        "retired": sorted(int(node) for node in self.retired),
                         "reconfigurations": self.reconfigurations})
 
     def restore(self, data: bytes) -> None:
@@ -188,4 +234,10 @@ class ChainMaster:
         self.renewals = {NodeId(int(node)): int(count)
                          for node, count in body["renewals"].items()}
         self.waiting = [NodeId(int(node)) for node in body.get("waiting", [])]
+        # Snapshots taken before nodes could retire have none.
+        self.retired = {NodeId(int(node)) for node in body.get("retired", [])}
         self.reconfigurations = int(body.get("reconfigurations", 0))
+
+
+def _retired(node: NodeId) -> str:
+    return f"n{node} is retired: it left the cluster"

@@ -147,6 +147,8 @@ class ChainDriver(CoreLoop):
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._next_request = 1
         self._calls: dict[str, asyncio.Task[None]] = {}
+        # The master's latest answer to each kind of call.
+        self._answers: dict[str, str] = {}
         self.reconfigurations = 0
         # The trace each traced update travels in, by sequence number, until it commits.
         self._traces: dict[int, otel_context.Context] = {}
@@ -361,9 +363,15 @@ class ChainDriver(CoreLoop):
         except (EngineError, TimeoutError) as error:
             log.debug("node %d: %s went unanswered: %s", self.node_id, request.call.value, error)
             return
-        config, _ = decode_result(result)
+        config, outcome = decode_result(result)
         self._inputs.configs.append(config)
-        if request.call is MasterCall.RENEW:
+        kind = request.call.value
+        if outcome != "ok" and self._answers.get(kind) != outcome:
+            # Said once, not at every renewal round while it lasts (a retired node's).
+            log.info("node %d: the master refused its %s: %s", self.node_id, kind, outcome)
+        self._answers[kind] = outcome
+        if request.call is MasterCall.RENEW and outcome == "ok":
+            # A refused renewal (a retired node's) grants no lease.
             self._inputs.leases.append(request.tick)
         self._wake.set()
 

@@ -1,4 +1,15 @@
-"""The Admin service: a node's own status, and the status of every member as it sees them."""
+"""The Admin service: a node's own status, and the status of every member as it sees them;
+membership changes and leadership transfers, group by group.
+
+A membership change of group 0 also changes the chain's (§14): once group 0 has removed a
+node, this node proposes `retire` to the chain's master (on group 0, whose leader this is,
+as the change was made here), which takes the node out of the chain at once and keeps it
+out; once group 0 has added one, `admit`, after which the node joins the chain by itself as
+its new tail. Both are proposed too when group 0 was as asked already (a retried change),
+so that the chain follows group 0 whatever answer was lost; a leader that removes itself
+proposes `retire` before the change instead. Before the chain's first configuration, the
+master remembers a retired node and leaves it out of the first chain.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +24,11 @@ import grpc
 from distlab import __version__
 from distlab.core.capabilities import LeadershipTransfer, Members, MembershipChanges
 from distlab.core.ids import NodeId
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown
+from distlab.core.replicated_log import EngineError, NotLeader, OutcomeUnknown
 from distlab.core.status import IDLE, EngineStatus
 from distlab.proto import admin_pb2, admin_pb2_grpc
+from distlab.protocols.chain import admit_command, decode_result, retire_command
+from distlab.runtime.chain.driver import MASTER_CALL_SECONDS, MasterPort
 from distlab.runtime.config import ConfigError, NodeConfig, parse_address
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.host.host import Host, HostedGroup
@@ -28,6 +41,11 @@ MAX_PEER_TIMEOUT_SECONDS = 30.0
 
 
 TRANSFER_WAIT_SECONDS = 5.0
+# How long a membership change waits for the chain's master to take its news (its proposal
+# made again while group 0's leadership moves).
+CHAIN_NEWS_SECONDS = 5.0
+# The chain's master lives on group 0.
+MASTER_GROUP = 0
 
 GroupRequest = (admin_pb2.AddMemberRequest | admin_pb2.RemoveMemberRequest
                 | admin_pb2.TransferLeaderRequest)
@@ -36,9 +54,13 @@ GroupRequest = (admin_pb2.AddMemberRequest | admin_pb2.RemoveMemberRequest
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(self, config: NodeConfig, host: Host | None, channels: PeerChannels,
                  txn: TxnDriver | None = None,
-                 group_txn: GroupParticipants | None = None) -> None:
+                 group_txn: GroupParticipants | None = None,
+                 chain_master: MasterPort | None = None) -> None:
+        """`chain_master`: the chain's master as this node's replica reaches it; without one
+        (a node serving no chain), membership changes leave the chain alone."""
         self._config = config
         self._host = host
+        self._chain_master = chain_master
         self._txn = txn
         self._group_txn = group_txn
         self._channels = channels
@@ -114,12 +136,18 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         groups = await self._chosen(request, context)
         for group in groups:
             changes = await self._membership_changes(group, context)
+            refused = None
             try:
                 await changes.add_member(node, str(address))
             except NotLeader as error:
                 await abort_not_leader(context, error, group.group)
             except (ValueError, OutcomeUnknown) as error:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+                refused = str(error)
+            if group.group == MASTER_GROUP and is_member(changes, node):
+                await self._tell_chain(admit_command(node), f"node {node} is in group 0, but",
+                                       context)
+            if refused is not None:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refused)
         return membership_response(groups)
 
     async def RemoveMember(
@@ -132,12 +160,25 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         groups = await self._chosen(request, context)
         for group in groups:
             changes = await self._membership_changes(group, context)
+            # A leader that removes itself steps down once the change commits and, no longer
+            # a member, hears of no new leader to take the news to: it tells the chain first.
+            itself = (group.group == MASTER_GROUP and node == self._config.node_id
+                      and group.status().role == "leader")
+            if itself:
+                await self._tell_chain(retire_command(node), f"node {node} stays in group 0, as",
+                                       context)
+            refused = None
             try:
                 await changes.remove_member(node)
             except NotLeader as error:
                 await abort_not_leader(context, error, group.group)
             except ValueError as error:
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+                refused = str(error)
+            if group.group == MASTER_GROUP and not itself and not is_member(changes, node):
+                await self._tell_chain(retire_command(node),
+                                       f"node {node} is out of group 0, but", context)
+            if refused is not None:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, refused)
         return membership_response(groups)
 
     async def TransferLeader(
@@ -194,6 +235,32 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             isolated_from=sorted(isolated),
             txn_faults=sorted(self._txn.faults) if self._txn is not None else [])
 
+    async def _tell_chain(self, command: bytes, state: str,
+                          context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        """Propose `command` (retire or admit) to the chain's master through group 0 (the
+        path this node's replica takes, which follows a new leader should this one have
+        stepped down); made again while its outcome is unknown, which both commands allow.
+        Aborts the call, its message opening with `state`, if the master does not take it."""
+        if self._chain_master is None:
+            return
+        deadline = time.monotonic() + CHAIN_NEWS_SECONDS
+        while True:
+            try:
+                async with asyncio.timeout(MASTER_CALL_SECONDS):
+                    result = await self._chain_master.submit(command)
+                break
+            except (EngineError, TimeoutError) as error:
+                if time.monotonic() > deadline:
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"{state} the chain's master did not answer within "
+                        f"{CHAIN_NEWS_SECONDS:.0f} s: {error or 'no answer'}")
+            await asyncio.sleep(0.05)  # polling interval while group 0 finds its leader
+        _, outcome = decode_result(result)
+        if outcome != "ok":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"{state} the chain's master refused: {outcome}")
+
     async def _require_host(self, context: grpc.aio.ServicerContext[Any, Any]) -> Host:
         if self._host is None or not self._host.groups:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -241,6 +308,11 @@ async def unsupported(context: grpc.aio.ServicerContext[Any, Any], group: Hosted
                       capability: str) -> NoReturn:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED,
                         f"group {group.group}'s engine does not offer {capability}")
+
+
+def is_member(changes: MembershipChanges, node: NodeId) -> bool:
+    members = changes.members()
+    return node in members.voters or node in members.learners
 
 
 def group_status(group: int, status: EngineStatus, members: Members) -> admin_pb2.GroupStatus:
