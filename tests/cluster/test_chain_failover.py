@@ -2,7 +2,7 @@
 killed in turn while a client writes; the chain mends each time, every acknowledged write
 reads back, and a restarted node rejoins as the new tail. A replica paused past its lease is
 removed, the messages it sends when it wakes are refused for their old epoch, and it rejoins
-as the tail."""
+as the tail. A write sent again under its client's name is applied once."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from distlab.client.chain import ChainClient
 from distlab.core.ids import NodeId
 from distlab.ops.faults import LocalProcesses
 from distlab.ops.local_cluster import LocalCluster
+from distlab.proto import chain_pb2, chain_pb2_grpc
+from distlab.wire.channels import open_channel
 from tests.cluster.chain_support import ChainWriter, stale_involving, wait_for_chain
 
 
@@ -102,4 +105,32 @@ async def test_a_paused_replica_is_removed_fenced_by_epoch_and_rejoins_as_tail(
     finally:
         await processes.resume(NodeId(2))
         await writer.stop()
+        await client.close()
+
+
+async def test_a_write_sent_again_under_its_name_is_applied_once(cluster: LocalCluster) -> None:
+    client = ChainClient({n: str(node.address) for n, node in cluster.nodes.items()})
+    channel = open_channel(str(cluster.nodes[NodeId(1)].address))
+    try:
+        await wait_for_chain(client, (1, 2, 3))
+        head = chain_pb2_grpc.ChainStub(channel)
+
+        async def write(value: bytes, request: int) -> int:
+            answer = await head.Write(chain_pb2.ChainWriteRequest(
+                key=b"named", value=value, client_id=41, request=request), timeout=5.0)
+            return int(answer.seq)
+
+        first = await write(b"one", 1)
+        assert await write(b"one", 1) == first
+        second = await write(b"two", 2)
+        assert second == first + 1
+        with pytest.raises(grpc.aio.AioRpcError) as stale:
+            await write(b"one", 1)
+        assert stale.value.code() == grpc.StatusCode.ABORTED
+        read = await client.get(b"named", "cr")
+        assert (read.value, read.seq) == (b"two", second)
+        rows = {row.id: row for row in await client.status(1.0)}
+        assert rows[3].applied == second
+    finally:
+        await channel.close()
         await client.close()

@@ -3,8 +3,11 @@
 It learns the chain from the members' `Chain.Status` (the newest epoch wins), follows a
 refusal's hint (a replica that is not the head names it), and retries what definitely did
 not happen (FAILED_PRECONDITION, a member that refuses connections) until its budget runs
-out. A write whose outcome is unknown (UNAVAILABLE after sending, DEADLINE_EXCEEDED) raises
-`Indefinite` and is not retried: the chain does not deduplicate writes.
+out. Each write is named by one of the client's writer ids and a request number that grows
+with each of that writer's writes; a write whose outcome is unknown (UNAVAILABLE after
+sending, DEADLINE_EXCEEDED) is retried under the same name until its budget runs out, and the
+chain applies it at most once. Only then does it raise `Indefinite`. A writer serves one call
+at a time, so that its request numbers arrive in order; concurrent calls take different ones.
 """
 
 from __future__ import annotations
@@ -50,12 +53,22 @@ class ChainRead:
     node: int
 
 
+@dataclass(slots=True)
+class _Writer:
+    """A name for writes: a random client id and its last request number."""
+
+    client_id: int
+    last_request: int = 0
+
+
 class ChainClient:
     def __init__(self, members: Mapping[NodeId, str]) -> None:
         self._members = dict(members)
         self._channels: dict[NodeId, grpc.aio.Channel] = {}
         # The chain as last learned; forgotten whenever a replica refuses or fails.
         self._chain: tuple[int, ...] | None = None
+        # Writers no call is using now.
+        self._idle_writers: list[_Writer] = []
 
     async def close(self) -> None:
         channels, self._channels = self._channels, {}
@@ -90,9 +103,20 @@ class ChainClient:
 
     async def put(self, key: bytes, value: bytes, timeout: float = 10.0) -> int:
         """The write's sequence number once the tail applied it."""
+        writer = self._idle_writers.pop() if self._idle_writers else \
+            _Writer(random.getrandbits(63) + 1)
+        writer.last_request += 1
+        try:
+            return await self._put(key, value, writer, timeout)
+        finally:
+            self._idle_writers.append(writer)
+
+    async def _put(self, key: bytes, value: bytes, writer: _Writer, timeout: float) -> int:
         deadline = time.monotonic() + timeout
         hint: NodeId | None = None
         last = "no member answered"
+        # Whether an attempt may have been applied: then running out of time is Indefinite.
+        maybe_applied = False
         while time.monotonic() < deadline:
             target = hint
             if target is None:
@@ -104,7 +128,9 @@ class ChainClient:
                 continue
             try:
                 answer = await self._stub(target).Write(
-                    chain_pb2.ChainWriteRequest(key=key, value=value),
+                    chain_pb2.ChainWriteRequest(key=key, value=value,
+                                                client_id=writer.client_id,
+                                                request=writer.last_request),
                     timeout=min(ATTEMPT_SECONDS, max(0.1, deadline - time.monotonic())))
             except grpc.aio.AioRpcError as error:
                 self._chain = None
@@ -116,11 +142,18 @@ class ChainClient:
                     continue
                 if code == grpc.StatusCode.INVALID_ARGUMENT:
                     raise Definite(last) from error
-                if code == grpc.StatusCode.UNAVAILABLE and _refused_connection(error):
-                    await asyncio.sleep(BACKOFF_SECONDS)
-                    continue
-                raise Indefinite(f"the write may have happened: {last}") from error
+                if code == grpc.StatusCode.ABORTED:
+                    # A newer write of this writer is in the chain: this one is not applied
+                    # now, and asking again cannot tell whether an earlier attempt was.
+                    raise Indefinite(f"the write may have happened: {last}") from error
+                if not (code == grpc.StatusCode.UNAVAILABLE and _refused_connection(error)):
+                    maybe_applied = True  # asked again under the same name, below
+                await asyncio.sleep(BACKOFF_SECONDS)
+                continue
             return int(answer.seq)
+        if maybe_applied:
+            raise Indefinite(f"the write may have happened: no answer within {timeout:g} s: "
+                             f"{last}")
         raise Unavailable(f"no write within {timeout:g} s: {last}")
 
     async def get(self, key: bytes, mode: str = "cr", node: NodeId | None = None,

@@ -24,45 +24,47 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64istlab/proto/chain.proto\x12\ndistlab.v1\"6\n\x0b\x43hainUpdate\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05value\x18\x03 \x01(\x0c\"\x7f\n\x0c\x43hainForward\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12(\n\x07updates\x18\x04 \x03(\x0b\x32\x17.distlab.v1.ChainUpdate\x12\x13\n\x0bsender_last\x18\x05 \x01(\x04\"\x85\x01\n\x08\x43hainAck\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12\x10\n\x08received\x18\x04 \x01(\x04\x12\x11\n\tcommitted\x18\x05 \x01(\x04\x12\x0e\n\x06synced\x18\x06 \x01(\x08\x12\x12\n\nneed_state\x18\x07 \x01(\x08\"\x8f\x01\n\x12\x43hainStateTransfer\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12)\n\x08versions\x18\x04 \x03(\x0b\x32\x17.distlab.v1.ChainUpdate\x12\x0c\n\x04last\x18\x05 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x06 \x01(\r\"a\n\x11\x43hainVersionQuery\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12\r\n\x05query\x18\x04 \x01(\x04\x12\x0b\n\x03key\x18\x05 \x01(\x0c\"n\n\x11\x43hainVersionReply\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12\r\n\x05query\x18\x04 \x01(\x04\x12\x0b\n\x03key\x18\x05 \x01(\x0c\x12\x0b\n\x03seq\x18\x06 \x01(\x04\"\x92\x02\n\x0c\x43hainMessage\x12+\n\x07\x66orward\x18\x01 \x01(\x0b\x32\x18.distlab.v1.ChainForwardH\x00\x12#\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x14.distlab.v1.ChainAckH\x00\x12\x38\n\x0estate_transfer\x18\x03 \x01(\x0b\x32\x1e.distlab.v1.ChainStateTransferH\x00\x12\x36\n\rversion_query\x18\x04 \x01(\x0b\x32\x1d.distlab.v1.ChainVersionQueryH\x00\x12\x36\n\rversion_reply\x18\x05 \x01(\x0b\x32\x1d.distlab.v1.ChainVersionReplyH\x00\x42\x06\n\x04\x62ody\"/\n\x11\x43hainWriteRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\"!\n\x12\x43hainWriteResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"H\n\x10\x43hainReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.distlab.v1.ChainReadMode\"K\n\x11\x43hainReadResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0b\n\x03how\x18\x04 \x01(\t\"\x14\n\x12\x43hainStatusRequest\"\x7f\n\x13\x43hainStatusResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\r\n\x05\x63hain\x18\x02 \x03(\x04\x12\x0f\n\x07joining\x18\x03 \x01(\x04\x12\x0c\n\x04node\x18\x04 \x01(\x04\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0c\n\x04sent\x18\x06 \x01(\x04\x12\x0f\n\x07\x61pplied\x18\x07 \x01(\x04\"%\n\x12\x43hainSubmitRequest\x12\x0f\n\x07\x63ommand\x18\x01 \x01(\x0c\"%\n\x13\x43hainSubmitResponse\x12\x0e\n\x06result\x18\x01 \x01(\x0c*A\n\rChainReadMode\x12\x16\n\x12\x43HAIN_READ_MODE_CR\x10\x00\x12\x18\n\x14\x43HAIN_READ_MODE_CRAQ\x10\x01\x32\xaa\x02\n\x05\x43hain\x12\x46\n\x05Write\x12\x1d.distlab.v1.ChainWriteRequest\x1a\x1e.distlab.v1.ChainWriteResponse\x12\x43\n\x04Read\x12\x1c.distlab.v1.ChainReadRequest\x1a\x1d.distlab.v1.ChainReadResponse\x12I\n\x06Status\x12\x1e.distlab.v1.ChainStatusRequest\x1a\x1f.distlab.v1.ChainStatusResponse\x12I\n\x06Submit\x12\x1e.distlab.v1.ChainSubmitRequest\x1a\x1f.distlab.v1.ChainSubmitResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64istlab/proto/chain.proto\x12\ndistlab.v1\"W\n\x0b\x43hainUpdate\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\r\n\x05value\x18\x03 \x01(\x0c\x12\x0e\n\x06\x63lient\x18\x04 \x01(\x04\x12\x0f\n\x07request\x18\x05 \x01(\x04\"?\n\x0f\x43hainWriterMark\x12\x0e\n\x06\x63lient\x18\x01 \x01(\x04\x12\x0f\n\x07request\x18\x02 \x01(\x04\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\x7f\n\x0c\x43hainForward\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12(\n\x07updates\x18\x04 \x03(\x0b\x32\x17.distlab.v1.ChainUpdate\x12\x13\n\x0bsender_last\x18\x05 \x01(\x04\"\x85\x01\n\x08\x43hainAck\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12\x10\n\x08received\x18\x04 \x01(\x04\x12\x11\n\tcommitted\x18\x05 \x01(\x04\x12\x0e\n\x06synced\x18\x06 \x01(\x08\x12\x12\n\nneed_state\x18\x07 \x01(\x08\"\xbd\x01\n\x12\x43hainStateTransfer\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12)\n\x08versions\x18\x04 \x03(\x0b\x32\x17.distlab.v1.ChainUpdate\x12\x0c\n\x04last\x18\x05 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x06 \x01(\r\x12,\n\x07writers\x18\x07 \x03(\x0b\x32\x1b.distlab.v1.ChainWriterMark\"a\n\x11\x43hainVersionQuery\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12\r\n\x05query\x18\x04 \x01(\x04\x12\x0b\n\x03key\x18\x05 \x01(\x0c\"n\n\x11\x43hainVersionReply\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\x0e\n\x06sender\x18\x02 \x01(\x04\x12\x11\n\trecipient\x18\x03 \x01(\x04\x12\r\n\x05query\x18\x04 \x01(\x04\x12\x0b\n\x03key\x18\x05 \x01(\x0c\x12\x0b\n\x03seq\x18\x06 \x01(\x04\"\x92\x02\n\x0c\x43hainMessage\x12+\n\x07\x66orward\x18\x01 \x01(\x0b\x32\x18.distlab.v1.ChainForwardH\x00\x12#\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x14.distlab.v1.ChainAckH\x00\x12\x38\n\x0estate_transfer\x18\x03 \x01(\x0b\x32\x1e.distlab.v1.ChainStateTransferH\x00\x12\x36\n\rversion_query\x18\x04 \x01(\x0b\x32\x1d.distlab.v1.ChainVersionQueryH\x00\x12\x36\n\rversion_reply\x18\x05 \x01(\x0b\x32\x1d.distlab.v1.ChainVersionReplyH\x00\x42\x06\n\x04\x62ody\"S\n\x11\x43hainWriteRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x11\n\tclient_id\x18\x03 \x01(\x04\x12\x0f\n\x07request\x18\x04 \x01(\x04\"!\n\x12\x43hainWriteResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"H\n\x10\x43hainReadRequest\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\'\n\x04mode\x18\x02 \x01(\x0e\x32\x19.distlab.v1.ChainReadMode\"K\n\x11\x43hainReadResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0b\n\x03how\x18\x04 \x01(\t\"\x14\n\x12\x43hainStatusRequest\"\x7f\n\x13\x43hainStatusResponse\x12\r\n\x05\x65poch\x18\x01 \x01(\x04\x12\r\n\x05\x63hain\x18\x02 \x03(\x04\x12\x0f\n\x07joining\x18\x03 \x01(\x04\x12\x0c\n\x04node\x18\x04 \x01(\x04\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x0c\n\x04sent\x18\x06 \x01(\x04\x12\x0f\n\x07\x61pplied\x18\x07 \x01(\x04\"%\n\x12\x43hainSubmitRequest\x12\x0f\n\x07\x63ommand\x18\x01 \x01(\x0c\"%\n\x13\x43hainSubmitResponse\x12\x0e\n\x06result\x18\x01 \x01(\x0c*A\n\rChainReadMode\x12\x16\n\x12\x43HAIN_READ_MODE_CR\x10\x00\x12\x18\n\x14\x43HAIN_READ_MODE_CRAQ\x10\x01\x32\xaa\x02\n\x05\x43hain\x12\x46\n\x05Write\x12\x1d.distlab.v1.ChainWriteRequest\x1a\x1e.distlab.v1.ChainWriteResponse\x12\x43\n\x04Read\x12\x1c.distlab.v1.ChainReadRequest\x1a\x1d.distlab.v1.ChainReadResponse\x12I\n\x06Status\x12\x1e.distlab.v1.ChainStatusRequest\x1a\x1f.distlab.v1.ChainStatusResponse\x12I\n\x06Submit\x12\x1e.distlab.v1.ChainSubmitRequest\x1a\x1f.distlab.v1.ChainSubmitResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'distlab.proto.chain_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHAINREADMODE']._serialized_start=1460
-  _globals['_CHAINREADMODE']._serialized_end=1525
+  _globals['_CHAINREADMODE']._serialized_start=1640
+  _globals['_CHAINREADMODE']._serialized_end=1705
   _globals['_CHAINUPDATE']._serialized_start=41
-  _globals['_CHAINUPDATE']._serialized_end=95
-  _globals['_CHAINFORWARD']._serialized_start=97
-  _globals['_CHAINFORWARD']._serialized_end=224
-  _globals['_CHAINACK']._serialized_start=227
-  _globals['_CHAINACK']._serialized_end=360
-  _globals['_CHAINSTATETRANSFER']._serialized_start=363
-  _globals['_CHAINSTATETRANSFER']._serialized_end=506
-  _globals['_CHAINVERSIONQUERY']._serialized_start=508
-  _globals['_CHAINVERSIONQUERY']._serialized_end=605
-  _globals['_CHAINVERSIONREPLY']._serialized_start=607
-  _globals['_CHAINVERSIONREPLY']._serialized_end=717
-  _globals['_CHAINMESSAGE']._serialized_start=720
-  _globals['_CHAINMESSAGE']._serialized_end=994
-  _globals['_CHAINWRITEREQUEST']._serialized_start=996
-  _globals['_CHAINWRITEREQUEST']._serialized_end=1043
-  _globals['_CHAINWRITERESPONSE']._serialized_start=1045
-  _globals['_CHAINWRITERESPONSE']._serialized_end=1078
-  _globals['_CHAINREADREQUEST']._serialized_start=1080
-  _globals['_CHAINREADREQUEST']._serialized_end=1152
-  _globals['_CHAINREADRESPONSE']._serialized_start=1154
-  _globals['_CHAINREADRESPONSE']._serialized_end=1229
-  _globals['_CHAINSTATUSREQUEST']._serialized_start=1231
-  _globals['_CHAINSTATUSREQUEST']._serialized_end=1251
-  _globals['_CHAINSTATUSRESPONSE']._serialized_start=1253
-  _globals['_CHAINSTATUSRESPONSE']._serialized_end=1380
-  _globals['_CHAINSUBMITREQUEST']._serialized_start=1382
-  _globals['_CHAINSUBMITREQUEST']._serialized_end=1419
-  _globals['_CHAINSUBMITRESPONSE']._serialized_start=1421
-  _globals['_CHAINSUBMITRESPONSE']._serialized_end=1458
-  _globals['_CHAIN']._serialized_start=1528
-  _globals['_CHAIN']._serialized_end=1826
+  _globals['_CHAINUPDATE']._serialized_end=128
+  _globals['_CHAINWRITERMARK']._serialized_start=130
+  _globals['_CHAINWRITERMARK']._serialized_end=193
+  _globals['_CHAINFORWARD']._serialized_start=195
+  _globals['_CHAINFORWARD']._serialized_end=322
+  _globals['_CHAINACK']._serialized_start=325
+  _globals['_CHAINACK']._serialized_end=458
+  _globals['_CHAINSTATETRANSFER']._serialized_start=461
+  _globals['_CHAINSTATETRANSFER']._serialized_end=650
+  _globals['_CHAINVERSIONQUERY']._serialized_start=652
+  _globals['_CHAINVERSIONQUERY']._serialized_end=749
+  _globals['_CHAINVERSIONREPLY']._serialized_start=751
+  _globals['_CHAINVERSIONREPLY']._serialized_end=861
+  _globals['_CHAINMESSAGE']._serialized_start=864
+  _globals['_CHAINMESSAGE']._serialized_end=1138
+  _globals['_CHAINWRITEREQUEST']._serialized_start=1140
+  _globals['_CHAINWRITEREQUEST']._serialized_end=1223
+  _globals['_CHAINWRITERESPONSE']._serialized_start=1225
+  _globals['_CHAINWRITERESPONSE']._serialized_end=1258
+  _globals['_CHAINREADREQUEST']._serialized_start=1260
+  _globals['_CHAINREADREQUEST']._serialized_end=1332
+  _globals['_CHAINREADRESPONSE']._serialized_start=1334
+  _globals['_CHAINREADRESPONSE']._serialized_end=1409
+  _globals['_CHAINSTATUSREQUEST']._serialized_start=1411
+  _globals['_CHAINSTATUSREQUEST']._serialized_end=1431
+  _globals['_CHAINSTATUSRESPONSE']._serialized_start=1433
+  _globals['_CHAINSTATUSRESPONSE']._serialized_end=1560
+  _globals['_CHAINSUBMITREQUEST']._serialized_start=1562
+  _globals['_CHAINSUBMITREQUEST']._serialized_end=1599
+  _globals['_CHAINSUBMITRESPONSE']._serialized_start=1601
+  _globals['_CHAINSUBMITRESPONSE']._serialized_end=1638
+  _globals['_CHAIN']._serialized_start=1708
+  _globals['_CHAIN']._serialized_end=2006
 # @@protoc_insertion_point(module_scope)

@@ -15,14 +15,28 @@ CHAIN_READ_MODE_CR: ChainReadMode
 CHAIN_READ_MODE_CRAQ: ChainReadMode
 
 class ChainUpdate(_message.Message):
-    __slots__ = ("seq", "key", "value")
+    __slots__ = ("seq", "key", "value", "client", "request")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
     seq: int
     key: bytes
     value: bytes
-    def __init__(self, seq: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+    client: int
+    request: int
+    def __init__(self, seq: _Optional[int] = ..., key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., client: _Optional[int] = ..., request: _Optional[int] = ...) -> None: ...
+
+class ChainWriterMark(_message.Message):
+    __slots__ = ("client", "request", "seq")
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    client: int
+    request: int
+    seq: int
+    def __init__(self, client: _Optional[int] = ..., request: _Optional[int] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class ChainForward(_message.Message):
     __slots__ = ("epoch", "sender", "recipient", "updates", "sender_last")
@@ -57,20 +71,22 @@ class ChainAck(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., received: _Optional[int] = ..., committed: _Optional[int] = ..., synced: _Optional[bool] = ..., need_state: _Optional[bool] = ...) -> None: ...
 
 class ChainStateTransfer(_message.Message):
-    __slots__ = ("epoch", "sender", "recipient", "versions", "last", "digest")
+    __slots__ = ("epoch", "sender", "recipient", "versions", "last", "digest", "writers")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    WRITERS_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     sender: int
     recipient: int
     versions: _containers.RepeatedCompositeFieldContainer[ChainUpdate]
     last: int
     digest: int
-    def __init__(self, epoch: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ChainUpdate, _Mapping]]] = ..., last: _Optional[int] = ..., digest: _Optional[int] = ...) -> None: ...
+    writers: _containers.RepeatedCompositeFieldContainer[ChainWriterMark]
+    def __init__(self, epoch: _Optional[int] = ..., sender: _Optional[int] = ..., recipient: _Optional[int] = ..., versions: _Optional[_Iterable[_Union[ChainUpdate, _Mapping]]] = ..., last: _Optional[int] = ..., digest: _Optional[int] = ..., writers: _Optional[_Iterable[_Union[ChainWriterMark, _Mapping]]] = ...) -> None: ...
 
 class ChainVersionQuery(_message.Message):
     __slots__ = ("epoch", "sender", "recipient", "query", "key")
@@ -117,12 +133,16 @@ class ChainMessage(_message.Message):
     def __init__(self, forward: _Optional[_Union[ChainForward, _Mapping]] = ..., ack: _Optional[_Union[ChainAck, _Mapping]] = ..., state_transfer: _Optional[_Union[ChainStateTransfer, _Mapping]] = ..., version_query: _Optional[_Union[ChainVersionQuery, _Mapping]] = ..., version_reply: _Optional[_Union[ChainVersionReply, _Mapping]] = ...) -> None: ...
 
 class ChainWriteRequest(_message.Message):
-    __slots__ = ("key", "value")
+    __slots__ = ("key", "value", "client_id", "request")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
     key: bytes
     value: bytes
-    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+    client_id: int
+    request: int
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ..., client_id: _Optional[int] = ..., request: _Optional[int] = ...) -> None: ...
 
 class ChainWriteResponse(_message.Message):
     __slots__ = ("seq",)

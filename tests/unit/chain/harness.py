@@ -87,8 +87,9 @@ class Cluster:
                     self._drain(node)
             self.deliver()
 
-    def write(self, node: NodeId, request: int, key: bytes, value: bytes) -> int:
-        seq = self.replicas[node].write(request, key, value)
+    def write(self, node: NodeId, request: int, key: bytes, value: bytes, client: int = 0,
+              client_request: int = 0) -> int:
+        seq = self.replicas[node].write(request, key, value, client, client_request)
         self._drain(node)
         return seq
 

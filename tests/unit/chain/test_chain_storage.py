@@ -54,8 +54,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 
 def update(seq: int) -> tuple[int, bytes]:
-    return durable.UPDATE, durable.encode_update(Update(seq, f"k{seq % 5}".encode(),
-                                                        f"v{seq}".encode()))
+    return durable.update_record(Update(seq, f"k{seq % 5}".encode(), f"v{seq}".encode()))
 
 
 def folded(records: list[tuple[int, bytes]]) -> StoredReplica:

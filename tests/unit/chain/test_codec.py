@@ -14,16 +14,17 @@ from distlab.protocols.chain import (
     Update,
     VersionQuery,
     VersionReply,
+    WriterMark,
 )
 from distlab.runtime.grpc import chain_codec
 
 N1, N2 = NodeId(1), NodeId(2)
-UPDATES = (Update(3, b"k\xff", b"v"), Update(4, b"k2", b""))
+UPDATES = (Update(3, b"k\xff", b"v", 12, 5), Update(4, b"k2", b""))
 # Every field of every message away from its default, so the codec cannot drop one.
 SAMPLES: list[Message] = [
     Forward(7, N1, N2, UPDATES, 9),
     Ack(7, N2, N1, 4, 3, True, True),
-    StateTransfer(7, N1, N2, UPDATES, 4, 0xDEADBEEF),
+    StateTransfer(7, N1, N2, UPDATES, 4, 0xDEADBEEF, (WriterMark(12, 5, 3),)),
     VersionQuery(7, N2, N1, 11, b"k"),
     VersionReply(7, N1, N2, 11, b"k", 4),
 ]

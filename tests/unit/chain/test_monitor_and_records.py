@@ -44,20 +44,20 @@ def test_a_new_leader_starts_every_count_afresh() -> None:
 def test_records_replay_into_the_replicas_state() -> None:
     first, second = Update(1, b"a", b"1"), Update(2, b"a", b"2")
     records = [(durable.EPOCH, durable.encode_epoch(3)),
-               (durable.UPDATE, durable.encode_update(first)),
-               (durable.UPDATE, durable.encode_update(second))]
+               durable.update_record(first),
+               durable.update_record(second)]
     stored = recover(records)
     assert stored.epoch == 3 and stored.last == 2 and stored.updates == [first, second]
     digest = durable.digest_after(durable.digest_after(0, first), second)
     reset = durable.encode_reset(7, digest, [Update(7, b"b", b"x")])
     stored = recover([*records, (durable.RESET, reset),
-                      (durable.UPDATE, durable.encode_update(Update(8, b"b", b"y")))])
+                      durable.update_record(Update(8, b"b", b"y"))])
     assert stored.base == 7 and stored.base_digest == digest and stored.last == 8
     assert stored.latest == {b"b": (7, b"x")} and stored.updates == [Update(8, b"b", b"y")]
 
 
 def test_a_gap_in_the_records_is_refused() -> None:
-    records = [(durable.UPDATE, durable.encode_update(Update(2, b"a", b"1")))]
+    records = [durable.update_record(Update(2, b"a", b"1"))]
     try:
         recover(records)
     except ValueError as error:
@@ -75,7 +75,7 @@ def test_a_snapshot_replays_to_the_state_it_was_taken_of() -> None:
     data = durable.encode_snapshot(stored)
     assert durable.decode_snapshot(data) == stored
     later = recover([*durable.snapshot_records(stored),
-                     (durable.UPDATE, durable.encode_update(Update(4, b"c", b"4")))])
+                     durable.update_record(Update(4, b"c", b"4"))])
     assert later.last == 4 and later.base == 1
 
 

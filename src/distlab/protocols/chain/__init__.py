@@ -35,6 +35,7 @@ from distlab.protocols.chain.messages import (
     Update,
     VersionQuery,
     VersionReply,
+    WriterMark,
     describe,
     is_request,
 )
@@ -56,7 +57,7 @@ __all__ = [
     "BUG_CATALOGUE", "MESSAGE_TYPES", "ROLES", "Ack", "ChainConfig", "ChainMaster",
     "ChainReplica", "Duties", "Forward", "LeaseMonitor", "MasterCall", "MasterRequest",
     "Message", "Outcome", "Problem", "ReadMode", "Ready", "ReplicaConfig", "Reply", "Role",
-    "StateTransfer", "StoredReplica", "Update", "VersionQuery", "VersionReply",
+    "StateTransfer", "StoredReplica", "Update", "VersionQuery", "VersionReply", "WriterMark",
     "admit_command", "decode_result", "decode_snapshot", "describe", "encode_snapshot",
     "init_command", "is_request", "join_command", "promote_command", "recover",
     "remove_command", "renew_command", "retire_command", "role_in",

@@ -27,6 +27,10 @@ CATALOGUE: Mapping[str, str] = MappingProxyType({
         "a replica acts on a configuration or message of an older epoch: it goes back to a "
         "role it no longer has"
     ),
+    "forget-writers": (
+        "the head numbers every write as new, without looking for the client's retry in its "
+        "history: a write whose answer was lost is applied twice"
+    ),
 })
 
 
@@ -38,6 +42,7 @@ class PlantedBugs:
     dirty_read: bool = False
     skip_resend: bool = False
     stale_epoch_accepted: bool = False
+    forget_writers: bool = False
 
     @classmethod
     def from_names(cls, names: Iterable[str]) -> PlantedBugs:

@@ -5,7 +5,8 @@ from the tail, to a replica that is joining), `Ack` carries back up what the sen
 received and what the tail has committed, `StateTransfer` hands a joining replica the
 tail's whole state, and `VersionQuery`/`VersionReply` let a CRAQ replica ask the tail which
 version of a key is committed. The chain's order and epoch come from the master as a
-`ChainConfig`.
+`ChainConfig`. `WriterMark`s, carried in a state transfer, let every replica recognise a
+client's retry of a write it holds already.
 """
 
 from __future__ import annotations
@@ -57,11 +58,25 @@ class ChainConfig:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """One state change, numbered by the head: `key` takes `value` at `seq`."""
+    """One state change, numbered by the head: `key` takes `value` at `seq`. `client` and
+    `request` name the client's write it came from (0: a write that named none), so that a
+    head, this one or a later one, recognises a retry of it."""
 
     seq: int
     key: bytes
     value: bytes
+    client: int = 0
+    request: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WriterMark:
+    """A client's newest write in a replica's history: its `request` number and the `seq`
+    the head gave it."""
+
+    client: int
+    request: int
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +118,8 @@ class StateTransfer:
     last: int
     # The digest of the sender's history up to `last`, which the receiver's becomes.
     digest: int
+    # Each client's newest write, so the joiner, once head, still recognises retries.
+    writers: tuple[WriterMark, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

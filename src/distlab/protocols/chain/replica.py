@@ -14,6 +14,12 @@ update at every replica on the way and answering the client at the head. Links a
 FIFO here: a replica takes an update only if it is the next one, so a lost or overtaken
 message is repaired by the successor's next report.
 
+A client names each write (its client id and a request number that only grows), and every
+replica remembers, from its history, each client's newest write: a head that is asked for a
+write it holds already answers it as the first attempt's (at once if committed, else when it
+commits) instead of numbering it again, so a client's retry after a lost answer or a failed
+head is applied at most once; an older request than the newest is refused as stale.
+
 Every message carries the epoch, and a replica refuses those of an older one. A replica
 serves reads only while its lease (renewed through the master) holds, so that one the
 master removed has stopped answering before a new chain can commit without it.
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from distlab.core.ids import NodeId
 from distlab.protocols.chain import durable
 from distlab.protocols.chain.bugs import PlantedBugs
-from distlab.protocols.chain.durable import StoredReplica, digest_after
+from distlab.protocols.chain.durable import StoredReplica, digest_after, update_record
 from distlab.protocols.chain.messages import (
     Ack,
     ChainConfig,
@@ -37,11 +43,16 @@ from distlab.protocols.chain.messages import (
     Update,
     VersionQuery,
     VersionReply,
+    WriterMark,
 )
 from distlab.protocols.chain.roles import ROLES, Role, role_in
 
 # How far a replica runs ahead of its successor's acknowledged position.
 WINDOW = 256
+# How many clients' newest writes a replica remembers: past it, those whose newest write is
+# oldest are forgotten (a retry of theirs would be numbered again, which only a client silent
+# through that many others' writes could meet).
+WRITER_MEMORY = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +80,9 @@ class Outcome(enum.Enum):
     NOT_SERVING = "not-serving"
     # Indefinite: the write may have happened.
     UNKNOWN = "unknown"
+    # Definite for this attempt: the client has a newer write than this one, so this one is
+    # not applied now (an earlier attempt of it may have been).
+    STALE = "stale-request"
 
 
 class ReadMode(enum.Enum):
@@ -189,9 +203,12 @@ class ChainReplica:
         self._versions: dict[bytes, list[tuple[int, bytes]]] = {
             key: [version] for key, version in stored.latest.items()}
         self._log: dict[int, Update] = {}
+        # Each client's newest write in this replica's history, by client.
+        self._writers: dict[int, WriterMark] = dict(stored.writers)
         self._digests: dict[int, int] = {stored.base: stored.base_digest}
         self._link: _Link | None = None
-        self._pending_writes: dict[int, int] = {}  # seq -> request
+        # The requests waiting for the update at each seq (a retry joins the first attempt).
+        self._pending_writes: dict[int, list[int]] = {}
         self._queries: dict[int, _Query] = {}
         self._next_query = 1
         self._upstream_quiet = 0
@@ -242,9 +259,12 @@ class ChainReplica:
                 if seq <= base:
                     latest[key] = (seq, value)
                     break
+        # The writers as of `last`, not `base`: a client's mark only moves forward, so
+        # replaying the updates above `base` over them changes nothing.
         return StoredReplica(
             epoch=self._recorded_epoch, base=base, base_digest=self._digests[base],
-            latest=latest, updates=[self._log[seq] for seq in range(base + 1, self.last + 1)],
+            latest=latest, writers=dict(self._writers),
+            updates=[self._log[seq] for seq in range(base + 1, self.last + 1)],
             restarted=True)
 
     # ------------------------------------------------------------------ inputs
@@ -317,8 +337,10 @@ class ChainReplica:
         else:
             self._on_version(message)
 
-    def write(self, request: int, key: bytes, value: bytes) -> int:
-        """A client's write, at the head: numbered, made durable, forwarded. Raises Problem
+    def write(self, request: int, key: bytes, value: bytes, client: int = 0,
+              client_request: int = 0) -> int:
+        """A client's write, at the head: numbered, made durable, forwarded; `client` and
+        `client_request` name it (0: unnamed, never recognised as a retry). Raises Problem
         when this replica cannot take it. Returns the write's sequence number; the answer
         comes as a Reply once the tail has applied it."""
         if not ROLES[self.role].assigns or self.must_join:
@@ -326,11 +348,18 @@ class ChainReplica:
                           self.chain.head)
         if not self.lease_valid():
             raise Problem(Outcome.NOT_SERVING, f"n{self.node_id} holds no lease")
+        mark = self._writers.get(client) if client else None
+        if mark is not None and not self._bugs.forget_writers:
+            if client_request == mark.request:
+                return self._answer_retry(request, mark.seq)
+            if client_request < mark.request:
+                raise Problem(Outcome.STALE, f"client {client} has written request "
+                              f"{mark.request} since request {client_request}")
         if len(self._pending_writes) >= WINDOW:
             raise Problem(Outcome.NOT_SERVING, "too many writes in flight")
-        update = Update(self.last + 1, key, value)
+        update = Update(self.last + 1, key, value, client, client_request if client else 0)
         self._append(update)
-        self._pending_writes[update.seq] = request
+        self._pending_writes[update.seq] = [request]
         if self._bugs.reply_before_tail:
             del self._pending_writes[update.seq]
             self._replies.append(Reply(request, Outcome.OK, seq=update.seq))
@@ -338,6 +367,14 @@ class ChainReplica:
             self._commit_upto(self.last)
         self._pump()
         return update.seq
+
+    def _answer_retry(self, request: int, seq: int) -> int:
+        """A write this replica holds already, at `seq`: answered as its first attempt."""
+        if seq <= self.committed:
+            self._replies.append(Reply(request, Outcome.OK, seq=seq))
+        else:
+            self._pending_writes.setdefault(seq, []).append(request)
+        return seq
 
     def read(self, request: int, key: bytes, mode: ReadMode) -> None:
         """A client's read; the answer comes as a Reply. Raises Problem when this replica
@@ -396,9 +433,10 @@ class ChainReplica:
         duties = ROLES[self.role]
         if not duties.assigns and self._pending_writes:
             # Numbered here, maybe forwarded: whether the new chain applies them is unknown.
-            for request in self._pending_writes.values():
-                self._replies.append(Reply(request, Outcome.UNKNOWN,
-                                           why=f"n{self.node_id} is no longer the head"))
+            for requests in self._pending_writes.values():
+                self._replies.extend(Reply(request, Outcome.UNKNOWN,
+                                           why=f"n{self.node_id} is no longer the head")
+                                     for request in requests)
             self._pending_writes.clear()
         for query in self._queries.values():
             self._answer_read_failure(query.request, "the chain was reconfigured")
@@ -508,9 +546,10 @@ class ChainReplica:
         self.committed = message.last
         self.acked = message.last
         self._digests = {message.last: message.digest}
+        self._writers = {mark.client: mark for mark in message.writers}
         self._sync_target = message.last
         self._persist.append((durable.RESET, durable.encode_reset(
-            message.last, message.digest, message.versions)))
+            message.last, message.digest, message.versions, message.writers)))
         self._report_upstream()
 
     def _on_query(self, message: VersionQuery) -> None:
@@ -537,7 +576,7 @@ class ChainReplica:
     # ------------------------------------------------------------------ history
 
     def _append(self, update: Update) -> None:
-        self._persist.append((durable.UPDATE, durable.encode_update(update)))
+        self._persist.append(update_record(update))
         self._take(update)
 
     def _take(self, update: Update) -> None:
@@ -547,6 +586,11 @@ class ChainReplica:
         self.last = update.seq
         self._log[update.seq] = update
         self._versions.setdefault(update.key, []).append((update.seq, update.value))
+        if update.client:
+            mark = self._writers.get(update.client)
+            if mark is None or update.request > mark.request:
+                self._writers[update.client] = WriterMark(update.client, update.request,
+                                                          update.seq)
 
     def _commit_upto(self, seq: int) -> None:
         if seq <= self.committed:
@@ -556,8 +600,8 @@ class ChainReplica:
         if self._downstream() is None:
             self.acked = self.last
         for pending_seq in sorted(s for s in self._pending_writes if s <= seq):
-            request = self._pending_writes.pop(pending_seq)
-            self._replies.append(Reply(request, Outcome.OK, seq=pending_seq))
+            self._replies.extend(Reply(request, Outcome.OK, seq=pending_seq)
+                                 for request in self._pending_writes.pop(pending_seq))
         self._prune()
         if ROLES[self.role].receives:
             self._report_upstream()
@@ -577,6 +621,10 @@ class ChainReplica:
                 versions.pop(0)
         for seq in [seq for seq in self._digests if seq < floor]:
             del self._digests[seq]
+        if len(self._writers) > WRITER_MEMORY:
+            # Forget down to three quarters, so the sort is paid once per many new clients.
+            newest = sorted(self._writers.values(), key=lambda mark: mark.seq)
+            self._writers = {mark.client: mark for mark in newest[-WRITER_MEMORY * 3 // 4:]}
 
     # ------------------------------------------------------------------ sending
 
@@ -598,8 +646,9 @@ class ChainReplica:
     def _send_transfer(self, joiner: NodeId) -> None:
         versions = tuple(Update(versions[-1][0], key, versions[-1][1])
                          for key, versions in sorted(self._versions.items()))
+        writers = tuple(self._writers[client] for client in sorted(self._writers))
         self._messages.append(StateTransfer(self.epoch, self.node_id, joiner, versions,
-                                            self.last, self._digests[self.last]))
+                                            self.last, self._digests[self.last], writers))
 
     def _report_upstream(self) -> None:
         upstream = self._upstream()

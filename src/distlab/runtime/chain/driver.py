@@ -108,11 +108,20 @@ class ReadResult:
     how: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    key: bytes
+    value: bytes
+    # The client's name for the write (0, 0: unnamed).
+    client: int
+    request: int
+
+
 @dataclass(slots=True)
 class _Inputs:
     configs: list[ChainConfig] = field(default_factory=list)
     leases: list[int] = field(default_factory=list)
-    writes: list[tuple[bytes, bytes, asyncio.Future[Reply], otel_context.Context | None]] = \
+    writes: list[tuple[_Write, asyncio.Future[Reply], otel_context.Context | None]] = \
         field(default_factory=list)
     reads: list[tuple[bytes, ReadMode, asyncio.Future[Reply]]] = field(default_factory=list)
 
@@ -183,17 +192,19 @@ class ChainDriver(CoreLoop):
     def report_snapshot(self, peer: NodeId, succeeded: bool) -> None:
         """State transfers are repeated until the joining replica reports it has one."""
 
-    async def write(self, key: bytes, value: bytes) -> int:
+    async def write(self, key: bytes, value: bytes, client: int = 0, request: int = 0) -> int:
         """Write at the head; returns the write's sequence number once the tail applied it.
+        `client` and `request` name the write, so that a retry is applied at most once.
         Raises ChainRefused (definite) or OutcomeUnknown."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        write = _Write(key, value, client, request)
         if not trace.get_current_span().is_recording():
-            self._inputs.writes.append((key, value, future, None))
+            self._inputs.writes.append((write, future, None))
             self._wake.set()
             return (await future).seq
         with tracer.start_as_current_span("chain.write",
                                           attributes={"chain.node": self.node_id}) as span:
-            self._inputs.writes.append((key, value, future, otel_context.get_current()))
+            self._inputs.writes.append((write, future, otel_context.get_current()))
             self._wake.set()
             reply = await future
             span.set_attribute("chain.seq", reply.seq)
@@ -238,8 +249,9 @@ class ChainDriver(CoreLoop):
         self._feed_messages()
         if inputs.writes:
             writes, inputs.writes = inputs.writes, []
-            for key, value, future, traced in writes:
-                seq = self._take(future, core.write, key, value)
+            for write, future, traced in writes:
+                seq = self._take(future, core.write, write.key, write.value, write.client,
+                                 write.request)
                 if seq is not None and traced is not None:
                     self._traces[seq] = traced
         if inputs.reads:
@@ -322,7 +334,7 @@ class ChainDriver(CoreLoop):
         for future in pending.values():
             if not future.done():
                 future.set_exception(error)
-        for _, _, future, _ in self._inputs.writes:
+        for _, future, _ in self._inputs.writes:
             if not future.done():
                 future.set_exception(error)
         for _, _, future in self._inputs.reads:

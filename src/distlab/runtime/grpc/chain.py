@@ -42,6 +42,9 @@ CHAIN_WRITES = Counter("distlab_chain_writes", "Chain writes taken here, by outc
                        ["outcome"])
 
 _MODES = {chain_pb2.CHAIN_READ_MODE_CR: ReadMode.CR, chain_pb2.CHAIN_READ_MODE_CRAQ: ReadMode.CRAQ}
+# Refusals other than these are FAILED_PRECONDITION: definite, and worth asking elsewhere.
+_REFUSAL_CODES = {Outcome.UNKNOWN: grpc.StatusCode.UNAVAILABLE,
+                  Outcome.STALE: grpc.StatusCode.ABORTED}
 
 
 class ChainServicer(chain_pb2_grpc.ChainServicer):
@@ -60,7 +63,8 @@ class ChainServicer(chain_pb2_grpc.ChainServicer):
             await context.abort(rejection.code, rejection.message, rejection.metadata)
         try:
             async with asyncio.timeout(WAIT_SECONDS):
-                seq = await self._replica.write(request.key, request.value)
+                seq = await self._replica.write(request.key, request.value,
+                                                request.client_id, request.request)
         except ChainRefused as refused:
             CHAIN_WRITES.labels(outcome=refused.outcome.value).inc()
             await self._refuse(context, refused)
@@ -131,8 +135,7 @@ class ChainServicer(chain_pb2_grpc.ChainServicer):
             address = self._address_of(refused.hint)
             if address:
                 metadata.append((LEADER_ADDRESS, address))
-        code = (grpc.StatusCode.UNAVAILABLE if refused.outcome is Outcome.UNKNOWN
-                else grpc.StatusCode.FAILED_PRECONDITION)
+        code = _REFUSAL_CODES.get(refused.outcome, grpc.StatusCode.FAILED_PRECONDITION)
         await context.abort(code, str(refused), tuple(metadata))
 
 

@@ -14,7 +14,8 @@ __all__ = ["MalformedMessage", "decode", "encode", "from_proto", "to_proto"]
 
 
 def _updates_to_proto(updates: Iterable[chain.Update]) -> list[chain_pb2.ChainUpdate]:
-    return [chain_pb2.ChainUpdate(seq=update.seq, key=update.key, value=update.value)
+    return [chain_pb2.ChainUpdate(seq=update.seq, key=update.key, value=update.value,
+                                  client=update.client, request=update.request)
             for update in updates]
 
 
@@ -23,8 +24,19 @@ def _updates_from_proto(protos: Iterable[chain_pb2.ChainUpdate]) -> tuple[chain.
     for proto in protos:
         if proto.seq == 0:
             raise MalformedMessage("an update numbered 0")
-        updates.append(chain.Update(proto.seq, proto.key, proto.value))
+        updates.append(chain.Update(proto.seq, proto.key, proto.value, proto.client,
+                                    proto.request))
     return tuple(updates)
+
+
+def _writers_from_proto(protos: Iterable[chain_pb2.ChainWriterMark]
+                        ) -> tuple[chain.WriterMark, ...]:
+    marks = []
+    for proto in protos:
+        if proto.client == 0 or proto.seq == 0:
+            raise MalformedMessage("a writer mark with no client or no update")
+        marks.append(chain.WriterMark(proto.client, proto.request, proto.seq))
+    return tuple(marks)
 
 
 def to_proto(message: chain.Message) -> chain_pb2.ChainMessage:
@@ -41,7 +53,9 @@ def to_proto(message: chain.Message) -> chain_pb2.ChainMessage:
         return chain_pb2.ChainMessage(state_transfer=chain_pb2.ChainStateTransfer(
             epoch=message.epoch, sender=message.sender, recipient=message.recipient,
             versions=_updates_to_proto(message.versions), last=message.last,
-            digest=message.digest))
+            digest=message.digest,
+            writers=[chain_pb2.ChainWriterMark(client=mark.client, request=mark.request,
+                                               seq=mark.seq) for mark in message.writers]))
     if isinstance(message, chain.VersionQuery):
         return chain_pb2.ChainMessage(version_query=chain_pb2.ChainVersionQuery(
             epoch=message.epoch, sender=message.sender, recipient=message.recipient,
@@ -64,7 +78,8 @@ def from_proto(proto: chain_pb2.ChainMessage) -> chain.Message:
     if which == "state_transfer":
         t = proto.state_transfer
         return chain.StateTransfer(t.epoch, node_id(t.sender), node_id(t.recipient),
-                                   _updates_from_proto(t.versions), t.last, t.digest)
+                                   _updates_from_proto(t.versions), t.last, t.digest,
+                                   _writers_from_proto(t.writers))
     if which == "version_query":
         q = proto.version_query
         return chain.VersionQuery(q.epoch, node_id(q.sender), node_id(q.recipient), q.query,

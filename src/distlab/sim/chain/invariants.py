@@ -10,7 +10,9 @@
 - only committed values are answered: a write is acknowledged, and a read returns a
   version, only once the update is applied at a tail;
 - epochs only grow, at every replica across its restarts (as far as it made them durable),
-  and an epoch names one configuration.
+  and an epoch names one configuration;
+- a client's write is committed at most once: no two committed updates carry the same
+  client's name for a write (a retry was recognised, not numbered again).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import itertools
 
 from distlab.core.ids import NodeId
-from distlab.protocols.chain import ROLES, ChainConfig, ChainReplica, Outcome, Ready
+from distlab.protocols.chain import ROLES, ChainConfig, ChainReplica, Outcome, Ready, durable
 
 
 class InvariantViolation(AssertionError):
@@ -33,6 +35,12 @@ class ChainInvariants:
         self.committed: dict[int, tuple[NodeId, int]] = {}
         self.highest_committed = 0
         self.checks = 0
+        # Each replica's history as its records leave it, by seq: the client's name for the
+        # write (0, 0 for an unnamed one), until the replica has committed it.
+        self.names: dict[NodeId, dict[int, tuple[int, int]]] = {}
+        self.committed_upto: dict[NodeId, int] = {}
+        # (client, request) -> the seq it was committed at
+        self.committed_writes: dict[tuple[int, int], int] = {}
 
     def replica_started(self, node: NodeId, core: ChainReplica) -> None:
         durable = self.epochs.get(node, 0)
@@ -41,13 +49,15 @@ class ChainInvariants:
                                      f"epoch {durable} it had made durable")
 
     def replica_stopped(self, node: NodeId) -> None:
-        pass
+        # What it held comes back from its disk, already counted where it was committed.
+        self.names.pop(node, None)
 
     def after_ready(self, node: NodeId, core: ChainReplica, ready: Ready,
                     cores: dict[NodeId, ChainReplica]) -> None:
         self.checks += 1
         self._epoch(node, core)
         self._commit(node, core)
+        self._written_once(node, core, ready)
         for reply in ready.replies:
             if reply.outcome is Outcome.OK and reply.seq > self.highest_committed:
                 what = "a read returned version" if reply.how else "a write was acknowledged at"
@@ -80,6 +90,28 @@ class ChainInvariants:
         if first[1] != digest:
             raise InvariantViolation(
                 f"n{node} and n{first[0]} committed different histories up to update {seq}")
+
+    def _written_once(self, node: NodeId, core: ChainReplica, ready: Ready) -> None:
+        names = self.names.setdefault(node, {})
+        for kind, body in ready.persist:
+            if kind in (durable.UPDATE, durable.WRITE):
+                update = durable.decode_update(kind, body)
+                names[update.seq] = (update.client, update.request)
+            elif kind == durable.RESET:
+                names.clear()
+        start = self.committed_upto.get(node, 0)
+        if core.committed <= start:
+            return
+        for seq in range(start + 1, core.committed + 1):
+            name = names.pop(seq, None)
+            if name is None or name == (0, 0):
+                continue  # not recorded here since the replica (re)started, or unnamed
+            first = self.committed_writes.setdefault(name, seq)
+            if first != seq:
+                raise InvariantViolation(
+                    f"client {name[0]}'s write {name[1]} was committed twice, as updates "
+                    f"{first} and {seq}")
+        self.committed_upto[node] = core.committed
 
     def _neighbours(self, core: ChainReplica, cores: dict[NodeId, ChainReplica]) -> None:
         config = core.chain

@@ -2,9 +2,11 @@
 
 They behave as `distlab chain` does: a client learns the chain from a member's copy of the
 master, writes at the head, reads at the tail (CR) or at a random replica (CRAQ), follows a
-refusal's hint, and retries what definitely did not happen until its budget runs out. A
-write whose outcome is unknown is recorded `info` and its process retires; a read changes
-nothing, so a read that got no answer is `fail`.
+refusal's hint, and retries until its budget runs out: what definitely did not happen, and
+a write whose outcome is unknown too, under the same name (the process is the client, and
+its writes are numbered), which the chain applies at most once. A write still unknown when
+its budget is spent is recorded `info` and its process retires; a read changes nothing, so a
+read that got no answer is `fail`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from distlab.check import CheckResult, History, check, parse_history
 from distlab.core.ids import NodeId
 from distlab.core.replicated_log import OutcomeUnknown
-from distlab.protocols.chain import ChainConfig, ReadMode
+from distlab.protocols.chain import ChainConfig, Outcome, ReadMode
 from distlab.runtime.chain.driver import ChainDriver, ChainRefused
 from distlab.sim.chain.engine import ChainEngine
 from distlab.sim.workload import CHECK_SLICES, WorkloadSettings
@@ -41,6 +43,8 @@ class ChainWorkload:
         self.completed = {"ok": 0, "fail": 0, "info": 0}
         self._processes = itertools.count(1)
         self._values = itertools.count(1)
+        # Each process's last write number: a process is one client of the chain.
+        self._requests: dict[int, int] = {}
         engine = world.engine
         assert isinstance(engine, ChainEngine)
         self._engine = engine
@@ -127,7 +131,9 @@ class ChainWorkload:
     async def _put(self, process: int, key: str, value: str, deadline: float) -> str:
         world = self.world
         self._record(process, "invoke", "put", key, value)
+        request = self._requests[process] = self._requests.get(process, 0) + 1
         hint: NodeId | None = None
+        maybe_applied = False
         while world.now < deadline:
             config = self._config()
             replica = self._replica(hint or (config.head if config is not None else None))
@@ -138,18 +144,24 @@ class ChainWorkload:
             try:
                 async with asyncio.timeout(min(self.settings.attempt_seconds,
                                                deadline - world.now)):
-                    await replica.write(key.encode(), value.encode())
+                    await replica.write(key.encode(), value.encode(), process, request)
             except ChainRefused as refused:
+                if refused.outcome is Outcome.STALE:
+                    # A newer write of ours is in: an earlier attempt may have been applied.
+                    maybe_applied = True
+                    break
                 hint = refused.hint
                 await asyncio.sleep(BACKOFF_SECONDS)
                 continue
             except (OutcomeUnknown, TimeoutError):
-                self._record(process, "info", "put", key, value)
-                return "info"
+                maybe_applied = True
+                await asyncio.sleep(BACKOFF_SECONDS)
+                continue
             self._record(process, "ok", "put", key, value)
             return "ok"
-        self._record(process, "fail", "put", key, value)
-        return "fail"
+        outcome = "info" if maybe_applied else "fail"
+        self._record(process, outcome, "put", key, value)
+        return outcome
 
     async def _get(self, process: int, key: str, deadline: float, mode: ReadMode) -> None:
         world = self.world
