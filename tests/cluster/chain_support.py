@@ -24,6 +24,11 @@ def newest_chain(rows: Iterable[ReplicaStatus]) -> tuple[int, tuple[int, ...], i
     return newest.epoch, newest.chain, newest.joining
 
 
+async def chain_of(client: ChainClient) -> tuple[int, tuple[int, ...], int]:
+    """(epoch, chain, joining) of the newest configuration a live member reports now."""
+    return newest_chain(await client.status(1.0))
+
+
 async def wait_for_chain(client: ChainClient, wanted: tuple[int, ...]) -> int:
     """The epoch once the chain is `wanted`, no replica is joining, and each of its members
     reports that epoch."""
