@@ -172,8 +172,8 @@ def three_node_run(tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
     report = tmp_path_factory.mktemp("jepsen") / "report"
     completed = run_test_command(
-        report, "--nodes", "3", "--nemesis", "kill,pause,partition", "--time-limit", "40",
-        "--nemesis-interval", "5", "--rate", "20", "--keys", "5", "--seed", "7")
+        report, "--nodes", "3", "--nemesis", "kill,pause,partition", "--time-limit", "30",
+        "--nemesis-interval", "4", "--rate", "20", "--keys", "5", "--seed", "7")
     yield report, completed
 
 

@@ -22,7 +22,7 @@ def test_jepsen_run_against_compose_is_linearizable(
     report = tmp_path / "report"
     result = run_distlab(
         "test", "--compose", "--project", project.name, "--nemesis", "kill,pause,partition",
-        "--time-limit", "60", "--nemesis-interval", "8", "--report", str(report),
+        "--time-limit", "40", "--nemesis-interval", "5", "--report", str(report),
         "--seed", "7", "--quiet", "5",
         env={"DISTLAB_PUBLISH_HOST": project.host}, timeout=400,
     )
