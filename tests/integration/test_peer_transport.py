@@ -278,6 +278,28 @@ async def test_a_restarted_peer_is_reached_again(pair: tuple[Node, Node]) -> Non
     assert all(group == 1 for _, group, _ in peer.arrivals)
 
 
+async def test_shutdown_ends_the_peers_streams_instead_of_waiting_out_the_grace(
+        pair: tuple[Node, Node]) -> None:
+    sender, peer = pair
+    await peer.start()
+    sender.transport.send(peer.node_id, SERVICE, 0, b"hello")
+    await eventually(lambda: bool(peer.servicer.streams_open), 5, "the stream")
+    assert peer.server is not None
+    # A grace no test would sit through: the stop ends only because the stream does.
+    stopping = asyncio.ensure_future(peer.server.stop(3600))
+    await asyncio.sleep(0)
+    await peer.servicer.end_streams()
+    await asyncio.wait_for(stopping, 30)
+    peer.server = None
+    assert peer.servicer.streams_open == {}
+    # The sender learns of the end at its next write, and finds no one to reconnect to.
+    deadline = time.monotonic() + 10
+    while sender.transport.streams_open:
+        assert time.monotonic() < deadline, "the sender never saw its stream end"
+        sender.transport.send(peer.node_id, SERVICE, 0, b"anyone there?")
+        await asyncio.sleep(0.05)  # a heartbeat interval
+
+
 async def test_the_unreachable_listener_hears_of_a_stopped_peer(pair: tuple[Node, Node]) -> None:
     sender, peer = pair
     unreachable: list[NodeId] = []

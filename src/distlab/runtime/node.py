@@ -304,11 +304,12 @@ class Node:
         server.add_service(txn_pb2.DESCRIPTOR.services_by_name["Txn"],
                            txn_pb2_grpc.add_TxnServicer_to_server,
                            TxnServicer(txn, group_txn, DEFAULT_TICK_SECONDS))
+        peer_servicer = PeerServicer(config.node_id, config.groups, router,
+                                     lambda: peer.isolated_from, engine=config.engine,
+                                     clock=vector_clock)
         server.add_service(peer_pb2.DESCRIPTOR.services_by_name["Peer"],
-                           peer_pb2_grpc.add_PeerServicer_to_server,
-                           PeerServicer(config.node_id, config.groups, router,
-                                        lambda: peer.isolated_from, engine=config.engine,
-                                        clock=vector_clock))
+                           peer_pb2_grpc.add_PeerServicer_to_server, peer_servicer)
+        server.on_drain(peer_servicer.end_streams)
         if config.unsafe_stale_reads:
             log.warning("DISTLAB_UNSAFE_STALE_READS is set: reads skip the read barrier and "
                         "may be stale (for testing the tester only)")

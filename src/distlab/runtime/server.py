@@ -11,13 +11,15 @@ second port:
     server.on_stop(driver.stop)
     await server.start()       # binds every address first; ConfigError names the setting
     ...
-    await server.stop()        # health NOT_SERVING, grace for in-flight calls, the on_stop
-                               # steps (last added first), metrics, then the span flush
+    await server.stop()        # health NOT_SERVING, no new calls, the on_drain steps, grace
+                               # for in-flight calls, the on_stop steps (last added first),
+                               # metrics, then the span flush
 
 Start-up binds every address before serving anything, so a port in use is reported as a
 configuration problem rather than discovered by the first client. Shutdown stops accepting
-calls, gives in-flight ones a short grace, runs the process's own steps, and flushes buffered
-spans last, so the spans of those steps are exported too.
+calls, ends the calls that never end by themselves (the peers' long-lived streams), gives the
+other in-flight ones a short grace, runs the process's own steps, and flushes buffered spans
+last, so the spans of those steps are exported too.
 """
 
 from __future__ import annotations
@@ -179,6 +181,7 @@ class Server:
         self._collectors: list[Collector] = []
         self._registered: list[Collector] = []
         self._stop_steps: list[StopStep] = []
+        self._drain_steps: list[StopStep] = []
         self._metrics: MetricsServer | None = None
         self._address: Address | None = None
         self._started = False
@@ -215,6 +218,12 @@ class Server:
         """Run `step` (a function, or one returning an awaitable) in `stop`, after gRPC has
         stopped and before the spans are flushed; the steps run last added first."""
         self._stop_steps.append(step)
+
+    def on_drain(self, step: StopStep) -> None:
+        """Run `step` in `stop` once the server takes no new calls, before the grace: for
+        calls that would otherwise hold the whole grace, such as streams that never end by
+        themselves."""
+        self._drain_steps.append(step)
 
     async def start(self) -> Address:
         """Bind every address, then serve; raises ConfigError naming the setting that cannot
@@ -255,13 +264,23 @@ class Server:
             return
         self._stopped = True
         await self._health.enter_graceful_shutdown()
-        await self._server.stop(self._grace)
+        # The metrics endpoint goes first, on a thread: its server notices a shutdown only at
+        # its next poll, up to half a second later, which would otherwise add to the exit.
+        metrics_closed = (asyncio.ensure_future(asyncio.to_thread(self._metrics.close))
+                          if self._metrics is not None else None)
+        stopping = asyncio.ensure_future(self._server.stop(self._grace))
+        await asyncio.sleep(0)  # gRPC refuses new calls from here on
+        for drain in self._drain_steps:
+            outcome = drain()
+            if inspect.isawaitable(outcome):
+                await outcome
+        await stopping
         for step in reversed(self._stop_steps):
             outcome = step()
             if inspect.isawaitable(outcome):
                 await outcome
-        if self._metrics is not None:
-            self._metrics.close()
+        if metrics_closed is not None:
+            await metrics_closed
         if self._registered:
             from prometheus_client import REGISTRY
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -62,12 +63,23 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
         self._isolated_from = isolated_from
         self._acceptance = acceptance(node_id, groups, engine)
         self._streams: Counter[NodeId] = Counter()
+        self._stream_contexts: set[grpc.aio.ServicerContext[Any, Any]] = set()
         self._transfers = 0
 
     @property
     def streams_open(self) -> dict[NodeId, int]:
         """Peer -> the streams from it this servicer is reading now."""
         return {peer: count for peer, count in self._streams.items() if count}
+
+    async def end_streams(self) -> None:
+        """End every stream from a peer now, as UNAVAILABLE: at shutdown, so that they do
+        not hold the server's grace for client calls (they never end by themselves); each
+        peer's sender reconnects, to this node once it is back."""
+        for context in list(self._stream_contexts):
+            # Aborting from outside the handler ends the call, then raises here.
+            with contextlib.suppress(grpc.aio.AbortError):
+                await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                    f"node {self._node_id} is shutting down")
 
     async def Stream(
         self, request_iterator: AsyncIterator[peer_pb2.EnvelopeBatch],
@@ -77,10 +89,12 @@ class PeerServicer(peer_pb2_grpc.PeerServicer):
         await context.send_initial_metadata(self._acceptance)
         self._streams[sender] += 1
         INBOUND.inc()
+        self._stream_contexts.add(context)
         try:
             async for batch in request_iterator:
                 self._receive(sender, batch)
         finally:
+            self._stream_contexts.discard(context)
             self._streams[sender] -= 1
             INBOUND.dec()
         return peer_pb2.PeerAck()
