@@ -1,5 +1,6 @@
-"""Chain replication on a 3-node distlab cluster: writes beside the Raft KV store's, and a
-90/10 read/write mix with reads at the tail (CR) beside reads at any replica (CRAQ).
+"""Chain replication on a 3-node distlab cluster: writes beside the Raft KV store's, and
+reads alone and a 90/10 read/write mix, with reads at the tail (CR) beside reads at any
+replica (CRAQ).
 
 One fresh `distlab up`-style cluster (ops/local_cluster) on this machine's loopback, driven
 by closed loops of `--clients` concurrent clients in this process for `--duration` seconds
@@ -66,10 +67,10 @@ async def measure(cluster: LocalCluster, clients: int, duration: float, runs: in
     async def chain_put(index: int) -> None:
         await chain.put(KEYS[index % len(KEYS)], VALUE)
 
-    def mixed(mode: str) -> Callable[[int], Awaitable[None]]:
+    def mixed(mode: str, read_share: float) -> Callable[[int], Awaitable[None]]:
         async def operation(index: int) -> None:
             key = KEYS[index % len(KEYS)]
-            if rng.random() < 0.9:
+            if rng.random() < read_share:
                 await chain.get(key, mode)
             else:
                 await chain.put(key, VALUE)
@@ -79,8 +80,10 @@ async def measure(cluster: LocalCluster, clients: int, duration: float, runs: in
     cases: dict[str, Callable[[int], Awaitable[None]]] = {
         "raft kv put (baseline)": kv_put,
         "chain put": chain_put,
-        "chain 90/10, cr reads": mixed("cr"),
-        "chain 90/10, craq reads": mixed("craq"),
+        "chain reads only, cr reads": mixed("cr", 1.0),
+        "chain reads only, craq reads": mixed("craq", 1.0),
+        "chain 90/10, cr reads": mixed("cr", 0.9),
+        "chain 90/10, craq reads": mixed("craq", 0.9),
     }
     try:
         for _ in range(runs):
@@ -108,6 +111,12 @@ async def bench(clients: int, duration: float, runs: int) -> None:
         rate = statistics.median(rate for rate, _ in samples)
         latency = statistics.median(latency for _, latency in samples)
         print(f"{name:28} {rate:8.0f} {latency:10.1f} {rate / baseline:11.2f}x")
+    for mix in ("reads only", "90/10"):
+        ratios = [craq / cr for (cr, _), (craq, _) in zip(
+            results[f"chain {mix}, cr reads"], results[f"chain {mix}, craq reads"],
+            strict=True)]
+        print(f"CRAQ / CR, {mix}: " + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+              + f" (median {statistics.median(ratios):.2f})")
 
 
 def main() -> None:
