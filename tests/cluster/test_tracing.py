@@ -92,8 +92,12 @@ def test_a_write_is_one_trace_from_leader_to_followers(
 
     def write_spans() -> list[ReceivedSpan] | None:
         spans = receiver.spans
+        # Each attempt of the client is a trace of its own: the one that was proposed is the
+        # write's (an attempt at a member that was not leading, say during an election under
+        # load, is refused without a proposal).
+        proposed = {s.trace_id for s in spans if s.name == f"{engine}.propose"}
         put = [s for s in spans if s.name == "/distlab.v1.KV/Put" and s.kind == SPAN_KIND_SERVER
-               and s.attributes.get("kv.key") == "traced"]
+               and s.attributes.get("kv.key") == "traced" and s.trace_id in proposed]
         if not put:
             return None
         trace_spans = [s for s in spans if s.trace_id == put[-1].trace_id]
