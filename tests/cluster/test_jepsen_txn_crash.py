@@ -10,6 +10,7 @@ under a partition, and the report says that it is 3PC's known weakness."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.support import run_distlab
@@ -17,12 +18,18 @@ from tests.support import run_distlab
 RUN_TIMEOUT_SECONDS = 60
 
 
+def run_bank(report: Path, protocol: str, nemesis: str, interval: int
+             ) -> subprocess.CompletedProcess[str]:
+    """A 12 s bank run over four accounts on node participants, seed 1."""
+    return run_distlab("test", "--workload", "bank", "--protocol", protocol, "--participants",
+                       "nodes", "--accounts", "4", "--nemesis", nemesis, "--time-limit", "12",
+                       "--nemesis-interval", str(interval), "--quiet", "1", "--seed", "1",
+                       "--report", str(report), timeout=RUN_TIMEOUT_SECONDS)
+
+
 def test_two_phase_commit_blocks_while_a_crashed_coordinator_is_down(tmp_path: Path) -> None:
     report = tmp_path / "report"
-    done = run_distlab("test", "--workload", "bank", "--protocol", "2pc", "--participants",
-                       "nodes", "--accounts", "4", "--nemesis", "txn-crash-commit-logged",
-                       "--time-limit", "12", "--nemesis-interval", "5", "--quiet", "1",
-                       "--seed", "1", "--report", str(report), timeout=RUN_TIMEOUT_SECONDS)
+    done = run_bank(report, "2pc", "txn-crash-commit-logged", interval=5)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("distlab test: valid:"), done.stdout
     result = json.loads((report / "result.json").read_text())
@@ -40,10 +47,7 @@ def test_two_phase_commit_blocks_while_a_crashed_coordinator_is_down(tmp_path: P
 def test_three_phase_commit_disagrees_when_a_participant_is_cut_off_after_its_yes(
         tmp_path: Path) -> None:
     report = tmp_path / "report"
-    done = run_distlab("test", "--workload", "bank", "--protocol", "3pc", "--participants",
-                       "nodes", "--accounts", "4", "--nemesis", "txn-partition",
-                       "--time-limit", "12", "--nemesis-interval", "4", "--quiet", "1",
-                       "--seed", "1", "--report", str(report), timeout=RUN_TIMEOUT_SECONDS)
+    done = run_bank(report, "3pc", "txn-partition", interval=4)
     assert done.returncode == 1, done.stdout + done.stderr
     result = json.loads((report / "result.json").read_text())
     bank = result["bank"]

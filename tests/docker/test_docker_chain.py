@@ -39,6 +39,18 @@ def member_in_role(chain: Chain, role: str) -> int:
     return {"head": chain[0], "middle": chain[1], "tail": chain[-1]}[role]
 
 
+async def back_as_tail(client: ChainClient, writer: ChainWriter, without: Chain, node: int
+                       ) -> tuple[Chain, int, float]:
+    """Wait for `node` to rejoin the chain `without` it as its tail, then for writes to go
+    on: the new (chain, epoch) and the seconds the rejoining took."""
+    started_at = time.monotonic()
+    rejoined = (*without, node)
+    epoch = await wait_for_chain(client, rejoined)
+    seconds = time.monotonic() - started_at
+    await writer.wait_for_more(3, f"after node {node} rejoined")
+    return rejoined, epoch, seconds
+
+
 async def kill_and_restart(project: ComposeProject, client: ChainClient, writer: ChainWriter,
                            chain: Chain, epoch: int, role: str) -> tuple[Chain, int]:
     """Kill the container in `role`, wait for the chain to mend without it and for writes to
@@ -55,14 +67,10 @@ async def kill_and_restart(project: ComposeProject, client: ChainClient, writer:
     resumed_seconds = time.monotonic() - killed_at
 
     project.docker("start", container)
-    started_at = time.monotonic()
-    rejoined = (*mended, victim)
-    rejoined_epoch = await wait_for_chain(client, rejoined)
+    rejoined, rejoined_epoch, seconds = await back_as_tail(client, writer, mended, victim)
     print(f"{role} node {victim} killed: chain {mended} at epoch {mended_epoch} after "
           f"{mend_seconds:.2f} s, writes resumed after {resumed_seconds:.2f} s; started "
-          f"again, the tail of {rejoined} at epoch {rejoined_epoch} after "
-          f"{time.monotonic() - started_at:.2f} s")
-    await writer.wait_for_more(3, f"after node {victim} rejoined")
+          f"again, the tail of {rejoined} at epoch {rejoined_epoch} after {seconds:.2f} s")
     return rejoined, rejoined_epoch
 
 
@@ -90,13 +98,10 @@ async def pause_past_lease(project: ComposeProject, client: ChainClient, writer:
         before |= stale_involving(paused, {node: metrics[node] for node in others})
     finally:
         project.docker("unpause", container)
-    unpaused_at = time.monotonic()
-    rejoined = (*others, paused)
-    rejoined_epoch = await wait_for_chain(client, rejoined)
+    rejoined, rejoined_epoch, seconds = await back_as_tail(client, writer, others, paused)
     print(f"middle node {paused} paused: chain {others} at epoch {removed} after "
           f"{removed_seconds:.2f} s; unpaused, the tail of {rejoined} at epoch "
-          f"{rejoined_epoch} after {time.monotonic() - unpaused_at:.2f} s")
-    await writer.wait_for_more(3, f"after node {paused} rejoined")
+          f"{rejoined_epoch} after {seconds:.2f} s")
     # The old-epoch messages in flight when it froze are refused: those it sends on waking
     # by the others, or, had it heard of the new chain first, those it had been sent, by
     # itself.
