@@ -223,9 +223,12 @@ class Worker:
             try:
                 result = await make_call()
             except grpc.aio.AioRpcError as error:
-                if self._stop is not None and self._stop.is_set():
+                if self._told_to_exit.is_set() or (self._stop is not None
+                                                   and self._stop.is_set()):
                     # A stopping worker makes one attempt (a finished task's report may still
-                    # count) and does not wait for a coordinator that may be gone for good.
+                    # count) and does not wait for a coordinator that may be gone for good:
+                    # one that said the work is over exits as soon as it has told every
+                    # worker so, and may be gone before a report of a late copy reaches it.
                     raise _StoppedUnanswered from error
                 silent = time.monotonic() - self._last_contact
                 if silent > self.settings.give_up_after:
