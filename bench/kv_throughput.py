@@ -715,10 +715,43 @@ def pysyncobj_cluster_run(clients: int, duration: float, runs: int, batched: boo
 FLOOR_METHODS = ("OpenSession", "Put")
 
 
-def serve_floor(port: int) -> None:
-    """Answer KV OpenSession and Put with empty responses, at once, until killed."""
+FLOOR_MODES = ("at-once", "batched", "batched-fsync")
+
+
+def serve_floor(port: int, mode: str = "at-once") -> None:
+    """Answer KV OpenSession and Put with empty responses until killed.
+
+    at-once: in the handler itself. batched: the handler waits, as a node's does, for a task
+    that answers everything queued since its last round. batched-fsync: that task also
+    writes a record per request to a preallocated file and fdatasyncs it on a worker thread
+    before answering, as a leader's WAL does. The last two are the least a replicated write
+    must spend on one node, with no log, no state machine and no protocol."""
+    queued: list[asyncio.Future[bytes]] = []
+    arrived = asyncio.Event()
+
     async def answer(request: bytes, context: Any) -> bytes:
-        return b""  # an empty OpenSessionResponse or PutResponse: every field at its default
+        if mode == "at-once":
+            return b""  # an empty OpenSessionResponse or PutResponse: every field at default
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        queued.append(future)
+        arrived.set()
+        return await future
+
+    async def answer_rounds(fd: int) -> None:
+        offset = 0
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            while queued:
+                batch = queued[:]
+                queued.clear()
+                if mode == "batched-fsync":
+                    record = bytes(VALUE_SIZE + 20) * len(batch)
+                    os.pwrite(fd, record, offset)
+                    offset += len(record)
+                    await asyncio.to_thread(os.fdatasync, fd)
+                for future in batch:
+                    future.set_result(b"")
 
     async def main() -> None:
         handler = grpc.method_handlers_generic_handler(
@@ -727,9 +760,14 @@ def serve_floor(port: int) -> None:
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((handler,))
         server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        print("serving", flush=True)
-        await server.wait_for_termination()
+        with tempfile.TemporaryFile(dir=os.environ.get("TMPDIR")) as log_file:
+            os.posix_fallocate(log_file.fileno(), 0, 1 << 30)
+            os.fsync(log_file.fileno())
+            rounds = asyncio.create_task(answer_rounds(log_file.fileno()))
+            await server.start()
+            print("serving", flush=True)
+            await server.wait_for_termination()
+            rounds.cancel()
 
     loop.run(main())
 
@@ -868,6 +906,8 @@ def main() -> int:
     parser.add_argument("--systems", default="distlab,etcd,pysyncobj,floor",
                         help="comma-separated subset of distlab,etcd,pysyncobj,floor")
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-mode", choices=FLOOR_MODES, default="at-once",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--no-failover", action="store_true", help="skip the failover runs")
     parser.add_argument("--failovers", type=int, default=5,
                         help="fresh clusters per failover configuration (5)")
@@ -884,7 +924,7 @@ def main() -> int:
                         "build, one group), interleaved with this one, as 'distlab before'")
     args = parser.parse_args()
     if args.serve_floor is not None:
-        serve_floor(args.serve_floor)
+        serve_floor(args.serve_floor, args.floor_mode)
         return 0
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - {"distlab", "etcd", "pysyncobj", "floor"}

@@ -11,7 +11,15 @@ left is the write path every member runs):
   tasks, whose batches are as small as those the RPC lets gather;
 - through the KV RPC: `distlab up --nodes 1` driven by `distlab bench kv` with 64 clients,
   the same path behind grpc.aio's unary calls;
-- RPC floor: a grpc.aio server that answers every Put at once, driven by the same load.
+- RPC floor: a grpc.aio server that answers every Put at once, driven by the same load; then
+  the same server answering from a task that takes every queued request per round (the
+  least a driver adds), and that task fdatasyncing a preallocated file on a worker thread
+  each round before it answers (the least a leader's WAL adds).
+
+Then what one replication round's messages cost alone: two processes, each with a peer stream
+open to the other, pass an append and its reply back and forth, as a leader and a follower
+do; the CPU per round on each side is what every batch costs a leader per follower (and each
+follower once), before any protocol work.
 
 For each: writes/s, the server process's CPU per write (user + system, every thread) and
 entries per WAL fsync. The difference between the first two rows is what the RPC costs a
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -51,6 +60,7 @@ from kv_throughput import (
 from distlab.apps import kv
 from distlab.cli.common import format_table
 from distlab.ops.local_cluster import free_loopback_ports
+from distlab.proto import peer_pb2, peer_pb2_grpc
 from distlab.runtime import loop
 
 WRITERS = 64
@@ -156,11 +166,11 @@ def measure_through_rpc(duration: float) -> dict[str, float]:
                                   if synced else float("nan"))}
 
 
-def measure_floor(duration: float) -> dict[str, float]:
+def measure_floor(duration: float, mode: str = "at-once") -> dict[str, float]:
     (port,) = free_loopback_ports(1)
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("kv_throughput.py")), "--serve-floor",
-         str(port)], stdout=subprocess.PIPE, text=True)
+         str(port), "--floor-mode", mode], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         if server.stdout.readline().strip() != "serving":
@@ -175,6 +185,78 @@ def measure_floor(duration: float) -> dict[str, float]:
             "cpu_us": per_write_us(cpu, int(summary["ops"])), "entries_per_fsync": float("nan")}
 
 
+# ---- one replication round's messages alone ----
+
+APPEND_BYTES = 750  # an append of about five 100-byte puts
+REPLY_BYTES = 30
+
+
+async def stream_round_node(port: int, peer_port: int, leads: bool, rounds: int) -> None:
+    """One side of the round trip, as a leader and a follower talk: each writes to a stream it
+    opened to the other and reads the other's on its own server. The leading side sends an
+    append and waits for the reply, `rounds` times; it prints both sides' CPU per round."""
+    import grpc
+
+    received: asyncio.Queue[peer_pb2.EnvelopeBatch] = asyncio.Queue()
+
+    async def receive(batches: Any, context: Any) -> peer_pb2.PeerAck:
+        async for batch in batches:
+            received.put_nowait(batch)
+        return peer_pb2.PeerAck()
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("distlab.v1.Peer", {
+        "Stream": grpc.stream_unary_rpc_method_handler(
+            receive, request_deserializer=peer_pb2.EnvelopeBatch.FromString,
+            response_serializer=peer_pb2.PeerAck.SerializeToString)}),))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{peer_port}")
+    await channel.channel_ready()
+    stream = peer_pb2_grpc.PeerStub(channel).Stream()
+    message = peer_pb2.EnvelopeBatch()
+    message.envelopes.add(service="raft", group=0,
+                          payload=bytes(APPEND_BYTES if leads else REPLY_BYTES))
+    await stream.write(message)  # the first round opens both streams; it is not counted
+    await received.get()
+    before = process_cpu_seconds(os.getpid())
+    for _ in range(rounds):
+        if leads:
+            await stream.write(message)
+            await received.get()
+        else:
+            await received.get()
+            await stream.write(message)
+    cpu = process_cpu_seconds(os.getpid()) - before
+    print(json.dumps({"cpu_us": per_write_us(cpu, rounds)}), flush=True)
+    await channel.close()
+    await server.stop(None)
+
+
+def measure_stream_round(rounds: int) -> dict[str, float]:
+    """CPU per replication round trip on each side, in two fresh processes."""
+    ports = free_loopback_ports(2)
+    sides = {role: subprocess.Popen(
+        [sys.executable, __file__, "--stream-node", str(ports[i]), str(ports[1 - i]), role,
+         str(rounds)], stdout=subprocess.PIPE, text=True,
+        # The side that finishes first ends its streams; grpc would log the other's GOAWAY.
+        env={**os.environ, "GRPC_VERBOSITY": "ERROR"})
+        for i, role in enumerate(("follower", "leader"))}
+    try:
+        figures = {}
+        for role, process in sides.items():
+            out, _ = process.communicate(timeout=rounds / 100 + 60)
+            if process.returncode != 0:
+                raise Skipped(f"the {role} side of the stream round trip failed")
+            figures[role] = json.loads(out.splitlines()[-1])["cpu_us"]
+        return figures
+    finally:
+        for process in sides.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
 # ---- report ----
 
 PATHS = (
@@ -183,7 +265,12 @@ PATHS = (
      "the same with 8 tasks: small batches"),
     ("through the KV RPC", measure_through_rpc, "distlab up --nodes 1, distlab bench kv"),
     ("RPC floor", measure_floor, "grpc.aio answering every Put at once"),
+    ("RPC floor, batched", lambda duration: measure_floor(duration, "batched"),
+     "answered by a task that takes everything queued per round, as a driver does"),
+    ("RPC floor, batched, fsync", lambda duration: measure_floor(duration, "batched-fsync"),
+     "that task also writes and fdatasyncs each round on a thread, as a leader's WAL"),
 )
+STREAM_ROUNDS = 5000
 
 
 def main() -> int:
@@ -192,16 +279,23 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="interleaved passes (3)")
     parser.add_argument("--in-process", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
     parser.add_argument("--writers", type=int, default=WRITERS, help=argparse.SUPPRESS)
+    parser.add_argument("--stream-node", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stream_node is not None:
+        port, peer_port, role, rounds = args.stream_node
+        loop.run(stream_round_node(int(port), int(peer_port), role == "leader", int(rounds)))
+        return 0
     if args.in_process is not None:
         print(json.dumps(loop.run(in_process_run(args.in_process, args.writers))))
         return 0
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in PATHS}
+    stream_rounds: list[dict[str, float]] = []
     try:
         for number in range(1, args.runs + 1):
             print(f"  pass {number}/{args.runs}", flush=True)
             for name, measure, _ in PATHS:
                 results[name].append(measure(args.duration))
+            stream_rounds.append(measure_stream_round(STREAM_ROUNDS))
     except Skipped as error:
         print(f"skipped: {error}")
         return 0
@@ -219,9 +313,16 @@ def main() -> int:
         [name, fmt(median(name, "writes_per_second")), fmt(median(name, "cpu_us")),
          fmt(median(name, "entries_per_fsync"), 1), note] for name, _, note in PATHS]
     print(format_table(("path", "writes/s", "CPU µs/write", "entries/fsync", "how"), rows))
-    alone, _, rpc, floor = (median(name, "cpu_us") for name, _, _ in PATHS)
+    alone, _, rpc, floor, *_ = (median(name, "cpu_us") for name, _, _ in PATHS)
     print(f"\nthrough the KV RPC over the write path alone: x{rpc / alone:.1f} CPU per write; "
           f"the RPC floor alone: x{floor / alone:.1f}")
+    leader, follower = (statistics.median(run[role] for run in stream_rounds)
+                        for role in ("leader", "follower"))
+    print(f"\none replication round's messages alone, on the peer streams of two processes "
+          f"({APPEND_BYTES}-byte append out, {REPLY_BYTES}-byte reply back, {STREAM_ROUNDS} "
+          f"rounds, medians): {leader:.0f} µs CPU per round on the sending side, "
+          f"{follower:.0f} µs on the replying side; a leader pays its side once per follower "
+          "per batch")
     return 0
 
 
