@@ -61,10 +61,10 @@ import threading
 import time
 import urllib.request
 from array import array
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -77,6 +77,7 @@ from distlab.ops.status import fetch_status, wait_for_leader
 from distlab.runtime import loop
 
 VALUE_SIZE = 100
+T = TypeVar("T")
 KEYS = 1000
 CLIENT_COUNTS = (1, 64)
 
@@ -715,6 +716,19 @@ def pysyncobj_cluster_run(clients: int, duration: float, runs: int, batched: boo
 FLOOR_METHODS = ("OpenSession", "Put")
 
 
+async def queued_rounds(queued: list[T], arrived: asyncio.Event) -> AsyncIterator[list[T]]:
+    """Everything queued since the last round, one round after another, as a driver batches:
+    what arrives while a round is handled makes the next one, and a lone request goes at once.
+    `arrived` is set whenever something is queued."""
+    while True:
+        await arrived.wait()
+        arrived.clear()
+        while queued:
+            batch = queued[:]
+            queued.clear()
+            yield batch
+
+
 FLOOR_MODES = ("at-once", "batched", "batched-fsync")
 
 
@@ -739,19 +753,14 @@ def serve_floor(port: int, mode: str = "at-once") -> None:
 
     async def answer_rounds(fd: int) -> None:
         offset = 0
-        while True:
-            await arrived.wait()
-            arrived.clear()
-            while queued:
-                batch = queued[:]
-                queued.clear()
-                if mode == "batched-fsync":
-                    record = bytes(VALUE_SIZE + 20) * len(batch)
-                    os.pwrite(fd, record, offset)
-                    offset += len(record)
-                    await asyncio.to_thread(os.fdatasync, fd)
-                for future in batch:
-                    future.set_result(b"")
+        async for batch in queued_rounds(queued, arrived):
+            if mode == "batched-fsync":
+                record = bytes(VALUE_SIZE + 20) * len(batch)
+                os.pwrite(fd, record, offset)
+                offset += len(record)
+                await asyncio.to_thread(os.fdatasync, fd)
+            for future in batch:
+                future.set_result(b"")
 
     async def main() -> None:
         handler = grpc.method_handlers_generic_handler(

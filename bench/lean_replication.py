@@ -46,6 +46,7 @@ from kv_throughput import (
     measure_distlab,
     per_write_us,
     process_cpu_seconds,
+    queued_rounds,
     run_bench_kv,
 )
 
@@ -164,26 +165,21 @@ async def run_leader(port: int, peer_port: int, follower_ports: list[int], direc
 
     async def replicate() -> None:
         nonlocal offset, batches, entries
-        while True:
-            await arrived.wait()
-            arrived.clear()
-            while queued:
-                batch = queued[:]
-                queued.clear()
-                batches += 1
-                entries += len(batch)
-                data = b"".join(len(put).to_bytes(4, "big") + put for put, _ in batch)
-                offset += os.pwrite(fd, data, offset)
-                own_sync = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
-                acked = acknowledged[batches] = asyncio.Event()
-                message = one_envelope(batches, data)
-                for stream in followers:
-                    await stream.write(message)
-                await own_sync
-                await acked.wait()
-                del acknowledged[batches]
-                for _, future in batch:
-                    future.set_result(None)
+        async for batch in queued_rounds(queued, arrived):
+            batches += 1
+            entries += len(batch)
+            data = b"".join(len(put).to_bytes(4, "big") + put for put, _ in batch)
+            offset += os.pwrite(fd, data, offset)
+            own_sync = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
+            acked = acknowledged[batches] = asyncio.Event()
+            message = one_envelope(batches, data)
+            for stream in followers:
+                await stream.write(message)
+            await own_sync
+            await acked.wait()
+            del acknowledged[batches]
+            for _, future in batch:
+                future.set_result(None)
 
     await asyncio.gather(print_counts(), replicate())
 

@@ -56,11 +56,12 @@ from kv_throughput import (
     run_bench_kv,
     scrape_counters,
 )
+from lean_replication import one_envelope, open_stream, stream_server
 
 from distlab.apps import kv
 from distlab.cli.common import format_table
 from distlab.ops.local_cluster import free_loopback_ports
-from distlab.proto import peer_pb2, peer_pb2_grpc
+from distlab.proto import peer_pb2
 from distlab.runtime import loop
 
 WRITERS = 64
@@ -195,28 +196,11 @@ async def stream_round_node(port: int, peer_port: int, leads: bool, rounds: int)
     """One side of the round trip, as a leader and a follower talk: each writes to a stream it
     opened to the other and reads the other's on its own server. The leading side sends an
     append and waits for the reply, `rounds` times; it prints both sides' CPU per round."""
-    import grpc
-
     received: asyncio.Queue[peer_pb2.EnvelopeBatch] = asyncio.Queue()
-
-    async def receive(batches: Any, context: Any) -> peer_pb2.PeerAck:
-        async for batch in batches:
-            received.put_nowait(batch)
-        return peer_pb2.PeerAck()
-
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("distlab.v1.Peer", {
-        "Stream": grpc.stream_unary_rpc_method_handler(
-            receive, request_deserializer=peer_pb2.EnvelopeBatch.FromString,
-            response_serializer=peer_pb2.PeerAck.SerializeToString)}),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    server = stream_server(port, received.put_nowait)
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{peer_port}")
-    await channel.channel_ready()
-    stream = peer_pb2_grpc.PeerStub(channel).Stream()
-    message = peer_pb2.EnvelopeBatch()
-    message.envelopes.add(service="raft", group=0,
-                          payload=bytes(APPEND_BYTES if leads else REPLY_BYTES))
+    stream = await open_stream(peer_port)
+    message = one_envelope(0, bytes(APPEND_BYTES if leads else REPLY_BYTES))
     await stream.write(message)  # the first round opens both streams; it is not counted
     await received.get()
     before = process_cpu_seconds(os.getpid())
@@ -229,7 +213,7 @@ async def stream_round_node(port: int, peer_port: int, leads: bool, rounds: int)
             await stream.write(message)
     cpu = process_cpu_seconds(os.getpid()) - before
     print(json.dumps({"cpu_us": per_write_us(cpu, rounds)}), flush=True)
-    await channel.close()
+    stream.cancel()
     await server.stop(None)
 
 

@@ -91,6 +91,17 @@ def assert_ok_around_every_fault(report: Path, result: dict[str, Any]) -> None:
         assert ok_completions_between(pairs, fault["end_ns"], after) > 0, context
 
 
+def linearizable_result_with_faults(report: Path, kinds: list[str]) -> dict[str, Any]:
+    """The run's result.json, once it says linearizable and that the faults of `kinds`, in
+    that order, were each injected and healed without an error."""
+    result: dict[str, Any] = json.loads((report / "result.json").read_text())
+    assert result["verdict"] == "linearizable" and result["exit_status"] == 0
+    context = json.dumps(result["faults"], indent=1)
+    assert [fault["kind"] for fault in result["faults"]] == kinds, context
+    assert all(not fault["errors"] for fault in result["faults"]), context
+    return result
+
+
 # ---- PNG reading, for screenshots (no imaging library needed) ----
 
 def png_pixels(path: Path) -> tuple[int, int, set[bytes]]:
@@ -189,12 +200,7 @@ def test_three_nodes_with_kills_pauses_and_partitions_are_linearizable(
     for kind in ("kill", "pause", "partition"):
         assert f"fault: {kind}" in completed.stderr
 
-    result = json.loads((report / "result.json").read_text())
-    assert result["verdict"] == "linearizable" and result["exit_status"] == 0
-    context = json.dumps(result["faults"], indent=1)
-    assert [fault["kind"] for fault in result["faults"]] == ["kill", "pause", "partition"], \
-        context
-    assert all(not fault["errors"] for fault in result["faults"]), context
+    result = linearizable_result_with_faults(report, ["kill", "pause", "partition"])
     counts = result["counts"]
     assert set(counts) == {"get", "put", "append", "cas"}
     for f in ("get", "put", "append"):
