@@ -55,7 +55,8 @@ from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import kv_pb2, peer_pb2
 from distlab.runtime import loop
 
-LOG_BYTES = 1 << 30
+# Far more than a run writes (a few MB); written as zeros before the run starts.
+LOG_BYTES = 64 << 20
 # How often the leader prints its batch counts (a print per batch would cost it a write each).
 COUNTS_INTERVAL_SECONDS = 0.25
 STREAM_METHOD = "/distlab.v1.Peer/Stream"
@@ -67,7 +68,9 @@ def preallocated_log(directory: str) -> int:
     """A log file of LOG_BYTES written as zeros and synced, so each fdatasync writes data
     blocks only (as distlab's and etcd's WALs preallocate their segments)."""
     fd, _ = tempfile.mkstemp(prefix="lean-log-", dir=directory)
-    os.posix_fallocate(fd, 0, LOG_BYTES)
+    zeros = bytes(1 << 20)
+    for offset in range(0, LOG_BYTES, len(zeros)):
+        os.pwrite(fd, zeros, offset)
     os.fsync(fd)
     return fd
 
