@@ -111,6 +111,21 @@ async def awaited(check: Callable[[], Awaitable[T | None]], timeout: float, what
         await asyncio.sleep(interval)
 
 
+async def first_transaction(client: Any, puts: Sequence[str], timeout: float) -> Any:
+    """A test's first transaction over consensus groups (puts only), tried again while it
+    aborts: on a cluster that has just started, a group may still be electing its leader, and
+    its vote then misses the coordinator's deadline. A transaction of puts that aborted wrote
+    nothing. Returns the last attempt's result (a `TxnResult`)."""
+    from distlab.protocols.txn import parse_op
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await client.execute([parse_op(put) for put in puts], participants="groups",
+                                      timeout=timeout)
+        if result.outcome != "aborted" or time.monotonic() > deadline:
+            return result
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -16,6 +16,7 @@ import pytest
 from distlab.client import TxnClient
 from distlab.ops.local_cluster import LocalCluster
 from distlab.protocols.txn import parse_op
+from tests.support import first_transaction
 
 ACCOUNTS = [f"acct{index}" for index in range(6)]
 TOTAL = 100 * len(ACCOUNTS)
@@ -55,8 +56,8 @@ async def test_reads_at_a_timestamp_agree_everywhere_while_transfers_run(
                     late.append(f"reported at {now}, before its timestamp {result.ts}")
 
     try:
-        opened = await client.execute([parse_op(f"put:{key}=100") for key in ACCOUNTS],
-                                      participants="groups", timeout=BUDGET_SECONDS)
+        opened = await first_transaction(client, [f"put:{key}=100" for key in ACCOUNTS],
+                                         BUDGET_SECONDS)
         assert opened.outcome == "committed" and opened.ts is not None, opened
         running = asyncio.create_task(transfers())
         snapshots: dict[int, dict[int, dict[str, str | None]]] = {}

@@ -12,7 +12,6 @@ import pytest
 
 from distlab.client import KVClient, TxnClient
 from distlab.proto import admin_pb2, admin_pb2_grpc
-from distlab.protocols.txn import parse_op
 from distlab.telemetry.receiver import (
     SPAN_KIND_CLIENT,
     SPAN_KIND_SERVER,
@@ -20,7 +19,7 @@ from distlab.telemetry.receiver import (
     ReceivedSpan,
 )
 from distlab.wire.status import group_statuses
-from tests.support import UpProcess, wait_for
+from tests.support import UpProcess, first_transaction, wait_for
 from tests.support_otlp import assert_followers_received
 
 
@@ -140,8 +139,8 @@ def test_a_transaction_over_groups_is_one_trace_with_its_phases(
         async def transfer() -> int | None:
             client = TxnClient(cluster)
             try:
-                ops = [parse_op(f"put:acct{index}=1") for index in range(6)]
-                result = await client.execute(ops, participants="groups", timeout=20)
+                result = await first_transaction(
+                    client, [f"put:acct{index}=1" for index in range(6)], 20)
                 assert result.outcome == "committed", result
                 return result.ts
             finally:

@@ -6,18 +6,17 @@ client's retry learns the outcome, and the KV store serves what the transaction 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from distlab.client import KVClient, TxnClient, TxnResult
+from distlab.client import KVClient, TxnClient
 from distlab.ops.faults import FaultInjector
 from distlab.ops.local_cluster import LocalCluster
 from distlab.protocols.txn import parse_op
 from distlab.wire.sharding import group_of
-from tests.support import awaited
+from tests.support import awaited, first_transaction
 
 DEADLINE_SECONDS = 20.0
 GROUPS = 3
@@ -42,18 +41,6 @@ def one_key_per_group() -> list[str]:
     return [keys[group] for group in range(GROUPS)]
 
 
-async def set_up(client: TxnClient, puts: list[str]) -> TxnResult:
-    """The first transaction of a test, committed: on a cluster that has just started, a
-    group may still be electing its leader, and its vote then misses the coordinator's
-    deadline. An aborted transaction of puts wrote nothing, so it is tried again."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        result = await client.execute([parse_op(put) for put in puts], participants="groups",
-                                      timeout=DEADLINE_SECONDS)
-        if result.outcome != "aborted" or time.monotonic() > deadline:
-            return result
-
-
 async def test_a_killed_coordinator_leader_blocks_nothing(cluster: LocalCluster) -> None:
     members = {node: str(address) for node, address in cluster.addresses.items()}
     client = TxnClient(members)
@@ -61,7 +48,8 @@ async def test_a_killed_coordinator_leader_blocks_nothing(cluster: LocalCluster)
     injector = FaultInjector(cluster.addresses)
     a, b, c = one_key_per_group()
     try:
-        setup = await set_up(client, [f"put:{key}=10" for key in (a, b, c)])
+        setup = await first_transaction(client, [f"put:{key}=10" for key in (a, b, c)],
+                                        DEADLINE_SECONDS)
         assert setup.outcome == "committed", setup
         coordinator = setup.coordinator
         assert coordinator is not None
@@ -112,7 +100,8 @@ async def test_a_participant_group_that_votes_no_aborts_everywhere(
     injector = FaultInjector(cluster.addresses)
     a, b, _ = one_key_per_group()
     try:
-        setup = await set_up(client, [f"put:{a}=5", f"put:{b}=5"])
+        setup = await first_transaction(client, [f"put:{a}=5", f"put:{b}=5"],
+                                        DEADLINE_SECONDS)
         assert setup.outcome == "committed", setup
         short = await client.execute([parse_op(f"require:{b}>=6"), parse_op(f"add:{a}=1"),
                                       parse_op(f"add:{b}=-6")], participants="groups")
