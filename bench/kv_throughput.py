@@ -729,6 +729,21 @@ async def queued_rounds(queued: list[T], arrived: asyncio.Event) -> AsyncIterato
             yield batch
 
 
+# A floor's or a prototype's log: far more than a run writes (a few MB).
+PROTOTYPE_LOG_BYTES = 64 << 20
+
+
+def preallocated_log(directory: str) -> int:
+    """A log file of PROTOTYPE_LOG_BYTES written as zeros and synced, so that each fdatasync
+    writes data blocks only (as distlab's and etcd's WALs preallocate their segments)."""
+    fd, _ = tempfile.mkstemp(prefix="log-", dir=directory)
+    zeros = bytes(1 << 20)
+    for offset in range(0, PROTOTYPE_LOG_BYTES, len(zeros)):
+        os.pwrite(fd, zeros, offset)
+    os.fsync(fd)
+    return fd
+
+
 FLOOR_MODES = ("at-once", "batched", "batched-fsync")
 
 
@@ -751,10 +766,11 @@ def serve_floor(port: int, mode: str = "at-once") -> None:
         arrived.set()
         return await future
 
-    async def answer_rounds(fd: int) -> None:
+    async def answer_rounds(fd: int | None) -> None:
+        """Answer each round; first write it and fdatasync `fd` on a thread, given a log."""
         offset = 0
         async for batch in queued_rounds(queued, arrived):
-            if mode == "batched-fsync":
+            if fd is not None:
                 record = bytes(VALUE_SIZE + 20) * len(batch)
                 os.pwrite(fd, record, offset)
                 offset += len(record)
@@ -769,14 +785,16 @@ def serve_floor(port: int, mode: str = "at-once") -> None:
         server = grpc.aio.server()
         server.add_generic_rpc_handlers((handler,))
         server.add_insecure_port(f"127.0.0.1:{port}")
-        with tempfile.TemporaryFile(dir=os.environ.get("TMPDIR")) as log_file:
-            os.posix_fallocate(log_file.fileno(), 0, 1 << 30)
-            os.fsync(log_file.fileno())
-            rounds = asyncio.create_task(answer_rounds(log_file.fileno()))
+        with tempfile.TemporaryDirectory(prefix="distlab-floor-") as directory:
+            # Only the batched floors answer from rounds, and only one of them writes.
+            rounds = (asyncio.create_task(answer_rounds(
+                preallocated_log(directory) if mode == "batched-fsync" else None))
+                if mode != "at-once" else None)
             await server.start()
             print("serving", flush=True)
             await server.wait_for_termination()
-            rounds.cancel()
+            if rounds is not None:
+                rounds.cancel()
 
     loop.run(main())
 

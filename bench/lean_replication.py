@@ -45,6 +45,7 @@ from kv_throughput import (
     ensure_distlab_serves,
     measure_distlab,
     per_write_us,
+    preallocated_log,
     process_cpu_seconds,
     queued_rounds,
     run_bench_kv,
@@ -55,25 +56,12 @@ from distlab.ops.local_cluster import free_loopback_ports
 from distlab.proto import kv_pb2, peer_pb2
 from distlab.runtime import loop
 
-# Far more than a run writes (a few MB); written as zeros before the run starts.
-LOG_BYTES = 64 << 20
 # How often the leader prints its batch counts (a print per batch would cost it a write each).
 COUNTS_INTERVAL_SECONDS = 0.25
 STREAM_METHOD = "/distlab.v1.Peer/Stream"
 
 
 # ---- the design's processes ----
-
-def preallocated_log(directory: str) -> int:
-    """A log file of LOG_BYTES written as zeros and synced, so each fdatasync writes data
-    blocks only (as distlab's and etcd's WALs preallocate their segments)."""
-    fd, _ = tempfile.mkstemp(prefix="lean-log-", dir=directory)
-    zeros = bytes(1 << 20)
-    for offset in range(0, LOG_BYTES, len(zeros)):
-        os.pwrite(fd, zeros, offset)
-    os.fsync(fd)
-    return fd
-
 
 def stream_server(port: int, on_batch: Any) -> grpc.aio.Server:
     """A server whose Peer.Stream hands every batch it reads to `on_batch`."""
