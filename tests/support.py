@@ -22,6 +22,9 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from distlab.client import TxnClient, TxnResult
+from distlab.protocols.txn import parse_op
+
 T = TypeVar("T")
 
 
@@ -111,13 +114,12 @@ async def awaited(check: Callable[[], Awaitable[T | None]], timeout: float, what
         await asyncio.sleep(interval)
 
 
-async def first_transaction(client: Any, puts: Sequence[str], timeout: float) -> Any:
+async def first_transaction(client: TxnClient, puts: Sequence[str], timeout: float
+                            ) -> TxnResult:
     """A test's first transaction over consensus groups (puts only), tried again while it
     aborts: on a cluster that has just started, a group may still be electing its leader, and
     its vote then misses the coordinator's deadline. A transaction of puts that aborted wrote
-    nothing. Returns the last attempt's result (a `TxnResult`)."""
-    from distlab.protocols.txn import parse_op
-
+    nothing. Returns the last attempt's result."""
     deadline = time.monotonic() + timeout
     while True:
         result = await client.execute([parse_op(put) for put in puts], participants="groups",

@@ -201,6 +201,11 @@ class Worker:
                 await channel.close(grace=None)
 
     @property
+    def _leaving(self) -> bool:
+        """Whether this worker is on its way out: asked to stop, or told the work is over."""
+        return self._told_to_exit.is_set() or (self._stop is not None and self._stop.is_set())
+
+    @property
     def computing(self) -> bool:
         """Whether application code still runs in a task thread (an abandoned copy)."""
         return self._in_thread > 0
@@ -223,9 +228,8 @@ class Worker:
             try:
                 result = await make_call()
             except grpc.aio.AioRpcError as error:
-                if self._told_to_exit.is_set() or (self._stop is not None
-                                                   and self._stop.is_set()):
-                    # A stopping worker makes one attempt (a finished task's report may still
+                if self._leaving:
+                    # A leaving worker makes one attempt (a finished task's report may still
                     # count) and does not wait for a coordinator that may be gone for good:
                     # one that said the work is over exits as soon as it has told every
                     # worker so, and may be gone before a report of a late copy reaches it.
@@ -295,8 +299,7 @@ class Worker:
                 return
             # A worker on its way out asks for nothing: a task handed to it would wait for the
             # coordinator to find it gone.
-            leaving = stop.is_set() or self._told_to_exit.is_set()
-            reply = await self._report(stub, running.result(), request_next=not leaving)
+            reply = await self._report(stub, running.result(), request_next=not self._leaving)
 
     async def _unless_stopped(self, stop: asyncio.Event, call: Awaitable[T]) -> T | None:
         """What `call` returns, or None when `stop` comes first (the call is then cancelled):
