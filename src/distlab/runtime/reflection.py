@@ -67,9 +67,9 @@ def enable_reflection(service_names: Sequence[str], server: grpc.aio.Server) -> 
     servicer = reflection.aio.ReflectionServicer(
         [*service_names, V1_SERVICE, V1ALPHA_SERVICE], pool=pool)
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(V1_SERVICE, {
+    server.add_registered_method_handlers(V1_SERVICE, {
         "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
             servicer.ServerReflectionInfo,
             request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
             response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString),
-    }),))
+    })

@@ -123,25 +123,42 @@ def quiet_unsendable_answers() -> None:
         logger.addFilter(UnsendableAnswerFilter())
 
 
-class _GenericHandlersOnly:
-    """The server as the generated `add_*_to_server` functions see it: they hand it each
-    service twice, as a generic handler and as registered methods, and only the generic
-    handler is kept.
+class _MethodTable(grpc.GenericRpcHandler):
+    """Every method of the services added to a server, in one table looked up by name.
 
-    For every call it accepts, grpc.aio's server loop waits (`asyncio.wait`) on one pending
-    request per registered method; with a node's dozens of methods that wait cost a write
-    more CPU than every other step of the KV service's own Python. The generic handler
-    serves the same methods, looked up by name.
+    grpc.aio's server asks its generic handlers one after another for each call it accepts;
+    one handler per service would put the KV service's methods behind every service added
+    before it. Registered methods (grpc's other way) cost more: for every call it accepts,
+    the server loop waits (`asyncio.wait`) on one pending request per registered method,
+    and with a node's dozens of methods that wait cost a write more CPU than every other
+    step of the KV service's own Python.
     """
 
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
+    def __init__(self) -> None:
+        self._methods: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails
+                ) -> grpc.RpcMethodHandler | None:
+        return self._methods.get(handler_call_details.method)  # type: ignore[attr-defined]
+
+    def add(self, service: str, handlers: Mapping[str, Any]) -> None:
+        for name, handler in handlers.items():
+            self._methods[f"/{service}/{name}"] = handler
+
+
+class _TableFiller:
+    """The server as the generated `add_*_to_server` functions see it: they hand it each
+    service twice, as a generic handler and as registered methods; the methods go into the
+    table and the generic handler, which serves the same ones, is dropped."""
+
+    def __init__(self, table: _MethodTable) -> None:
+        self._table = table
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(handlers)
+        """Dropped: the registered methods given alongside are in the table."""
 
     def add_registered_method_handlers(self, service: str, handlers: Mapping[str, Any]) -> None:
-        """Dropped: the generic handler given alongside serves these methods."""
+        self._table.add(service, handlers)
 
 
 class Server:
@@ -175,8 +192,10 @@ class Server:
         quiet_unsendable_answers()
         self._server = grpc.aio.server(interceptors=list(interceptors),
                                        options=list(SERVER_OPTIONS))
+        self._methods = _MethodTable()
+        self._server.add_generic_rpc_handlers((self._methods,))
         self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._generic_only())
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._table_filler())
         self._service_names = [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
         self._collectors: list[Collector] = []
         self._registered: list[Collector] = []
@@ -203,11 +222,11 @@ class Server:
                     servicer: Servicer) -> None:
         """Serve `servicer` (listed by reflection under `service`'s full name)."""
         assert not self._started, "services are added before the server starts"
-        add_to_server(servicer, self._generic_only())
+        add_to_server(servicer, self._table_filler())
         self._service_names.append(service.full_name)
 
-    def _generic_only(self) -> grpc.aio.Server:
-        return cast(grpc.aio.Server, _GenericHandlersOnly(self._server))
+    def _table_filler(self) -> grpc.aio.Server:
+        return cast(grpc.aio.Server, _TableFiller(self._methods))
 
     def add_collector(self, collector: Collector) -> None:
         """A Prometheus collector registered while the server runs (needs `metrics`)."""
@@ -230,7 +249,7 @@ class Server:
         be bound (nothing is left running then)."""
         assert not self._started, "a server starts once"
         self._started = True
-        enable_reflection(self._service_names, self._generic_only())
+        enable_reflection(self._service_names, self._table_filler())
         ensure_bindable(self._listen, self._listen_setting)
         try:
             port = self._server.add_insecure_port(str(self._listen))

@@ -115,6 +115,12 @@ class RaftLog:
         has checked that the entry before `entries[0]` matches, and that no committed entry
         conflicts.
         """
+        if entries and entries[0].index == self.last_index() + 1:
+            # The common case, a leader's next entries: nothing of ours to compare or drop.
+            assert entries[0].term >= self.last_term(), "terms go back along the log"
+            self.entries.extend(entries)
+            self.unstable_from = min(self.unstable_from, entries[0].index)
+            return entries[0].index
         for entry in entries:
             if entry.index <= self.snapshot_index:
                 continue
@@ -154,6 +160,8 @@ class RaftLog:
 
     def first_conflict(self, entries: Sequence[Entry]) -> int:
         """The index of the first entry that disagrees with our log, or 0 if none does."""
+        if not entries or entries[0].index > self.last_index():
+            return 0  # all of them are past our end: nothing to disagree with
         for entry in entries:
             term = self.term_at(entry.index)
             if term is not None and term != entry.term:

@@ -102,12 +102,11 @@ class MembershipChanges(RaftRoles):
         if first_written <= self._config_index:
             self._refresh_membership()
             return
-        for index in range(first_written, self.log.last_index() + 1):
-            entry = self.log.entry_at(index)
-            assert entry is not None
-            if entry.kind is EntryKind.CONFIG:
+        config = EntryKind.CONFIG
+        for entry in self.log.slice(first_written, self.log.last_index() + 1):
+            if entry.kind is config:
                 self.membership = Membership.decode(entry.data)
-                self._config_index = index
+                self._config_index = entry.index
 
     def _refresh_membership(self) -> None:
         index = self.log.last_index()

@@ -7,6 +7,8 @@ a peer raises `MalformedMessage`, which the receiving side rejects and counts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from distlab.proto import raft_pb2
 from distlab.protocols import raft
 from distlab.runtime.grpc.peer_codec import MalformedMessage, parse
@@ -50,12 +52,27 @@ def _entry_to_proto(entry: raft.Entry) -> raft_pb2.Entry:
     return raft_pb2.Entry(term=entry.term, index=entry.index, kind=entry.kind, data=entry.data)
 
 
-def _entry_from_proto(proto: raft_pb2.Entry) -> raft.Entry:
+# Indexed by the wire's kind number: a lookup per entry instead of an enum constructor call.
+_KINDS = tuple(raft.EntryKind)
+assert all(kind == number for number, kind in enumerate(_KINDS))
+
+
+def _entries_from_proto(protos: Sequence[raft_pb2.Entry], prev_log_index: int
+                        ) -> tuple[raft.Entry, ...]:
+    """The entries of an append, which must follow `prev_log_index` one by one (their terms
+    are checked by the core's validation, `raft.validate`)."""
+    kinds, entry = _KINDS, raft.Entry
     try:
-        kind = raft.EntryKind(proto.kind)
-    except ValueError as error:
-        raise MalformedMessage(f"unknown entry kind {proto.kind}") from error
-    return raft.Entry(term=proto.term, index=proto.index, kind=kind, data=proto.data)
+        entries = tuple([entry(p.term, p.index, kinds[p.kind], p.data) for p in protos])
+    except IndexError:
+        unknown = next(p.kind for p in protos if p.kind >= len(kinds))
+        raise MalformedMessage(f"unknown entry kind {unknown}") from None
+    first = prev_log_index + 1
+    if [e.index for e in entries] != list(range(first, first + len(entries))):
+        offset, wrong = next((offset, e.index) for offset, e in enumerate(entries)
+                             if e.index != first + offset)
+        raise MalformedMessage(f"entry {offset} has index {wrong}, expected {first + offset}")
+    return entries
 
 
 def encode(message: raft.Message) -> bytes:
@@ -121,14 +138,9 @@ def from_proto(proto: raft_pb2.RaftMessage) -> raft.Message:
                                          pre_vote=rvr.pre_vote)
         case "append_entries":
             ae = proto.append_entries
-            entries = tuple(_entry_from_proto(e) for e in ae.entries)
-            for offset, entry in enumerate(entries):
-                if entry.index != ae.prev_log_index + 1 + offset:
-                    raise MalformedMessage(
-                        f"entry {offset} has index {entry.index}, expected "
-                        f"{ae.prev_log_index + 1 + offset}")
             return raft.AppendEntries(term, sender, recipient, ae.prev_log_index,
-                                      ae.prev_log_term, entries, ae.leader_commit,
+                                      ae.prev_log_term, _entries_from_proto(ae.entries, ae.prev_log_index),
+                                      ae.leader_commit,
                                       read_round=ae.read_round)
         case "append_entries_reply":
             r = proto.append_entries_reply

@@ -53,24 +53,40 @@ class SharedSync:
         """Return once the WAL is durable up to record `target` (what the caller wrote);
         raises if the fsync failed."""
         while self._durable < target:
-            if self._running is None:
-                self._running = asyncio.ensure_future(self._sync_once())
+            running = self._running
+            if running is None:
+                if not self._leads_any():
+                    await self._sync_here()
+                    continue
+                running = self._running = asyncio.ensure_future(self._sync_once())
             # Shielded: a waiter that is cancelled must not cancel the fsync others wait on.
-            await asyncio.shield(self._running)
+            await asyncio.shield(running)
 
     async def _sync_once(self) -> None:
         try:
             await asyncio.sleep(0)
-            target = self._written()
-            started = time.perf_counter()
-            if self._leads_any():
-                report = await asyncio.to_thread(self._sync)
-            else:
-                report = self._sync()
-            self._durable = max(self._durable, target)
-            if report is not None:  # None: another caller's fsync had covered it all
-                elapsed = time.perf_counter() - started
-                FSYNC_SECONDS.observe(elapsed)
-                FSYNC_GROUPS.observe(len(report.groups))
+            await self._sync_recorded(on_thread=True)
         finally:
             self._running = None
+
+    async def _sync_here(self) -> None:
+        """The inline fsync of a node that leads nothing, run by the waiter that found none
+        running (no task to start and shield: it has nothing else to do meanwhile). Waiters
+        that come meanwhile wait on `_running`, and look again once it is done."""
+        done = self._running = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.sleep(0)
+            await self._sync_recorded(on_thread=False)
+        finally:
+            self._running = None
+            # The others only look again: a failure reaches each through its own fsync.
+            done.set_result(None)
+
+    async def _sync_recorded(self, *, on_thread: bool) -> None:
+        target = self._written()
+        started = time.perf_counter()
+        report = await asyncio.to_thread(self._sync) if on_thread else self._sync()
+        self._durable = max(self._durable, target)
+        if report is not None:  # None: another caller's fsync had covered it all
+            FSYNC_SECONDS.observe(time.perf_counter() - started)
+            FSYNC_GROUPS.observe(len(report.groups))
