@@ -135,11 +135,11 @@ class _MethodTable(grpc.GenericRpcHandler):
     """
 
     def __init__(self) -> None:
-        self._methods: dict[str, grpc.RpcMethodHandler] = {}
+        self._methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def service(self, handler_call_details: grpc.HandlerCallDetails
-                ) -> grpc.RpcMethodHandler | None:
-        return self._methods.get(handler_call_details.method)  # type: ignore[attr-defined]
+                ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        return self._methods.get(handler_call_details.method)
 
     def add(self, service: str, handlers: Mapping[str, Any]) -> None:
         for name, handler in handlers.items():

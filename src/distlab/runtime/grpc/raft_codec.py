@@ -138,9 +138,9 @@ def from_proto(proto: raft_pb2.RaftMessage) -> raft.Message:
                                          pre_vote=rvr.pre_vote)
         case "append_entries":
             ae = proto.append_entries
+            entries = _entries_from_proto(ae.entries, ae.prev_log_index)
             return raft.AppendEntries(term, sender, recipient, ae.prev_log_index,
-                                      ae.prev_log_term, _entries_from_proto(ae.entries, ae.prev_log_index),
-                                      ae.leader_commit,
+                                      ae.prev_log_term, entries, ae.leader_commit,
                                       read_round=ae.read_round)
         case "append_entries_reply":
             r = proto.append_entries_reply
