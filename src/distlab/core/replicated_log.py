@@ -59,10 +59,16 @@ class OutcomeUnknown(EngineError):
     request id and let the state machine deduplicate."""
 
 
+class TimedOut(OutcomeUnknown):
+    """Indefinite: no outcome within the log's wait for a proposal (no quorum, say). The
+    command may still be applied later."""
+
+
 class ReplicatedLog(Protocol):
     async def propose(self, command: bytes) -> bytes:
         """Replicate `command`, wait until it is committed and applied locally, and return the
-        state machine's result for it. Raises NotLeader (definite) or OutcomeUnknown."""
+        state machine's result for it. Raises NotLeader (definite) or OutcomeUnknown, which
+        is TimedOut when the log gave up waiting."""
         ...
 
     async def read_barrier(self) -> None:

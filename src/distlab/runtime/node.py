@@ -48,7 +48,7 @@ from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.chain import ChainCollector, ChainServicer
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.grpc.kv import KVServicer, Shard
+from distlab.runtime.grpc.kv import DEFAULT_MAX_WAIT_SECONDS, KVServicer, Shard
 from distlab.runtime.grpc.txn import TxnServicer
 from distlab.runtime.host.driver import Timing
 from distlab.runtime.host.group_transport import GroupReceiver, GroupTransport
@@ -108,7 +108,8 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
         stores.sync, lambda: stores.shared_log.written_seq,
         leads_any=lambda: any(group.driver.status().role == "leader" for group in groups))
     driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
-                           snapshot_entries=config.snapshot_entries)
+                           snapshot_entries=config.snapshot_entries,
+                           proposal_wait_seconds=DEFAULT_MAX_WAIT_SECONDS)
     voters = frozenset() if config.join else frozenset(config.cluster)
     clock = clock if clock is not None else node_clock(config)
     paxos = config.engine == PAXOS

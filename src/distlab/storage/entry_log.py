@@ -87,12 +87,18 @@ class EntryLog:
         Entries at or below the snapshot are dropped: they are committed, the snapshot
         already holds their effect, and a leader may legitimately resend them.
         """
-        for previous, current in pairwise(entries):
-            if current.index != previous.index + 1:
-                raise ValueError(
-                    f"appended entries are not consecutive: {previous.index} then {current.index}"
-                )
-        fresh = [entry for entry in entries if entry.index > self.snapshot_index]
+        if entries:
+            first = entries[0].index
+            # One comparison of two lists: this runs for every batch a node writes.
+            if [entry.index for entry in entries] != list(range(first, first + len(entries))):
+                for previous, current in pairwise(entries):
+                    if current.index != previous.index + 1:
+                        raise ValueError(f"appended entries are not consecutive: "
+                                         f"{previous.index} then {current.index}")
+        if not entries or entries[0].index > self.snapshot_index:
+            fresh = list(entries)
+        else:
+            fresh = [entry for entry in entries if entry.index > self.snapshot_index]
         if fresh and fresh[0].index > self.last_index() + 1:
             raise ValueError(
                 f"append at index {fresh[0].index} would leave a gap after {self.last_index()}"
@@ -118,9 +124,14 @@ class EntryLog:
         )
 
     def apply_entry(self, entry: LogEntry) -> None:
-        if self._entries and entry.index != self._entries[-1].index + 1:
-            raise ValueError(f"entry {entry.index} does not follow {self._entries[-1].index}")
-        self._entries.append(entry)
+        self.apply_entries((entry,))
+
+    def apply_entries(self, entries: Sequence[LogEntry]) -> None:
+        """Consecutive entries (as `check_append` returns them), after the last one."""
+        if self._entries and entries and entries[0].index != self._entries[-1].index + 1:
+            raise ValueError(
+                f"entry {entries[0].index} does not follow {self._entries[-1].index}")
+        self._entries.extend(entries)
 
     def apply_truncate(self, from_index: int) -> None:
         if not self._entries:

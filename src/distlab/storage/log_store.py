@@ -589,8 +589,7 @@ class FileLogStore:
             self._shared._write(group, records, len(fresh), fresh[-1].index)
             if conflicts:
                 self._log.apply_truncate(conflict_at)
-            for entry in fresh:
-                self._log.apply_entry(entry)
+            self._log.apply_entries(fresh)
 
     def truncate_suffix(self, from_index: int) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -21,7 +21,7 @@ from prometheus_client import Counter
 
 from distlab.apps import kv
 from distlab.apps.kv import KVStateMachine
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown, ReplicatedLog, TimedOut
 from distlab.proto import kv_pb2, kv_pb2_grpc
 from distlab.wire.kv_bytes import printable
 from distlab.wire.metadata import (
@@ -56,6 +56,7 @@ def count_request(op: str, code: str) -> None:
 
 
 Response = TypeVar("Response")
+Request = TypeVar("Request")
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -164,91 +165,67 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         return await self._serve("get", request.key, context, read)
 
     async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
-        async def write() -> kv_pb2.PutResponse:
-            check_key(request.key)
-            check_value(request.value)
-            check_session(request.client_id, request.sequence)
-            await self._propose(request.key, kv.put_command(
-                request.client_id, request.sequence, request.key, request.value))
-            return kv_pb2.PutResponse()
-
-        return await self._serve("put", request.key, context, write)
+        await self._write("put", request.key, context, _put_command, request)
+        return kv_pb2.PutResponse()
 
     async def Append(
         self, request: kv_pb2.AppendRequest, context: Context
     ) -> kv_pb2.AppendResponse:
-        async def write() -> kv_pb2.AppendResponse:
-            check_key(request.key)
-            check_value(request.value)
-            check_session(request.client_id, request.sequence)
-            await self._propose(request.key, kv.append_command(
-                request.client_id, request.sequence, request.key, request.value))
-            return kv_pb2.AppendResponse()
-
-        return await self._serve("append", request.key, context, write)
+        await self._write("append", request.key, context, _append_command, request)
+        return kv_pb2.AppendResponse()
 
     async def Delete(
         self, request: kv_pb2.DeleteRequest, context: Context
     ) -> kv_pb2.DeleteResponse:
-        async def write() -> kv_pb2.DeleteResponse:
-            check_key(request.key)
-            check_session(request.client_id, request.sequence)
-            result = await self._propose(
-                request.key, kv.delete_command(request.client_id, request.sequence, request.key))
-            return kv_pb2.DeleteResponse(found=result.ok)
-
-        return await self._serve("delete", request.key, context, write)
+        result = await self._write("delete", request.key, context, _delete_command, request)
+        return kv_pb2.DeleteResponse(found=result.ok)
 
     async def CompareAndSet(
         self, request: kv_pb2.CompareAndSetRequest, context: Context
     ) -> kv_pb2.CompareAndSetResponse:
-        async def write() -> kv_pb2.CompareAndSetResponse:
-            check_key(request.key)
-            check_value(request.value)
-            expected = request.expected if request.HasField("expected") else None
-            if expected is not None:
-                check_value(expected, "expected value")
-            check_session(request.client_id, request.sequence)
-            result = await self._propose(request.key, kv.cas_command(
-                request.client_id, request.sequence, request.key, expected, request.value))
-            return kv_pb2.CompareAndSetResponse(ok=result.ok)
-
-        return await self._serve("cas", request.key, context, write)
+        result = await self._write("cas", request.key, context, _cas_command, request)
+        return kv_pb2.CompareAndSetResponse(ok=result.ok)
 
     async def OpenSession(
         self, request: kv_pb2.OpenSessionRequest, context: Context
     ) -> kv_pb2.OpenSessionResponse:
-        async def write() -> kv_pb2.OpenSessionResponse:
-            if request.client_id == 0:
-                raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "client_id must be non-zero")
-            if request.group >= len(self._shards):
-                raise Rejection(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"group {request.group} does not exist: this cluster has "
-                                f"{len(self._shards)} (GROUPS)")
-            await self._propose_to(self._shards[request.group],
-                                   kv.open_session_command(request.client_id))
-            return kv_pb2.OpenSessionResponse()
+        await self._write("open_session", b"", context, self._open_session_command, request,
+                          group=request.group)
+        return kv_pb2.OpenSessionResponse()
 
-        return await self._serve("open_session", b"", context, write, group=request.group)
+    def _open_session_command(self, request: kv_pb2.OpenSessionRequest) -> bytes:
+        if request.client_id == 0:
+            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT, "client_id must be non-zero")
+        if request.group >= len(self._shards):
+            raise Rejection(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"group {request.group} does not exist: this cluster has "
+                            f"{len(self._shards)} (GROUPS)")
+        return kv.open_session_command(request.client_id)
 
     # ---- plumbing ----
 
     def _shard(self, key: bytes) -> Shard:
         return self._shards[group_of(key, len(self._shards))]
 
-    async def _propose(self, key: bytes, command: bytes) -> kv_pb2.KVResult:
-        return await self._propose_to(self._shard(key), command)
-
-    async def _propose_to(self, shard: Shard, command: bytes) -> kv_pb2.KVResult:
-        """Propose `command` and return its result; raise a Rejection if it was not applied."""
-        encoded = await self._bounded(shard.log.propose(command))
+    async def _write(self, op: str, key: bytes, context: Context,
+                     command_of: Callable[[Request], bytes], request: Request,
+                     group: int | None = None) -> kv_pb2.KVResult:
+        """Check and encode `request` as a command (`command_of` raises a Rejection for a
+        bad one), propose it on its group (the key's, or `group`), and return the state
+        machine's result; a failure is answered with its status. Every write comes this
+        way, so it is one coroutine: no closure, no timer (the log bounds the wait)."""
+        span = _annotate(op, key)
         try:
-            result = kv.decode_result(encoded)
-        except DecodeError as error:
-            raise Rejection(grpc.StatusCode.INTERNAL,
-                            f"the state machine answered undecodable bytes: {error}") from error
-        if result.status != kv.OK:
-            raise result_rejection(result)
+            command = command_of(request)
+            shard = self._shard(key) if group is None else self._shards[group]
+            result = _result_of(await shard.log.propose(command))
+        except asyncio.CancelledError:
+            # The client gave up (deadline or cancel); the command may still be applied.
+            count_request(op, "CANCELLED")
+            raise
+        except _ANSWERED as error:
+            await self._refuse(op, key, group or 0, context, span, error)
+        count_request(op, "OK")
         return result
 
     async def _bounded(self, step: Awaitable[Response]) -> Response:
@@ -265,32 +242,93 @@ class KVServicer(kv_pb2_grpc.KVServicer):
 
     async def _serve(
         self, op: str, key: bytes, context: Context, handle: Callable[[], Awaitable[Response]],
-        group: int = 0,
     ) -> Response:
-        span = trace.get_current_span()
-        span.set_attribute("kv.op", op)
-        if key and span.is_recording():
-            span.set_attribute("kv.key", printable(key))
+        span = _annotate(op, key)
         try:
             response = await handle()
-        except NotLeader as error:
+        except asyncio.CancelledError:
+            count_request(op, "CANCELLED")
+            raise
+        except _ANSWERED as error:
+            await self._refuse(op, key, 0, context, span, error)
+        count_request(op, "OK")
+        return response
+
+    async def _refuse(self, op: str, key: bytes, group: int, context: Context,
+                      span: trace.Span, error: Exception) -> NoReturn:
+        """Answer the request with the status `error` stands for (DESIGN §6)."""
+        if isinstance(error, NotLeader):
             rejection = not_leader_rejection(
                 error, group_of(key, len(self._shards)) if key else group)
-        except OutcomeUnknown as error:
+        elif isinstance(error, TimedOut):
+            rejection = Rejection(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                  f"{error}; the request may still be applied",
+                                  ((ERROR_REASON, REASON_TIMED_OUT),))
+        elif isinstance(error, OutcomeUnknown):
             rejection = Rejection(
                 grpc.StatusCode.UNAVAILABLE,
                 f"outcome unknown: {error or 'leadership lost before the outcome was known'}",
                 ((ERROR_REASON, REASON_OUTCOME_UNKNOWN),),
             )
-        except Rejection as error:
-            rejection = error
-        except asyncio.CancelledError:
-            # The client gave up (deadline or cancel); the command may still be applied.
-            count_request(op, "CANCELLED")
-            raise
         else:
-            count_request(op, "OK")
-            return response
+            assert isinstance(error, Rejection)
+            rejection = error
         count_request(op, rejection.code.name)
         span.set_attribute("kv.error", rejection.message)
         await context.abort(rejection.code, rejection.message, rejection.metadata)
+
+
+# What a request is answered with a status for; anything else is a bug, and gRPC says so.
+_ANSWERED = (NotLeader, OutcomeUnknown, Rejection)
+
+
+def _annotate(op: str, key: bytes) -> trace.Span:
+    """The request's span (recording only when traced), with the operation and key."""
+    span = trace.get_current_span()
+    span.set_attribute("kv.op", op)
+    if key and span.is_recording():
+        span.set_attribute("kv.key", printable(key))
+    return span
+
+
+def _result_of(encoded: bytes) -> kv_pb2.KVResult:
+    """The state machine's result for a command; a Rejection if it was not applied."""
+    try:
+        result = kv.decode_result(encoded)
+    except DecodeError as error:
+        raise Rejection(grpc.StatusCode.INTERNAL,
+                        f"the state machine answered undecodable bytes: {error}") from error
+    if result.status != kv.OK:
+        raise result_rejection(result)
+    return result
+
+
+def _put_command(request: kv_pb2.PutRequest) -> bytes:
+    check_key(request.key)
+    check_value(request.value)
+    check_session(request.client_id, request.sequence)
+    return kv.put_command(request.client_id, request.sequence, request.key, request.value)
+
+
+def _append_command(request: kv_pb2.AppendRequest) -> bytes:
+    check_key(request.key)
+    check_value(request.value)
+    check_session(request.client_id, request.sequence)
+    return kv.append_command(request.client_id, request.sequence, request.key, request.value)
+
+
+def _delete_command(request: kv_pb2.DeleteRequest) -> bytes:
+    check_key(request.key)
+    check_session(request.client_id, request.sequence)
+    return kv.delete_command(request.client_id, request.sequence, request.key)
+
+
+def _cas_command(request: kv_pb2.CompareAndSetRequest) -> bytes:
+    check_key(request.key)
+    check_value(request.value)
+    expected = request.expected if request.HasField("expected") else None
+    if expected is not None:
+        check_value(expected, "expected value")
+    check_session(request.client_id, request.sequence)
+    return kv.cas_command(request.client_id, request.sequence, request.key, expected,
+                          request.value)

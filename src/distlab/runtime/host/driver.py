@@ -15,6 +15,7 @@ It knows no protocol: every engine's core offers `ConsensusCore`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from opentelemetry import trace
 
 from distlab.core.consensus import ConsensusCore, ReadState
 from distlab.core.ids import NO_NODE, NodeId
-from distlab.core.replicated_log import NotLeader, OutcomeUnknown
+from distlab.core.replicated_log import NotLeader, OutcomeUnknown, TimedOut
 from distlab.core.status import EngineStatus
 from distlab.runtime.host.core_loop import INBOX_LIMIT, CoreLoop
 from distlab.runtime.host.machine import AddressBook, HostedMachine, app_command
@@ -47,6 +48,9 @@ class Timing:
     tick_seconds: float = 0.05
     # Take a snapshot once this many entries are applied beyond the last one.
     snapshot_entries: int = 4096
+    # A proposal with no outcome this long after it was made fails with TimedOut (None:
+    # it waits as long as it takes). Checked once a tick, so it costs no timer per proposal.
+    proposal_wait_seconds: float | None = None
 
 
 @dataclass(slots=True)
@@ -109,6 +113,9 @@ class Driver(CoreLoop, Generic[CoreT]):
         self._last_proposed_index = 0
         self._election_span: trace.Span | None = None
         self._status = core.engine_status()
+        # Every proposal's (deadline, future), oldest first, when proposals have a wait.
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[bytes]]] = (
+            collections.deque())
 
     @property
     def addresses(self) -> AddressBook:
@@ -156,6 +163,9 @@ class Driver(CoreLoop, Generic[CoreT]):
         self._inputs.proposals.append((envelope, future, span))
         self._wake.set()
         started = self._clock.monotonic()
+        wait = self._timing.proposal_wait_seconds
+        if wait is not None:
+            self._deadlines.append((started + wait, future))
         try:
             return await future
         finally:
@@ -191,6 +201,18 @@ class Driver(CoreLoop, Generic[CoreT]):
             raise self.not_leader()
 
     # ------------------------------------------------------------------ the loop
+
+    def _after_tick(self) -> None:
+        deadlines = self._deadlines
+        if not deadlines:
+            return
+        now = self._clock.monotonic()
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1].done()):
+            _, future = deadlines.popleft()
+            if not future.done():
+                self._metrics.failed_timed_out.inc()
+                future.set_exception(TimedOut(
+                    f"no outcome within {self._timing.proposal_wait_seconds:g} s"))
 
     def _after_readys(self) -> None:
         self._maybe_snapshot()

@@ -63,3 +63,4 @@ class DriverMetrics:
         self.failed_not_leader = families.failed.labels(label, "not_leader")
         self.failed_overwritten = families.failed.labels(label, "overwritten")
         self.failed_leadership_lost = families.failed.labels(label, "leadership_lost")
+        self.failed_timed_out = families.failed.labels(label, "timed_out")
