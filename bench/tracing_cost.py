@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mr_wordcount import generate_input, run_distributed, sorted_output
+from mr_wordcount import generate_input, output_counts, run_distributed
 
 from distlab.cli.common import format_table
 from distlab.ops.local_cluster import LocalCluster
@@ -196,7 +196,7 @@ def main() -> int:
         (root / "in").mkdir()
         inputs = generate_input(root / "in", args.megabytes)
         megabytes = sum(path.stat().st_size for path in inputs) / 1e6
-        reference: list[str] | None = None
+        reference: dict[str, int] | None = None
         for run in range(args.runs):
             # A rotated order each pass, so no setting always runs first (or last).
             order = SETTINGS[run % len(SETTINGS):] + SETTINGS[:run % len(SETTINGS)]
@@ -219,9 +219,9 @@ def main() -> int:
 
                 output = root / f"out-{run}-{setting.name}"
                 job = mapreduce_job(root, output, f"{run}-{setting.name}", args, env)
-                lines = sorted_output(output)
-                reference = reference or lines
-                if lines != reference:
+                counts = output_counts(output)
+                reference = reference or counts
+                if counts != reference:
                     raise SystemExit(f"{setting.name}: the word count differs from off's")
                 figures.job_seconds.append(job)
                 figures.jobs_sampled += any(s.name == "mr.job" for s in receiver.take())
