@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import gc
 import multiprocessing
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -417,7 +418,18 @@ def _results(spec: ProtocolSpec, seeds: range, nodes: int | None, bugs: frozense
     pool = concurrent.futures.ProcessPoolExecutor(
         jobs, mp_context=multiprocessing.get_context("fork"))
     try:
-        yield from pool.map(run, seeds, chunksize=max(1, min(16, len(seeds) // (4 * jobs))))
+        # A child must never finalize what it inherited: a gRPC channel or server that an
+        # earlier caller dropped would, in the child, wait for threads that were not forked
+        # with it, for ever. So the garbage is collected here first, and what is left is
+        # frozen (never collected) while the workers fork, which `map` does at once.
+        gc.collect()
+        gc.freeze()
+        try:
+            results = pool.map(run, seeds,
+                               chunksize=max(1, min(16, len(seeds) // (4 * jobs))))
+        finally:
+            gc.unfreeze()
+        yield from results
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -87,8 +87,8 @@ class DurableStorage:
         if ready.snapshot is not None:
             self.save_snapshot(ready.snapshot)
         if ready.entries:
-            first = ready.entries[0].index
-            self._log.truncate_suffix(first)
+            # The store replaces whatever it holds from the first entry on (a suffix the
+            # leader overwrote), in the same write as the entries.
             self._log.append([_to_stored(e) for e in ready.entries])
         if ready.hard_state is not None:
             self._save_hard_state(ready.hard_state)
