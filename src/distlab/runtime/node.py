@@ -48,7 +48,7 @@ from distlab.runtime.config import ConfigError, NodeConfig
 from distlab.runtime.grpc.admin import AdminServicer
 from distlab.runtime.grpc.chain import ChainCollector, ChainServicer
 from distlab.runtime.grpc.channels import PeerChannels
-from distlab.runtime.grpc.kv import DEFAULT_MAX_WAIT_SECONDS, KVServicer, Shard
+from distlab.runtime.grpc.kv import KVServicer, Shard
 from distlab.runtime.grpc.txn import TxnServicer
 from distlab.runtime.host.driver import Timing
 from distlab.runtime.host.group_transport import GroupReceiver, GroupTransport
@@ -74,6 +74,10 @@ from distlab.telemetry.tracing import setup_tracing
 from distlab.telemetry.truetime import TrueTimeCollector
 
 log = logging.getLogger(__name__)
+
+# A request without a deadline still gets an answer when its group has no quorum: its
+# proposal or read barrier fails as timed out (DEADLINE_EXCEEDED) after this long.
+REQUEST_WAIT_SECONDS = 30.0
 
 
 def service_name(config: NodeConfig) -> str:
@@ -109,7 +113,7 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
         busy=lambda: any(group.driver.takes_in_while_syncing() for group in groups))
     driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
                            snapshot_entries=config.snapshot_entries,
-                           proposal_wait_seconds=DEFAULT_MAX_WAIT_SECONDS)
+                           wait_seconds=REQUEST_WAIT_SECONDS)
     voters = frozenset() if config.join else frozenset(config.cluster)
     clock = clock if clock is not None else node_clock(config)
     paxos = config.engine == PAXOS

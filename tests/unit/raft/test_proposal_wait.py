@@ -1,5 +1,6 @@
-"""A proposal that gets no outcome within the driver's wait fails as TimedOut (indefinite),
-checked on the driver's ticks rather than by a timer per proposal; on virtual time."""
+"""A proposal or read barrier that gets no outcome within the driver's wait fails as TimedOut
+(indefinite), checked on the driver's ticks rather than by a timer per request; on virtual
+time."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def leader_without_quorum(wait: float | None) -> Driver[Any]:
                   machine=HostedMachine(Journal(), AddressBook({})),
                   storage=nowhere, transport=nowhere, clock=LoopClock(),
                   metrics=DriverMetrics("raft", 0),
-                  timing=Timing(tick_seconds=TICK_SECONDS, proposal_wait_seconds=wait))
+                  timing=Timing(tick_seconds=TICK_SECONDS, wait_seconds=wait))
 
 
 def test_a_proposal_without_a_quorum_times_out_after_the_wait() -> None:
@@ -85,6 +86,19 @@ def test_without_a_wait_the_proposal_waits_for_the_leader_to_step_down() -> None
             with pytest.raises(OutcomeUnknown) as raised:
                 await driver.propose(b"lost")
             assert not isinstance(raised.value, TimedOut)
+        finally:
+            await driver.stop()
+
+    run_virtual(main())
+
+
+def test_a_read_barrier_without_a_quorum_times_out_after_the_wait() -> None:
+    async def main() -> None:
+        driver = leader_without_quorum(WAIT_SECONDS)
+        driver.start()
+        try:
+            with pytest.raises(TimedOut):
+                await driver.read_barrier()
         finally:
             await driver.stop()
 

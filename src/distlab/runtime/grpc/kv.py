@@ -35,9 +35,6 @@ from distlab.wire.metadata import (
 from distlab.wire.not_leader import encode_not_leader
 from distlab.wire.sharding import group_of
 
-# A request without a deadline still gets an answer when the cluster has no quorum.
-DEFAULT_MAX_WAIT_SECONDS = 30.0
-
 KV_REQUESTS = Counter(
     "distlab_kv_requests",
     "KV requests answered by this node, by operation and gRPC status code.",
@@ -138,13 +135,10 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         self,
         shards: Sequence[Shard],
         *,
-        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
         unsafe_stale_reads: bool = False,
     ) -> None:
-        assert max_wait_seconds > 0
         assert shards, "a KV service needs at least one shard"
         self._shards = tuple(shards)
-        self._max_wait_seconds = max_wait_seconds
         # UNSAFE, for testing the tester only: serve Get from local state on any member
         # without the read barrier, which breaks linearizability (see NodeConfig).
         self._unsafe_stale_reads = unsafe_stale_reads
@@ -156,7 +150,7 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             check_key(request.key)
             shard = self._shard(request.key)
             if not self._unsafe_stale_reads:
-                await self._bounded(shard.log.read_barrier())
+                await shard.log.read_barrier()
             value = shard.machine.get(request.key)
             if value is None:
                 return kv_pb2.GetResponse(found=False)
@@ -213,7 +207,8 @@ class KVServicer(kv_pb2_grpc.KVServicer):
         """Check and encode `request` as a command (`command_of` raises a Rejection for a
         bad one), propose it on its group (the key's, or `group`), and return the state
         machine's result; a failure is answered with its status. Every write comes this
-        way, so it is one coroutine: no closure, no timer (the log bounds the wait)."""
+        way, so it is one coroutine: no closure, no timer (the log bounds the wait, and
+        answers TimedOut)."""
         span = _annotate(op, key)
         try:
             command = command_of(request)
@@ -227,18 +222,6 @@ class KVServicer(kv_pb2_grpc.KVServicer):
             await self._refuse(op, key, group or 0, context, span, error)
         count_request(op, "OK")
         return result
-
-    async def _bounded(self, step: Awaitable[Response]) -> Response:
-        try:
-            async with asyncio.timeout(self._max_wait_seconds):
-                return await step
-        except TimeoutError as error:
-            raise Rejection(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no outcome within {self._max_wait_seconds:g} s; the request may still be "
-                "applied",
-                ((ERROR_REASON, REASON_TIMED_OUT),),
-            ) from error
 
     async def _serve(
         self, op: str, key: bytes, context: Context, handle: Callable[[], Awaitable[Response]],

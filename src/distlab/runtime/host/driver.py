@@ -48,9 +48,10 @@ class Timing:
     tick_seconds: float = 0.05
     # Take a snapshot once this many entries are applied beyond the last one.
     snapshot_entries: int = 4096
-    # A proposal with no outcome this long after it was made fails with TimedOut (None:
-    # it waits as long as it takes). Checked once a tick, so it costs no timer per proposal.
-    proposal_wait_seconds: float | None = None
+    # A proposal or read barrier with no outcome this long after it was asked for fails
+    # with TimedOut (None: it waits as long as it takes). Checked once a tick, so it costs
+    # no timer per request.
+    wait_seconds: float | None = None
 
 
 @dataclass(slots=True)
@@ -113,8 +114,9 @@ class Driver(CoreLoop, Generic[CoreT]):
         self._last_proposed_index = 0
         self._election_span: trace.Span | None = None
         self._status = core.engine_status()
-        # Every proposal's (deadline, future), oldest first, when proposals have a wait.
-        self._deadlines: collections.deque[tuple[float, asyncio.Future[bytes]]] = (
+        # Every request's (deadline, future, whether a proposal), oldest first, when requests
+        # have a wait.
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[Any], bool]] = (
             collections.deque())
 
     @property
@@ -163,9 +165,7 @@ class Driver(CoreLoop, Generic[CoreT]):
         self._inputs.proposals.append((envelope, future, span))
         self._wake.set()
         started = self._clock.monotonic()
-        wait = self._timing.proposal_wait_seconds
-        if wait is not None:
-            self._deadlines.append((started + wait, future))
+        self._bound(future, started, proposal=True)
         try:
             return await future
         finally:
@@ -178,7 +178,14 @@ class Driver(CoreLoop, Generic[CoreT]):
         self._read_counter += 1
         self._inputs.reads.append((self._read_counter.to_bytes(8, "big"), future))
         self._wake.set()
+        self._bound(future, self._clock.monotonic(), proposal=False)
         await future
+
+    def _bound(self, future: asyncio.Future[Any], started: float, *, proposal: bool) -> None:
+        """Give `future` its deadline, when requests have a wait (see `_after_tick`)."""
+        wait = self._timing.wait_seconds
+        if wait is not None:
+            self._deadlines.append((started + wait, future, proposal))
 
     async def request(self, action: Callable[[CoreT], Any]) -> Any:
         """Run `action` on the core between Readys (membership, leadership transfer)."""
@@ -214,11 +221,12 @@ class Driver(CoreLoop, Generic[CoreT]):
             return
         now = self._clock.monotonic()
         while deadlines and (deadlines[0][0] <= now or deadlines[0][1].done()):
-            _, future = deadlines.popleft()
+            _, future, proposal = deadlines.popleft()
             if not future.done():
-                self._metrics.failed_timed_out.inc()
+                if proposal:
+                    self._metrics.failed_timed_out.inc()
                 future.set_exception(TimedOut(
-                    f"no outcome within {self._timing.proposal_wait_seconds:g} s"))
+                    f"no outcome within {self._timing.wait_seconds:g} s"))
 
     def _after_readys(self) -> None:
         self._maybe_snapshot()
