@@ -197,12 +197,6 @@ class Driver(CoreLoop, Generic[CoreT]):
     def status(self) -> EngineStatus:
         return self._status
 
-    def takes_in_while_syncing(self) -> bool:
-        """Whether this driver has work to do while the node's disk syncs: it leads, with
-        more proposals in flight than the one a lone writer waits on."""
-        return (self._status.role == "leader"
-                and len(self._pending) + len(self._inputs.proposals) > 1)
-
     def not_leader(self) -> NotLeader:
         leader = self._status.leader_id or None
         return NotLeader(leader, self.addresses.get(leader) if leader else None)

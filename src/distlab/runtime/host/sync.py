@@ -7,16 +7,13 @@ every other driver with a Ready in hand (and the peer senders with appends to wr
 run first, and the one fsync covers them all. Waiters whose writes came after a sync had
 started wait for the next one.
 
-Where the fsync runs depends on whether the node has work to take in while the disk works.
-A node leading a group with other proposals in flight fsyncs on a worker thread, never on
-the event loop: meanwhile its loop keeps taking requests in and stepping the followers'
-acknowledgements, which is what lets the next batch grow (measured under 64 writers on 3
-nodes, an inline fsync, even a fast disk's 1 ms, cost 20% of the throughput and shrank the
-batches). A node that leads nothing, or whose one proposal in flight is the one being made
-durable, has nothing to take in meanwhile: the next append waits for this fsync either way,
-since its acknowledgement must follow it, and the next proposal for its answer. It fsyncs
-inline and saves the hand-off, which cost a follower a fifth of its CPU and a lone writer a
-tenth of a millisecond per write.
+Where the fsync runs depends on what the node leads. A node that leads a group fsyncs on a
+worker thread, never on the event loop: while the disk works, its loop keeps taking requests
+in and stepping the followers' acknowledgements, which is what lets the next batch grow
+(measured under 64 writers on 3 nodes, an inline fsync, even a fast disk's 1 ms, cost 20% of
+the throughput and shrank the batches). A node that leads nothing has nothing to take in
+meanwhile: the next append waits for this fsync either way, since its acknowledgement must
+follow it. It fsyncs inline and saves the hand-off, which cost a follower a fifth of its CPU.
 """
 
 from __future__ import annotations
@@ -45,10 +42,10 @@ class SharedSync:
     """Shares the fsyncs of one WAL among the drivers that write to it."""
 
     def __init__(self, sync: Callable[[], SyncReport | None], written: Callable[[], int],
-                 busy: Callable[[], bool] = lambda: True) -> None:
+                 leads_any: Callable[[], bool] = lambda: True) -> None:
         self._sync = sync
         self._written = written
-        self._busy = busy
+        self._leads_any = leads_any
         self._durable = 0
         self._running: asyncio.Future[None] | None = None
 
@@ -58,7 +55,7 @@ class SharedSync:
         while self._durable < target:
             running = self._running
             if running is None:
-                if not self._busy():
+                if not self._leads_any():
                     await self._sync_here()
                     continue
                 running = self._running = asyncio.ensure_future(self._sync_once())
@@ -73,8 +70,8 @@ class SharedSync:
             self._running = None
 
     async def _sync_here(self) -> None:
-        """The inline fsync of a node with nothing to take in meanwhile, run by the waiter
-        that found none running (no task to start and shield). Waiters
+        """The inline fsync of a node that leads nothing, run by the waiter that found none
+        running (no task to start and shield: it has nothing else to do meanwhile). Waiters
         that come meanwhile wait on `_running`, and look again once it is done."""
         done = self._running = asyncio.get_running_loop().create_future()
         try:
