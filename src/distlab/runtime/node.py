@@ -110,7 +110,8 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
     groups: list[RaftGroup | PaxosGroup] = []
     shared_sync = SharedSync(
         stores.sync, lambda: stores.shared_log.written_seq,
-        leads_any=lambda: any(group.driver.status().role == "leader" for group in groups))
+        leads_any=lambda: any(group.driver.status().role == "leader" for group in groups),
+        writers=len(machines))
     driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
                            snapshot_entries=config.snapshot_entries,
                            wait_seconds=REQUEST_WAIT_SECONDS)

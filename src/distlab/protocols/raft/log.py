@@ -102,11 +102,13 @@ class RaftLog:
 
     def append(self, entries: Sequence[Entry]) -> None:
         """Appends entries that follow the last one directly (the leader's own proposals)."""
-        if entries:
-            assert entries[0].term >= self.last_term(), "terms go back along the log"
-        for entry in entries:
-            assert entry.index == self.last_index() + 1, "appended entries are not contiguous"
-            self.entries.append(entry)
+        if not entries:
+            return
+        assert entries[0].term >= self.last_term(), "terms go back along the log"
+        first = self.last_index() + 1
+        assert [e.index for e in entries] == list(range(first, first + len(entries))), (
+            "appended entries are not contiguous")
+        self.entries.extend(entries)
 
     def truncate_and_append(self, entries: Sequence[Entry]) -> int:
         """Appends entries from a leader, dropping our conflicting suffix first.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -58,14 +58,15 @@ class Timing:
 class _Pending:
     term: int
     future: asyncio.Future[bytes]
-    span: trace.Span
+    span: trace.Span | None  # None: the request is not traced
 
 
 @dataclass(slots=True)
 class _Inputs:
     unreachable: list[NodeId] = field(default_factory=list)
     snapshot_reports: list[tuple[NodeId, bool]] = field(default_factory=list)
-    proposals: list[tuple[bytes, asyncio.Future[bytes], trace.Span]] = field(default_factory=list)
+    proposals: list[tuple[bytes, asyncio.Future[bytes], trace.Span | None]] = field(
+        default_factory=list)
     reads: list[tuple[bytes, asyncio.Future[None]]] = field(default_factory=list)
     requests: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = field(
         default_factory=list)
@@ -149,8 +150,9 @@ class Driver(CoreLoop, Generic[CoreT]):
         self._inputs.snapshot_reports.append((peer, succeeded))
         self._wake.set()
 
-    async def propose(self, command: bytes) -> bytes:
-        return await self.propose_envelope(app_command(command))
+    def propose(self, command: bytes) -> Coroutine[Any, Any, bytes]:
+        # Not a coroutine of its own: every layer of coroutines is resumed again on each wake-up.
+        return self.propose_envelope(app_command(command))
 
     async def propose_envelope(self, envelope: bytes) -> bytes:
         """Replicate a host record (see `machine`), wait for it to apply, return its result."""
@@ -161,7 +163,7 @@ class Driver(CoreLoop, Generic[CoreT]):
         span = (tracer.start_span(f"{self._engine}.propose",
                                   attributes={f"{self._engine}.node": self.node_id,
                                               "distlab.group": self.group})
-                if trace.get_current_span().is_recording() else trace.INVALID_SPAN)
+                if trace.get_current_span().is_recording() else None)
         self._inputs.proposals.append((envelope, future, span))
         self._wake.set()
         started = self._clock.monotonic()
@@ -170,7 +172,8 @@ class Driver(CoreLoop, Generic[CoreT]):
             return await future
         finally:
             self._metrics.proposal_seconds.observe(self._clock.monotonic() - started)
-            span.end()
+            if span is not None:
+                span.end()
 
     async def read_barrier(self) -> None:
         self._raise_unless_leader()
@@ -277,7 +280,7 @@ class Driver(CoreLoop, Generic[CoreT]):
             return
         self._last_proposed_index = accepted[-1].index
         for proposal, (_, future, span) in zip(accepted, proposals, strict=True):
-            if span.is_recording():
+            if span is not None:
                 span.set_attribute(f"{self._engine}.index", proposal.index)
                 span.set_attribute(f"{self._engine}.term", proposal.term)
             self._pending[proposal.index] = _Pending(proposal.term, future, span)
@@ -322,6 +325,10 @@ class Driver(CoreLoop, Generic[CoreT]):
                      self.group, ready.snapshot.meta.last_index, self._status.leader_id)
         for message in later:
             transport.send(message, self._trace_context_for(message))
+        if later:
+            # A follower's acknowledgement is what the leader waits for: its peer sender
+            # writes it before this task goes on to apply and account for the Ready.
+            await asyncio.sleep(0)
         self._apply(ready.committed_entries)
         for read_state in ready.read_states:
             self._serve_read(read_state)
@@ -338,7 +345,7 @@ class Driver(CoreLoop, Generic[CoreT]):
         if self._pending:
             index = getattr(message, "last_entry_index", None)
             pending = self._pending.get(index) if index else None
-            if pending is not None and pending.span.is_recording():
+            if pending is not None and pending.span is not None:
                 return trace.set_span_in_context(pending.span)
         if self._election_span is not None:
             return trace.set_span_in_context(self._election_span)
@@ -360,7 +367,7 @@ class Driver(CoreLoop, Generic[CoreT]):
             if pending is None:
                 continue
             if pending.term == entry.term:
-                if pending.span.is_recording():
+                if pending.span is not None:
                     pending.span.add_event("applied")
                 if not pending.future.done():
                     pending.future.set_result(result)

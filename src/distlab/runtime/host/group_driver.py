@@ -3,7 +3,7 @@ that closes the loop between the driver and the transport that reports back to i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from distlab.core.ids import NodeId
@@ -42,8 +42,9 @@ class DrivenGroup:
     async def stop(self) -> None:
         await self.driver.stop()
 
-    async def propose(self, command: bytes) -> bytes:
-        return await self.driver.propose(command)
+    def propose(self, command: bytes) -> Coroutine[Any, Any, bytes]:
+        # The driver's coroutine itself: a layer of its own would be resumed on every wake-up.
+        return self.driver.propose(command)
 
     async def read_barrier(self) -> None:
         await self.driver.read_barrier()

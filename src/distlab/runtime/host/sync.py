@@ -4,8 +4,9 @@ makes all of their writes durable.
 A driver writes its Ready's records (no sync), then awaits `durable()`. The first waiter
 starts a sync; before it reads how far the WAL is written, it yields once to the loop, so
 every other driver with a Ready in hand (and the peer senders with appends to write) gets to
-run first, and the one fsync covers them all. Waiters whose writes came after a sync had
-started wait for the next one.
+run first, and the one fsync covers them all (an inline fsync of a node with one group does
+not yield: nobody else could join it). Waiters whose writes came after a sync had started
+wait for the next one.
 
 Where the fsync runs depends on what the node leads. A node that leads a group fsyncs on a
 worker thread, never on the event loop: while the disk works, its loop keeps taking requests
@@ -42,10 +43,12 @@ class SharedSync:
     """Shares the fsyncs of one WAL among the drivers that write to it."""
 
     def __init__(self, sync: Callable[[], SyncReport | None], written: Callable[[], int],
-                 leads_any: Callable[[], bool] = lambda: True) -> None:
+                 leads_any: Callable[[], bool] = lambda: True, writers: int = 1) -> None:
+        """`writers`: how many drivers write to the WAL (the node's groups)."""
         self._sync = sync
         self._written = written
         self._leads_any = leads_any
+        self._alone = writers <= 1
         self._durable = 0
         self._running: asyncio.Future[None] | None = None
 
@@ -75,7 +78,9 @@ class SharedSync:
         that come meanwhile wait on `_running`, and look again once it is done."""
         done = self._running = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.sleep(0)
+            if not self._alone:
+                # Other groups' drivers may have a Ready in hand: this fsync covers theirs too.
+                await asyncio.sleep(0)
             await self._sync_recorded(on_thread=False)
         finally:
             self._running = None
