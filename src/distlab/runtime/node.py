@@ -4,6 +4,7 @@ KV, health and reflection) with /metrics on a second, through the one server sta
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
@@ -365,12 +366,30 @@ class Node:
         log.info("node %d stopped", self.config.node_id)
 
 
+# Allocations (less deallocations) of container objects between two collections of the
+# youngest generation; Python's default is 700.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Once a node serves, what it built to start (modules, services, stores) lives as long as
+    it does, and what a request allocates is freed by reference counting: the cyclic collector
+    has little to find. The start-up heap is frozen, out of every collection's walk, and the
+    youngest generation is collected less often (measured under 64 writers on 3 nodes: about
+    5% of each member's CPU per write)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
+
+
 async def serve_until_signalled(node: Node) -> None:
     """Run `node` until SIGTERM or SIGINT, then stop it cleanly; raises StartupError when a
     group's storage fails while it runs (the node must not go on as if its writes were safe)."""
 
     async def serve(stop: asyncio.Event) -> None:
         await node.start()
+        settle_heap()
         stopped = asyncio.ensure_future(stop.wait())
         failed = asyncio.ensure_future(node.failed.wait())
         try:
