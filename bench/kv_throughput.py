@@ -75,6 +75,7 @@ from distlab.ops.load import LoadResult, measure_load, summarize
 from distlab.ops.local_cluster import free_loopback_ports
 from distlab.ops.status import fetch_status, wait_for_leader
 from distlab.runtime import loop
+from distlab.runtime.heap import settle_heap
 
 VALUE_SIZE = 100
 T = TypeVar("T")
@@ -504,6 +505,7 @@ async def etcd_load(address: str, clients: int, duration: float) -> LoadResult:
             await put(encode_put_request(key, value), timeout=2.0)
 
         await put(encode_put_request(b"bench-warmup", value), timeout=10.0)
+        settle_heap()  # as distlab's own load processes do before they measure
         return await measure_load(clients, duration, operation)
 
 

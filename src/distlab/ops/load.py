@@ -23,6 +23,7 @@ from typing import Any
 
 from distlab.client import Definite, KVClient
 from distlab.runtime import loop
+from distlab.runtime.heap import settle_heap
 from distlab.telemetry.tracing import client_tracing
 from distlab.wire.sharding import keys_by_group
 
@@ -204,6 +205,7 @@ async def run_kv_workload(workload: KVLoad, ready: Callable[[], Awaitable[None]]
         value = "v" * workload.value_size
         keys = warmup_keys(workload.clients, await client.group_count())
         await asyncio.gather(*(client.put(key, value) for key in keys))
+        settle_heap()
         if ready is not None:
             await ready()
         return await measure_load(

@@ -4,7 +4,6 @@ KV, health and reflection) with /metrics on a second, through the one server sta
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import random
 import time
@@ -51,6 +50,7 @@ from distlab.runtime.grpc.chain import ChainCollector, ChainServicer
 from distlab.runtime.grpc.channels import PeerChannels
 from distlab.runtime.grpc.kv import KVServicer, Shard
 from distlab.runtime.grpc.txn import TxnServicer
+from distlab.runtime.heap import settle_heap
 from distlab.runtime.host.driver import Timing
 from distlab.runtime.host.group_transport import GroupReceiver, GroupTransport
 from distlab.runtime.host.host import Host
@@ -364,23 +364,6 @@ class Node:
         if self._server is not None:
             await self._server.stop()
         log.info("node %d stopped", self.config.node_id)
-
-
-# Allocations (less deallocations) of container objects between two collections of the
-# youngest generation; Python's default is 700.
-GC_YOUNG_THRESHOLD = 10_000
-
-
-def settle_heap() -> None:
-    """Once a node serves, what it built to start (modules, services, stores) lives as long as
-    it does, and what a request allocates is freed by reference counting: the cyclic collector
-    has little to find. The start-up heap is frozen, out of every collection's walk, and the
-    youngest generation is collected less often (measured under 64 writers on 3 nodes: about
-    5% of each member's CPU per write)."""
-    gc.collect()
-    gc.freeze()
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
 
 
 async def serve_until_signalled(node: Node) -> None:
