@@ -28,6 +28,7 @@ channel per member.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,10 @@ INITIAL_BACKOFF_SECONDS = 0.02
 MAX_BACKOFF_SECONDS = 0.1
 
 R = TypeVar("R")
+# The tracer providers whose spans record nothing (the API's default, and an explicit no-op),
+# and the operation's stand-in span under them.
+_NO_SPANS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+_UNTRACED = contextlib.nullcontext(trace.INVALID_SPAN)
 Send = Callable[["kv_pb2_grpc.KVAsyncStub", float], Awaitable[R]]
 
 
@@ -119,13 +124,20 @@ class _Session:
 class _Attempts:
     """What the attempts of one operation so far imply about its outcome."""
 
-    description: str
+    # The operation ("put", or a sentence) and its key, described only when a message needs
+    # them: most operations succeed at once and are never described.
+    what: str
+    key: bytes
     budget_seconds: float
     writes: bool
     maybe_applied: bool = False
     last_error: str = "no attempt finished"
     # Member -> why it could not be connected to, for the members that refused in a row.
     refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        return f"{self.what} {describe(self.key)}" if self.key else self.what
 
     def unreachable(self) -> Unreachable:
         causes = "; ".join(f"{address} ({cause})" for address, cause in self.refused.items())
@@ -329,7 +341,7 @@ class KVClient:
         client_id = new_client_id()
         request = kv_pb2.OpenSessionRequest(client_id=client_id, group=group)
         # Opening is idempotent, so its own attempts never leave an open outcome behind.
-        opening = _Attempts(f"opening a session for {attempts.description}",
+        opening = _Attempts(f"opening a session for {attempts.description}", b"",
                             attempts.budget_seconds, writes=False)
         try:
             await self._rpc(lambda stub, t: stub.OpenSession(request, timeout=t),
@@ -505,12 +517,16 @@ class KVClient:
         seconds = self.operation_timeout if budget is None else budget
         if seconds <= 0:
             raise ValueError("the time budget must be positive")
-        return _Attempts(f"{op} {describe(key)}" if key else op, seconds, writes)
+        return _Attempts(op, key, seconds, writes)
 
     def _deadline(self, attempts: _Attempts) -> float:
         return asyncio.get_running_loop().time() + attempts.budget_seconds
 
     def _span(self, op: str, key: bytes) -> Any:
+        # Without a tracer provider of the SDK every span would be a no-op, and building one
+        # costs an operation more than the rest of the client's own work.
+        if isinstance(trace.get_tracer_provider(), _NO_SPANS):
+            return _UNTRACED
         return self._tracer.start_as_current_span(
             f"kv {op}", attributes={"kv.op": op, "kv.key": printable(key)})
 
