@@ -2,11 +2,10 @@
 makes all of their writes durable.
 
 A driver writes its Ready's records (no sync), then awaits `durable()`. The first waiter
-starts a sync; before it reads how far the WAL is written, it yields once to the loop, so
-every other driver with a Ready in hand (and the peer senders with appends to write) gets to
-run first, and the one fsync covers them all (an inline fsync of a node with one group does
-not yield: nobody else could join it). Waiters whose writes came after a sync had started
-wait for the next one.
+starts a sync; on a node with several groups, before it reads how far the WAL is written, it
+yields once to the loop, so every other driver with a Ready in hand gets to run first, and
+the one fsync covers them all (with one group nobody else could join it, and the sync starts
+at once). Waiters whose writes came after a sync had started wait for the next one.
 
 Where the fsync runs depends on what the node leads. A node that leads a group fsyncs on a
 worker thread, never on the event loop: while the disk works, its loop keeps taking requests
@@ -61,16 +60,43 @@ class SharedSync:
                 if not self._leads_any():
                     await self._sync_here()
                     continue
-                running = self._running = asyncio.ensure_future(self._sync_once())
+                running = self._running = (self._sync_on_thread() if self._alone
+                                           else asyncio.ensure_future(self._sync_after_others()))
             # Shielded: a waiter that is cancelled must not cancel the fsync others wait on.
             await asyncio.shield(running)
 
-    async def _sync_once(self) -> None:
+    async def _sync_after_others(self) -> None:
         try:
+            # Other groups' drivers may have a Ready in hand: this fsync covers theirs too.
             await asyncio.sleep(0)
-            await self._sync_recorded(on_thread=True)
+            await self._sync_on_thread()
         finally:
-            self._running = None
+            if self._running is asyncio.current_task():
+                self._running = None
+
+    def _sync_on_thread(self) -> asyncio.Future[None]:
+        """Start an fsync of everything written so far on the worker thread; the future is
+        done (or failed) with it."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        target = self._written()
+        started = time.perf_counter()
+
+        def finished(syncing: asyncio.Future[SyncReport | None]) -> None:
+            if self._running is done:
+                self._running = None
+            if syncing.cancelled():  # the loop is closing
+                done.cancel()
+            elif (error := syncing.exception()) is not None:
+                done.set_exception(error)
+            else:
+                self._record(target, started, syncing.result())
+                done.set_result(None)
+
+        # The loop's own executor, without `to_thread`'s copy of the context: the fsync needs
+        # none, and this runs once a batch.
+        loop.run_in_executor(None, self._sync).add_done_callback(finished)
+        return done
 
     async def _sync_here(self) -> None:
         """The inline fsync of a node that leads nothing, run by the waiter that found none
@@ -81,16 +107,16 @@ class SharedSync:
             if not self._alone:
                 # Other groups' drivers may have a Ready in hand: this fsync covers theirs too.
                 await asyncio.sleep(0)
-            await self._sync_recorded(on_thread=False)
+            target = self._written()
+            started = time.perf_counter()
+            self._record(target, started, self._sync())
         finally:
             self._running = None
             # The others only look again: a failure reaches each through its own fsync.
             done.set_result(None)
 
-    async def _sync_recorded(self, *, on_thread: bool) -> None:
-        target = self._written()
-        started = time.perf_counter()
-        report = await asyncio.to_thread(self._sync) if on_thread else self._sync()
+    def _record(self, target: int, started: float, report: SyncReport | None) -> None:
+        """The WAL is durable up to `target`, by an fsync started at `started`."""
         self._durable = max(self._durable, target)
         if report is not None:  # None: another caller's fsync had covered it all
             FSYNC_SECONDS.observe(time.perf_counter() - started)
