@@ -79,6 +79,11 @@ log = logging.getLogger(__name__)
 # A request without a deadline still gets an answer when its group has no quorum: its
 # proposal or read barrier fails as timed out (DEADLINE_EXCEEDED) after this long.
 REQUEST_WAIT_SECONDS = 30.0
+# The longest a leader holds its next batch for the writers its last one answered (see
+# `Driver._batch_committed`). Measured on 3 nodes: under 64 writers batches grew from 6 to
+# 29 entries and writes/s from 2,500 to 5,000 (3 ms: 4,100; 8 ms: 5,200), under 8 writers
+# from 1,300 to 2,200 with half the latency, and a lone writer never waits.
+BATCH_WAIT_SECONDS = 0.005
 
 
 def service_name(config: NodeConfig) -> str:
@@ -115,7 +120,8 @@ def build_host(config: NodeConfig, stores: NodeStorage, peer: PeerTransport, rou
         writers=len(machines))
     driver_timing = Timing(tick_seconds=config.raft_tick_ms / 1000,
                            snapshot_entries=config.snapshot_entries,
-                           wait_seconds=REQUEST_WAIT_SECONDS)
+                           wait_seconds=REQUEST_WAIT_SECONDS,
+                           batch_wait_seconds=BATCH_WAIT_SECONDS)
     voters = frozenset() if config.join else frozenset(config.cluster)
     clock = clock if clock is not None else node_clock(config)
     paxos = config.engine == PAXOS
