@@ -19,7 +19,7 @@ from distlab.runtime.host.metrics import DriverMetrics
 from distlab.runtime.host.ports import LoopClock
 from distlab.sim.loop import run_virtual
 from tests.unit.raft.raft_harness import N1, N2, elect, make
-from tests.unit.raft.test_proposal_wait import Journal
+from tests.unit.raft.test_proposal_wait import Journal, NoDisk
 
 # A follower's round trip (append, fsync, reply), and the writers' between an answer and
 # their next request: writer N pauses N + 1 times this, so they come back one by one.
@@ -28,7 +28,7 @@ WRITER_SECONDS = 0.0001
 BATCH_WAIT_SECONDS = 0.004
 
 
-class Follower:
+class Follower(NoDisk):
     """Node 2, acknowledging every append a replication round trip after it was sent, over a
     disk that keeps nothing; counts the entries of each append with some."""
 
@@ -52,15 +52,6 @@ class Follower:
         else:
             return
         asyncio.get_running_loop().call_later(REPLICATION_SECONDS, self.driver.deliver, reply)
-
-    async def persist(self, ready: Any) -> None:
-        return None
-
-    def save_snapshot(self, snapshot: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 def leader(batch_wait: float) -> tuple[Driver[Any], Follower]:

@@ -22,11 +22,8 @@ TICK_SECONDS = 0.05
 WAIT_SECONDS = 0.2
 
 
-class Unanswered:
-    """A transport to followers that never answer, over a disk that keeps nothing."""
-
-    def send(self, message: Any, trace_context: Any) -> None:
-        return None
+class NoDisk:
+    """A driver's storage that keeps nothing."""
 
     async def persist(self, ready: Any) -> None:
         return None
@@ -35,6 +32,13 @@ class Unanswered:
         return None
 
     def close(self) -> None:
+        return None
+
+
+class Unanswered(NoDisk):
+    """A transport to followers that never answer, over a disk that keeps nothing."""
+
+    def send(self, message: Any, trace_context: Any) -> None:
         return None
 
 
