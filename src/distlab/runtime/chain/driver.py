@@ -153,6 +153,8 @@ class ChainDriver(CoreLoop):
         self._on_failure = on_failure
         self.observer = observer
         self._inputs = _Inputs()
+        # Where the clock stood at the last tick fed (None: before the first feed).
+        self._ticked_at: float | None = None
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._next_request = 1
         self._calls: dict[str, asyncio.Task[None]] = {}
@@ -228,9 +230,28 @@ class ChainDriver(CoreLoop):
     def _after_tick(self) -> None:
         self._watch_leases()
 
+    def _catch_up_ticks(self) -> None:
+        """Count the ticks the clock says have passed, not only those the timer delivered.
+
+        A paused process (SIGSTOP, a stalled VM) misses its tick timer: on waking it gets
+        one late tick for the whole pause, and a lease counted in ticks would outlive the
+        pause, so a replica dropped from the chain meanwhile would answer a read queued
+        during it from its stale state. Feeding every tick period that passed keeps the
+        lease to real time.
+        """
+        now = self._clock.monotonic()
+        if self._ticked_at is None:
+            self._ticked_at = now
+            return
+        due = int((now - self._ticked_at) / self._tick_seconds)
+        if due > self._ticks:
+            self._ticks = due
+        self._ticked_at += self._ticks * self._tick_seconds
+
     def _feed_core(self) -> None:
         inputs = self._inputs
         core = self.core
+        self._catch_up_ticks()
         if self._ticks:
             local = self._master.local_config()
             if local is not None:
