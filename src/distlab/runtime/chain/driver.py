@@ -237,16 +237,18 @@ class ChainDriver(CoreLoop):
         one late tick for the whole pause, and a lease counted in ticks would outlive the
         pause, so a replica dropped from the chain meanwhile would answer a read queued
         during it from its stale state. Feeding every tick period that passed keeps the
-        lease to real time.
+        lease to real time. Only the replica gets the missed ticks: the lease monitor, which
+        counts how long the others have been silent, heard nothing during the pause either,
+        and must not take its own pause for their silence.
         """
         now = self._clock.monotonic()
         if self._ticked_at is None:
             self._ticked_at = now
             return
         due = int((now - self._ticked_at) / self._tick_seconds)
-        if due > self._ticks:
-            self._ticks = due
-        self._ticked_at += self._ticks * self._tick_seconds
+        for _ in range(due - self._ticks):
+            self.core.tick()
+        self._ticked_at += max(due, self._ticks) * self._tick_seconds
 
     def _feed_core(self) -> None:
         inputs = self._inputs
