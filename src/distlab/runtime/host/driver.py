@@ -114,8 +114,8 @@ class Driver(CoreLoop, Generic[CoreT]):
         self._reads_waiting_apply: list[tuple[int, asyncio.Future[None]]] = []
         self._read_counter = 0
         self._last_leader = NO_NODE
-        # The log index of the last proposal handed to the core, and how many it had
-        # (see `_may_propose`).
+        # The log index of the last proposal handed to the core (see `_may_propose`), and how
+        # many proposals its batch had (what the next batch waits for, `_batch_committed`).
         self._last_proposed_index = 0
         self._last_batch_size = 0
         self._batch_in_flight = False
